@@ -1,0 +1,134 @@
+//! The ports: one small async trait per capability, so a handler takes only
+//! what it uses and a test fake is a few lines.
+//!
+//! Implementations: `dofs-aws` (DynamoDB, SQS, Step Functions) and
+//! `dofs-local` (SQLite); in-memory fakes for tests live in
+//! [`crate::testkit`] behind the `testkit` feature, with the contract suite
+//! every adapter must pass.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contracts::OrderSubmission;
+use crate::error::PortError;
+use crate::model::{FailedOrder, Order, OrderId};
+use crate::status::{OrderStatus, StatusChange};
+
+/// Result of [`OrderStore::insert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The order was not there and now is.
+    Inserted,
+    /// An order with that id was already stored; it is returned unchanged.
+    AlreadyExists(Order),
+}
+
+/// Result of [`OrderStore::transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    /// The status was `expected` and is now the new one; the updated order.
+    Applied(Order),
+    /// The status was not `expected`, so nothing changed; the current order.
+    /// This is how a duplicate delivery is recognised.
+    Unchanged(Order),
+    /// No order with that id.
+    NotFound,
+}
+
+/// The orders table.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    async fn get(&self, order_id: &OrderId) -> Result<Option<Order>, PortError>;
+
+    /// Writes `order` only if no order with its id exists (a conditional put).
+    async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError>;
+
+    /// Atomically appends `change` to the history and sets the status, but
+    /// only if the current status is `expected` (a conditional update).
+    /// Callers check the status machine before calling.
+    async fn transition(
+        &self,
+        order_id: &OrderId,
+        expected: OrderStatus,
+        change: StatusChange,
+    ) -> Result<TransitionOutcome, PortError>;
+}
+
+/// The failed_orders table.
+#[async_trait]
+pub trait FailedOrderStore: Send + Sync {
+    /// Records a failure. Idempotent: the first record for an order wins and
+    /// later ones are accepted without change (a redelivered DLQ message
+    /// must not fail).
+    async fn record(&self, failed: &FailedOrder) -> Result<(), PortError>;
+
+    async fn get(&self, order_id: &OrderId) -> Result<Option<FailedOrder>, PortError>;
+}
+
+/// The order queue, for senders outside the workflow (redrive, tests).
+#[async_trait]
+pub trait OrderQueue: Send + Sync {
+    /// Sends `order` as the message body; `trace_header` becomes the
+    /// message's `AWSTraceHeader` system attribute. Returns the message id.
+    async fn send(&self, order: &Order, trace_header: Option<&str>) -> Result<String, PortError>;
+}
+
+/// Result of [`Workflow::start`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// A new execution was started (or the very same one already existed:
+    /// Step Functions treats same name + same input as idempotent).
+    Started,
+    /// An execution with that name exists with a different input.
+    AlreadyExists,
+}
+
+/// Status of a workflow execution, as Step Functions reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+/// What [`Workflow::describe`] tells about an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionView {
+    pub status: ExecutionStatus,
+    pub input: OrderSubmission,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The order workflow (a Step Functions state machine).
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// Starts the workflow for one order; the execution name is the order id.
+    /// `trace_header` (`Root=...;Parent=...;Sampled=...`) continues the trace.
+    async fn start(
+        &self,
+        submission: &OrderSubmission,
+        trace_header: Option<&str>,
+    ) -> Result<StartOutcome, PortError>;
+
+    /// The execution named after `order_id`, if any.
+    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError>;
+}
+
+/// The time source, replaceable in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,1 @@
+//! In-memory adapters and the port contract suite (feature `testkit`).

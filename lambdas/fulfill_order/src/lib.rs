@@ -1,0 +1,1 @@
+//! fulfill_order

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs, idempotently and only under target/tools/, every outside tool the
+# tests use: a Python venv with moto[server], statelint, checkov and
+# cargo-lambda, and a Terraform CLI config that points at the machine's
+# provider mirror so `terraform init` works offline.
+#
+# Source it (`. scripts/tools.sh`) to get the environment it exports:
+#   DOFS_TOOLS_DIR, DOFS_VENV, PATH (venv bin first), TF_CLI_CONFIG_FILE,
+#   DOFS_TF_PLUGIN_MIRROR (when a mirror was found).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DOFS_TOOLS_DIR="${DOFS_TOOLS_DIR:-$repo_root/target/tools}"
+export DOFS_VENV="$DOFS_TOOLS_DIR/venv"
+mkdir -p "$DOFS_TOOLS_DIR"
+
+# Bump when the pinned set changes; a stamp file makes re-runs instant.
+python_tools=("moto[server]==5.2.5" "statelint==3.1.0" "checkov==3.3.30" "cargo-lambda==1.9.2")
+stamp="$DOFS_VENV/.dofs-tools-$(printf '%s\n' "${python_tools[@]}" | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "tools: installing ${python_tools[*]} into $DOFS_VENV" >&2
+  python3 -m venv "$DOFS_VENV"
+  "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
+  "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check "${python_tools[@]}" >&2
+  touch "$stamp"
+fi
+export PATH="$DOFS_VENV/bin:$PATH"
+
+# Terraform: the image carries the CLI and an unpacked provider mirror. Find
+# the mirror (or honour DOFS_TF_PLUGIN_MIRROR) and write a CLI config that
+# installs providers from it only.
+if [ -z "${DOFS_TF_PLUGIN_MIRROR:-}" ]; then
+  for candidate in /opt/tf-plugins /usr/share/terraform/plugins "$HOME/.terraform.d/plugins"; do
+    if [ -d "$candidate/registry.terraform.io/hashicorp/aws" ]; then
+      DOFS_TF_PLUGIN_MIRROR="$candidate"
+      break
+    fi
+  done
+fi
+if [ -n "${DOFS_TF_PLUGIN_MIRROR:-}" ]; then
+  export DOFS_TF_PLUGIN_MIRROR
+  export TF_CLI_CONFIG_FILE="$DOFS_TOOLS_DIR/terraformrc"
+  cat > "$TF_CLI_CONFIG_FILE" <<TFRC
+provider_installation {
+  filesystem_mirror {
+    path    = "$DOFS_TF_PLUGIN_MIRROR"
+    include = ["registry.terraform.io/hashicorp/*"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/hashicorp/*"]
+  }
+}
+TFRC
+  export TF_PLUGIN_CACHE_DIR="$DOFS_TOOLS_DIR/terraform-plugin-cache"
+  mkdir -p "$TF_PLUGIN_CACHE_DIR"
+fi
