@@ -1,0 +1,100 @@
+# HTTP API (payload 2.0) in front of api_handler. api_handler answers 404 and
+# 405 itself, so the $default route also goes to it: clients get the same JSON
+# errors for every path.
+
+resource "aws_apigatewayv2_api" "orders" {
+  name          = "${local.stack}-orders-api"
+  description   = "DOFS order API: POST /orders, GET /orders/{order_id}."
+  protocol_type = "HTTP"
+}
+
+resource "aws_apigatewayv2_integration" "api_handler" {
+  api_id                 = aws_apigatewayv2_api.orders.id
+  integration_type       = "AWS_PROXY"
+  integration_method     = "POST"
+  integration_uri        = module.functions["api_handler"].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = min(30000, var.function_timeouts["api_handler"] * 1000 + 500)
+}
+
+resource "aws_apigatewayv2_authorizer" "jwt" {
+  count = var.jwt_authorizer == null ? 0 : 1
+
+  api_id           = aws_apigatewayv2_api.orders.id
+  name             = "${local.stack}-jwt"
+  authorizer_type  = "JWT"
+  identity_sources = ["$request.header.Authorization"]
+
+  jwt_configuration {
+    issuer   = var.jwt_authorizer.issuer
+    audience = var.jwt_authorizer.audience
+  }
+}
+
+locals {
+  api_routes = ["POST /orders", "GET /orders/{order_id}", "$default"]
+}
+
+resource "aws_apigatewayv2_route" "orders" {
+  #checkov:skip=CKV_AWS_309:Authorization is the jwt_authorizer variable's choice; without it the order API is deliberately public (throttled, validated, access-logged).
+  for_each = toset(local.api_routes)
+
+  api_id             = aws_apigatewayv2_api.orders.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.api_handler.id}"
+  authorization_type = var.jwt_authorizer == null ? "NONE" : "JWT"
+  authorizer_id      = var.jwt_authorizer == null ? null : aws_apigatewayv2_authorizer.jwt[0].id
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/${local.stack}-orders-api"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.stack.arn
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.orders.id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_rate_limit  = var.api_throttling_rate_limit
+    throttling_burst_limit = var.api_throttling_burst_limit
+    # Detailed metrics give per-route 4xx/5xx/latency on the dashboard.
+    detailed_metrics_enabled = true
+  }
+
+  # One JSON object per request. integrationRequestId is api_handler's Lambda
+  # request id, which its own log lines carry next to the X-Ray trace id, so an
+  # access-log line leads to the trace and the order.
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId            = "$context.requestId"
+      extendedRequestId    = "$context.extendedRequestId"
+      integrationRequestId = "$context.integration.requestId"
+      integrationStatus    = "$context.integration.integrationStatus"
+      integrationError     = "$context.integration.error"
+      integrationLatency   = "$context.integration.latency"
+      ip                   = "$context.identity.sourceIp"
+      requestTime          = "$context.requestTime"
+      httpMethod           = "$context.httpMethod"
+      routeKey             = "$context.routeKey"
+      path                 = "$context.path"
+      status               = "$context.status"
+      protocol             = "$context.protocol"
+      responseLength       = "$context.responseLength"
+      responseLatency      = "$context.responseLatency"
+      authorizerError      = "$context.authorizer.error"
+      errorMessage         = "$context.error.message"
+    })
+  }
+}
+
+resource "aws_lambda_permission" "api_gateway" {
+  statement_id  = "AllowOrdersApiInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = module.functions["api_handler"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.orders.execution_arn}/*/*"
+}

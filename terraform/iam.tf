@@ -1,0 +1,152 @@
+# Least privilege, one policy per function (the lambda_function module adds
+# logs, X-Ray and KMS decrypt of the environment) and the workflow's role.
+# Every statement names ARNs; the only "*" resources are X-Ray's, in the module.
+
+locals {
+  sqs_consumer_actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+}
+
+data "aws_iam_policy_document" "api_handler" {
+  statement {
+    sid       = "StartOrderWorkflow"
+    actions   = ["states:StartExecution"]
+    resources = [local.state_machine_arn]
+  }
+  # An Idempotency-Key replay looks up the existing execution.
+  statement {
+    sid       = "DescribeOrderExecutions"
+    actions   = ["states:DescribeExecution"]
+    resources = [local.execution_arn_glob]
+  }
+  statement {
+    sid       = "ReadOrders"
+    actions   = ["dynamodb:GetItem"]
+    resources = [module.orders_table.arn]
+  }
+}
+
+data "aws_iam_policy_document" "order_storage" {
+  statement {
+    sid       = "WriteOrders"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+    resources = [module.orders_table.arn]
+  }
+}
+
+data "aws_iam_policy_document" "fulfill_order" {
+  statement {
+    sid       = "FulfilOrders"
+    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [module.orders_table.arn]
+  }
+  statement {
+    sid       = "ConsumeOrderQueue"
+    actions   = local.sqs_consumer_actions
+    resources = [module.order_queue.queue_arn]
+  }
+  statement {
+    sid       = "DecryptOrderQueue"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.stack.arn]
+  }
+}
+
+data "aws_iam_policy_document" "dlq_handler" {
+  statement {
+    sid       = "RecordFailedOrders"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [module.orders_table.arn, module.failed_orders_table.arn]
+  }
+  statement {
+    sid       = "ConsumeDeadLetterQueue"
+    actions   = local.sqs_consumer_actions
+    resources = [module.order_queue.dlq_arn]
+  }
+  statement {
+    sid       = "DecryptDeadLetterQueue"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.stack.arn]
+  }
+}
+
+locals {
+  # validator only computes: no policy beyond logs and X-Ray.
+  function_policies = {
+    api_handler   = data.aws_iam_policy_document.api_handler.json
+    validator     = null
+    order_storage = data.aws_iam_policy_document.order_storage.json
+    fulfill_order = data.aws_iam_policy_document.fulfill_order.json
+    dlq_handler   = data.aws_iam_policy_document.dlq_handler.json
+  }
+}
+
+data "aws_iam_policy_document" "workflow_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "workflow" {
+  name               = "${local.stack}-order-workflow-role"
+  description        = "Role of the order workflow: invoke validator and order_storage, send to the order queue and the DLQ."
+  assume_role_policy = data.aws_iam_policy_document.workflow_assume.json
+}
+
+data "aws_iam_policy_document" "workflow" {
+  statement {
+    sid     = "InvokeWorkflowFunctions"
+    actions = ["lambda:InvokeFunction"]
+    # Qualified ARNs too, in case a task ever targets a version or alias.
+    resources = flatten([
+      for fn in ["validator", "order_storage"] : [module.functions[fn].arn, "${module.functions[fn].arn}:*"]
+    ])
+  }
+
+  # EnqueueOrder sends to the order queue; the DeadLetter catch-all sends
+  # straight to the DLQ.
+  statement {
+    sid       = "SendToQueues"
+    actions   = ["sqs:SendMessage"]
+    resources = [module.order_queue.queue_arn, module.order_queue.dlq_arn]
+  }
+  statement {
+    sid       = "EncryptQueueMessages"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.stack.arn]
+  }
+
+  # X-Ray trace ingestion and sampling have no resource-level permissions.
+  statement {
+    sid = "XRay"
+    actions = [
+      "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    ]
+    resources = ["*"]
+  }
+
+  # Step Functions log delivery is a CloudWatch Logs "vended log" delivery;
+  # these management calls do not support resource-level permissions.
+  statement {
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "workflow" {
+  name   = "order-workflow"
+  role   = aws_iam_role.workflow.id
+  policy = data.aws_iam_policy_document.workflow.json
+}

@@ -1,0 +1,44 @@
+# A work queue and its dead-letter queue, wired with a redrive policy, both
+# encrypted with the stack key. The DLQ only accepts redrives from its own
+# queue so that nothing else can use it as a dumping ground; the workflow's
+# direct sends to the DLQ are a plain SendMessage, which redrive_allow_policy
+# does not restrict.
+
+resource "aws_sqs_queue" "dlq" {
+  name                              = "${var.name}-dlq"
+  message_retention_seconds         = var.dlq_message_retention_seconds
+  visibility_timeout_seconds        = var.dlq_visibility_timeout_seconds
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+  tags                              = var.tags
+}
+
+resource "aws_sqs_queue" "main" {
+  name                              = var.name
+  message_retention_seconds         = var.message_retention_seconds
+  visibility_timeout_seconds        = var.visibility_timeout_seconds
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = 300
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.visibility_timeout_seconds >= 6 * var.consumer_timeout_seconds
+      error_message = "The visibility timeout must be at least 6x the consumer's timeout, or messages are redelivered while still being processed."
+    }
+  }
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.main.arn]
+  })
+}

@@ -1,0 +1,131 @@
+# Alarms, the dashboard and Logs Insights queries. The alarms and the dashboard
+# are data under dashboards/ (shared with the local runtime); this file only
+# binds their placeholders to this stack's resources.
+
+locals {
+  dashboards_dir = "${path.module}/../dashboards"
+  metric_catalog = jsondecode(file("${local.dashboards_dir}/metrics.json"))
+  alarm_catalog  = jsondecode(file("${local.dashboards_dir}/alarms.json"))
+
+  stack_alarms    = { for a in local.alarm_catalog.alarms : a.name => a if a.scope == "stack" }
+  function_alarms = { for a in local.alarm_catalog.alarms : a.name => a if a.scope == "function" }
+
+  alarm_placeholders = {
+    api_id                 = aws_apigatewayv2_api.orders.id
+    state_machine_arn      = aws_sfn_state_machine.order_workflow.arn
+    order_queue_name       = module.order_queue.queue_name
+    dead_letter_queue_name = module.order_queue.dlq_name
+  }
+}
+
+resource "aws_sns_topic" "on_call" {
+  name              = "${local.stack}-on-call"
+  display_name      = "DOFS ${local.stack} on-call"
+  kms_master_key_id = aws_kms_key.stack.arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.alarm_email_endpoints)
+
+  topic_arn = aws_sns_topic.on_call.arn
+  protocol  = "email"
+  endpoint  = each.key
+}
+
+resource "aws_sns_topic_subscription" "https" {
+  for_each = toset(var.alarm_https_endpoints)
+
+  topic_arn              = aws_sns_topic.on_call.arn
+  protocol               = "https"
+  endpoint               = each.key
+  endpoint_auto_confirms = false
+}
+
+module "stack_alarm" {
+  source   = "./modules/metric_alarm"
+  for_each = local.stack_alarms
+
+  alarm_name    = "${local.stack}-${each.key}"
+  definition    = each.value
+  placeholders  = local.alarm_placeholders
+  alarm_actions = [aws_sns_topic.on_call.arn]
+}
+
+locals {
+  all_alarm_arns = concat(
+    [for a in module.stack_alarm : a.arn],
+    flatten([for fn in local.function_keys : values(module.functions[fn].alarm_arns)]),
+  )
+
+  dashboard_template = jsondecode(templatefile("${local.dashboards_dir}/dashboard.json", merge(
+    {
+      region                 = local.region
+      api_id                 = aws_apigatewayv2_api.orders.id
+      state_machine_arn      = aws_sfn_state_machine.order_workflow.arn
+      order_queue_name       = module.order_queue.queue_name
+      dead_letter_queue_name = module.order_queue.dlq_name
+    },
+    { for fn in local.function_keys : "function_name_${fn}" => local.function_names[fn] },
+  )))
+
+  # The funnel is every per-function counter of the metric catalogue, in
+  # catalogue order, so a new counter shows up without editing the dashboard.
+  funnel_metrics = [
+    for m in local.metric_catalog.metrics :
+    [local.metric_catalog.namespace, m.name, local.metric_catalog.dimension, m.function, { stat = "Sum", label = m.name }]
+    if m.unit == "Count" && m.function != "*"
+  ]
+
+  # Widgets differ in shape, so they are joined as JSON text rather than
+  # combined in one Terraform list (which would need one element type).
+  dashboard_widgets = [
+    for w in local.dashboard_template.widgets : (
+      try(w.dofs_generated, "") == "order_funnel" ? jsonencode({
+        type       = w.type, x = w.x, y = w.y, width = w.width, height = w.height
+        properties = merge(w.properties, { metrics = local.funnel_metrics })
+      }) :
+      try(w.dofs_generated, "") == "alarm_status" ? jsonencode({
+        type       = w.type, x = w.x, y = w.y, width = w.width, height = w.height
+        properties = merge(w.properties, { alarms = local.all_alarm_arns })
+      }) :
+      jsonencode(w)
+    )
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "main" {
+  dashboard_name = "${local.stack}-orders"
+  dashboard_body = "{\"widgets\":[${join(",", local.dashboard_widgets)}]}"
+}
+
+locals {
+  journey_log_groups = concat(
+    [for fn in local.function_keys : module.functions[fn].log_group_name],
+    [aws_cloudwatch_log_group.workflow.name],
+  )
+}
+
+# Replace ORDER_ID with the order's id. Matching on the raw message finds the
+# order wherever its id appears: the order_id field of the functions' JSON
+# logs, and the execution ARN (named after the order) in the workflow's log.
+resource "aws_cloudwatch_query_definition" "order_journey" {
+  name            = "${local.stack}/one order's journey by order_id"
+  log_group_names = local.journey_log_groups
+  query_string    = <<-EOT
+    fields @timestamp, @log, level, message, function, trace_id, type
+    | filter @message like "ORDER_ID"
+    | sort @timestamp asc
+    | limit 1000
+  EOT
+}
+
+resource "aws_cloudwatch_query_definition" "errors_by_function" {
+  name            = "${local.stack}/errors by function"
+  log_group_names = [for fn in local.function_keys : module.functions[fn].log_group_name]
+  query_string    = <<-EOT
+    fields @timestamp, @log, level, message, order_id, trace_id
+    | filter level = "ERROR" or level = "error" or ispresent(errorType)
+    | stats count(*) as errors by @log, bin(5m)
+    | sort errors desc
+  EOT
+}

@@ -1,0 +1,15 @@
+module "orders_table" {
+  source = "./modules/dynamodb_table"
+
+  name                = "${local.stack}-orders"
+  kms_key_arn         = aws_kms_key.stack.arn
+  deletion_protection = var.deletion_protection
+}
+
+module "failed_orders_table" {
+  source = "./modules/dynamodb_table"
+
+  name                = "${local.stack}-failed-orders"
+  kms_key_arn         = aws_kms_key.stack.arn
+  deletion_protection = var.deletion_protection
+}

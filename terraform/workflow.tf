@@ -1,0 +1,45 @@
+# The order workflow: the ASL file shared with the local runtime, rendered
+# with the real ARNs and URLs.
+
+resource "aws_cloudwatch_log_group" "workflow" {
+  # The /aws/vendedlogs/ prefix keeps Step Functions' log delivery resource
+  # policy within CloudWatch Logs' size limit.
+  name              = "/aws/vendedlogs/states/${local.state_machine_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.stack.arn
+}
+
+resource "aws_sfn_state_machine" "order_workflow" {
+  name     = local.state_machine_name
+  type     = "STANDARD"
+  role_arn = aws_iam_role.workflow.arn
+
+  definition = templatefile("${path.module}/order_workflow.asl.json", {
+    validator_function_arn     = module.functions["validator"].arn
+    order_storage_function_arn = module.functions["order_storage"].arn
+    order_queue_url            = module.order_queue.queue_url
+    dead_letter_queue_url      = module.order_queue.dlq_url
+  })
+
+  logging_configuration {
+    log_destination = "${aws_cloudwatch_log_group.workflow.arn}:*"
+    # Execution data holds the customer's order; the execution name is the
+    # order_id, which is all a journey query needs.
+    include_execution_data = false
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  # The role must be able to deliver logs before the state machine is created.
+  depends_on = [aws_iam_role_policy.workflow]
+
+  lifecycle {
+    postcondition {
+      condition     = self.arn == local.state_machine_arn
+      error_message = "The state machine ARN differs from the one computed in main.tf that api_handler's policy and environment use."
+    }
+  }
+}
