@@ -1,0 +1,252 @@
+//! The order workflow on Step Functions.
+//!
+//! One execution per order, named after the order id, which makes
+//! `StartExecution` idempotent: a retried `POST /orders` with the same
+//! `Idempotency-Key` cannot start the workflow twice. `describe` derives the
+//! execution ARN from the state machine ARN and the order id instead of
+//! listing executions.
+
+use async_trait::async_trait;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
+use aws_sdk_sfn::Client;
+use chrono::{DateTime, Utc};
+use dofs_core::{
+    ExecutionStatus, ExecutionView, OrderId, OrderSubmission, PortError, StartOutcome, Workflow,
+};
+
+use crate::error::{corrupt, port_error};
+
+/// A state machine ARN was not of the form
+/// `arn:<partition>:states:<region>:<account>:stateMachine:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a Step Functions state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)")]
+pub struct InvalidStateMachineArn(pub String);
+
+/// A parsed state machine ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachineArn {
+    arn: String,
+    /// Everything before `:stateMachine:`.
+    prefix_len: usize,
+}
+
+impl StateMachineArn {
+    pub fn parse(arn: &str) -> Result<Self, InvalidStateMachineArn> {
+        let invalid = || InvalidStateMachineArn(arn.to_owned());
+        let parts: Vec<&str> = arn.split(':').collect();
+        // arn : partition : states : region : account : stateMachine : name
+        match parts.as_slice() {
+            ["arn", partition, "states", region, account, "stateMachine", name]
+                if !partition.is_empty()
+                    && !region.is_empty()
+                    && !account.is_empty()
+                    && !name.is_empty() =>
+            {
+                let prefix_len = arn.len() - name.len() - ":stateMachine:".len();
+                Ok(Self {
+                    arn: arn.to_owned(),
+                    prefix_len,
+                })
+            }
+            _ => Err(invalid()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    /// The state machine's name.
+    pub fn name(&self) -> &str {
+        &self.arn[self.prefix_len + ":stateMachine:".len()..]
+    }
+
+    /// The ARN of this state machine's execution called `execution_name`:
+    /// `arn:...:execution:<state machine name>:<execution name>`.
+    pub fn execution_arn(&self, execution_name: &str) -> String {
+        format!(
+            "{}:execution:{}:{}",
+            &self.arn[..self.prefix_len],
+            self.name(),
+            execution_name
+        )
+    }
+}
+
+impl std::fmt::Display for StateMachineArn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// [`Workflow`] on a Step Functions state machine.
+#[derive(Debug, Clone)]
+pub struct StepFunctionsWorkflow {
+    client: Client,
+    state_machine: StateMachineArn,
+}
+
+impl StepFunctionsWorkflow {
+    pub fn new(client: Client, state_machine: StateMachineArn) -> Self {
+        Self {
+            client,
+            state_machine,
+        }
+    }
+
+    pub fn state_machine(&self) -> &StateMachineArn {
+        &self.state_machine
+    }
+}
+
+fn status_from_sfn(status: &SfnStatus) -> Option<ExecutionStatus> {
+    Some(match status {
+        SfnStatus::Running => ExecutionStatus::Running,
+        SfnStatus::Succeeded => ExecutionStatus::Succeeded,
+        SfnStatus::Failed => ExecutionStatus::Failed,
+        SfnStatus::TimedOut => ExecutionStatus::TimedOut,
+        SfnStatus::Aborted => ExecutionStatus::Aborted,
+        // A failed execution waiting to be redriven will run again: for a
+        // client polling its order that is "still in progress".
+        SfnStatus::PendingRedrive => ExecutionStatus::Running,
+        _ => return None,
+    })
+}
+
+fn to_chrono(at: &aws_sdk_sfn::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+}
+
+#[async_trait]
+impl Workflow for StepFunctionsWorkflow {
+    async fn start(
+        &self,
+        submission: &OrderSubmission,
+        trace_header: Option<&str>,
+    ) -> Result<StartOutcome, PortError> {
+        let order_id = &submission.order_id;
+        let input = serde_json::to_string(submission)
+            .map_err(|e| corrupt(format!("submission {order_id} is not serialisable"), e))?;
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(self.state_machine.as_str())
+            .name(order_id.as_str())
+            .input(input)
+            .set_trace_header(trace_header.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StartOutcome::Started),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(StartExecutionError::is_execution_already_exists) =>
+            {
+                // Step Functions only forgives a repeated name with the same
+                // input while the first execution runs; for us the same
+                // submission is the same order whatever the execution's state.
+                match self.describe(order_id).await? {
+                    Some(existing) if existing.input == *submission => Ok(StartOutcome::Started),
+                    _ => Ok(StartOutcome::AlreadyExists),
+                }
+            }
+            Err(err) => Err(port_error(
+                format!("starting the workflow for order {order_id}"),
+                err,
+            )),
+        }
+    }
+
+    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
+        let arn = self.state_machine.execution_arn(order_id.as_str());
+        let output = match self
+            .client
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(DescribeExecutionError::is_execution_does_not_exist) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => {
+                return Err(port_error(
+                    format!("describing the workflow execution of order {order_id}"),
+                    err,
+                ))
+            }
+        };
+        let status = status_from_sfn(output.status()).ok_or_else(|| {
+            PortError::internal(format!(
+                "execution {arn} has an unknown status {:?}",
+                output.status()
+            ))
+        })?;
+        let input: OrderSubmission = serde_json::from_str(output.input().unwrap_or("null"))
+            .map_err(|e| {
+                corrupt(
+                    format!("execution {arn} has an input that is not an order"),
+                    e,
+                )
+            })?;
+        let started_at = to_chrono(output.start_date()).ok_or_else(|| {
+            PortError::internal(format!("execution {arn} has an out-of-range start date"))
+        })?;
+        Ok(Some(ExecutionView {
+            status,
+            input,
+            started_at,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_arn_is_derived_from_the_state_machine_arn() {
+        let arn = StateMachineArn::parse(
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:dofs-orders",
+        )
+        .unwrap();
+        assert_eq!(arn.name(), "dofs-orders");
+        assert_eq!(
+            arn.execution_arn("o-1"),
+            "arn:aws:states:eu-west-1:123456789012:execution:dofs-orders:o-1"
+        );
+    }
+
+    #[test]
+    fn other_partitions_are_accepted() {
+        let arn =
+            StateMachineArn::parse("arn:aws-cn:states:cn-north-1:123456789012:stateMachine:m")
+                .unwrap();
+        assert_eq!(
+            arn.execution_arn("x"),
+            "arn:aws-cn:states:cn-north-1:123456789012:execution:m:x"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_state_machine_arn() {
+        for bad in [
+            "",
+            "dofs-orders",
+            "arn:aws:states:eu-west-1:123456789012:activity:x",
+            "arn:aws:lambda:eu-west-1:123456789012:function:x",
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:",
+            "arn:aws:states:eu-west-1:123456789012:execution:m:o-1",
+        ] {
+            assert!(StateMachineArn::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
