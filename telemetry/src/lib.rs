@@ -1,8 +1,249 @@
-//! `dofs-telemetry`: observability for every DOFS function.
+//! `dofs-telemetry`: observability for every DOFS function, in one call.
 //!
-//! - [`metric`]: the custom metric names (shared with dashboards and alarms).
-//! - [`trace_header`]: the X-Ray trace header carried between hops.
+//! Ops take one order id and see its whole journey: JSON log lines that
+//! carry `order_id` and `trace_id`, one connected X-Ray trace searchable by
+//! the annotation `order_id`, and EMF metrics whose lines name the order.
+//!
+//! ```no_run
+//! # async fn handle(e: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, dofs_core::PortError> { Ok(e.payload) }
+//! # async fn main_() -> Result<(), lambda_runtime::Error> {
+//! let telemetry = dofs_telemetry::init(dofs_telemetry::TelemetryConfig::from_env("validator")?)?;
+//! dofs_telemetry::run(telemetry, handle).await
+//! # }
+//! ```
+//!
+//! Modules:
+//! - [`config`]: [`TelemetryConfig`] from the environment (`LOG_LEVEL`,
+//!   `DOFS_TRACE_EXPORTER`, `AWS_XRAY_DAEMON_ADDRESS`).
+//! - [`logs`] (private): the JSON log layer that flattens span fields.
+//! - [`traces`]: OpenTelemetry → X-Ray export, flushed per invocation, and
+//!   the [`SpanSink`] for custom destinations.
+//! - [`emf`]: the CloudWatch EMF metrics recorder and the [`MetricsSink`].
+//! - [`context`] helpers: [`outgoing_trace_header`], [`set_parent_from_header`],
+//!   [`record_order_id`], [`current_trace_id`].
+//! - [`invocation`]: [`run`] for Lambda, [`invoke`] for one call.
+//! - [`metric`]: the custom metric names; [`trace_header`]: the X-Ray header.
+//!
+//! The local runtime (one process, five functions) uses [`init_local`] with
+//! [`TraceExport::Custom`] / [`MetricsExport::Custom`] sinks and calls
+//! [`invoke`] with [`Invocation::function`] set: the function name, like the
+//! order, is read from the current span, never from the process.
+//!
+//! OTLP export is not built: it would pull an HTTP or gRPC client stack into
+//! every function for a second-choice exporter; `DOFS_TRACE_EXPORTER=otlp`
+//! fails at start-up with [`TelemetryError::OtlpNotBuilt`].
+
+pub mod config;
+pub mod context;
+pub mod emf;
+pub mod error;
+pub mod invocation;
+mod logs;
 pub mod metric;
 pub mod trace_header;
+pub mod traces;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing::{Dispatch, Level, Metadata};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, Registry};
+
+pub use config::{MetricsExport, TelemetryConfig, TraceExport};
+pub use context::{current_trace_id, outgoing_trace_header, record_order_id, set_parent_from_header};
+pub use emf::{MetricSample, MetricsSink};
+pub use error::TelemetryError;
+pub use invocation::{invoke, run, Invocation};
 pub use trace_header::TraceHeader;
+pub use traces::{SpanData, SpanSink};
+
+/// The installed telemetry: cheap to clone; [`Telemetry::flush`] after every
+/// invocation ([`run`] and [`invoke`] do it for you).
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    function_name: String,
+    provider: SdkTracerProvider,
+    metrics: emf::EmfRecorder,
+    started: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("function_name", &self.inner.function_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Exports the finished spans and writes the pending metrics. Never fails:
+    /// an unreachable exporter is reported once and its spans dropped.
+    pub fn flush(&self) {
+        // Errors are reported by the processor itself; nothing to add here.
+        let _ = self.inner.provider.force_flush();
+        self.inner.metrics.flush();
+    }
+
+    /// The configured function name (the default `function` of logs and metrics).
+    pub fn function_name(&self) -> &str {
+        &self.inner.function_name
+    }
+
+    /// True the first time `function` is invoked in this process: its cold start.
+    fn first_invocation_of(&self, function: &str) -> bool {
+        self.inner
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(function.to_owned())
+    }
+}
+
+/// Spans, events and targets sent to OpenTelemetry: INFO+ spans and WARN+
+/// events (which become span events), never the exporter's own reports nor
+/// the Lambda runtime's wrapper span (our invocation span replaces it).
+fn exported(meta: &Metadata<'_>) -> bool {
+    let target = meta.target();
+    if target.starts_with("opentelemetry")
+        || target.starts_with("dofs_telemetry::export")
+        || target.starts_with("lambda_runtime")
+    {
+        return false;
+    }
+    if meta.is_span() {
+        *meta.level() <= Level::INFO
+    } else {
+        *meta.level() <= Level::WARN
+    }
+}
+
+/// Builds the subscriber, tracer provider and metrics recorder without
+/// installing them anywhere.
+fn build(config: TelemetryConfig, writer: BoxMakeWriter) -> Result<(Telemetry, Dispatch), TelemetryError> {
+    let filter = logs::parse_filter(&config.log_level)?;
+    let writer = Arc::new(writer);
+    let resource = Resource::builder_empty()
+        .with_service_name(config.function_name.clone())
+        .build();
+    let mut startup_warning = None;
+    let sink: Option<Arc<dyn SpanSink>> = match config.traces {
+        TraceExport::XrayDaemon { addr } => match traces::XraySink::connect(&addr, &resource) {
+            Ok(sink) => Some(Arc::new(sink)),
+            Err(reason) => {
+                startup_warning = Some(format!("X-Ray daemon {addr:?} unusable ({reason}); spans are dropped"));
+                None
+            }
+        },
+        TraceExport::Otlp { endpoint } => return Err(TelemetryError::OtlpNotBuilt { endpoint }),
+        TraceExport::Disabled => None,
+        TraceExport::Custom(sink) => Some(sink),
+    };
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(XrayIdGenerator::default())
+        .with_resource(resource)
+        .with_span_processor(traces::InvocationProcessor::new(sink))
+        .build();
+    let tracer = provider.tracer("dofs-telemetry");
+    let metrics_output = match config.metrics {
+        MetricsExport::Emf => emf::MetricsOutput::Emf(Arc::clone(&writer)),
+        MetricsExport::Disabled => emf::MetricsOutput::Disabled,
+        MetricsExport::Custom(sink) => emf::MetricsOutput::Sink(sink),
+    };
+    let metrics = emf::EmfRecorder::new(config.function_name.clone(), metrics_output);
+
+    let subscriber = Registry::default()
+        .with(logs::JsonLogLayer::new(writer, config.function_name.clone()).with_filter(logs::LogFilter(filter)))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_filter(filter_fn(exported)),
+        );
+    let dispatch = Dispatch::new(subscriber);
+    if let Some(warning) = startup_warning {
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::warn!(target: "dofs_telemetry::export", "{warning}");
+        });
+    }
+    let telemetry = Telemetry {
+        inner: Arc::new(Inner {
+            function_name: config.function_name,
+            provider,
+            metrics,
+            started: Mutex::new(HashSet::new()),
+        }),
+    };
+    Ok((telemetry, dispatch))
+}
+
+/// Installs telemetry for the process, writing logs and EMF to stdout: the
+/// global `tracing` subscriber, the OpenTelemetry tracer provider and the
+/// global `metrics` recorder. Once per process.
+pub fn init(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    init_with_writer(config, std::io::stdout)
+}
+
+/// [`init`] for the local runtime: the same, documented separately because
+/// there `config.function_name` is only the default (`dofs`) and each
+/// [`invoke`] names its function; pair it with [`TraceExport::Custom`] and
+/// [`MetricsExport::Custom`] to store spans and metrics.
+pub fn init_local(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    init(config)
+}
+
+/// [`init`] with logs and EMF lines going to `writer` (tests capture them).
+pub fn init_with_writer<W>(config: TelemetryConfig, writer: W) -> Result<Telemetry, TelemetryError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (telemetry, dispatch) = build(config, BoxMakeWriter::new(writer))?;
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|_| TelemetryError::AlreadyInitialised("tracing subscriber"))?;
+    metrics::set_global_recorder(telemetry.inner.metrics.clone())
+        .map_err(|_| TelemetryError::AlreadyInitialised("metrics recorder"))?;
+    Ok(telemetry)
+}
+
+/// Telemetry installed for the current thread only, until the guard drops:
+/// for tests and benchmarks that build several configurations in one
+/// process (the global installation is once per process). Use a
+/// single-threaded runtime, since the scope is the thread.
+pub fn init_scoped_with_writer<W>(config: TelemetryConfig, writer: W) -> Result<(Telemetry, ScopeGuard), TelemetryError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (telemetry, dispatch) = build(config, BoxMakeWriter::new(writer))?;
+    let tracing_guard = tracing::dispatcher::set_default(&dispatch);
+    // `metrics` scopes a recorder by reference; leaking one handle (a
+    // pointer) per scope keeps the guard free of lifetimes.
+    let recorder: &'static emf::EmfRecorder = Box::leak(Box::new(telemetry.inner.metrics.clone()));
+    let metrics_guard = metrics::set_default_local_recorder(recorder);
+    Ok((
+        telemetry,
+        ScopeGuard {
+            _metrics: metrics_guard,
+            _tracing: tracing_guard,
+        },
+    ))
+}
+
+/// Keeps [`init_scoped_with_writer`]'s telemetry installed on this thread.
+pub struct ScopeGuard {
+    _metrics: metrics::LocalRecorderGuard<'static>,
+    _tracing: tracing::dispatcher::DefaultGuard,
+}

@@ -1,0 +1,140 @@
+//! One invocation with telemetry: the invocation span, cold start, error
+//! status, and the flush of spans and metrics before the result is returned
+//! (Lambda freezes the process as soon as it has the response).
+//!
+//! [`run`] is the Lambda entry point; [`invoke`] is the same thing for a
+//! single call, used by `run`, by the local runtime (which names the
+//! function per call: one process hosts all five) and by tests.
+
+use std::fmt;
+use std::future::Future;
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::field::Empty;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use opentelemetry::trace::TraceContextExt;
+
+use crate::trace_header::TraceHeader;
+use crate::traces::{context_from_header, xray_trace_id};
+use crate::{metric, Telemetry};
+
+/// What is known about an invocation before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// The function invoked; `None` means the configured function name.
+    pub function: Option<String>,
+    pub request_id: String,
+    /// The caller's trace (Lambda's `_X_AMZN_TRACE_ID`); `None` starts a new trace.
+    pub trace_header: Option<TraceHeader>,
+}
+
+/// Runs `handler` as one invocation: inside a root span named after the
+/// function (an X-Ray segment, child of `trace_header`'s parent, honouring
+/// its `Sampled`), with `function`, `request_id`, `cold_start` and
+/// `trace_id` on every log line; counts the cold start; marks the span as an
+/// error if the handler fails; closes the span and flushes spans and metrics
+/// before returning the handler's result.
+pub async fn invoke<R, E, Fut>(
+    telemetry: &Telemetry,
+    invocation: Invocation,
+    handler: impl FnOnce() -> Fut,
+) -> Result<R, E>
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
+    let function = invocation
+        .function
+        .unwrap_or_else(|| telemetry.function_name().to_owned());
+    let cold_start = telemetry.first_invocation_of(&function);
+    let span = tracing::info_span!(
+        parent: None,
+        "invocation",
+        otel.name = %function,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        faas.invocation_id = %invocation.request_id,
+        faas.coldstart = cold_start,
+        function = %function,
+        request_id = %invocation.request_id,
+        cold_start,
+        trace_id = Empty,
+    );
+    if let Some(header) = &invocation.trace_header {
+        if let Err(err) = span.set_parent(context_from_header(header)) {
+            tracing::debug!(error = %err, "invocation span parent not set");
+        }
+    }
+    let otel_trace = span.context().span().span_context().clone();
+    let trace_id = if otel_trace.is_valid() {
+        Some(xray_trace_id(otel_trace.trace_id()))
+    } else {
+        invocation.trace_header.as_ref().map(|h| h.root.clone())
+    };
+    if let Some(trace_id) = &trace_id {
+        span.record("trace_id", trace_id.as_str());
+    }
+
+    let future = span.in_scope(|| {
+        if cold_start {
+            metrics::counter!(metric::COLD_START).increment(1);
+        }
+        handler()
+    });
+    let result = future.instrument(span.clone()).await;
+    if let Err(err) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.in_scope(|| tracing::error!(error = %err, "invocation failed"));
+    }
+    drop(span);
+    telemetry.flush();
+    result
+}
+
+/// A handler error as the Lambda error it will be reported as.
+struct Failure(Diagnostic);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.error_type, self.0.error_message)
+    }
+}
+
+/// Runs a Lambda handler with telemetry: `lambda_runtime::run`, with every
+/// invocation going through [`invoke`] (trace header from the runtime's
+/// context, or `_X_AMZN_TRACE_ID`). The handler's error type converts into
+/// a `Diagnostic` (`PortError` does, with the ASL's error names).
+pub async fn run<E, R, Err, F, Fut>(telemetry: Telemetry, handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned + Send,
+    R: Serialize + Send,
+    Err: Into<Diagnostic>,
+    F: Fn(LambdaEvent<E>) -> Fut,
+    Fut: Future<Output = Result<R, Err>>,
+{
+    let telemetry = &telemetry;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
+        let trace_header = event
+            .context
+            .xray_trace_id
+            .clone()
+            .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok())
+            .and_then(|text| text.parse::<TraceHeader>().ok());
+        let invocation = Invocation {
+            function: None,
+            request_id: event.context.request_id.clone(),
+            trace_header,
+        };
+        invoke(telemetry, invocation, || async move {
+            handler(event).await.map_err(|err| Failure(err.into()))
+        })
+        .await
+        .map_err(|failure| failure.0)
+    }))
+    .await
+}

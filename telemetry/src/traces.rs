@@ -1,0 +1,370 @@
+//! Spans → OpenTelemetry → X-Ray, flushed per invocation.
+//!
+//! `tracing` spans become OpenTelemetry spans (`tracing-opentelemetry`) with
+//! X-Ray-compatible ids (`opentelemetry-aws`'s `XrayIdGenerator`), parented on
+//! the incoming X-Ray trace header and exported as X-Ray segment documents by
+//! `opentelemetry-aws`'s `XrayExporter` over UDP to the daemon.
+//!
+//! The span processor is our own ([`InvocationProcessor`]) rather than the
+//! SDK's batch or simple processor: Lambda freezes the process as soon as the
+//! response is returned, so a background export thread (batch) may never run,
+//! and exporting at every span end (simple) cannot see the whole invocation.
+//! Ours buffers the invocation's ended spans and exports them synchronously in
+//! [`crate::Telemetry::flush`], after copying `annotation.order_id` from each
+//! span to its descendants so every span of an order is searchable in X-Ray
+//! by `annotation.order_id`. An export error is reported once and the spans
+//! are dropped: telemetry never fails an invocation.
+//!
+//! `SpanExporter` is not object-safe (its `export` is an `async fn`), so a
+//! custom destination implements the small synchronous [`SpanSink`] instead.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::Resource;
+
+pub use opentelemetry_sdk::trace::SpanData;
+
+use crate::trace_header::TraceHeader;
+
+/// The attribute X-Ray indexes as the annotation `order_id`.
+pub const ORDER_ID_ANNOTATION: &str = "annotation.order_id";
+
+/// Why a [`SpanSink`] could not take a batch.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A destination for finished spans, called synchronously at every flush
+/// (so it must not wait on the async runtime it is called from). The local
+/// runtime implements it to store spans in SQLite.
+pub trait SpanSink: Send + Sync + fmt::Debug {
+    fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError>;
+}
+
+/// Spans buffered per invocation beyond which new spans are dropped (and
+/// counted) rather than letting memory grow when nobody flushes.
+const MAX_BUFFERED_SPANS: usize = 4096;
+
+/// Buffers sampled spans until [`SpanProcessor::force_flush`], then hands them
+/// to the sink. See the module docs for why.
+pub(crate) struct InvocationProcessor {
+    sink: Option<Arc<dyn SpanSink>>,
+    buffer: Mutex<Vec<SpanData>>,
+    dropped: AtomicUsize,
+    reported_failure: AtomicBool,
+}
+
+impl fmt::Debug for InvocationProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvocationProcessor").field("sink", &self.sink).finish_non_exhaustive()
+    }
+}
+
+impl InvocationProcessor {
+    pub(crate) fn new(sink: Option<Arc<dyn SpanSink>>) -> Self {
+        Self {
+            sink,
+            buffer: Mutex::new(Vec::new()),
+            dropped: AtomicUsize::new(0),
+            reported_failure: AtomicBool::new(false),
+        }
+    }
+
+    fn report_once(&self, message: &str) {
+        if !self.reported_failure.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "dofs_telemetry::export", error = message, "trace export failed; spans are dropped (reported once)");
+        }
+    }
+}
+
+impl SpanProcessor for InvocationProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if self.sink.is_none() || !span.span_context.is_sampled() {
+            return;
+        }
+        let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+        if buffer.len() >= MAX_BUFFERED_SPANS {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            buffer.push(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let Some(sink) = &self.sink else { return Ok(()) };
+        let mut spans = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(target: "dofs_telemetry::export", dropped, "span buffer was full; spans were dropped");
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        inherit_order_ids(&mut spans);
+        if let Err(err) = sink.export(spans) {
+            self.report_once(&err.to_string());
+        }
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.force_flush()
+    }
+}
+
+/// Gives every span without `annotation.order_id` the one of its nearest
+/// ancestor in the batch, so a DynamoDB call inside an order's record span is
+/// found by the same X-Ray search as the record span itself.
+pub(crate) fn inherit_order_ids(spans: &mut [SpanData]) {
+    let order_of = |span: &SpanData| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == ORDER_ID_ANNOTATION)
+            .map(|kv| kv.value.clone())
+    };
+    let by_id: HashMap<SpanId, (SpanId, Option<Value>)> = spans
+        .iter()
+        .map(|s| (s.span_context.span_id(), (s.parent_span_id, order_of(s))))
+        .collect();
+    for span in spans.iter_mut() {
+        if order_of(span).is_some() {
+            continue;
+        }
+        let mut parent = span.parent_span_id;
+        // Bounded: a malformed batch must not loop forever.
+        for _ in 0..64 {
+            let Some((grandparent, order)) = by_id.get(&parent) else { break };
+            if let Some(order) = order {
+                span.attributes.push(KeyValue::new(ORDER_ID_ANNOTATION, order.clone()));
+                break;
+            }
+            parent = *grandparent;
+        }
+    }
+}
+
+/// Resolves `AWS_XRAY_DAEMON_ADDRESS`: `host:port`, or the SDKs'
+/// `tcp:host:port udp:host:port` form (UDP is what we send).
+pub(crate) fn resolve_daemon_address(text: &str) -> Result<SocketAddr, String> {
+    let udp = text
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("udp:"))
+        .unwrap_or(text.trim());
+    udp.to_socket_addrs()
+        .map_err(|err| err.to_string())?
+        .next()
+        .ok_or_else(|| "address resolves to nothing".to_owned())
+}
+
+/// The X-Ray daemon as a [`SpanSink`]: `XrayExporter` over `XrayDaemonClient`.
+#[derive(Debug)]
+pub(crate) struct XraySink {
+    exporter: XrayExporter<XrayDaemonClient>,
+}
+
+impl XraySink {
+    pub(crate) fn connect(addr: &str, resource: &Resource) -> Result<Self, String> {
+        let addr = resolve_daemon_address(addr)?;
+        let client = XrayDaemonClient::new(addr).map_err(|err| err.to_string())?;
+        let mut translator = SegmentTranslator::new();
+        if let Ok(group) = std::env::var("AWS_LAMBDA_LOG_GROUP_NAME") {
+            translator = translator.with_log_group_name(group);
+        }
+        let mut exporter = XrayExporter::new(client).with_translator(translator);
+        exporter.set_resource(resource);
+        Ok(Self { exporter })
+    }
+}
+
+impl SpanSink for XraySink {
+    fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError> {
+        block_on(self.exporter.export(spans)).map_err(|err: OTelSdkError| Box::new(err) as SinkError)
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `future` to completion on this thread. The X-Ray exporter's future
+/// never waits on I/O (its UDP socket is non-blocking), so this returns at the
+/// first poll; it exists so the flush needs no executor and no extra crate.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// The OpenTelemetry parent context an X-Ray header describes. `Sampled=0`
+/// makes the span (and its children) unsampled; a missing `Sampled` means
+/// the decision is ours, and we sample. A header without `Parent` still puts
+/// the span in the given trace, under a fresh parent id X-Ray shows as the
+/// trace's entry point.
+pub fn context_from_header(header: &TraceHeader) -> Context {
+    Context::new().with_remote_span_context(span_context_from_header(header))
+}
+
+pub(crate) fn span_context_from_header(header: &TraceHeader) -> SpanContext {
+    let trace_id = TraceId::from_hex(&header.root.replacen("1-", "", 1).replace('-', "")).unwrap_or(TraceId::INVALID);
+    let parent = header
+        .parent
+        .as_deref()
+        .and_then(|p| SpanId::from_hex(p).ok())
+        .unwrap_or_else(|| {
+            SpanId::from_hex(&crate::trace_header::new_segment_id()).unwrap_or(SpanId::INVALID)
+        });
+    let flags = if header.sampled == Some(false) {
+        TraceFlags::default()
+    } else {
+        TraceFlags::SAMPLED
+    };
+    SpanContext::new(trace_id, parent, flags, true, TraceState::default())
+}
+
+/// The X-Ray header naming `cx` as the parent of the next hop.
+pub fn header_from_span_context(cx: &SpanContext) -> Option<TraceHeader> {
+    if !cx.is_valid() {
+        return None;
+    }
+    Some(TraceHeader {
+        root: xray_trace_id(cx.trace_id()),
+        parent: Some(format!("{:016x}", cx.span_id())),
+        sampled: Some(cx.is_sampled()),
+    })
+}
+
+/// An OpenTelemetry trace id in X-Ray form, `1-{8 hex}-{24 hex}`.
+pub fn xray_trace_id(trace_id: TraceId) -> String {
+    let hex = format!("{trace_id:032x}");
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, Status};
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use std::borrow::Cow;
+    use std::time::SystemTime;
+
+    fn span(id: u64, parent: u64, attrs: Vec<KeyValue>) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(7u128),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed("s"),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    fn order(span: &SpanData) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == ORDER_ID_ANNOTATION)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn descendants_inherit_the_nearest_order_id() {
+        let mut spans = vec![
+            span(3, 2, vec![]),
+            span(2, 1, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")]),
+            span(4, 1, vec![]),
+            span(1, 0, vec![]),
+            span(5, 3, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-2")]),
+        ];
+        inherit_order_ids(&mut spans);
+        assert_eq!(order(&spans[0]).as_deref(), Some("o-1"));
+        assert_eq!(order(&spans[1]).as_deref(), Some("o-1"));
+        assert_eq!(order(&spans[2]), None, "a sibling of the order's span is not the order's");
+        assert_eq!(order(&spans[3]), None);
+        assert_eq!(order(&spans[4]).as_deref(), Some("o-2"));
+    }
+
+    #[test]
+    fn header_and_span_context_round_trip() {
+        let header: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            .parse()
+            .unwrap();
+        let cx = span_context_from_header(&header);
+        assert!(cx.is_valid() && cx.is_sampled() && cx.is_remote());
+        assert_eq!(header_from_span_context(&cx), Some(header));
+        let unsampled: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+            .parse()
+            .unwrap();
+        assert!(!span_context_from_header(&unsampled).is_sampled());
+        let no_parent: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+        let cx = span_context_from_header(&no_parent);
+        assert!(cx.is_valid() && cx.is_sampled());
+        assert_eq!(xray_trace_id(cx.trace_id()), no_parent.root);
+    }
+
+    #[test]
+    fn daemon_address_forms() {
+        assert_eq!(resolve_daemon_address("127.0.0.1:2000").unwrap().port(), 2000);
+        assert_eq!(
+            resolve_daemon_address("tcp:127.0.0.1:2000 udp:127.0.0.2:2001").unwrap(),
+            "127.0.0.2:2001".parse().unwrap()
+        );
+        assert!(resolve_daemon_address("nonsense").is_err());
+    }
+
+    #[derive(Debug)]
+    struct Failing;
+    impl SpanSink for Failing {
+        fn export(&self, _spans: Vec<SpanData>) -> Result<(), SinkError> {
+            Err("collector is down".into())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_never_fails_the_flush_and_unsampled_spans_are_skipped() {
+        let processor = InvocationProcessor::new(Some(Arc::new(Failing)));
+        processor.on_end(span(1, 0, vec![]));
+        let mut unsampled = span(2, 0, vec![]);
+        unsampled.span_context = SpanContext::new(TraceId::from(7u128), SpanId::from(2u64), TraceFlags::default(), false, TraceState::default());
+        processor.on_end(unsampled);
+        assert_eq!(processor.buffer.lock().unwrap().len(), 1);
+        assert!(processor.force_flush().is_ok());
+        assert!(processor.force_flush().is_ok());
+        assert!(processor.reported_failure.load(Ordering::Relaxed));
+    }
+}
