@@ -38,8 +38,12 @@ pub enum TraceExport {
 impl fmt::Debug for TraceExport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TraceExport::XrayDaemon { addr } => f.debug_struct("XrayDaemon").field("addr", addr).finish(),
-            TraceExport::Otlp { endpoint } => f.debug_struct("Otlp").field("endpoint", endpoint).finish(),
+            TraceExport::XrayDaemon { addr } => {
+                f.debug_struct("XrayDaemon").field("addr", addr).finish()
+            }
+            TraceExport::Otlp { endpoint } => {
+                f.debug_struct("Otlp").field("endpoint", endpoint).finish()
+            }
             TraceExport::Disabled => f.write_str("Disabled"),
             TraceExport::Custom(sink) => f.debug_tuple("Custom").field(sink).finish(),
         }
@@ -103,7 +107,11 @@ impl TelemetryConfig {
         function_name: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, TelemetryError> {
-        let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let non_empty = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let log_level = non_empty(LOG_LEVEL_ENV).unwrap_or_else(|| "info".to_owned());
         crate::logs::parse_filter(&log_level)?;
         let exporter = non_empty(TRACE_EXPORTER_ENV).unwrap_or_else(|| "xray".to_owned());
@@ -111,15 +119,18 @@ impl TelemetryConfig {
             "xray" => {
                 let addr = non_empty(XRAY_DAEMON_ADDRESS_ENV)
                     .unwrap_or_else(|| DEFAULT_XRAY_DAEMON_ADDRESS.to_owned());
-                crate::traces::resolve_daemon_address(&addr).map_err(|reason| TelemetryError::InvalidEnv {
-                    name: XRAY_DAEMON_ADDRESS_ENV,
-                    value: addr.clone(),
-                    reason,
+                crate::traces::resolve_daemon_address(&addr).map_err(|reason| {
+                    TelemetryError::InvalidEnv {
+                        name: XRAY_DAEMON_ADDRESS_ENV,
+                        value: addr.clone(),
+                        reason,
+                    }
                 })?;
                 TraceExport::XrayDaemon { addr }
             }
             "otlp" => {
-                let endpoint = non_empty(OTLP_ENDPOINT_ENV).unwrap_or_else(|| "http://127.0.0.1:4318".to_owned());
+                let endpoint = non_empty(OTLP_ENDPOINT_ENV)
+                    .unwrap_or_else(|| "http://127.0.0.1:4318".to_owned());
                 return Err(TelemetryError::OtlpNotBuilt { endpoint });
             }
             "none" | "off" | "disabled" => TraceExport::Disabled,
@@ -146,8 +157,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, TelemetryError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         TelemetryConfig::from_lookup("validator", |name| vars.get(name).cloned())
     }
 
@@ -156,24 +169,53 @@ mod tests {
         let config = config(&[]).unwrap();
         assert_eq!(config.function_name, "validator");
         assert_eq!(config.log_level, "info");
-        assert!(matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == DEFAULT_XRAY_DAEMON_ADDRESS));
+        assert!(
+            matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == DEFAULT_XRAY_DAEMON_ADDRESS)
+        );
         assert!(matches!(config.metrics, MetricsExport::Emf));
     }
 
     #[test]
     fn reads_level_daemon_address_and_exporter() {
-        let config = config(&[("LOG_LEVEL", "debug,h2=warn"), ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000")]).unwrap();
+        let config = config(&[
+            ("LOG_LEVEL", "debug,h2=warn"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+        ])
+        .unwrap();
         assert_eq!(config.log_level, "debug,h2=warn");
-        assert!(matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == "169.254.79.129:2000"));
-        let config = super::TelemetryConfig::from_lookup("x", |n| (n == TRACE_EXPORTER_ENV).then(|| "none".to_owned())).unwrap();
+        assert!(
+            matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == "169.254.79.129:2000")
+        );
+        let config = super::TelemetryConfig::from_lookup("x", |n| {
+            (n == TRACE_EXPORTER_ENV).then(|| "none".to_owned())
+        })
+        .unwrap();
         assert!(matches!(config.traces, TraceExport::Disabled));
     }
 
     #[test]
     fn rejects_bad_values_at_start_up() {
-        assert!(matches!(config(&[("LOG_LEVEL", "loud=[")]), Err(TelemetryError::InvalidLogLevel { .. })));
-        assert!(matches!(config(&[("DOFS_TRACE_EXPORTER", "jaeger")]), Err(TelemetryError::InvalidEnv { name: TRACE_EXPORTER_ENV, .. })));
-        assert!(matches!(config(&[("AWS_XRAY_DAEMON_ADDRESS", "no port")]), Err(TelemetryError::InvalidEnv { name: XRAY_DAEMON_ADDRESS_ENV, .. })));
-        assert!(matches!(config(&[("DOFS_TRACE_EXPORTER", "otlp")]), Err(TelemetryError::OtlpNotBuilt { .. })));
+        assert!(matches!(
+            config(&[("LOG_LEVEL", "loud=[")]),
+            Err(TelemetryError::InvalidLogLevel { .. })
+        ));
+        assert!(matches!(
+            config(&[("DOFS_TRACE_EXPORTER", "jaeger")]),
+            Err(TelemetryError::InvalidEnv {
+                name: TRACE_EXPORTER_ENV,
+                ..
+            })
+        ));
+        assert!(matches!(
+            config(&[("AWS_XRAY_DAEMON_ADDRESS", "no port")]),
+            Err(TelemetryError::InvalidEnv {
+                name: XRAY_DAEMON_ADDRESS_ENV,
+                ..
+            })
+        ));
+        assert!(matches!(
+            config(&[("DOFS_TRACE_EXPORTER", "otlp")]),
+            Err(TelemetryError::OtlpNotBuilt { .. })
+        ));
     }
 }

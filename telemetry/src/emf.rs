@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
 use serde_json::{json, Map, Value};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -134,18 +137,31 @@ impl EmfRecorder {
         }
         Arc::new(Handle {
             inner: Arc::clone(&self.inner),
-            group: Group { function, properties },
+            group: Group {
+                function,
+                properties,
+            },
             name: key.name().to_owned(),
         })
     }
 
     /// Writes (or hands to the sink) everything recorded since the last flush.
     pub(crate) fn flush(&self) {
-        let pending = std::mem::take(&mut *self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let pending = std::mem::take(
+            &mut *self
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         if pending.is_empty() {
             return;
         }
-        let units = self.inner.units.read().unwrap_or_else(PoisonError::into_inner);
+        let units = self
+            .inner
+            .units
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let unit_of = |name: &str| units.get(name).copied().unwrap_or("None");
         match &self.inner.output {
             MetricsOutput::Disabled => {}
@@ -227,7 +243,10 @@ fn emf_documents(
             for (key, value) in &group.properties {
                 doc.insert(key.clone(), Value::from(value.as_str()));
             }
-            doc.insert(metric::FUNCTION_DIMENSION.to_owned(), Value::from(group.function.as_str()));
+            doc.insert(
+                metric::FUNCTION_DIMENSION.to_owned(),
+                Value::from(group.function.as_str()),
+            );
             for (name, value) in batch {
                 doc.insert((*name).to_owned(), (*value).clone());
             }
@@ -263,10 +282,25 @@ fn emf_unit(unit: Unit) -> &'static str {
 /// A unit name from the catalog, as one of CloudWatch's (unknown → `None`).
 fn canonical_unit(name: &str) -> &'static str {
     const KNOWN: [&str; 13] = [
-        "Count", "Percent", "Seconds", "Milliseconds", "Microseconds", "Bytes", "Kilobytes", "Megabytes",
-        "Gigabytes", "Terabytes", "Bits/Second", "Count/Second", "None",
+        "Count",
+        "Percent",
+        "Seconds",
+        "Milliseconds",
+        "Microseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits/Second",
+        "Count/Second",
+        "None",
     ];
-    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).copied().unwrap_or("None")
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or("None")
 }
 
 struct Handle {
@@ -277,7 +311,11 @@ struct Handle {
 
 impl Handle {
     fn update(&self, f: impl FnOnce(&mut Option<&mut Pending>) -> Option<Pending>) {
-        let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let metrics = pending.entry(self.group.clone()).or_default();
         let mut existing = metrics.get_mut(&self.name);
         if let Some(new) = f(&mut existing) {
@@ -425,10 +463,20 @@ mod tests {
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "DOFS");
         assert_eq!(directive["Dimensions"], json!([["function"]]));
-        assert!(directive["Metrics"].as_array().unwrap().contains(&json!({"Name": "FulfillmentLatency", "Unit": "Milliseconds"})));
-        assert!(directive["Metrics"].as_array().unwrap().contains(&json!({"Name": "OrdersValidated", "Unit": "Count"})));
+        assert!(directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"Name": "FulfillmentLatency", "Unit": "Milliseconds"})));
+        assert!(directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"Name": "OrdersValidated", "Unit": "Count"})));
         recorder.flush();
-        assert_eq!(lines(&buffer).len(), 1, "a flush with nothing new writes nothing");
+        assert_eq!(
+            lines(&buffer).len(),
+            1,
+            "a flush with nothing new writes nothing"
+        );
     }
 
     #[test]
@@ -442,7 +490,10 @@ mod tests {
         });
         recorder.flush();
         let docs = lines(&buffer);
-        let sizes: Vec<usize> = docs.iter().map(|d| d["Latency"].as_array().unwrap().len()).collect();
+        let sizes: Vec<usize> = docs
+            .iter()
+            .map(|d| d["Latency"].as_array().unwrap().len())
+            .collect();
         assert_eq!(sizes, [100, 100, 50]);
         assert_eq!(docs.iter().filter(|d| d.get("Things").is_some()).count(), 1);
         for doc in &docs {
@@ -453,7 +504,10 @@ mod tests {
                 .map(|m| m["Name"].as_str().unwrap())
                 .collect();
             for name in names {
-                assert!(doc.get(name).is_some(), "every declared metric has its value");
+                assert!(
+                    doc.get(name).is_some(),
+                    "every declared metric has its value"
+                );
             }
         }
     }
@@ -468,8 +522,14 @@ mod tests {
         recorder.flush();
         let doc = &lines(&buffer)[0];
         assert_eq!(doc["route"], "/orders");
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["function"]]));
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Bytes");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function"]])
+        );
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Bytes"
+        );
     }
 
     #[test]
@@ -477,7 +537,10 @@ mod tests {
         struct Collect(Mutex<Vec<(String, String, f64)>>);
         impl MetricsSink for Collect {
             fn record(&self, s: &MetricSample<'_>) {
-                self.0.lock().unwrap().push((s.name.to_owned(), s.unit.to_owned(), s.value));
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((s.name.to_owned(), s.unit.to_owned(), s.value));
             }
         }
         let sink = Arc::new(Collect(Mutex::new(Vec::new())));
@@ -492,8 +555,16 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("FulfillmentLatency".to_owned(), "Milliseconds".to_owned(), 3.0),
-                ("FulfillmentLatency".to_owned(), "Milliseconds".to_owned(), 4.0),
+                (
+                    "FulfillmentLatency".to_owned(),
+                    "Milliseconds".to_owned(),
+                    3.0
+                ),
+                (
+                    "FulfillmentLatency".to_owned(),
+                    "Milliseconds".to_owned(),
+                    4.0
+                ),
                 ("OrdersStored".to_owned(), "Count".to_owned(), 2.0),
             ]
         );

@@ -108,7 +108,10 @@ impl fmt::Display for Failure {
 /// invocation going through [`invoke`] (trace header from the runtime's
 /// context, or `_X_AMZN_TRACE_ID`). The handler's error type converts into
 /// a `Diagnostic` (`PortError` does, with the ASL's error names).
-pub async fn run<E, R, Err, F, Fut>(telemetry: Telemetry, handler: F) -> Result<(), lambda_runtime::Error>
+pub async fn run<E, R, Err, F, Fut>(
+    telemetry: Telemetry,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
 where
     E: DeserializeOwned + Send,
     R: Serialize + Send,

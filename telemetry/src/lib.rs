@@ -58,7 +58,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 pub use config::{MetricsExport, TelemetryConfig, TraceExport};
-pub use context::{current_trace_id, outgoing_trace_header, record_order_id, set_parent_from_header};
+pub use context::{
+    current_trace_id, outgoing_trace_header, record_order_id, set_parent_from_header,
+};
 pub use emf::{MetricSample, MetricsSink};
 pub use error::TelemetryError;
 pub use invocation::{invoke, run, Invocation};
@@ -131,7 +133,10 @@ fn exported(meta: &Metadata<'_>) -> bool {
 
 /// Builds the subscriber, tracer provider and metrics recorder without
 /// installing them anywhere.
-fn build(config: TelemetryConfig, writer: BoxMakeWriter) -> Result<(Telemetry, Dispatch), TelemetryError> {
+fn build(
+    config: TelemetryConfig,
+    writer: BoxMakeWriter,
+) -> Result<(Telemetry, Dispatch), TelemetryError> {
     let filter = logs::parse_filter(&config.log_level)?;
     let writer = Arc::new(writer);
     let resource = Resource::builder_empty()
@@ -142,7 +147,9 @@ fn build(config: TelemetryConfig, writer: BoxMakeWriter) -> Result<(Telemetry, D
         TraceExport::XrayDaemon { addr } => match traces::XraySink::connect(&addr, &resource) {
             Ok(sink) => Some(Arc::new(sink)),
             Err(reason) => {
-                startup_warning = Some(format!("X-Ray daemon {addr:?} unusable ({reason}); spans are dropped"));
+                startup_warning = Some(format!(
+                    "X-Ray daemon {addr:?} unusable ({reason}); spans are dropped"
+                ));
                 None
             }
         },
@@ -164,7 +171,10 @@ fn build(config: TelemetryConfig, writer: BoxMakeWriter) -> Result<(Telemetry, D
     let metrics = emf::EmfRecorder::new(config.function_name.clone(), metrics_output);
 
     let subscriber = Registry::default()
-        .with(logs::JsonLogLayer::new(writer, config.function_name.clone()).with_filter(logs::LogFilter(filter)))
+        .with(
+            logs::JsonLogLayer::new(writer, config.function_name.clone())
+                .with_filter(logs::LogFilter(filter)),
+        )
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -223,7 +233,10 @@ where
 /// for tests and benchmarks that build several configurations in one
 /// process (the global installation is once per process). Use a
 /// single-threaded runtime, since the scope is the thread.
-pub fn init_scoped_with_writer<W>(config: TelemetryConfig, writer: W) -> Result<(Telemetry, ScopeGuard), TelemetryError>
+pub fn init_scoped_with_writer<W>(
+    config: TelemetryConfig,
+    writer: W,
+) -> Result<(Telemetry, ScopeGuard), TelemetryError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {

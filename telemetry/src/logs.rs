@@ -176,12 +176,18 @@ where
     }
 }
 
-fn render_line(meta: &Metadata<'_>, message: &str, default_function: &str, mut fields: Map<String, Value>) -> String {
+fn render_line(
+    meta: &Metadata<'_>,
+    message: &str,
+    default_function: &str,
+    mut fields: Map<String, Value>,
+) -> String {
     let mut line = String::with_capacity(256);
     line.push_str("{\"timestamp\":");
-    push_json(&mut line, &Value::from(
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    ));
+    push_json(
+        &mut line,
+        &Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    );
     line.push_str(",\"level\":");
     push_json(&mut line, &Value::from(meta.level().as_str()));
     line.push_str(",\"message\":");
@@ -233,7 +239,10 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(Filter::<S>::max_level_hint(&self.0).map_or(LevelFilter::TRACE, |hint| hint.max(LevelFilter::INFO)))
+        Some(
+            Filter::<S>::max_level_hint(&self.0)
+                .map_or(LevelFilter::TRACE, |hint| hint.max(LevelFilter::INFO)),
+        )
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -255,7 +264,10 @@ where
 
 /// Runs `f` on the recorded fields of `span` (nothing if the span is disabled
 /// or our subscriber is not the span's).
-pub(crate) fn with_span_fields<R>(span: &Span, f: impl FnOnce(&mut Map<String, Value>) -> R) -> Option<R> {
+pub(crate) fn with_span_fields<R>(
+    span: &Span,
+    f: impl FnOnce(&mut Map<String, Value>) -> R,
+) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let span = registry.span(id)?;
@@ -271,8 +283,12 @@ pub(crate) fn with_span_fields<R>(span: &Span, f: impl FnOnce(&mut Map<String, V
 pub(crate) fn current_fields(keys: &[&str]) -> Vec<Option<Value>> {
     let mut found = vec![None; keys.len()];
     Span::current().with_subscriber(|(id, dispatch)| {
-        let Some(registry) = dispatch.downcast_ref::<Registry>() else { return };
-        let Some(span) = registry.span(id) else { return };
+        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+            return;
+        };
+        let Some(span) = registry.span(id) else {
+            return;
+        };
         for span in span.scope() {
             if let Some(fields) = span.extensions().get::<SpanFields>() {
                 for (slot, key) in found.iter_mut().zip(keys) {

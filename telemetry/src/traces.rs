@@ -68,7 +68,9 @@ pub(crate) struct InvocationProcessor {
 
 impl fmt::Debug for InvocationProcessor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InvocationProcessor").field("sink", &self.sink).finish_non_exhaustive()
+        f.debug_struct("InvocationProcessor")
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,8 +107,11 @@ impl SpanProcessor for InvocationProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let Some(sink) = &self.sink else { return Ok(()) };
-        let mut spans = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
+        let Some(sink) = &self.sink else {
+            return Ok(());
+        };
+        let mut spans =
+            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(target: "dofs_telemetry::export", dropped, "span buffer was full; spans were dropped");
@@ -147,9 +152,12 @@ pub(crate) fn inherit_order_ids(spans: &mut [SpanData]) {
         let mut parent = span.parent_span_id;
         // Bounded: a malformed batch must not loop forever.
         for _ in 0..64 {
-            let Some((grandparent, order)) = by_id.get(&parent) else { break };
+            let Some((grandparent, order)) = by_id.get(&parent) else {
+                break;
+            };
             if let Some(order) = order {
-                span.attributes.push(KeyValue::new(ORDER_ID_ANNOTATION, order.clone()));
+                span.attributes
+                    .push(KeyValue::new(ORDER_ID_ANNOTATION, order.clone()));
                 break;
             }
             parent = *grandparent;
@@ -192,7 +200,8 @@ impl XraySink {
 
 impl SpanSink for XraySink {
     fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError> {
-        block_on(self.exporter.export(spans)).map_err(|err: OTelSdkError| Box::new(err) as SinkError)
+        block_on(self.exporter.export(spans))
+            .map_err(|err: OTelSdkError| Box::new(err) as SinkError)
     }
 }
 
@@ -229,7 +238,8 @@ pub fn context_from_header(header: &TraceHeader) -> Context {
 }
 
 pub(crate) fn span_context_from_header(header: &TraceHeader) -> SpanContext {
-    let trace_id = TraceId::from_hex(&header.root.replacen("1-", "", 1).replace('-', "")).unwrap_or(TraceId::INVALID);
+    let trace_id = TraceId::from_hex(&header.root.replacen("1-", "", 1).replace('-', ""))
+        .unwrap_or(TraceId::INVALID);
     let parent = header
         .parent
         .as_deref()
@@ -314,22 +324,28 @@ mod tests {
         inherit_order_ids(&mut spans);
         assert_eq!(order(&spans[0]).as_deref(), Some("o-1"));
         assert_eq!(order(&spans[1]).as_deref(), Some("o-1"));
-        assert_eq!(order(&spans[2]), None, "a sibling of the order's span is not the order's");
+        assert_eq!(
+            order(&spans[2]),
+            None,
+            "a sibling of the order's span is not the order's"
+        );
         assert_eq!(order(&spans[3]), None);
         assert_eq!(order(&spans[4]).as_deref(), Some("o-2"));
     }
 
     #[test]
     fn header_and_span_context_round_trip() {
-        let header: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-            .parse()
-            .unwrap();
+        let header: TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap();
         let cx = span_context_from_header(&header);
         assert!(cx.is_valid() && cx.is_sampled() && cx.is_remote());
         assert_eq!(header_from_span_context(&cx), Some(header));
-        let unsampled: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
-            .parse()
-            .unwrap();
+        let unsampled: TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+                .parse()
+                .unwrap();
         assert!(!span_context_from_header(&unsampled).is_sampled());
         let no_parent: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
         let cx = span_context_from_header(&no_parent);
@@ -339,7 +355,10 @@ mod tests {
 
     #[test]
     fn daemon_address_forms() {
-        assert_eq!(resolve_daemon_address("127.0.0.1:2000").unwrap().port(), 2000);
+        assert_eq!(
+            resolve_daemon_address("127.0.0.1:2000").unwrap().port(),
+            2000
+        );
         assert_eq!(
             resolve_daemon_address("tcp:127.0.0.1:2000 udp:127.0.0.2:2001").unwrap(),
             "127.0.0.2:2001".parse().unwrap()
@@ -360,7 +379,13 @@ mod tests {
         let processor = InvocationProcessor::new(Some(Arc::new(Failing)));
         processor.on_end(span(1, 0, vec![]));
         let mut unsampled = span(2, 0, vec![]);
-        unsampled.span_context = SpanContext::new(TraceId::from(7u128), SpanId::from(2u64), TraceFlags::default(), false, TraceState::default());
+        unsampled.span_context = SpanContext::new(
+            TraceId::from(7u128),
+            SpanId::from(2u64),
+            TraceFlags::default(),
+            false,
+            TraceState::default(),
+        );
         processor.on_end(unsampled);
         assert_eq!(processor.buffer.lock().unwrap().len(), 1);
         assert!(processor.force_flush().is_ok());
