@@ -739,6 +739,19 @@ mod states {
     }
 
     #[test]
+    fn machine_is_shareable_and_advance_can_be_spawned() {
+        fn is_send<T: Send>(_: &T) {}
+        fn is_send_sync<T: Send + Sync>(_: &T) {}
+        let m = order_workflow();
+        is_send_sync(&m);
+        let ctx = context(&json!({}));
+        let tasks = ScriptedTasks::new();
+        let mut rng = StdRng::seed_from_u64(1);
+        let future = m.advance(m.start(json!({})), &ctx, &tasks, t0(), &mut rng);
+        is_send(&future);
+    }
+
+    #[test]
     fn task_failure_displays_error_and_cause() {
         assert_eq!(TaskFailure::new("E", "c").to_string(), "E: c");
     }

@@ -224,7 +224,10 @@ pub enum Next {
 pub struct HistoryEvent {
     /// `TaskStateEntered`, `TaskScheduled`, `TaskSucceeded`, `TaskFailed`,
     /// `TaskTimedOut`, `TaskStateExited`, the same `...StateEntered`/`...StateExited`
-    /// for Pass, Choice, Wait, Succeed and Fail, `ExecutionSucceeded`, `ExecutionFailed`.
+    /// for Pass, Choice, Wait, Succeed and Fail, `ExecutionSucceeded`, `ExecutionFailed`;
+    /// and one of our own, `TaskRetryScheduled` (which retrier, which retry, the
+    /// delay and the wake-up time), which Step Functions only shows as a gap.
+    /// `ExecutionStarted` is the engine's to record.
     pub kind: String,
     pub state: Option<String>,
     pub at: DateTime<Utc>,
