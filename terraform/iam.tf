@@ -73,7 +73,7 @@ locals {
   # validator only computes: no policy beyond logs and X-Ray.
   function_policies = {
     api_handler   = data.aws_iam_policy_document.api_handler.json
-    validator     = null
+    validator     = jsonencode({ Version = "2012-10-17", Statement = [] })
     order_storage = data.aws_iam_policy_document.order_storage.json
     fulfill_order = data.aws_iam_policy_document.fulfill_order.json
     dlq_handler   = data.aws_iam_policy_document.dlq_handler.json

@@ -1,1 +1,539 @@
-//! api_handler
+//! api_handler: the HTTP face of DOFS, behind an API Gateway HTTP API
+//! (payload format 2.0).
+//!
+//! - `POST /orders`: checks the request (content type, size, JSON, schema),
+//!   assigns the order id (random, or derived from an `Idempotency-Key`) and
+//!   starts the order workflow with the trace header, answering `202`.
+//! - `GET /orders/{order_id}`: the stored order with its status history, or
+//!   the submission while the workflow has not stored it yet.
+//!
+//! API Gateway sends both routes *and* its `$default` route here, so this
+//! module routes on method + `raw_path` itself and answers unknown routes
+//! (404) and wrong methods (405 with `Allow`). Client mistakes always get a
+//! JSON error body `{"error": {"code", "message", "details"}}`, never a 5xx;
+//! `openapi.yaml` beside this crate describes every response, and the
+//! crate's tests check the handler against it.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine as _;
+use dofs_core::validation::validate_order_request;
+use dofs_core::{
+    Clock, ErrorKind, FieldError, Order, OrderId, OrderRequest, OrderStatus, OrderStore,
+    OrderSubmission, PortError, StartOutcome, Workflow,
+};
+use dofs_telemetry::{metric, TraceHeader};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Method;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use tracing::Instrument as _;
+
+/// Largest accepted request body, after base64 decoding.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The request header that makes `POST /orders` idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header set when a retry returns an existing order.
+pub const IDEMPOTENT_REPLAY: &str = "idempotent-replay";
+
+/// The API's handler: routes a request and turns every outcome, good or bad,
+/// into a JSON response.
+pub struct ApiHandler {
+    workflow: Arc<dyn Workflow>,
+    orders: Arc<dyn OrderStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// `202` body of `POST /orders`.
+#[derive(Debug, Serialize)]
+struct Accepted<'a> {
+    order_id: &'a OrderId,
+    status: OrderStatus,
+    trace_id: &'a str,
+}
+
+/// The routes this API knows, by path.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Orders,
+    Order(&'a str),
+}
+
+impl Route<'_> {
+    fn allowed(&self) -> &'static str {
+        match self {
+            Route::Orders => "POST",
+            Route::Order(_) => "GET",
+        }
+    }
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    // API Gateway passes the path as sent; tolerate one trailing slash.
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    match path.strip_prefix("/orders") {
+        Some("") => Some(Route::Orders),
+        Some(rest) => rest
+            .strip_prefix('/')
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .map(Route::Order),
+        None => None,
+    }
+}
+
+/// Every way a request can fail, mapped to an HTTP status in one place
+/// ([`ApiError::status`]).
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("no route for {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the order is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("the Idempotency-Key header is invalid")]
+    InvalidIdempotencyKey(String),
+    #[error("this Idempotency-Key was already used for a different order")]
+    IdempotencyConflict,
+    #[error("invalid order id")]
+    InvalidOrderId(String),
+    #[error("order {0} not found")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl ApiError {
+    fn status(&self) -> u16 {
+        match self {
+            ApiError::NotFound { .. } | ApiError::OrderNotFound(_) => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::MalformedJson(_)
+            | ApiError::Validation(_)
+            | ApiError::InvalidIdempotencyKey(_)
+            | ApiError::InvalidOrderId(_) => 400,
+            ApiError::IdempotencyConflict => 409,
+            ApiError::Port(err) if err.kind == ErrorKind::Transient => 503,
+            ApiError::Port(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            ApiError::IdempotencyConflict => "idempotency_conflict",
+            ApiError::InvalidOrderId(_) => "invalid_order_id",
+            ApiError::OrderNotFound(_) => "order_not_found",
+            ApiError::Port(err) if err.kind == ErrorKind::Transient => "service_unavailable",
+            ApiError::Port(_) => "internal_error",
+        }
+    }
+
+    /// Field-level details; single-field errors name their field too, so a
+    /// client can always point at what to fix.
+    fn details(&self) -> Vec<FieldError> {
+        let one = |field: &str, message: &str| {
+            vec![FieldError {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            }]
+        };
+        match self {
+            ApiError::Validation(errors) => errors.clone(),
+            ApiError::InvalidIdempotencyKey(why) => one("Idempotency-Key", why),
+            ApiError::InvalidOrderId(why) => one("order_id", why),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the request, rather than the service, was at fault.
+    fn is_client_error(&self) -> bool {
+        self.status() < 500
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: &'a str,
+    message: String,
+    details: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// A response being built.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: &impl Serialize) -> Self {
+        // Our own response types always serialize; if one ever does not,
+        // that is a bug worth a 500 rather than a panic.
+        let (status, body) = match serde_json::to_string(body) {
+            Ok(text) => (status, text),
+            Err(err) => {
+                tracing::error!(error = %err, "could not serialize a response body");
+                (
+                    500,
+                    r#"{"error":{"code":"internal_error","message":"internal error","details":[]}}"#
+                        .to_owned(),
+                )
+            }
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.insert(HeaderName::from_static(name), value);
+        }
+        self
+    }
+
+    fn into_response(self) -> ApiGatewayV2httpResponse {
+        let mut response = ApiGatewayV2httpResponse::default();
+        response.status_code = i64::from(self.status);
+        response.headers = self.headers;
+        response.body = Some(Body::Text(self.body));
+        response.is_base64_encoded = false;
+        response
+    }
+}
+
+fn error_reply(err: &ApiError, request_id: &str) -> Reply {
+    let message = match err {
+        // Never leak internals: the details are in the log, under the request id.
+        ApiError::Port(_) if err.status() == 503 => {
+            "the service is temporarily unavailable; retry later".to_owned()
+        }
+        ApiError::Port(_) => "internal error".to_owned(),
+        other => other.to_string(),
+    };
+    let request_id = (!err.is_client_error() && !request_id.is_empty()).then_some(request_id);
+    let reply = Reply::json(
+        err.status(),
+        &ErrorBody {
+            error: ErrorObject {
+                code: err.code(),
+                message,
+                details: err.details(),
+                request_id,
+            },
+        },
+    );
+    match err {
+        ApiError::MethodNotAllowed { allow, .. } => reply.header("allow", allow),
+        ApiError::Port(_) if err.status() == 503 => reply.header("retry-after", "1"),
+        _ => reply,
+    }
+}
+
+/// Whether a `Content-Type` value is JSON: `application/json`, any case,
+/// with or without parameters such as `charset=utf-8`.
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The `Idempotency-Key`, if sent: 1–255 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        ApiError::InvalidIdempotencyKey("must contain printable ASCII characters only".into())
+    })?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(ApiError::InvalidIdempotencyKey(format!(
+            "must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long"
+        )));
+    }
+    if !key.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "must contain printable ASCII characters only".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// The request body as bytes, decoded from base64 when API Gateway encoded it.
+fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
+    let Some(body) = request.body.as_deref() else {
+        return Ok(Vec::new());
+    };
+    if !request.is_base64_encoded {
+        return Ok(body.as_bytes().to_vec());
+    }
+    // 4 base64 characters carry 3 bytes: refuse oversized bodies before
+    // decoding them.
+    if body.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| ApiError::MalformedJson(format!("body is not valid base64: {e}")))
+}
+
+/// The trace this request continues: Lambda's (`Root=..;Parent=..;Sampled=..`)
+/// when present and well-formed, else a new one, since HTTP APIs start none.
+fn trace_header(xray_trace_id: Option<&str>) -> TraceHeader {
+    match xray_trace_id.map(str::parse::<TraceHeader>) {
+        Some(Ok(header)) => header,
+        Some(Err(err)) => {
+            tracing::warn!(error = %err, "ignoring a malformed trace header; starting a new trace");
+            TraceHeader::new_root()
+        }
+        None => TraceHeader::new_root(),
+    }
+}
+
+impl ApiHandler {
+    pub fn new(
+        workflow: Arc<dyn Workflow>,
+        orders: Arc<dyn OrderStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            workflow,
+            orders,
+            clock,
+        }
+    }
+
+    /// Never fails for client input: every error becomes a JSON HTTP
+    /// response. `Err` would mean a bug; today there is none that reaches here.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ApiGatewayV2httpRequest>,
+    ) -> Result<ApiGatewayV2httpResponse, PortError> {
+        let request = &event.payload;
+        let method = request.request_context.http.method.clone();
+        let path = request
+            .raw_path
+            .as_deref()
+            .or(request.request_context.http.path.as_deref())
+            .unwrap_or("/");
+        let request_id = event.context.request_id.as_str();
+        let reply = match self
+            .dispatch(
+                &method,
+                path,
+                request,
+                event.context.xray_trace_id.as_deref(),
+            )
+            .await
+        {
+            Ok(reply) => reply,
+            Err(err) => {
+                if err.is_client_error() {
+                    if matches!(err.status(), 400 | 409 | 413 | 415) {
+                        metrics::counter!(metric::REQUESTS_INVALID).increment(1);
+                    }
+                    tracing::info!(status = err.status(), code = err.code(), %method, path, "request refused");
+                } else if let ApiError::Port(port) = &err {
+                    tracing::error!(
+                        status = err.status(),
+                        error_type = port.error_type(),
+                        error = %port.chain(),
+                        "request failed"
+                    );
+                }
+                error_reply(&err, request_id)
+            }
+        };
+        Ok(reply.into_response())
+    }
+
+    async fn dispatch(
+        &self,
+        method: &Method,
+        path: &str,
+        request: &ApiGatewayV2httpRequest,
+        xray_trace_id: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let Some(route) = route(path) else {
+            return Err(ApiError::NotFound {
+                method: method.to_string(),
+                path: path.to_owned(),
+            });
+        };
+        match (&route, method) {
+            (Route::Orders, &Method::POST) => self.submit(request, xray_trace_id).await,
+            (Route::Order(id), &Method::GET) => self.get_order(id).await,
+            _ => Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_owned(),
+                allow: route.allowed(),
+            }),
+        }
+    }
+
+    /// `POST /orders`.
+    async fn submit(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+        xray_trace_id: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        if !is_json_content_type(&request.headers) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let key = idempotency_key(&request.headers)?;
+        let bytes = body_bytes(request)?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        let order_request =
+            validate_order_request(&body).map_err(|e| ApiError::Validation(e.errors))?;
+
+        let order_id = match &key {
+            Some(key) => OrderId::from_idempotency_key(key),
+            None => OrderId::generate(),
+        };
+        let trace = trace_header(xray_trace_id);
+        let span = tracing::info_span!("api_handler.submit_order", order_id = %order_id, trace_id = %trace.root);
+        self.start(order_id, order_request, key.is_some(), trace)
+            .instrument(span)
+            .await
+    }
+
+    async fn start(
+        &self,
+        order_id: OrderId,
+        request: OrderRequest,
+        idempotent: bool,
+        trace: TraceHeader,
+    ) -> Result<Reply, ApiError> {
+        if idempotent {
+            if let Some(reply) = self.replay(&order_id, &request, &trace).await? {
+                return Ok(reply);
+            }
+        }
+        let submission = OrderSubmission::new(order_id.clone(), request.clone(), self.clock.now());
+        let header = trace.to_string();
+        match self.workflow.start(&submission, Some(&header)).await? {
+            StartOutcome::Started => {
+                metrics::counter!(metric::ORDERS_ACCEPTED).increment(1);
+                tracing::info!(order_id = %order_id, trace_id = %trace.root, "order accepted");
+                Ok(accepted(&order_id, &trace.root))
+            }
+            // Another request with the same key won the race between our
+            // describe and our start: decide as if we had seen it first.
+            StartOutcome::AlreadyExists if idempotent => {
+                match self.replay(&order_id, &request, &trace).await? {
+                    Some(reply) => Ok(reply),
+                    None => Err(PortError::transient(format!(
+                        "execution {order_id} exists but cannot be described yet"
+                    ))
+                    .into()),
+                }
+            }
+            StartOutcome::AlreadyExists => Err(PortError::internal(format!(
+                "a freshly generated order id {order_id} already names an execution"
+            ))
+            .into()),
+        }
+    }
+
+    /// For an idempotent request: `Some` reply if an execution for this id
+    /// already exists (a replay, or a conflict), `None` if not.
+    async fn replay(
+        &self,
+        order_id: &OrderId,
+        request: &OrderRequest,
+        trace: &TraceHeader,
+    ) -> Result<Option<Reply>, ApiError> {
+        let Some(existing) = self.workflow.describe(order_id).await? else {
+            return Ok(None);
+        };
+        if existing.input.request() != *request {
+            tracing::info!(order_id = %order_id, "idempotency key reused for a different order");
+            return Err(ApiError::IdempotencyConflict);
+        }
+        metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
+        tracing::info!(order_id = %order_id, "idempotent replay");
+        Ok(Some(
+            accepted(order_id, &trace.root).header(IDEMPOTENT_REPLAY, "true"),
+        ))
+    }
+
+    /// `GET /orders/{order_id}`.
+    async fn get_order(&self, raw_id: &str) -> Result<Reply, ApiError> {
+        let order_id =
+            OrderId::parse(raw_id).map_err(|e| ApiError::InvalidOrderId(e.to_string()))?;
+        let span = tracing::info_span!("api_handler.get_order", order_id = %order_id);
+        async {
+            if let Some(order) = self.orders.get(&order_id).await? {
+                return Ok(Reply::json(200, &order));
+            }
+            // Accepted but not stored yet: the workflow has the submission.
+            match self.workflow.describe(&order_id).await? {
+                Some(execution) => {
+                    let order: Order = execution.input.to_order();
+                    Ok(Reply::json(200, &order))
+                }
+                None => Err(ApiError::OrderNotFound(order_id.clone())),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn accepted(order_id: &OrderId, trace_id: &str) -> Reply {
+    Reply::json(
+        202,
+        &Accepted {
+            order_id,
+            status: OrderStatus::Received,
+            trace_id,
+        },
+    )
+    .header("location", &format!("/orders/{order_id}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,314 @@
-//! order_storage
+//! order_storage: the workflow's `StoreOrder` and `RejectOrder` steps, which
+//! write an order to the orders table.
+//!
+//! - `{"action": "store", "order": ...}`: a VALIDATED order is stored as
+//!   PENDING, ready to be enqueued.
+//! - `{"action": "reject", "submission": ..., "reason": ...}`: a submission
+//!   the validator refused is stored as REJECTED with the reason.
+//!
+//! Both are conditional inserts, and idempotent: Step Functions may run a
+//! task twice (a retry after a timeout whose first attempt did write), and
+//! the second run must return the stored order rather than fail. Port errors
+//! keep their kind, so a transient one is retried by the workflow.
+
+use std::sync::Arc;
+
+use dofs_core::{
+    Clock, InsertOutcome, Order, OrderStatus, OrderStore, PortError, StatusChange, StorageRequest,
+    StoredOrder,
+};
+use dofs_telemetry::metric;
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use tracing::Instrument as _;
+
+/// The `StoreOrder`/`RejectOrder` steps.
+pub struct OrderStorage {
+    orders: Arc<dyn OrderStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A Lambda error as Step Functions reports it in a Catch's `Cause`.
+#[derive(Deserialize)]
+struct LambdaErrorCause {
+    #[serde(rename = "errorMessage")]
+    error_message: String,
+}
+
+/// The human reason inside a rejection `Cause`: Step Functions passes a Lambda
+/// error's cause as the JSON text `{"errorType":..,"errorMessage":..}`, and
+/// the stored order should say why, not carry an envelope.
+pub fn rejection_reason(cause: &str) -> String {
+    match serde_json::from_str::<LambdaErrorCause>(cause) {
+        Ok(parsed) if !parsed.error_message.trim().is_empty() => parsed.error_message,
+        _ => cause.to_owned(),
+    }
+}
+
+impl OrderStorage {
+    pub fn new(orders: Arc<dyn OrderStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { orders, clock }
+    }
+
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<StoredOrder, PortError> {
+        let request: StorageRequest = serde_json::from_value(event.payload).map_err(|e| {
+            tracing::error!(error = %e, "order_storage input is not a storage request");
+            PortError::invalid_input(format!("input is not a storage request: {e}")).with_source(e)
+        })?;
+        match request {
+            StorageRequest::Store { order } => self.store(order).await,
+            StorageRequest::Reject { submission, reason } => {
+                let mut order = submission.to_order();
+                let reason = rejection_reason(&reason);
+                order
+                    .transition(
+                        StatusChange::new(OrderStatus::Rejected, self.clock.now())
+                            .with_reason(reason),
+                    )
+                    .map_err(|e| {
+                        PortError::internal("a new order cannot be rejected").with_source(e)
+                    })?;
+                self.insert(order).await
+            }
+        }
+    }
+
+    async fn store(&self, mut order: Order) -> Result<StoredOrder, PortError> {
+        if order.status != OrderStatus::Validated {
+            return Err(PortError::invalid_input(format!(
+                "only a VALIDATED order can be stored; order {} is {}",
+                order.order_id, order.status
+            )));
+        }
+        order
+            .transition(StatusChange::new(OrderStatus::Pending, self.clock.now()))
+            .map_err(|e| {
+                PortError::internal("a validated order cannot become pending").with_source(e)
+            })?;
+        self.insert(order).await
+    }
+
+    /// Inserts `order`; an order already stored by an earlier attempt of the
+    /// same step is success, anything else under that id is a conflict.
+    async fn insert(&self, order: Order) -> Result<StoredOrder, PortError> {
+        let order_id = order.order_id.clone();
+        let span = tracing::info_span!("order_storage.insert", order_id = %order_id, status = %order.status);
+        match self.orders.insert(&order).instrument(span).await {
+            Ok(InsertOutcome::Inserted) => {
+                if order.status == OrderStatus::Pending {
+                    metrics::counter!(metric::ORDERS_STORED).increment(1);
+                }
+                tracing::info!(order_id = %order_id, status = %order.status, "order stored");
+                Ok(StoredOrder { order })
+            }
+            Ok(InsertOutcome::AlreadyExists(existing)) if same_step(&order, &existing) => {
+                tracing::info!(order_id = %order_id, status = %existing.status, "order already stored; repeated step");
+                Ok(StoredOrder { order: existing })
+            }
+            Ok(InsertOutcome::AlreadyExists(existing)) => {
+                tracing::error!(order_id = %order_id, existing = %existing.status, wanted = %order.status, "another order is stored under this id");
+                Err(PortError::conflict(format!(
+                    "order {order_id} is already stored as {}, cannot store it as {}",
+                    existing.status, order.status
+                )))
+            }
+            Err(err) => {
+                tracing::warn!(order_id = %order_id, error_type = err.error_type(), error = %err.chain(), "could not store the order");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Whether `existing` is what an earlier run of the step that wants to store
+/// `order` left behind: stored as PENDING (perhaps since fulfilled or failed),
+/// or stored as REJECTED.
+fn same_step(order: &Order, existing: &Order) -> bool {
+    match order.status {
+        OrderStatus::Pending => {
+            matches!(
+                existing.status,
+                OrderStatus::Pending | OrderStatus::Fulfilled | OrderStatus::Failed
+            ) && existing
+                .history
+                .iter()
+                .any(|c| c.status == OrderStatus::Pending)
+        }
+        OrderStatus::Rejected => existing.status == OrderStatus::Rejected,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dofs_core::testkit::{
+        sample_order, sample_submission, sample_time, FixedClock, MemoryOrderStore,
+    };
+    use dofs_core::{ErrorKind, OrderId};
+    use lambda_runtime::Context;
+    use serde_json::{json, Value};
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        sample_time() + chrono::Duration::seconds(5)
+    }
+
+    fn storage() -> (OrderStorage, Arc<MemoryOrderStore>) {
+        let store = Arc::new(MemoryOrderStore::new());
+        (
+            OrderStorage::new(store.clone(), Arc::new(FixedClock(now()))),
+            store,
+        )
+    }
+
+    fn event(payload: Value) -> LambdaEvent<Value> {
+        LambdaEvent::new(payload, Context::default())
+    }
+
+    fn store_request(order: &Order) -> Value {
+        json!({"action": "store", "order": order})
+    }
+
+    #[tokio::test]
+    async fn stores_a_validated_order_as_pending() {
+        let (storage, store) = storage();
+        let order = sample_order(OrderStatus::Validated);
+        let stored = storage
+            .handle(event(store_request(&order)))
+            .await
+            .unwrap()
+            .order;
+        assert_eq!(stored.status, OrderStatus::Pending);
+        assert_eq!(stored.history.len(), 3);
+        assert_eq!(
+            stored.history[2],
+            StatusChange::new(OrderStatus::Pending, now())
+        );
+        assert_eq!(stored.updated_at, now());
+        assert_eq!(store.get(&order.order_id).await.unwrap(), Some(stored));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_store_returns_the_stored_order() {
+        let (storage, store) = storage();
+        let order = sample_order(OrderStatus::Validated);
+        let first = storage.handle(event(store_request(&order))).await.unwrap();
+        let second = storage.handle(event(store_request(&order))).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(store.len(), 1);
+
+        // Even after the order moved on (fulfilled before the retry landed).
+        store
+            .transition(
+                &order.order_id,
+                OrderStatus::Pending,
+                StatusChange::new(OrderStatus::Fulfilled, now()),
+            )
+            .await
+            .unwrap();
+        let third = storage.handle(event(store_request(&order))).await.unwrap();
+        assert_eq!(third.order.status, OrderStatus::Fulfilled);
+    }
+
+    #[tokio::test]
+    async fn storing_over_a_rejected_order_is_a_conflict() {
+        let id = OrderId::generate();
+        let rejected = dofs_core::testkit::sample_order_with_id(&id, OrderStatus::Rejected);
+        let (storage, store) = storage();
+        store.insert(&rejected).await.unwrap();
+        let validated = dofs_core::testkit::sample_order_with_id(&id, OrderStatus::Validated);
+        let err = storage
+            .handle(event(store_request(&validated)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        assert_eq!(store.get(&id).await.unwrap(), Some(rejected));
+    }
+
+    #[tokio::test]
+    async fn only_validated_orders_are_stored() {
+        let (storage, store) = storage();
+        let err = storage
+            .handle(event(store_request(&sample_order(OrderStatus::Received))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(store.is_empty());
+        let err = storage
+            .handle(event(json!({"action": "ship"})))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidInput");
+    }
+
+    /// The payload exactly as the ASL's RejectOrder state builds it.
+    fn reject_request(submission: &dofs_core::OrderSubmission, cause: &str) -> Value {
+        let mut state = serde_json::to_value(submission).unwrap();
+        state["failure"] = json!({"Error": "OrderRejected", "Cause": cause});
+        json!({"action": "reject", "submission": state, "reason": cause})
+    }
+
+    #[tokio::test]
+    async fn stores_a_rejection_with_the_validators_message() {
+        let (storage, store) = storage();
+        let submission = sample_submission(&OrderId::generate());
+        let cause = r#"{"errorType":"OrderRejected","errorMessage":"an order may have at most 1000 units in total; it has 1001"}"#;
+        let stored = storage
+            .handle(event(reject_request(&submission, cause)))
+            .await
+            .unwrap()
+            .order;
+        assert_eq!(stored.status, OrderStatus::Rejected);
+        assert_eq!(stored.history.len(), 2);
+        assert_eq!(
+            stored.history[1].reason.as_deref(),
+            Some("an order may have at most 1000 units in total; it has 1001")
+        );
+        assert_eq!(
+            store.get(&submission.order_id).await.unwrap(),
+            Some(stored.clone())
+        );
+
+        // A retried RejectOrder is idempotent.
+        let again = storage
+            .handle(event(reject_request(&submission, cause)))
+            .await
+            .unwrap()
+            .order;
+        assert_eq!(again, stored);
+    }
+
+    #[test]
+    fn rejection_reason_unwraps_lambda_causes_only() {
+        assert_eq!(
+            rejection_reason(r#"{"errorType":"OrderRejected","errorMessage":"too big"}"#),
+            "too big"
+        );
+        assert_eq!(rejection_reason("plain text"), "plain text");
+        assert_eq!(
+            rejection_reason(r#"{"errorMessage":""}"#),
+            r#"{"errorMessage":""}"#
+        );
+        assert_eq!(rejection_reason(r#"{"other":1}"#), r#"{"other":1}"#);
+    }
+
+    #[tokio::test]
+    async fn port_errors_keep_their_kind() {
+        let (storage, store) = storage();
+        store.faults.fail_with(ErrorKind::Transient);
+        let err = storage
+            .handle(event(store_request(&sample_order(OrderStatus::Validated))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "TransientError");
+        store.faults.fail_with(ErrorKind::Internal);
+        let err = storage
+            .handle(event(store_request(&sample_order(OrderStatus::Validated))))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "InternalError");
+    }
+}

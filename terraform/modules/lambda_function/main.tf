@@ -64,17 +64,15 @@ data "aws_iam_policy_document" "base" {
   }
 }
 
-resource "aws_iam_role_policy" "base" {
-  name   = "logs-xray"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.base.json
+# One inline policy: the module's base statements plus the function's own.
+data "aws_iam_policy_document" "combined" {
+  source_policy_documents = [data.aws_iam_policy_document.base.json, var.policy_json]
 }
 
-resource "aws_iam_role_policy" "own" {
-  count  = var.policy_json == null ? 0 : 1
+resource "aws_iam_role_policy" "this" {
   name   = "least-privilege"
   role   = aws_iam_role.this.id
-  policy = var.policy_json
+  policy = data.aws_iam_policy_document.combined.json
 }
 
 resource "aws_lambda_function" "this" {
@@ -117,7 +115,7 @@ resource "aws_lambda_function" "this" {
   tags = var.tags
 
   # The role's policies must exist before the first invocation can log.
-  depends_on = [aws_iam_role_policy.base, aws_iam_role_policy.own]
+  depends_on = [aws_iam_role_policy.this]
 }
 
 module "alarm" {

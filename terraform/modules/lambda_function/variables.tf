@@ -59,8 +59,8 @@ variable "kms_key_arn" {
 
 variable "policy_json" {
   type        = string
-  description = "The function's own least-privilege policy (the module adds logs and X-Ray)."
-  default     = null
+  description = "The function's own least-privilege policy document (the module adds its log group, X-Ray and KMS decrypt); a document without statements for a function that calls nothing."
+  default     = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
 }
 
 variable "alarms" {

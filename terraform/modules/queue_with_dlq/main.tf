@@ -1,8 +1,5 @@
 # A work queue and its dead-letter queue, wired with a redrive policy, both
-# encrypted with the stack key. The DLQ only accepts redrives from its own
-# queue so that nothing else can use it as a dumping ground; the workflow's
-# direct sends to the DLQ are a plain SendMessage, which redrive_allow_policy
-# does not restrict.
+# encrypted with the stack key.
 
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.name}-dlq"
@@ -33,12 +30,4 @@ resource "aws_sqs_queue" "main" {
       error_message = "The visibility timeout must be at least 6x the consumer's timeout, or messages are redelivered while still being processed."
     }
   }
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.main.arn]
-  })
 }
