@@ -16,7 +16,7 @@
 //! as the source.
 //!
 //! Clients are built once per process from the standard configuration chain
-//! ([`sdk_config`]), which honours `AWS_ENDPOINT_URL` (moto in tests).
+//! ([`AwsClients`], [`sdk_config`]), which honours `AWS_ENDPOINT_URL` (moto in tests).
 
 pub mod config;
 pub mod dynamodb;
@@ -29,9 +29,76 @@ pub use dynamodb::{DynamoFailedOrderStore, DynamoOrderStore};
 pub use sfn::{StateMachineArn, StepFunctionsWorkflow};
 pub use sqs::SqsOrderQueue;
 
+use std::sync::OnceLock;
+
 /// The shared SDK configuration from the standard chain: environment
 /// (including `AWS_ENDPOINT_URL`), shared config files, then the Lambda
 /// execution role's credentials.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The service clients of one process, each built on first use from one
+/// [`aws_config::SdkConfig`] and then shared (an SDK client owns its
+/// connection pool, so two adapters on one service share one client).
+#[derive(Debug)]
+pub struct AwsClients {
+    sdk: aws_config::SdkConfig,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    sfn: OnceLock<aws_sdk_sfn::Client>,
+}
+
+impl AwsClients {
+    /// Clients on the standard configuration chain ([`sdk_config`]).
+    pub async fn load() -> Self {
+        Self::new(sdk_config().await)
+    }
+
+    pub fn new(sdk: aws_config::SdkConfig) -> Self {
+        Self {
+            sdk,
+            dynamodb: OnceLock::new(),
+            sqs: OnceLock::new(),
+            sfn: OnceLock::new(),
+        }
+    }
+
+    pub fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.sdk
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        self.dynamodb
+            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
+            .clone()
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| aws_sdk_sqs::Client::new(&self.sdk))
+            .clone()
+    }
+
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        self.sfn
+            .get_or_init(|| aws_sdk_sfn::Client::new(&self.sdk))
+            .clone()
+    }
+
+    pub fn order_store(&self, table: impl Into<String>) -> DynamoOrderStore {
+        DynamoOrderStore::new(self.dynamodb(), table)
+    }
+
+    pub fn failed_order_store(&self, table: impl Into<String>) -> DynamoFailedOrderStore {
+        DynamoFailedOrderStore::new(self.dynamodb(), table)
+    }
+
+    pub fn order_queue(&self, queue_url: impl Into<String>) -> SqsOrderQueue {
+        SqsOrderQueue::new(self.sqs(), queue_url)
+    }
+
+    pub fn workflow(&self, state_machine: StateMachineArn) -> StepFunctionsWorkflow {
+        StepFunctionsWorkflow::new(self.sfn(), state_machine)
+    }
 }

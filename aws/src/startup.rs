@@ -51,6 +51,15 @@ impl InitFailure {
     }
 }
 
+/// `map_err(because("TelemetryInitError"))`: turns any error into an
+/// [`InitFailure`] of that type.
+pub fn because<E>(error_type: &'static str) -> impl FnOnce(E) -> InitFailure
+where
+    E: StdError + 'static,
+{
+    move |err| InitFailure::new(error_type, &err)
+}
+
 impl From<ConfigError> for InitFailure {
     fn from(err: ConfigError) -> Self {
         Self::new("InvalidConfiguration", &err)
