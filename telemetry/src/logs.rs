@@ -48,7 +48,12 @@ fn log_key(name: &str) -> Option<&str> {
     match name {
         "requestId" => Some("request_id"),
         "xrayTraceId" => None,
-        _ if name.starts_with("otel.") || name.starts_with("annotation.") => None,
+        _ if name.starts_with("otel.")
+            || name.starts_with("annotation.")
+            || name.starts_with("faas.") =>
+        {
+            None
+        }
         _ => Some(name),
     }
 }
