@@ -1,0 +1,332 @@
+"""Assertions on the DOFS stack Terraform created on moto, read back through boto3.
+
+Run by scripts/terraform-test.sh after `terraform apply`:
+    python assert_stack.py ENDPOINT_URL OUTPUTS_JSON REPO_ROOT
+OUTPUTS_JSON is `terraform output -json`. Expectations come from the shared
+data (dashboards/*.json, the ASL file) and the brief's least-privilege table,
+never from the Terraform code under test.
+"""
+
+import json
+import os
+import re
+import sys
+import unittest
+
+import boto3
+
+ENDPOINT, OUTPUTS_FILE, REPO = sys.argv[1:4] if len(sys.argv) >= 4 else (None, None, None)
+FUNCTIONS = ["api_handler", "validator", "order_storage", "fulfill_order", "dlq_handler"]
+
+# Actions each function's role may have, beyond its log group and X-Ray
+# (ARCHITECTURE.md and the least-privilege table of the Terraform brief).
+SQS_CONSUMER = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+BASE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "kms:Decrypt"}
+EXPECTED_ACTIONS = {
+    "api_handler": {"states:StartExecution", "states:DescribeExecution", "dynamodb:GetItem"},
+    "validator": set(),
+    "order_storage": {"dynamodb:PutItem", "dynamodb:GetItem"},
+    "fulfill_order": {"dynamodb:UpdateItem", "dynamodb:GetItem"} | SQS_CONSUMER,
+    "dlq_handler": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} | SQS_CONSUMER,
+}
+# The only actions AWS accepts solely on Resource "*".
+STAR_RESOURCE_ACTIONS = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}
+
+
+def client(service):
+    return boto3.client(
+        service,
+        endpoint_url=ENDPOINT,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def statements(document):
+    doc = json.loads(document) if isinstance(document, str) else document
+    return as_list(doc["Statement"])
+
+
+class StackTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(OUTPUTS_FILE, encoding="utf-8") as f:
+            cls.out = {k: v["value"] for k, v in json.load(f).items()}
+        with open(os.path.join(REPO, "dashboards", "alarms.json"), encoding="utf-8") as f:
+            cls.alarm_catalog = json.load(f)
+        with open(os.path.join(REPO, "dashboards", "metrics.json"), encoding="utf-8") as f:
+            cls.metric_catalog = json.load(f)
+        cls.lam = client("lambda")
+        cls.sqs = client("sqs")
+        cls.iam = client("iam")
+        cls.cw = client("cloudwatch")
+        cls.logs = client("logs")
+        cls.sfn = client("stepfunctions")
+        cls.ddb = client("dynamodb")
+        cls.sns = client("sns")
+        cls.apigw = client("apigatewayv2")
+        cls.fn_names = cls.out["function_names"]
+        cls.order_queue = cls.out["order_queue_url"]
+        cls.dlq = cls.out["dead_letter_queue_url"]
+
+    def queue_attrs(self, url):
+        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    def function_config(self, fn):
+        return self.lam.get_function_configuration(FunctionName=self.fn_names[fn])
+
+    # --- queues and event source mappings ------------------------------------
+
+    def test_order_queue_redrives_to_dlq_after_three_receives(self):
+        attrs = self.queue_attrs(self.order_queue)
+        redrive = json.loads(attrs["RedrivePolicy"])
+        self.assertEqual(int(redrive["maxReceiveCount"]), 3)
+        self.assertEqual(redrive["deadLetterTargetArn"], self.queue_attrs(self.dlq)["QueueArn"])
+
+    def test_visibility_timeouts_are_six_times_the_consumers_timeout(self):
+        for url, fn in [(self.order_queue, "fulfill_order"), (self.dlq, "dlq_handler")]:
+            timeout = self.function_config(fn)["Timeout"]
+            self.assertGreaterEqual(int(self.queue_attrs(url)["VisibilityTimeout"]), 6 * timeout, url)
+
+    def test_queues_are_encrypted_and_dlq_keeps_messages_14_days(self):
+        for url in (self.order_queue, self.dlq):
+            self.assertEqual(self.queue_attrs(url).get("KmsMasterKeyId"), self.out["kms_key_arn"], url)
+        self.assertEqual(int(self.queue_attrs(self.dlq)["MessageRetentionPeriod"]), 14 * 24 * 3600)
+
+    def test_event_source_mappings_report_batch_item_failures(self):
+        for fn, url in [("fulfill_order", self.order_queue), ("dlq_handler", self.dlq)]:
+            # moto ignores the FunctionName filter, so filter here.
+            arn = self.function_config(fn)["FunctionArn"]
+            mappings = [
+                m for m in self.lam.list_event_source_mappings()["EventSourceMappings"] if m["FunctionArn"] == arn
+            ]
+            self.assertEqual(len(mappings), 1, fn)
+            self.assertEqual(mappings[0]["EventSourceArn"], self.queue_attrs(url)["QueueArn"], fn)
+            self.assertEqual(mappings[0]["FunctionResponseTypes"], ["ReportBatchItemFailures"], fn)
+
+    # --- functions ------------------------------------------------------------
+
+    def test_functions_are_arm64_al2023_traced_with_their_environment(self):
+        expected_env = {
+            "api_handler": {"ORDERS_TABLE": self.out["orders_table_name"], "STATE_MACHINE_ARN": self.out["state_machine_arn"]},
+            "validator": {},
+            "order_storage": {"ORDERS_TABLE": self.out["orders_table_name"]},
+            "fulfill_order": {"ORDERS_TABLE": self.out["orders_table_name"], "ORDER_QUEUE_URL": self.order_queue, "FAILURE_RATE": "0.25"},
+            "dlq_handler": {"ORDERS_TABLE": self.out["orders_table_name"], "FAILED_ORDERS_TABLE": self.out["failed_orders_table_name"]},
+        }
+        for fn in FUNCTIONS:
+            cfg = self.function_config(fn)
+            self.assertEqual(cfg["Runtime"], "provided.al2023", fn)
+            self.assertEqual(cfg["Architectures"], ["arm64"], fn)
+            self.assertEqual(cfg["Handler"], "bootstrap", fn)
+            self.assertEqual(cfg["TracingConfig"]["Mode"], "Active", fn)
+            env = cfg["Environment"]["Variables"]
+            self.assertEqual(env.pop("LOG_LEVEL"), "DEBUG", fn)
+            self.assertEqual(env.pop("DOFS_TRACE_EXPORTER"), "xray", fn)
+            self.assertEqual(env, expected_env[fn], fn)
+
+    def test_log_groups_have_retention_and_kms(self):
+        groups = self.logs.describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
+        by_name = {g["logGroupName"]: g for g in groups}
+        for fn in FUNCTIONS:
+            group = by_name["/aws/lambda/" + self.fn_names[fn]]
+            self.assertEqual(group.get("retentionInDays"), 30, fn)
+            self.assertEqual(group.get("kmsKeyId"), self.out["kms_key_arn"], fn)
+
+    # --- IAM --------------------------------------------------------------------
+
+    def role_statements(self, role):
+        found = []
+        for name in self.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            found += statements(self.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        self.assertEqual(self.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"], [], role)
+        return found
+
+    def assert_least_privilege(self, role, stmts):
+        for st in stmts:
+            self.assertEqual(st["Effect"], "Allow", role)
+            actions = as_list(st["Action"])
+            for action in actions:
+                self.assertNotIn("*", action, f"{role}: wildcard action {action}")
+            if "*" in as_list(st["Resource"]):
+                self.assertTrue(set(actions) <= STAR_RESOURCE_ACTIONS, f"{role}: Resource * for {actions}")
+
+    def test_function_roles_have_exactly_their_actions_scoped_to_arns(self):
+        for fn in FUNCTIONS:
+            role = self.function_config(fn)["Role"].split("/")[-1]
+            stmts = self.role_statements(role)
+            self.assert_least_privilege(role, stmts)
+            actions = {a for st in stmts for a in as_list(st["Action"])}
+            self.assertEqual(actions, EXPECTED_ACTIONS[fn] | BASE_ACTIONS, fn)
+            log_resources = {r for st in stmts if "logs:PutLogEvents" in as_list(st["Action"]) for r in as_list(st["Resource"])}
+            self.assertEqual(log_resources, {f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{self.fn_names[fn]}:*"}, fn)
+
+    def test_api_handler_may_only_start_this_state_machine(self):
+        role = self.function_config("api_handler")["Role"].split("/")[-1]
+        for st in self.role_statements(role):
+            if "states:StartExecution" in as_list(st["Action"]):
+                self.assertEqual(as_list(st["Resource"]), [self.out["state_machine_arn"]])
+
+    def test_workflow_role_invokes_two_functions_and_sends_to_both_queues(self):
+        sm = self.sfn.describe_state_machine(stateMachineArn=self.out["state_machine_arn"])
+        role = sm["roleArn"].split("/")[-1]
+        stmts = self.role_statements(role)
+        self.assert_least_privilege(role, stmts)
+        invoke = {r for st in stmts if "lambda:InvokeFunction" in as_list(st["Action"]) for r in as_list(st["Resource"])}
+        arns = {self.function_config(fn)["FunctionArn"] for fn in ("validator", "order_storage")}
+        self.assertEqual({r.removesuffix(":*") for r in invoke}, arns)
+        send = {r for st in stmts if "sqs:SendMessage" in as_list(st["Action"]) for r in as_list(st["Resource"])}
+        self.assertEqual(send, {self.queue_attrs(u)["QueueArn"] for u in (self.order_queue, self.dlq)})
+
+    # --- workflow ---------------------------------------------------------------
+
+    def test_state_machine_is_the_rendered_asl_with_tracing_and_logging(self):
+        sm = self.sfn.describe_state_machine(stateMachineArn=self.out["state_machine_arn"])
+        self.assertEqual(sm["type"], "STANDARD")
+        self.assertTrue(sm["tracingConfiguration"]["enabled"])
+        self.assertEqual(sm["loggingConfiguration"]["level"], "ALL")
+        with open(os.path.join(REPO, "terraform", "order_workflow.asl.json"), encoding="utf-8") as f:
+            template = f.read()
+        values = {
+            "validator_function_arn": self.function_config("validator")["FunctionArn"],
+            "order_storage_function_arn": self.function_config("order_storage")["FunctionArn"],
+            "order_queue_url": self.order_queue,
+            "dead_letter_queue_url": self.dlq,
+        }
+        expected = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
+        self.assertEqual(json.loads(sm["definition"]), json.loads(expected))
+
+    # --- tables ------------------------------------------------------------------
+
+    def test_tables_are_on_demand_encrypted_with_pitr(self):
+        for table in (self.out["orders_table_name"], self.out["failed_orders_table_name"]):
+            desc = self.ddb.describe_table(TableName=table)["Table"]
+            self.assertEqual(desc["KeySchema"], [{"AttributeName": "order_id", "KeyType": "HASH"}], table)
+            self.assertEqual(desc["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST", table)
+            self.assertEqual(desc["SSEDescription"]["Status"], "ENABLED", table)
+            pitr = self.ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+            self.assertEqual(pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "ENABLED", table)
+
+    # --- API --------------------------------------------------------------------
+
+    def api(self):
+        api_id = self.out["api_url"].split("//")[1].split(".")[0]
+        return api_id, self.apigw.get_api(ApiId=api_id)
+
+    def test_api_routes_go_to_api_handler_with_payload_2_and_jwt(self):
+        api_id, api = self.api()
+        self.assertEqual(api["ProtocolType"], "HTTP")
+        routes = self.apigw.get_routes(ApiId=api_id)["Items"]
+        self.assertEqual({r["RouteKey"] for r in routes}, {"POST /orders", "GET /orders/{order_id}", "$default"})
+        integrations = {i["IntegrationId"]: i for i in self.apigw.get_integrations(ApiId=api_id)["Items"]}
+        handler_arn = self.function_config("api_handler")["FunctionArn"]
+        for route in routes:
+            self.assertEqual(route["AuthorizationType"], "JWT", route["RouteKey"])
+            integration = integrations[route["Target"].split("/")[1]]
+            self.assertEqual(integration["IntegrationType"], "AWS_PROXY")
+            self.assertEqual(integration["PayloadFormatVersion"], "2.0")
+            self.assertIn(handler_arn, integration["IntegrationUri"])
+
+    def test_stage_has_json_access_logs_and_throttling(self):
+        api_id, _ = self.api()
+        stage = self.apigw.get_stage(ApiId=api_id, StageName="$default")
+        fmt = json.loads(stage["AccessLogSettings"]["Format"])
+        self.assertEqual(fmt["requestId"], "$context.requestId")
+        self.assertEqual(fmt["integrationRequestId"], "$context.integration.requestId")
+        self.assertTrue(stage["AccessLogSettings"]["DestinationArn"].startswith("arn:aws:logs:"))
+        self.assertEqual(stage["DefaultRouteSettings"]["ThrottlingRateLimit"], 50)
+        self.assertEqual(stage["DefaultRouteSettings"]["ThrottlingBurstLimit"], 100)
+
+    # --- observability -------------------------------------------------------------
+
+    def test_every_catalogued_alarm_exists_with_its_metric_threshold_and_actions(self):
+        alarms = {a["AlarmName"]: a for a in self.cw.describe_alarms(AlarmNamePrefix="dofstest-dev-")["MetricAlarms"]}
+        topic = self.out["on_call_topic_arn"]
+        expected_names = []
+        for spec in self.alarm_catalog["alarms"]:
+            names = (
+                [f"dofstest-dev-{spec['name']}"]
+                if spec["scope"] == "stack"
+                else [f"{self.fn_names[fn]}-{spec['name']}" for fn in FUNCTIONS]
+            )
+            expected_names += names
+            for name in names:
+                alarm = alarms[name]
+                self.assertEqual(alarm["Threshold"], float(spec["threshold"]), name)
+                self.assertEqual(alarm["ComparisonOperator"], spec["comparison"], name)
+                self.assertEqual(alarm["EvaluationPeriods"], spec["evaluation_periods"], name)
+                self.assertEqual(alarm["TreatMissingData"], spec["treat_missing_data"], name)
+                self.assertEqual(alarm["AlarmActions"], [topic], name)
+                self.assertEqual(alarm["OKActions"], [topic], name)
+                if "expression" in spec:
+                    queries = {q["Id"]: q for q in alarm["Metrics"]}
+                    exprs = [q for q in alarm["Metrics"] if q.get("Expression")]
+                    self.assertEqual([q["Expression"] for q in exprs], [spec["expression"]], name)
+                    for mid, metric in spec["metrics"].items():
+                        stat = queries[mid]["MetricStat"]
+                        self.assertEqual(stat["Metric"]["MetricName"], metric["metric_name"], name)
+                        self.assertEqual(stat["Metric"]["Namespace"], metric["namespace"], name)
+                        self.assertEqual(stat["Stat"], metric["statistic"], name)
+                        self.assert_bound(stat["Metric"]["Dimensions"], name)
+                else:
+                    self.assertEqual(alarm["MetricName"], spec["metric_name"], name)
+                    self.assertEqual(alarm["Namespace"], spec["namespace"], name)
+                    self.assertEqual(alarm["Statistic"], spec["statistic"], name)
+                    self.assertEqual(alarm["Period"], spec["period"], name)
+                    self.assert_bound(alarm["Dimensions"], name)
+        self.assertEqual(sorted(expected_names), sorted(alarms))
+        self.assertEqual(sorted(expected_names), sorted(self.out["alarm_names"]))
+
+    def assert_bound(self, dimensions, name):
+        self.assertTrue(dimensions, name)
+        for dim in dimensions:
+            self.assertNotIn("${", dim["Value"], name)
+            if dim["Name"] == "FunctionName":
+                self.assertIn(dim["Value"], self.fn_names.values(), name)
+
+    def test_on_call_topic_is_encrypted_with_subscriptions(self):
+        topic = self.out["on_call_topic_arn"]
+        attrs = self.sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+        self.assertEqual(attrs.get("KmsMasterKeyId"), self.out["kms_key_arn"])
+        subs = self.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        self.assertEqual(
+            sorted((s["Protocol"], s["Endpoint"]) for s in subs),
+            [("email", "on-call@example.com"), ("https", "https://pager.example.com/dofs")],
+        )
+
+    def test_dashboard_funnel_follows_the_metric_catalogue_and_lists_every_alarm(self):
+        body = json.loads(self.cw.get_dashboard(DashboardName="dofstest-dev-orders")["DashboardBody"])
+        self.assertNotIn("${", json.dumps(body))
+        funnel = next(w for w in body["widgets"] if w["properties"].get("title", "").startswith("Order funnel"))
+        counted = [
+            m["name"] for m in self.metric_catalog["metrics"] if m["unit"] == "Count" and m["function"] != "*"
+        ]
+        self.assertEqual([m[1] for m in funnel["properties"]["metrics"]], counted)
+        alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
+        alarm_arns = {a["AlarmArn"] for a in self.cw.describe_alarms(AlarmNamePrefix="dofstest-dev-")["MetricAlarms"]}
+        self.assertEqual(set(alarm_widget["properties"]["alarms"]), alarm_arns)
+
+    def test_saved_queries_cover_the_order_journey_and_errors(self):
+        queries = {q["name"]: q for q in self.logs.describe_query_definitions()["queryDefinitions"]}
+        journey = queries["dofstest-dev/one order's journey by order_id"]
+        self.assertEqual(
+            set(journey["logGroupNames"]),
+            {"/aws/lambda/" + self.fn_names[fn] for fn in FUNCTIONS}
+            | {"/aws/vendedlogs/states/dofstest-dev-order-workflow"},
+        )
+        self.assertIn("ORDER_ID", journey["queryString"])
+        errors = queries["dofstest-dev/errors by function"]
+        self.assertEqual(set(errors["logGroupNames"]), {"/aws/lambda/" + self.fn_names[fn] for fn in FUNCTIONS})
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
