@@ -1,0 +1,495 @@
+//! The `dofs` command line: `serve` runs the whole system; `orders`,
+//! `order`, `queues` and `redrive` work on the same data directory, also
+//! while `serve` is running (SQLite WAL lets readers and a second writer in).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use dofs_core::{Clock, SystemClock};
+use fulfill_order::FailureSimulator;
+use rusqlite::params;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::asl::StateMachine;
+use crate::db::{Db, DbError};
+use crate::engine::{self, Engine, EngineConfig, LocalTasks, LocalWorkflow};
+use crate::functions::{FunctionDeps, FunctionName, Functions};
+use crate::gateway;
+use crate::pollers::{self, MappingConfig};
+use crate::queue::{self, QueueConfig, Queues};
+use crate::tables::{self, SqliteFailedOrderStore, SqliteOrderStore};
+
+/// Name of the order queue.
+pub const ORDER_QUEUE: &str = "dofs-order-queue";
+/// Name of the dead-letter queue.
+pub const DEAD_LETTER_QUEUE: &str = "dofs-order-dlq";
+
+/// `dofs`: the DOFS local runtime.
+#[derive(Debug, Parser)]
+#[command(name = "dofs", version, about = "DOFS local runtime: the whole order pipeline on one machine")]
+pub struct Cli {
+    /// Where the SQLite database lives.
+    #[arg(long, env = "DOFS_DATA_DIR", default_value = "./.dofs", global = true)]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway, the workflow engine and the queue pollers.
+    Serve(ServeArgs),
+    /// List orders.
+    Orders {
+        /// Only orders in this status (e.g. FULFILLED).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one order: status history, execution history, queue deliveries.
+    Order {
+        order_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Message counts per queue.
+    Queues {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every dead-lettered message back to the order queue.
+    Redrive,
+}
+
+/// `dofs serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "DOFS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Share of fulfilment attempts that fail, 0 to 1.
+    #[arg(long, env = "FAILURE_RATE", default_value_t = 0.3)]
+    pub failure_rate: f64,
+    /// Makes simulated failures deterministic.
+    #[arg(long, env = "FAILURE_SEED")]
+    pub failure_seed: Option<u64>,
+    /// Order-queue visibility timeout (short locally, so a dead-lettered
+    /// order shows up within seconds).
+    #[arg(long, env = "DOFS_VISIBILITY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub visibility_timeout: Duration,
+    /// Receives before a message moves to the dead-letter queue.
+    #[arg(long, env = "DOFS_MAX_RECEIVE_COUNT", default_value_t = 3)]
+    pub max_receive_count: u32,
+    /// Most messages per function invocation.
+    #[arg(long, env = "DOFS_BATCH_SIZE", default_value_t = 10)]
+    pub batch_size: usize,
+    /// How often idle pollers and the engine look for work.
+    #[arg(long, env = "DOFS_POLL_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How long a poller waits to fill a batch.
+    #[arg(long, env = "DOFS_BATCHING_WINDOW", default_value = "0s", value_parser = parse_duration)]
+    pub batching_window: Duration,
+    /// Concurrent pollers per queue.
+    #[arg(long, env = "DOFS_POLLERS", default_value_t = 2)]
+    pub pollers: usize,
+    /// Executions advanced concurrently.
+    #[arg(long, env = "DOFS_WORKFLOW_WORKERS", default_value_t = 16)]
+    pub workflow_workers: usize,
+    /// Lambda timeout of every function.
+    #[arg(long, env = "DOFS_FUNCTION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub function_timeout: Duration,
+    /// Workflow definition to run instead of the built-in
+    /// terraform/order_workflow.asl.json.
+    #[arg(long, env = "DOFS_WORKFLOW_FILE")]
+    pub workflow_file: Option<PathBuf>,
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+    };
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(format!("{text:?} must be a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Orders { status, json } => print_orders(&cli.data_dir, status.as_deref(), json),
+        Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
+        Command::Queues { json } => print_queues(&cli.data_dir, json),
+        Command::Redrive => redrive(&cli.data_dir).await,
+    }
+}
+
+/// JSON log lines on stderr; level from `RUST_LOG`, else `LOG_LEVEL`, else info.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_from_env("LOG_LEVEL"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// `dofs serve`: everything, until SIGINT/SIGTERM. On a signal the gateway
+/// stops accepting, in-flight requests finish, every execution reaches its
+/// next persisted state and every poller finishes its batch; then exit 0.
+pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let db = Db::open(data_dir)
+        .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let local_addr = listener.local_addr()?;
+    let base_url = format!("http://{local_addr}");
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let queues = Queues::new(db.clone(), Arc::clone(&clock), base_url.clone());
+    queues
+        .declare(&QueueConfig {
+            name: DEAD_LETTER_QUEUE.into(),
+            visibility_timeout: args.visibility_timeout,
+            redrive: None,
+        })
+        .await?;
+    queues
+        .declare(&QueueConfig {
+            name: ORDER_QUEUE.into(),
+            visibility_timeout: args.visibility_timeout,
+            redrive: Some((DEAD_LETTER_QUEUE.into(), args.max_receive_count)),
+        })
+        .await?;
+
+    let template = match &args.workflow_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read workflow file {}", path.display()))?,
+        None => engine::WORKFLOW_ASL.to_owned(),
+    };
+    let rendered = engine::render_workflow(
+        &template,
+        &engine::template_vars(&queues, ORDER_QUEUE, DEAD_LETTER_QUEUE),
+    )
+    .context("cannot render the workflow definition")?;
+    let machine = Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
+
+    let orders = Arc::new(SqliteOrderStore::new(db.clone()));
+    let failed_orders = Arc::new(SqliteFailedOrderStore::new(db.clone()));
+    let workflow = LocalWorkflow::new(db.clone(), Arc::clone(&clock), Arc::clone(&machine));
+    let failures = FailureSimulator::new(args.failure_rate, args.failure_seed)
+        .map_err(|e| anyhow::anyhow!("invalid --failure-rate {}: {e}", args.failure_rate))?;
+    let functions = Arc::new(Functions::new(FunctionDeps {
+        orders,
+        failed_orders,
+        workflow: Arc::new(workflow.clone()),
+        clock: Arc::clone(&clock),
+        failures,
+        timeout: args.function_timeout,
+    }));
+    let tasks = Arc::new(LocalTasks::new(Arc::clone(&functions), queues.clone()));
+    let engine = Engine::new(
+        &workflow,
+        tasks,
+        EngineConfig {
+            workers: args.workflow_workers,
+            poll_interval: args.poll_interval,
+        },
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(engine.run(stop_rx.clone()));
+    for (queue, function) in [
+        (ORDER_QUEUE, FunctionName::FulfillOrder),
+        (DEAD_LETTER_QUEUE, FunctionName::DlqHandler),
+    ] {
+        for _ in 0..args.pollers.max(1) {
+            background.spawn(pollers::run_mapping(
+                db.clone(),
+                queues.clone(),
+                Arc::clone(&functions),
+                MappingConfig {
+                    queue: queue.into(),
+                    function,
+                    batch_size: args.batch_size,
+                    batching_window: args.batching_window,
+                    poll_interval: args.poll_interval,
+                },
+                stop_rx.clone(),
+            ));
+        }
+    }
+
+    tracing::info!(
+        address = %local_addr,
+        data_dir = %data_dir.display(),
+        failure_rate = args.failure_rate,
+        "dofs is serving"
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "dofs listening on {base_url}")?;
+        out.flush()?;
+    }
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        let _ = stop_tx.send(true);
+    });
+    let mut server_stop = stop_rx.clone();
+    axum::serve(
+        listener,
+        gateway::router(Arc::clone(&functions)).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    })
+    .await
+    .context("the HTTP server failed")?;
+    while let Some(joined) = background.join_next().await {
+        if let Err(err) = joined {
+            tracing::error!(error = %err, "a background task failed");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_read(data_dir: &Path) -> anyhow::Result<crate::db::ReadOnlyDb> {
+    Db::open_read_only(data_dir).with_context(|| format!("cannot read {}", data_dir.display()))
+}
+
+/// The orders as `(order_id, status, created_at, updated_at)`.
+pub fn list_orders(
+    conn: &rusqlite::Connection,
+    status: Option<&str>,
+) -> Result<Vec<Value>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT order_id, status, created_at, updated_at FROM orders
+         WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, order_id",
+    )?;
+    let rows = stmt
+        .query_map(params![status], |r| {
+            Ok(json!({
+                "order_id": r.get::<_, String>(0)?,
+                "status": r.get::<_, String>(1)?,
+                "created_at": r.get::<_, String>(2)?,
+                "updated_at": r.get::<_, String>(3)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn print_orders(data_dir: &Path, status: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let status = status.map(str::to_ascii_uppercase);
+    let orders = list_orders(db.conn(), status.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&orders)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<38} {:<10} UPDATED_AT", "ORDER_ID", "STATUS")?;
+    for o in &orders {
+        writeln!(
+            out,
+            "{:<38} {:<10} {}",
+            o["order_id"].as_str().unwrap_or_default(),
+            o["status"].as_str().unwrap_or_default(),
+            o["updated_at"].as_str().unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "{} order(s)", orders.len())?;
+    Ok(())
+}
+
+/// Everything known about one order, as JSON.
+pub fn order_report(conn: &rusqlite::Connection, order_id: &str) -> Result<Value, DbError> {
+    let order = tables::load_order(conn, order_id)?;
+    let failed = tables::load_failed_order(conn, order_id)?;
+    let execution = engine::load_execution(conn, order_id)?;
+    let events = engine::load_events(conn, order_id)?;
+    let deliveries = pollers::load_deliveries(conn, order_id)?;
+    let attempts = pollers::attempts_by_function(&deliveries);
+    Ok(json!({
+        "order_id": order_id,
+        "order": order,
+        "failed_order": failed,
+        "execution": execution.map(|e| json!({
+            "status": e.status,
+            "started_at": e.started_at,
+            "stopped_at": e.stopped_at,
+            "error": e.error,
+            "cause": e.cause,
+            "trace_header": e.trace_header,
+            "events": events,
+        })),
+        "deliveries": deliveries,
+        "attempts": attempts,
+    }))
+}
+
+fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let report = order_report(db.conn(), order_id)?;
+    if report["order"].is_null() && report["execution"].is_null() {
+        anyhow::bail!("no order {order_id} in {}", data_dir.display());
+    }
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let order = &report["order"];
+    writeln!(out, "order {order_id}: {}", order["status"].as_str().unwrap_or("(not stored yet)"))?;
+    if let Some(history) = order["history"].as_array() {
+        writeln!(out, "status history:")?;
+        for change in history {
+            writeln!(
+                out,
+                "  {}  {}",
+                change["at"].as_str().unwrap_or_default(),
+                change["status"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    if let Some(execution) = report["execution"].as_object() {
+        writeln!(
+            out,
+            "execution: {}",
+            execution.get("status").and_then(Value::as_str).unwrap_or_default()
+        )?;
+        for event in execution.get("events").and_then(Value::as_array).into_iter().flatten() {
+            writeln!(
+                out,
+                "  {}  {:<28} {}",
+                event["timestamp"].as_str().unwrap_or_default(),
+                event["type"].as_str().unwrap_or_default(),
+                event["state"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    let deliveries = report["deliveries"].as_array().cloned().unwrap_or_default();
+    if !deliveries.is_empty() {
+        writeln!(out, "queue deliveries:")?;
+        for d in deliveries {
+            writeln!(
+                out,
+                "  {}  {:<18} receive #{} -> {}",
+                d["at"].as_str().unwrap_or_default(),
+                d["function"].as_str().unwrap_or_default(),
+                d["receive_count"],
+                d["outcome"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    if let Some(failed) = report["failed_order"].as_object() {
+        writeln!(
+            out,
+            "failed: {} ({})",
+            failed.get("error").and_then(Value::as_str).unwrap_or_default(),
+            failed.get("reason").and_then(Value::as_str).unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let counts = queue::queue_counts(db.conn(), chrono::Utc::now().timestamp_millis())?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&counts)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<20} {:>8} {:>10} {:>8}", "QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED")?;
+    for c in counts {
+        writeln!(out, "{:<20} {:>8} {:>10} {:>8}", c.name, c.visible, c.in_flight, c.delayed)?;
+    }
+    Ok(())
+}
+
+async fn redrive(data_dir: &Path) -> anyhow::Result<()> {
+    // Read-only first: never create a data directory by accident.
+    drop(open_read(data_dir)?);
+    let db = Db::open(data_dir)?;
+    let queues = Queues::new(db, Arc::new(SystemClock), "http://127.0.0.1");
+    let moved = queues.move_messages(DEAD_LETTER_QUEUE, ORDER_QUEUE).await?;
+    println!("moved {moved} message(s) from {DEAD_LETTER_QUEUE} to {ORDER_QUEUE}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,749 @@
+//! The Step Functions stand-in: executions persisted in SQLite and driven
+//! one state at a time by the [`crate::asl`] interpreter.
+//!
+//! - [`LocalWorkflow`] is the `Workflow` port (`StartExecution` /
+//!   `DescribeExecution`), keyed by execution name (= order id).
+//! - [`Engine`] runs due executions: it calls `StateMachine::advance` for one
+//!   state, then persists the returned cursor, the next run time and the
+//!   history events in one transaction, before running the next state. A
+//!   restart therefore resumes every RUNNING execution at its last completed
+//!   state; a task that was running when the process died is run again,
+//!   which is the at-least-once behaviour Step Functions' own retries give
+//!   and why every task is idempotent.
+//! - [`LocalTasks`] is the `TaskInvoker`: `arn:aws:states:::lambda:invoke`
+//!   and `arn:aws:states:::sqs:sendMessage`, shaped like the Step Functions
+//!   service integrations
+//!   (<https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html>,
+//!   <https://docs.aws.amazon.com/step-functions/latest/dg/connect-sqs.html>).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dofs_core::{
+    Clock, ExecutionStatus, ExecutionView, OrderId, OrderSubmission, PortError, StartOutcome,
+    Workflow,
+};
+use dofs_telemetry::TraceHeader;
+use rand::SeedableRng;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::asl::{Cursor, ExecutionContext, HistoryEvent, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker};
+use crate::db::{Db, DbError};
+use crate::functions::{FunctionName, Functions};
+use crate::queue::{MessageAttribute, OutgoingMessage, QueueError, Queues, ACCOUNT_ID, REGION};
+
+/// The state machine's name in ARNs.
+pub const STATE_MACHINE_NAME: &str = "dofs-order-workflow";
+
+/// The workflow definition Terraform deploys, compiled in so the binary is
+/// self-contained (`--workflow-file` overrides it).
+pub const WORKFLOW_ASL: &str = include_str!("../../terraform/order_workflow.asl.json");
+
+/// `arn:aws:states:local:000000000000:stateMachine:dofs-order-workflow`.
+pub fn state_machine_arn() -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}")
+}
+
+/// The ARN of the execution called `name`.
+pub fn execution_arn(name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{STATE_MACHINE_NAME}:{name}")
+}
+
+/// The `${...}` placeholders of the workflow file and their local values.
+pub fn template_vars(queues: &Queues, order_queue: &str, dead_letter_queue: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("validator_function_arn".to_owned(), FunctionName::Validator.arn()),
+        ("order_storage_function_arn".to_owned(), FunctionName::OrderStorage.arn()),
+        ("api_handler_function_arn".to_owned(), FunctionName::ApiHandler.arn()),
+        ("fulfill_order_function_arn".to_owned(), FunctionName::FulfillOrder.arn()),
+        ("dlq_handler_function_arn".to_owned(), FunctionName::DlqHandler.arn()),
+        ("order_queue_url".to_owned(), queues.url(order_queue)),
+        ("order_queue_arn".to_owned(), queues.arn(order_queue)),
+        ("dead_letter_queue_url".to_owned(), queues.url(dead_letter_queue)),
+        ("dead_letter_queue_arn".to_owned(), queues.arn(dead_letter_queue)),
+    ])
+}
+
+/// Renders `template` with the local values of exactly the placeholders it
+/// uses (the renderer refuses unused variables, and an unknown placeholder
+/// is an error here too).
+pub fn render_workflow(
+    template: &str,
+    all_vars: &BTreeMap<String, String>,
+) -> Result<String, crate::asl::AslError> {
+    let used: BTreeMap<String, String> = all_vars
+        .iter()
+        .filter(|(name, _)| template.contains(&format!("${{{name}}}")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    crate::asl::render_template(template, &used)
+}
+
+fn status_name(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Running => "RUNNING",
+        ExecutionStatus::Succeeded => "SUCCEEDED",
+        ExecutionStatus::Failed => "FAILED",
+        ExecutionStatus::TimedOut => "TIMED_OUT",
+        ExecutionStatus::Aborted => "ABORTED",
+    }
+}
+
+fn parse_status(text: &str) -> Result<ExecutionStatus, DbError> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(DbError::from)
+}
+
+/// One execution as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecutionRecord {
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub input: Value,
+    pub trace_header: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    #[serde(skip)]
+    pub cursor: Option<Cursor>,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, DbError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| DbError::Corrupt(format!("bad timestamp {text:?}: {e}")))
+}
+
+/// Reads one execution.
+pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionRecord>, DbError> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .query_row(
+            "SELECT status, input, trace_header, cursor, started_at, stopped_at, output, error, cause
+             FROM executions WHERE name = ?1",
+            [name],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((status, input, trace_header, cursor, started_at, stopped_at, output, error, cause)) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ExecutionRecord {
+        name: name.to_owned(),
+        status: parse_status(&status)?,
+        input: serde_json::from_str(&input)?,
+        trace_header,
+        started_at: parse_time(&started_at)?,
+        stopped_at: stopped_at.as_deref().map(parse_time).transpose()?,
+        output: output.as_deref().map(serde_json::from_str).transpose()?,
+        error,
+        cause,
+        cursor: cursor.as_deref().map(serde_json::from_str).transpose()?,
+    }))
+}
+
+/// The history events of one execution, oldest first.
+pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, kind, state, at, detail FROM execution_events WHERE execution = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(seq, kind, state, at, detail)| {
+            Ok(json!({
+                "id": seq,
+                "type": kind,
+                "state": state,
+                "timestamp": at,
+                "detail": serde_json::from_str::<Value>(&detail)?,
+            }))
+        })
+        .collect()
+}
+
+fn append_events(conn: &Connection, name: &str, events: &[HistoryEvent]) -> Result<(), DbError> {
+    let mut seq: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM execution_events WHERE execution = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO execution_events(execution, seq, kind, state, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for event in events {
+        seq += 1;
+        insert.execute(params![
+            name,
+            seq,
+            event.kind,
+            event.state,
+            event.at.to_rfc3339(),
+            serde_json::to_string(&event.detail)?,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The `Workflow` port on the executions table.
+#[derive(Clone)]
+pub struct LocalWorkflow {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    machine: Arc<StateMachine>,
+    wake: Arc<Notify>,
+}
+
+impl LocalWorkflow {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, machine: Arc<StateMachine>) -> Self {
+        Self {
+            db,
+            clock,
+            machine,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Woken when an execution is started.
+    pub fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+}
+
+#[async_trait]
+impl Workflow for LocalWorkflow {
+    /// Step Functions' `StartExecution` name rule: same name and same input
+    /// is idempotent, same name with another input is
+    /// `ExecutionAlreadyExists`. (AWS also refuses the same input once the
+    /// execution has closed; the port asks for idempotency throughout, which
+    /// is what a client retrying a finished order needs.)
+    async fn start(
+        &self,
+        submission: &OrderSubmission,
+        trace_header: Option<&str>,
+    ) -> Result<StartOutcome, PortError> {
+        let input = serde_json::to_value(submission)
+            .map_err(|e| PortError::internal("could not serialize the submission").with_source(e))?;
+        let name = submission.order_id.to_string();
+        let now = self.clock.now();
+        let cursor = self.machine.start(input.clone());
+        let trace_header = trace_header.map(str::to_owned);
+        let outcome = self
+            .db
+            .write(move |conn| {
+                let existing: Option<String> = conn
+                    .query_row("SELECT input FROM executions WHERE name = ?1", [&name], |r| r.get(0))
+                    .optional()?;
+                if let Some(existing) = existing {
+                    let existing: Value = serde_json::from_str(&existing)?;
+                    return Ok(if existing == input {
+                        StartOutcome::Started
+                    } else {
+                        StartOutcome::AlreadyExists
+                    });
+                }
+                conn.execute(
+                    "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
+                     VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6)",
+                    params![
+                        name,
+                        serde_json::to_string(&input)?,
+                        trace_header,
+                        serde_json::to_string(&cursor)?,
+                        now.timestamp_millis(),
+                        now.to_rfc3339(),
+                    ],
+                )?;
+                append_events(
+                    conn,
+                    &name,
+                    &[HistoryEvent {
+                        kind: "ExecutionStarted".into(),
+                        state: None,
+                        at: now,
+                        detail: json!({"input": input, "traceHeader": trace_header}),
+                    }],
+                )?;
+                Ok(StartOutcome::Started)
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(outcome)
+    }
+
+    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
+        let name = order_id.to_string();
+        let record = self.db.read(move |conn| load_execution(conn, &name)).await?;
+        record
+            .map(|r| {
+                let input: OrderSubmission = serde_json::from_value(r.input).map_err(|e| {
+                    PortError::internal("stored execution input is not a submission").with_source(e)
+                })?;
+                Ok(ExecutionView {
+                    status: r.status,
+                    input,
+                    started_at: r.started_at,
+                })
+            })
+            .transpose()
+    }
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Executions advanced concurrently.
+    pub workers: usize,
+    /// How often due executions are looked for when nothing wakes the engine.
+    pub poll_interval: Duration,
+}
+
+/// Runs the executions of one state machine.
+pub struct Engine {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    machine: Arc<StateMachine>,
+    tasks: Arc<dyn TaskInvoker>,
+    wake: Arc<Notify>,
+    config: EngineConfig,
+    running: Mutex<HashSet<String>>,
+}
+
+/// Why driving an execution stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl Engine {
+    pub fn new(
+        workflow: &LocalWorkflow,
+        tasks: Arc<dyn TaskInvoker>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db: workflow.db.clone(),
+            clock: Arc::clone(&workflow.clock),
+            machine: Arc::clone(&workflow.machine),
+            tasks,
+            wake: workflow.wake(),
+            config,
+            running: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.running.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Names of RUNNING executions due now, oldest first, not already being
+    /// driven.
+    async fn due(&self, limit: usize) -> Result<Vec<String>, DbError> {
+        let now = self.clock.now().timestamp_millis();
+        let busy: Vec<String> = self.running().iter().cloned().collect();
+        let names: Vec<String> = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT name FROM executions WHERE status = 'RUNNING' AND next_run_ms <= ?1
+                     ORDER BY next_run_ms LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![now, (limit + busy.len()) as i64], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows.into_iter().filter(|n| !busy.contains(n)).take(limit).collect())
+            })
+            .await?;
+        Ok(names)
+    }
+
+    /// When the next sleeping execution is due, if any.
+    async fn next_due_in(&self) -> Result<Option<Duration>, DbError> {
+        let now = self.clock.now().timestamp_millis();
+        let next: Option<i64> = self
+            .db
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT min(next_run_ms) FROM executions WHERE status = 'RUNNING'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        Ok(next.map(|at| Duration::from_millis((at - now).max(0) as u64)))
+    }
+
+    /// The scheduler: finds due executions and drives each in its own task,
+    /// at most `workers` at a time, until `shutdown` turns true; then waits
+    /// for the running ones to reach their next persisted state.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
+        let mut handles = tokio::task::JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = slots.available_permits();
+            let due = if free > 0 {
+                match self.due(free).await {
+                    Ok(due) => due,
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not list due executions");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            for name in due {
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    break;
+                };
+                self.running().insert(name.clone());
+                let engine = Arc::clone(&self);
+                let stop = shutdown.clone();
+                handles.spawn(async move {
+                    if let Err(err) = engine.drive(&name, Some(&stop)).await {
+                        tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                    }
+                    engine.running().remove(&name);
+                    drop(permit);
+                    engine.wake.notify_one();
+                });
+            }
+            while handles.try_join_next().is_some() {}
+            let wait = match self.next_due_in().await {
+                Ok(Some(d)) => d.min(self.config.poll_interval),
+                _ => self.config.poll_interval,
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        while handles.join_next().await.is_some() {}
+    }
+
+    /// Runs every execution that is due now until each sleeps or ends, one
+    /// after the other; returns how many were driven (for tests and tools).
+    pub async fn run_due_once(&self) -> Result<usize, EngineError> {
+        let due = self.due(usize::MAX / 4).await?;
+        for name in &due {
+            self.drive(name, None).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Advances one execution state by state, persisting after each, until
+    /// it sleeps, ends, or `stop` turns true.
+    pub async fn drive(
+        &self,
+        name: &str,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Result<(), EngineError> {
+        let owned = name.to_owned();
+        let Some(record) = self.db.read(move |conn| load_execution(conn, &owned)).await? else {
+            return Ok(());
+        };
+        if record.status != ExecutionStatus::Running {
+            return Ok(());
+        }
+        let Some(mut cursor) = record.cursor.clone() else {
+            return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
+        };
+        let ctx = ExecutionContext {
+            execution_name: name.to_owned(),
+            execution_arn: execution_arn(name),
+            state_machine_arn: state_machine_arn(),
+            start_time: record.started_at,
+            trace_header: record.trace_header.clone(),
+            input: record.input.clone(),
+        };
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        loop {
+            if stop.is_some_and(|s| *s.borrow()) {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            if let Some(deadline) = self.machine.deadline(record.started_at) {
+                if now >= deadline {
+                    let update = Update::Failed(
+                        "States.Timeout".into(),
+                        format!("the execution did not finish within {:?}", self.machine.timeout().unwrap_or_default()),
+                        ExecutionStatus::TimedOut,
+                        now,
+                    );
+                    let event = HistoryEvent {
+                        kind: "ExecutionTimedOut".into(),
+                        state: None,
+                        at: now,
+                        detail: json!({"error": "States.Timeout"}),
+                    };
+                    self.persist(name, update, vec![event]).await?;
+                    return Ok(());
+                }
+            }
+            let step = self
+                .machine
+                .advance(cursor, &ctx, self.tasks.as_ref(), now, &mut rng)
+                .await;
+            let at = self.clock.now();
+            let (update, again) = match step.next {
+                Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
+                Next::Sleep { cursor: next, until } => (Update::Cursor(next, until), None),
+                Next::Succeeded { output } => (Update::Succeeded(output, at), None),
+                Next::Failed { error, cause } => (
+                    Update::Failed(error, cause, ExecutionStatus::Failed, at),
+                    None,
+                ),
+            };
+            self.persist(name, update, step.events).await?;
+            match again {
+                Some(next) => cursor = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn persist(
+        &self,
+        name: &str,
+        update: Update,
+        mut events: Vec<HistoryEvent>,
+    ) -> Result<(), DbError> {
+        let name = name.to_owned();
+        self.db
+            .write(move |conn| {
+                match update {
+                    Update::Cursor(cursor, due) => {
+                        conn.execute(
+                            "UPDATE executions SET cursor = ?2, next_run_ms = ?3 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![name, serde_json::to_string(&cursor)?, due.timestamp_millis()],
+                        )?;
+                    }
+                    Update::Succeeded(output, at) => {
+                        conn.execute(
+                            "UPDATE executions SET status = 'SUCCEEDED', cursor = NULL, next_run_ms = NULL,
+                                 output = ?2, stopped_at = ?3 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![name, serde_json::to_string(&output)?, at.to_rfc3339()],
+                        )?;
+                        if !events.iter().any(|e| e.kind == "ExecutionSucceeded") {
+                            events.push(HistoryEvent {
+                                kind: "ExecutionSucceeded".into(),
+                                state: None,
+                                at,
+                                detail: json!({"output": output}),
+                            });
+                        }
+                    }
+                    Update::Failed(error, cause, status, at) => {
+                        conn.execute(
+                            "UPDATE executions SET status = ?4, cursor = NULL, next_run_ms = NULL,
+                                 error = ?2, cause = ?3, stopped_at = ?5 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![
+                                name,
+                                error,
+                                cause,
+                                status_name(status),
+                                at.to_rfc3339()
+                            ],
+                        )?;
+                        if !events
+                            .iter()
+                            .any(|e| e.kind == "ExecutionFailed" || e.kind == "ExecutionTimedOut")
+                        {
+                            events.push(HistoryEvent {
+                                kind: "ExecutionFailed".into(),
+                                state: None,
+                                at,
+                                detail: json!({"error": error, "cause": cause}),
+                            });
+                        }
+                    }
+                }
+                append_events(conn, &name, &events)
+            })
+            .await
+    }
+}
+
+enum Update {
+    Cursor(Cursor, DateTime<Utc>),
+    Succeeded(Value, DateTime<Utc>),
+    Failed(String, String, ExecutionStatus, DateTime<Utc>),
+}
+
+/// The task integrations the workflow uses, on the local functions and
+/// queues.
+pub struct LocalTasks {
+    functions: Arc<Functions>,
+    queues: Queues,
+}
+
+impl LocalTasks {
+    pub fn new(functions: Arc<Functions>, queues: Queues) -> Self {
+        Self { functions, queues }
+    }
+
+    async fn lambda_invoke(&self, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+        let target = parameters
+            .get("FunctionName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failure("States.Runtime", "lambda:invoke needs a FunctionName string"))?;
+        let function = FunctionName::resolve(target).ok_or_else(|| {
+            failure(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {target}"),
+            )
+        })?;
+        let payload = parameters.get("Payload").cloned().unwrap_or_else(|| json!({}));
+        match self
+            .functions
+            .invoke(function, payload, child_header(call.trace_header.as_deref()))
+            .await
+        {
+            Ok(output) => Ok(json!({
+                "Payload": output,
+                "StatusCode": 200,
+                "ExecutedVersion": "$LATEST",
+            })),
+            Err(err) => Err(TaskFailure {
+                error: err.error_type.clone(),
+                cause: err.to_json().to_string(),
+            }),
+        }
+    }
+
+    async fn sqs_send(&self, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+        let url = parameters
+            .get("QueueUrl")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failure("States.Runtime", "sqs:sendMessage needs a QueueUrl string"))?;
+        let queue = Queues::name_from_url(url)
+            .ok_or_else(|| failure("SQS.QueueDoesNotExistException", format!("bad QueueUrl {url}")))?;
+        // A JSON object or array is sent as its JSON text; a string as is.
+        let body = match parameters.get("MessageBody") {
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => return Err(failure("States.Runtime", "sqs:sendMessage needs a MessageBody")),
+        };
+        let attributes: BTreeMap<String, MessageAttribute> = match parameters.get("MessageAttributes") {
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| failure("SQS.InvalidParameterValueException", e.to_string()))?,
+            None => BTreeMap::new(),
+        };
+        let delay = parameters
+            .get("DelaySeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs);
+        let sent = self
+            .queues
+            .send(
+                queue,
+                OutgoingMessage {
+                    body,
+                    attributes,
+                    trace_header: child_header(call.trace_header.as_deref()),
+                    delay,
+                },
+            )
+            .await
+            .map_err(|err| match err {
+                QueueError::NonExistentQueue(q) => failure(
+                    "SQS.QueueDoesNotExistException",
+                    format!("The specified queue does not exist: {q}"),
+                ),
+                QueueError::Db(db) => failure("SQS.AmazonSQSException", db.to_string()),
+            })?;
+        Ok(json!({"MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_of_body}))
+    }
+}
+
+fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+    TaskFailure {
+        error: error.to_owned(),
+        cause: cause.into(),
+    }
+}
+
+/// The execution's trace with a fresh parent segment for this task, as Step
+/// Functions passes it on to the services it calls.
+fn child_header(header: Option<&str>) -> Option<String> {
+    let header = header?;
+    match header.parse::<TraceHeader>() {
+        Ok(parsed) => Some(
+            parsed
+                .with_parent(dofs_telemetry::trace_header::new_segment_id())
+                .to_string(),
+        ),
+        Err(_) => Some(header.to_owned()),
+    }
+}
+
+#[async_trait]
+impl TaskInvoker for LocalTasks {
+    async fn invoke(&self, resource: &str, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+        let work = async {
+            match resource {
+                "arn:aws:states:::lambda:invoke" => self.lambda_invoke(parameters, call).await,
+                "arn:aws:states:::sqs:sendMessage" => self.sqs_send(parameters, call).await,
+                other => Err(failure(
+                    "States.Runtime",
+                    format!("resource {other} is not supported by the local runtime"),
+                )),
+            }
+        };
+        match call.timeout {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(failure(
+                    "States.Timeout",
+                    format!("Task timed out after {} seconds", limit.as_secs_f64()),
+                ))
+            }),
+            None => work.await,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The HTTP contract through the real gateway and api_handler: accepted
+//! orders, every client error, idempotency.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{fast_args, order_body, Dofs};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_json_errors_never_5xx() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let client = &dofs.client;
+
+    let malformed = client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let body: serde_json::Value = malformed.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+
+    let (status, body) = dofs
+        .post_order(&json!({"customer_name": "", "items": [{"sku": "-x", "quantity": 0, "unit_price": "1.001"}]}), None)
+        .await;
+    assert_eq!(status, 400);
+    let text = body.to_string();
+    for field in ["customer_name", "quantity", "unit_price", "sku"] {
+        assert!(text.contains(field), "{field} not listed in {body}");
+    }
+
+    let wrong_type = client
+        .post(dofs.url("/orders"))
+        .header("content-type", "text/plain")
+        .body(order_body(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status().as_u16(), 415);
+    assert!(wrong_type.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+
+    let huge = client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"customer_name\":\"{}\"}}", "x".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status().as_u16(), 413);
+    let body: serde_json::Value = huge.json().await.unwrap();
+    assert!(body["error"].is_object(), "{body}");
+
+    let (status, _) = dofs.get_order("0b4f8a36-0000-4000-8000-000000000000").await;
+    assert_eq!(status, 404);
+
+    let unknown = client.get(dofs.url("/nope")).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+
+    let wrong_method = client.delete(dofs.url("/orders")).send().await.unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    assert!(wrong_method.headers().get("allow").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let (status, first) = dofs.post_order(&order_body(1), Some("key-123")).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["status"], "RECEIVED");
+    assert!(first["trace_id"].as_str().unwrap().starts_with("1-"));
+    let id = first["order_id"].as_str().unwrap().to_owned();
+
+    let (status, again) = dofs.post_order(&order_body(1), Some("key-123")).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["order_id"], first["order_id"]);
+
+    let done = dofs.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60)).await;
+    assert_eq!(done[&id], "FULFILLED");
+    let (_, order) = dofs.get_order(&id).await;
+    let history: Vec<&str> = order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["RECEIVED", "VALIDATED", "PENDING", "FULFILLED"]);
+
+    let orders = dofs.cli_json(&["orders"]);
+    assert_eq!(orders.as_array().unwrap().len(), 1, "one order for two POSTs: {orders}");
+    let report = dofs.cli_json(&["order", &id]);
+    assert_eq!(report["execution"]["status"], "SUCCEEDED");
+    assert_eq!(report["attempts"]["fulfill_order"], 1);
+
+    // The same key with another body is a conflict, not a second order.
+    let (status, _) = dofs.post_order(&order_body(2), Some("key-123")).await;
+    assert_eq!(status, 409);
+}

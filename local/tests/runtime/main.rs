@@ -1,0 +1,11 @@
+//! Integration tests of the local runtime: one binary, modules by concern.
+//! The end-to-end ones run the real `dofs` binary and drive it over HTTP and
+//! its CLI, as a user would.
+
+// Test code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod engine_resume;
+mod helpers;
+mod pipeline;
