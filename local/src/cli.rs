@@ -32,7 +32,11 @@ pub const DEAD_LETTER_QUEUE: &str = "dofs-order-dlq";
 
 /// `dofs`: the DOFS local runtime.
 #[derive(Debug, Parser)]
-#[command(name = "dofs", version, about = "DOFS local runtime: the whole order pipeline on one machine")]
+#[command(
+    name = "dofs",
+    version,
+    about = "DOFS local runtime: the whole order pipeline on one machine"
+)]
 pub struct Cli {
     /// Where the SQLite database lives.
     #[arg(long, env = "DOFS_DATA_DIR", default_value = "./.dofs", global = true)]
@@ -126,7 +130,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+            ))
+        }
     };
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err(format!("{text:?} must be a non-negative duration"));
@@ -222,7 +230,8 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         &engine::template_vars(&queues, ORDER_QUEUE, DEAD_LETTER_QUEUE),
     )
     .context("cannot render the workflow definition")?;
-    let machine = Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
+    let machine =
+        Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
 
     let orders = Arc::new(SqliteOrderStore::new(db.clone()));
     let failed_orders = Arc::new(SqliteFailedOrderStore::new(db.clone()));
@@ -394,7 +403,11 @@ fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result
         return Ok(());
     }
     let order = &report["order"];
-    writeln!(out, "order {order_id}: {}", order["status"].as_str().unwrap_or("(not stored yet)"))?;
+    writeln!(
+        out,
+        "order {order_id}: {}",
+        order["status"].as_str().unwrap_or("(not stored yet)")
+    )?;
     if let Some(history) = order["history"].as_array() {
         writeln!(out, "status history:")?;
         for change in history {
@@ -410,9 +423,17 @@ fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result
         writeln!(
             out,
             "execution: {}",
-            execution.get("status").and_then(Value::as_str).unwrap_or_default()
+            execution
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
         )?;
-        for event in execution.get("events").and_then(Value::as_array).into_iter().flatten() {
+        for event in execution
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             writeln!(
                 out,
                 "  {}  {:<28} {}",
@@ -440,8 +461,14 @@ fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result
         writeln!(
             out,
             "failed: {} ({})",
-            failed.get("error").and_then(Value::as_str).unwrap_or_default(),
-            failed.get("reason").and_then(Value::as_str).unwrap_or_default()
+            failed
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            failed
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
         )?;
     }
     Ok(())
@@ -455,9 +482,17 @@ fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&counts)?)?;
         return Ok(());
     }
-    writeln!(out, "{:<20} {:>8} {:>10} {:>8}", "QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED")?;
+    writeln!(
+        out,
+        "{:<20} {:>8} {:>10} {:>8}",
+        "QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED"
+    )?;
     for c in counts {
-        writeln!(out, "{:<20} {:>8} {:>10} {:>8}", c.name, c.visible, c.in_flight, c.delayed)?;
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>10} {:>8}",
+            c.name, c.visible, c.in_flight, c.delayed
+        )?;
     }
     Ok(())
 }

@@ -496,7 +496,11 @@ mod tests {
     #[test]
     fn refuses_a_file_that_is_not_a_database() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(DB_FILE), b"definitely not sqlite, just text").unwrap();
+        std::fs::write(
+            dir.path().join(DB_FILE),
+            b"definitely not sqlite, just text",
+        )
+        .unwrap();
         assert!(Db::open(dir.path()).is_err());
         // Never silently reset.
         assert_eq!(

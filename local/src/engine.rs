@@ -32,7 +32,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::asl::{Cursor, ExecutionContext, HistoryEvent, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker};
+use crate::asl::{
+    Cursor, ExecutionContext, HistoryEvent, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker,
+};
 use crate::db::{Db, DbError};
 use crate::functions::{FunctionName, Functions};
 use crate::queue::{MessageAttribute, OutgoingMessage, QueueError, Queues, ACCOUNT_ID, REGION};
@@ -55,17 +57,42 @@ pub fn execution_arn(name: &str) -> String {
 }
 
 /// The `${...}` placeholders of the workflow file and their local values.
-pub fn template_vars(queues: &Queues, order_queue: &str, dead_letter_queue: &str) -> BTreeMap<String, String> {
+pub fn template_vars(
+    queues: &Queues,
+    order_queue: &str,
+    dead_letter_queue: &str,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("validator_function_arn".to_owned(), FunctionName::Validator.arn()),
-        ("order_storage_function_arn".to_owned(), FunctionName::OrderStorage.arn()),
-        ("api_handler_function_arn".to_owned(), FunctionName::ApiHandler.arn()),
-        ("fulfill_order_function_arn".to_owned(), FunctionName::FulfillOrder.arn()),
-        ("dlq_handler_function_arn".to_owned(), FunctionName::DlqHandler.arn()),
+        (
+            "validator_function_arn".to_owned(),
+            FunctionName::Validator.arn(),
+        ),
+        (
+            "order_storage_function_arn".to_owned(),
+            FunctionName::OrderStorage.arn(),
+        ),
+        (
+            "api_handler_function_arn".to_owned(),
+            FunctionName::ApiHandler.arn(),
+        ),
+        (
+            "fulfill_order_function_arn".to_owned(),
+            FunctionName::FulfillOrder.arn(),
+        ),
+        (
+            "dlq_handler_function_arn".to_owned(),
+            FunctionName::DlqHandler.arn(),
+        ),
         ("order_queue_url".to_owned(), queues.url(order_queue)),
         ("order_queue_arn".to_owned(), queues.arn(order_queue)),
-        ("dead_letter_queue_url".to_owned(), queues.url(dead_letter_queue)),
-        ("dead_letter_queue_arn".to_owned(), queues.arn(dead_letter_queue)),
+        (
+            "dead_letter_queue_url".to_owned(),
+            queues.url(dead_letter_queue),
+        ),
+        (
+            "dead_letter_queue_arn".to_owned(),
+            queues.arn(dead_letter_queue),
+        ),
     ])
 }
 
@@ -153,7 +180,8 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
             },
         )
         .optional()?;
-    let Some((status, input, trace_header, cursor, started_at, stopped_at, output, error, cause)) = row
+    let Some((status, input, trace_header, cursor, started_at, stopped_at, output, error, cause)) =
+        row
     else {
         return Ok(None);
     };
@@ -260,8 +288,9 @@ impl Workflow for LocalWorkflow {
         submission: &OrderSubmission,
         trace_header: Option<&str>,
     ) -> Result<StartOutcome, PortError> {
-        let input = serde_json::to_value(submission)
-            .map_err(|e| PortError::internal("could not serialize the submission").with_source(e))?;
+        let input = serde_json::to_value(submission).map_err(|e| {
+            PortError::internal("could not serialize the submission").with_source(e)
+        })?;
         let name = submission.order_id.to_string();
         let now = self.clock.now();
         let cursor = self.machine.start(input.clone());
@@ -311,7 +340,10 @@ impl Workflow for LocalWorkflow {
 
     async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
         let name = order_id.to_string();
-        let record = self.db.read(move |conn| load_execution(conn, &name)).await?;
+        let record = self
+            .db
+            .read(move |conn| load_execution(conn, &name))
+            .await?;
         record
             .map(|r| {
                 let input: OrderSubmission = serde_json::from_value(r.input).map_err(|e| {
@@ -393,7 +425,11 @@ impl Engine {
                 let rows = stmt
                     .query_map(params![now, (limit + busy.len()) as i64], |r| r.get(0))?
                     .collect::<Result<Vec<String>, _>>()?;
-                Ok(rows.into_iter().filter(|n| !busy.contains(n)).take(limit).collect())
+                Ok(rows
+                    .into_iter()
+                    .filter(|n| !busy.contains(n))
+                    .take(limit)
+                    .collect())
             })
             .await?;
         Ok(names)
@@ -485,7 +521,11 @@ impl Engine {
         stop: Option<&watch::Receiver<bool>>,
     ) -> Result<(), EngineError> {
         let owned = name.to_owned();
-        let Some(record) = self.db.read(move |conn| load_execution(conn, &owned)).await? else {
+        let Some(record) = self
+            .db
+            .read(move |conn| load_execution(conn, &owned))
+            .await?
+        else {
             return Ok(());
         };
         if record.status != ExecutionStatus::Running {
@@ -512,7 +552,10 @@ impl Engine {
                 if now >= deadline {
                     let update = Update::Failed(
                         "States.Timeout".into(),
-                        format!("the execution did not finish within {:?}", self.machine.timeout().unwrap_or_default()),
+                        format!(
+                            "the execution did not finish within {:?}",
+                            self.machine.timeout().unwrap_or_default()
+                        ),
                         ExecutionStatus::TimedOut,
                         now,
                     );
@@ -533,7 +576,10 @@ impl Engine {
             let at = self.clock.now();
             let (update, again) = match step.next {
                 Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
-                Next::Sleep { cursor: next, until } => (Update::Cursor(next, until), None),
+                Next::Sleep {
+                    cursor: next,
+                    until,
+                } => (Update::Cursor(next, until), None),
                 Next::Succeeded { output } => (Update::Succeeded(output, at), None),
                 Next::Failed { error, cause } => (
                     Update::Failed(error, cause, ExecutionStatus::Failed, at),
@@ -628,21 +674,37 @@ impl LocalTasks {
         Self { functions, queues }
     }
 
-    async fn lambda_invoke(&self, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+    async fn lambda_invoke(
+        &self,
+        parameters: Value,
+        call: &TaskCall,
+    ) -> Result<Value, TaskFailure> {
         let target = parameters
             .get("FunctionName")
             .and_then(Value::as_str)
-            .ok_or_else(|| failure("States.Runtime", "lambda:invoke needs a FunctionName string"))?;
+            .ok_or_else(|| {
+                failure(
+                    "States.Runtime",
+                    "lambda:invoke needs a FunctionName string",
+                )
+            })?;
         let function = FunctionName::resolve(target).ok_or_else(|| {
             failure(
                 "Lambda.ResourceNotFoundException",
                 format!("Function not found: {target}"),
             )
         })?;
-        let payload = parameters.get("Payload").cloned().unwrap_or_else(|| json!({}));
+        let payload = parameters
+            .get("Payload")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         match self
             .functions
-            .invoke(function, payload, child_header(call.trace_header.as_deref()))
+            .invoke(
+                function,
+                payload,
+                child_header(call.trace_header.as_deref()),
+            )
             .await
         {
             Ok(output) => Ok(json!({
@@ -662,19 +724,29 @@ impl LocalTasks {
             .get("QueueUrl")
             .and_then(Value::as_str)
             .ok_or_else(|| failure("States.Runtime", "sqs:sendMessage needs a QueueUrl string"))?;
-        let queue = Queues::name_from_url(url)
-            .ok_or_else(|| failure("SQS.QueueDoesNotExistException", format!("bad QueueUrl {url}")))?;
+        let queue = Queues::name_from_url(url).ok_or_else(|| {
+            failure(
+                "SQS.QueueDoesNotExistException",
+                format!("bad QueueUrl {url}"),
+            )
+        })?;
         // A JSON object or array is sent as its JSON text; a string as is.
         let body = match parameters.get("MessageBody") {
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
-            None => return Err(failure("States.Runtime", "sqs:sendMessage needs a MessageBody")),
+            None => {
+                return Err(failure(
+                    "States.Runtime",
+                    "sqs:sendMessage needs a MessageBody",
+                ))
+            }
         };
-        let attributes: BTreeMap<String, MessageAttribute> = match parameters.get("MessageAttributes") {
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|e| failure("SQS.InvalidParameterValueException", e.to_string()))?,
-            None => BTreeMap::new(),
-        };
+        let attributes: BTreeMap<String, MessageAttribute> =
+            match parameters.get("MessageAttributes") {
+                Some(value) => serde_json::from_value(value.clone())
+                    .map_err(|e| failure("SQS.InvalidParameterValueException", e.to_string()))?,
+                None => BTreeMap::new(),
+            };
         let delay = parameters
             .get("DelaySeconds")
             .and_then(Value::as_u64)
@@ -725,7 +797,12 @@ fn child_header(header: Option<&str>) -> Option<String> {
 
 #[async_trait]
 impl TaskInvoker for LocalTasks {
-    async fn invoke(&self, resource: &str, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        parameters: Value,
+        call: &TaskCall,
+    ) -> Result<Value, TaskFailure> {
         let work = async {
             match resource {
                 "arn:aws:states:::lambda:invoke" => self.lambda_invoke(parameters, call).await,

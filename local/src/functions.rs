@@ -251,7 +251,8 @@ impl Functions {
     }
 
     fn context(&self, function: FunctionName, trace_header: Option<String>) -> Context {
-        let deadline = chrono::Utc::now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
+        let deadline =
+            chrono::Utc::now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
         let config = lambda_runtime::Config {
             function_name: function.deployed_name(),
             memory: 128,
@@ -306,10 +307,16 @@ mod tests {
     fn resolves_function_names_from_arns_and_names() {
         for f in FunctionName::ALL {
             assert_eq!(FunctionName::resolve(&f.arn()), Some(f));
-            assert_eq!(FunctionName::resolve(&format!("{}:$LATEST", f.arn())), Some(f));
+            assert_eq!(
+                FunctionName::resolve(&format!("{}:$LATEST", f.arn())),
+                Some(f)
+            );
             assert_eq!(FunctionName::resolve(f.as_str()), Some(f));
         }
-        assert_eq!(FunctionName::resolve("dofs-validator"), Some(FunctionName::Validator));
+        assert_eq!(
+            FunctionName::resolve("dofs-validator"),
+            Some(FunctionName::Validator)
+        );
         assert_eq!(FunctionName::resolve("nope"), None);
     }
 

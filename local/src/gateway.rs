@@ -55,7 +55,10 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message}});
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -128,7 +131,12 @@ pub fn build_event(
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
             continue;
         }
         match header_map.get_mut(name.as_str()) {
@@ -155,7 +163,9 @@ pub fn build_event(
         }
     }
     let (route_key, path_params) = route(method, path);
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let (body, is_base64) = if body.is_empty() {
         (Value::Null, false)
     } else {
@@ -225,7 +235,8 @@ pub fn trace_header_for(headers: &HeaderMap) -> TraceHeader {
 
 /// Turns api_handler's `ApiGatewayV2httpResponse` (as JSON) into HTTP.
 pub fn to_http(response: &Value, request_id: &str) -> Option<Response> {
-    let status = StatusCode::from_u16(u16::try_from(response.get("statusCode")?.as_i64()?).ok()?).ok()?;
+    let status =
+        StatusCode::from_u16(u16::try_from(response.get("statusCode")?.as_i64()?).ok()?).ok()?;
     let mut builder = Response::builder().status(status);
     let mut has_content_type = false;
     for key in ["headers", "multiValueHeaders"] {
@@ -268,7 +279,10 @@ pub fn to_http(response: &Value, request_id: &str) -> Option<Response> {
 fn internal_error() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         json!({"message": "Internal Server Error"}).to_string(),
     )
         .into_response()
@@ -366,7 +380,10 @@ mod tests {
         assert_eq!(typed.raw_path.as_deref(), Some("/orders/o-1"));
         assert_eq!(typed.headers.get("x-multi").unwrap(), "a,b");
         assert_eq!(typed.cookies, Some(vec!["a=1".into(), "b=2".into()]));
-        assert_eq!(typed.path_parameters.get("order_id").map(String::as_str), Some("o-1"));
+        assert_eq!(
+            typed.path_parameters.get("order_id").map(String::as_str),
+            Some("o-1")
+        );
         assert_eq!(typed.request_context.http.method, Method::GET);
         assert_eq!(typed.request_context.request_id.as_deref(), Some("req-1"));
         assert!(typed.body.is_none());
@@ -376,12 +393,26 @@ mod tests {
     #[test]
     fn binary_bodies_are_base64() {
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/octet-stream"));
-        let event = build_event(&Method::POST, "/orders", "", &headers, &[0xff, 0x00], "::1", "r");
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let event = build_event(
+            &Method::POST,
+            "/orders",
+            "",
+            &headers,
+            &[0xff, 0x00],
+            "::1",
+            "r",
+        );
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], BASE64.encode([0xff, 0x00]));
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         let event = build_event(&Method::POST, "/orders", "", &headers, b"{}", "::1", "r");
         assert_eq!(event["isBase64Encoded"], false);
         assert_eq!(event["body"], "{}");

@@ -67,12 +67,18 @@ impl Outcome {
 }
 
 /// Builds the `SqsEvent` Lambda would send for `messages`.
-pub fn sqs_event(queues: &Queues, messages: &[ReceivedMessage]) -> Result<SqsEvent, serde_json::Error> {
+pub fn sqs_event(
+    queues: &Queues,
+    messages: &[ReceivedMessage],
+) -> Result<SqsEvent, serde_json::Error> {
     let records: Vec<Value> = messages
         .iter()
         .map(|m| {
             let mut attributes = Map::new();
-            attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string().into());
+            attributes.insert(
+                "ApproximateReceiveCount".into(),
+                m.receive_count.to_string().into(),
+            );
             attributes.insert("SentTimestamp".into(), m.sent_ms.to_string().into());
             attributes.insert("SenderId".into(), "AROALOCALDOFS000000000:dofs".into());
             attributes.insert(
@@ -211,7 +217,9 @@ pub async fn poll_once(
             }
             None => window.await,
         }
-        let more = queues.receive(&config.queue, batch_size - batch.len()).await?;
+        let more = queues
+            .receive(&config.queue, batch_size - batch.len())
+            .await?;
         batch.extend(more);
     }
     let event = sqs_event(queues, &batch)?;
@@ -221,7 +229,9 @@ pub async fn poll_once(
     let header = TraceHeader::new_root()
         .with_parent(dofs_telemetry::trace_header::new_segment_id())
         .to_string();
-    let response = functions.invoke(config.function, payload, Some(header)).await;
+    let response = functions
+        .invoke(config.function, payload, Some(header))
+        .await;
     let keep = match &response {
         Ok(value) => failed_items(value, &batch),
         Err(_) => None,
@@ -240,7 +250,9 @@ pub async fn poll_once(
             None => Outcome::BatchFailed,
             Some(keep) if keep.contains(&message.message_id) => Outcome::ItemFailed,
             Some(_) => {
-                queues.delete(&config.queue, &message.receipt_handle).await?;
+                queues
+                    .delete(&config.queue, &message.receipt_handle)
+                    .await?;
                 Outcome::Deleted
             }
         };
@@ -266,7 +278,14 @@ async fn record_deliveries(
     let rows: Vec<(String, Option<String>, u32, &'static str)> = batch
         .iter()
         .zip(outcomes)
-        .map(|(m, o)| (m.message_id.clone(), order_id_of(&m.body), m.receive_count, o.as_str()))
+        .map(|(m, o)| {
+            (
+                m.message_id.clone(),
+                order_id_of(&m.body),
+                m.receive_count,
+                o.as_str(),
+            )
+        })
         .collect();
     let queue = queue.to_owned();
     db.write(move |conn| {
@@ -336,16 +355,37 @@ mod tests {
     #[test]
     fn partial_batch_response_rules() {
         let batch = vec![message("a"), message("b")];
-        assert_eq!(failed_items(&json!({"batchItemFailures": []}), &batch), Some(HashSet::new()));
+        assert_eq!(
+            failed_items(&json!({"batchItemFailures": []}), &batch),
+            Some(HashSet::new())
+        );
         assert_eq!(failed_items(&Value::Null, &batch), Some(HashSet::new()));
         assert_eq!(
-            failed_items(&json!({"batchItemFailures": [{"itemIdentifier": "b"}]}), &batch),
+            failed_items(
+                &json!({"batchItemFailures": [{"itemIdentifier": "b"}]}),
+                &batch
+            ),
             Some(HashSet::from(["b".to_owned()]))
         );
         // Unknown or empty ids and malformed shapes fail the whole batch.
-        assert_eq!(failed_items(&json!({"batchItemFailures": [{"itemIdentifier": "zzz"}]}), &batch), None);
-        assert_eq!(failed_items(&json!({"batchItemFailures": [{"itemIdentifier": ""}]}), &batch), None);
-        assert_eq!(failed_items(&json!({"batchItemFailures": "b"}), &batch), None);
+        assert_eq!(
+            failed_items(
+                &json!({"batchItemFailures": [{"itemIdentifier": "zzz"}]}),
+                &batch
+            ),
+            None
+        );
+        assert_eq!(
+            failed_items(
+                &json!({"batchItemFailures": [{"itemIdentifier": ""}]}),
+                &batch
+            ),
+            None
+        );
+        assert_eq!(
+            failed_items(&json!({"batchItemFailures": "b"}), &batch),
+            None
+        );
         assert_eq!(failed_items(&json!([1, 2]), &batch), None);
     }
 
@@ -368,6 +408,9 @@ mod tests {
             record.attributes["AWSTraceHeader"],
             "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
         );
-        assert_eq!(record.md5_of_body, Some(crate::queue::md5_hex(r#"{"order_id":"o-1"}"#)));
+        assert_eq!(
+            record.md5_of_body,
+            Some(crate::queue::md5_hex(r#"{"order_id":"o-1"}"#))
+        );
     }
 }

@@ -154,7 +154,10 @@ impl Queues {
 
     /// The queue's URL, `{base}/000000000000/{name}` as SQS shapes it.
     pub fn url(&self, name: &str) -> String {
-        format!("{}/{ACCOUNT_ID}/{name}", self.base_url.trim_end_matches('/'))
+        format!(
+            "{}/{ACCOUNT_ID}/{name}",
+            self.base_url.trim_end_matches('/')
+        )
     }
 
     /// The queue's ARN.
@@ -407,7 +410,17 @@ fn receive_in(
         if wanted == 0 {
             break;
         }
-        type Row = (i64, String, String, String, String, Option<String>, i64, u32, Option<i64>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            i64,
+            u32,
+            Option<i64>,
+        );
         let rows: Vec<Row> = select
             .query_map(params![queue, now, wanted as i64], |row| {
                 Ok((

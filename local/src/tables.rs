@@ -159,7 +159,10 @@ impl FailedOrderStore for SqliteFailedOrderStore {
 
     async fn get(&self, order_id: &OrderId) -> Result<Option<FailedOrder>, PortError> {
         let id = order_id.to_string();
-        Ok(self.db.read(move |conn| load_failed_order(conn, &id)).await?)
+        Ok(self
+            .db
+            .read(move |conn| load_failed_order(conn, &id))
+            .await?)
     }
 }
 

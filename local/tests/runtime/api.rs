@@ -40,12 +40,18 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
         .await
         .unwrap();
     assert_eq!(wrong_type.status().as_u16(), 415);
-    assert!(wrong_type.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(wrong_type.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
 
     let huge = client
         .post(dofs.url("/orders"))
         .header("content-type", "application/json")
-        .body(format!("{{\"customer_name\":\"{}\"}}", "x".repeat(70 * 1024)))
+        .body(format!(
+            "{{\"customer_name\":\"{}\"}}",
+            "x".repeat(70 * 1024)
+        ))
         .send()
         .await
         .unwrap();
@@ -77,7 +83,9 @@ async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["order_id"], first["order_id"]);
 
-    let done = dofs.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60)).await;
+    let done = dofs
+        .wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60))
+        .await;
     assert_eq!(done[&id], "FULFILLED");
     let (_, order) = dofs.get_order(&id).await;
     let history: Vec<&str> = order["history"]
@@ -89,7 +97,11 @@ async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
     assert_eq!(history, ["RECEIVED", "VALIDATED", "PENDING", "FULFILLED"]);
 
     let orders = dofs.cli_json(&["orders"]);
-    assert_eq!(orders.as_array().unwrap().len(), 1, "one order for two POSTs: {orders}");
+    assert_eq!(
+        orders.as_array().unwrap().len(),
+        1,
+        "one order for two POSTs: {orders}"
+    );
     let report = dofs.cli_json(&["order", &id]);
     assert_eq!(report["execution"]["status"], "SUCCEEDED");
     assert_eq!(report["attempts"]["fulfill_order"], 1);

@@ -22,7 +22,12 @@ struct Scripted {
 
 #[async_trait]
 impl TaskInvoker for Scripted {
-    async fn invoke(&self, resource: &str, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        parameters: Value,
+        call: &TaskCall,
+    ) -> Result<Value, TaskFailure> {
         self.calls.lock().unwrap().push(call.state.clone());
         if let Some((state, stop)) = &self.stop_after {
             if *state == call.state {
@@ -32,7 +37,10 @@ impl TaskInvoker for Scripted {
         Ok(match resource {
             "arn:aws:states:::lambda:invoke" => {
                 let payload = &parameters["Payload"];
-                let order = payload.get("order").cloned().unwrap_or_else(|| payload.clone());
+                let order = payload
+                    .get("order")
+                    .cloned()
+                    .unwrap_or_else(|| payload.clone());
                 json!({"Payload": {"order": order}, "StatusCode": 200})
             }
             _ => json!({"MessageId": "m-1", "MD5OfMessageBody": "x"}),
@@ -67,7 +75,10 @@ async fn an_interrupted_execution_resumes_at_its_next_state() {
         });
         let engine = Engine::new(&workflow, first.clone(), config());
         engine.drive(id.as_str(), Some(&stop_rx)).await.unwrap();
-        assert_eq!(*first.calls.lock().unwrap(), ["ValidateOrder", "StoreOrder"]);
+        assert_eq!(
+            *first.calls.lock().unwrap(),
+            ["ValidateOrder", "StoreOrder"]
+        );
         let view = workflow.describe(&id).await.unwrap().unwrap();
         assert_eq!(view.status, ExecutionStatus::Running);
     }

@@ -67,7 +67,10 @@ impl Dofs {
             .args(args)
             .env_remove("FAILURE_RATE")
             .env_remove("FAILURE_SEED")
-            .env("RUST_LOG", std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -129,7 +132,12 @@ impl Dofs {
     }
 
     pub async fn get_order(&self, id: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(&format!("/orders/{id}"))).send().await.unwrap();
+        let response = self
+            .client
+            .get(self.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -147,7 +155,11 @@ impl Dofs {
 
     /// Polls until every order is FULFILLED, FAILED or REJECTED, or panics
     /// at the deadline with what is still pending.
-    pub async fn wait_terminal(&self, ids: &[String], deadline: Duration) -> HashMap<String, String> {
+    pub async fn wait_terminal(
+        &self,
+        ids: &[String],
+        deadline: Duration,
+    ) -> HashMap<String, String> {
         let until = Instant::now() + deadline;
         let mut done = HashMap::new();
         loop {
@@ -167,7 +179,11 @@ impl Dofs {
                 return done;
             }
             if Instant::now() > until {
-                let pending: Vec<_> = ids.iter().filter(|id| !done.contains_key(*id)).take(5).collect();
+                let pending: Vec<_> = ids
+                    .iter()
+                    .filter(|id| !done.contains_key(*id))
+                    .take(5)
+                    .collect();
                 panic!(
                     "{} of {} orders not terminal after {deadline:?}, e.g. {pending:?}\n{}",
                     ids.len() - done.len(),
@@ -188,7 +204,10 @@ impl Dofs {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!("--- dofs log (last lines) ---\n{}", lines[start..].join("\n"))
+        format!(
+            "--- dofs log (last lines) ---\n{}",
+            lines[start..].join("\n")
+        )
     }
 
     /// SIGTERM, then waits for the exit; returns the exit status code.
@@ -206,7 +225,10 @@ impl Dofs {
             }
             if Instant::now() > until {
                 let _ = child.kill();
-                panic!("dofs did not stop within 30s of SIGTERM\n{}", self.log_tail());
+                panic!(
+                    "dofs did not stop within 30s of SIGTERM\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -31,7 +31,11 @@ async fn with_only_failures_every_order_is_dead_lettered_after_max_receives() {
             "exactly maxReceiveCount fulfil attempts for {id}: {}",
             report["deliveries"]
         );
-        assert_eq!(report["attempts"]["dlq_handler"], 1, "{}", report["deliveries"]);
+        assert_eq!(
+            report["attempts"]["dlq_handler"], 1,
+            "{}",
+            report["deliveries"]
+        );
         let failed = &report["failed_order"];
         assert_eq!(failed["order_id"], id.as_str(), "{report}");
     }
