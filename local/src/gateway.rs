@@ -47,8 +47,10 @@ pub fn router(functions: Arc<Functions>) -> Router {
     Router::new()
         .fallback(handle)
         .with_state(Arc::new(Gateway { functions }))
-        .layer(axum::middleware::map_response(json_payload_too_large))
+        // Outermost last: the JSON rewrite must wrap the limit layer to see
+        // its plain-text 413.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_payload_too_large))
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
