@@ -433,8 +433,15 @@ impl ApiHandler {
             Some(key) => OrderId::from_idempotency_key(key),
             None => OrderId::generate(),
         };
-        let trace = trace_header(xray_trace_id);
-        let span = tracing::info_span!("api_handler.submit_order", order_id = %order_id, trace_id = %trace.root);
+        let invocation = trace_header(xray_trace_id);
+        let span = tracing::info_span!("api_handler.submit_order", order_id = %order_id, trace_id = %invocation.root);
+        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
+        // With tracing exported, this span is the workflow's parent; it
+        // belongs to the invocation's trace unless that header was unusable.
+        let trace = span
+            .in_scope(dofs_telemetry::context::outgoing_trace_header)
+            .filter(|own| xray_trace_id.is_none() || own.root == invocation.root)
+            .unwrap_or(invocation);
         self.start(order_id, order_request, key.is_some(), trace)
             .instrument(span)
             .await
@@ -505,6 +512,7 @@ impl ApiHandler {
         let order_id =
             OrderId::parse(raw_id).map_err(|e| ApiError::InvalidOrderId(e.to_string()))?;
         let span = tracing::info_span!("api_handler.get_order", order_id = %order_id);
+        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
         async {
             if let Some(order) = self.orders.get(&order_id).await? {
                 return Ok(Reply::json(200, &order));

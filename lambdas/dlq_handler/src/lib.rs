@@ -128,8 +128,19 @@ impl DlqHandler {
                 order_id,
                 message_id = %message_id,
                 receive_count,
-                trace_header = record.attributes.get(TRACE_HEADER_ATTRIBUTE).map(String::as_str),
             );
+            // The record's work belongs to the order's trace, which the
+            // sender (Step Functions, SQS redrive) carried in AWSTraceHeader.
+            if let Some(Ok(header)) = record
+                .attributes
+                .get(TRACE_HEADER_ATTRIBUTE)
+                .map(|h| h.parse::<dofs_telemetry::TraceHeader>())
+            {
+                dofs_telemetry::context::set_parent_from_header(&span, &header);
+            }
+            if !order_id.is_empty() {
+                dofs_telemetry::context::record_order_id(&span, order_id);
+            }
             let result = match plan {
                 Ok(plan) => self.process(plan).instrument(span.clone()).await,
                 Err(reason) => Err(PortError::invalid_input(reason)),

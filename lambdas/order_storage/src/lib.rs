@@ -96,6 +96,7 @@ impl OrderStorage {
     async fn insert(&self, order: Order) -> Result<StoredOrder, PortError> {
         let order_id = order.order_id.clone();
         let span = tracing::info_span!("order_storage.insert", order_id = %order_id, status = %order.status);
+        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
         match self.orders.insert(&order).instrument(span).await {
             Ok(InsertOutcome::Inserted) => {
                 if order.status == OrderStatus::Pending {

@@ -100,7 +100,9 @@ impl Validator {
                 .with_source(e)
         })?;
         let order_id = submission.order_id.clone();
-        let _span = tracing::info_span!("validator.validate", order_id = %order_id).entered();
+        let span = tracing::info_span!("validator.validate", order_id = %order_id);
+        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
+        let _entered = span.enter();
 
         let violations = rule_violations(&submission);
         if !violations.is_empty() {
