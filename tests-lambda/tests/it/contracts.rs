@@ -1,0 +1,132 @@
+//! The dofs-core port contract suites, run on the DynamoDB, SQS and Step
+//! Functions adapters against moto.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use dofs_aws::{AwsClients, StateMachineArn};
+use dofs_core::testkit::{contract, sample_order};
+use dofs_core::{ErrorKind, OrderId, OrderQueue, OrderStatus, OrderStore, Workflow};
+use dofs_lambda_tests::moto::Moto;
+
+#[tokio::test]
+async fn dynamodb_and_step_functions_adapters_meet_the_port_contracts() {
+    let test = "dynamodb_and_step_functions_adapters_meet_the_port_contracts";
+    let Some(moto) = Moto::start_or_skip(test).await else {
+        return;
+    };
+    let resources = moto.provision().await.unwrap();
+    let aws = AwsClients::new(resources.sdk.clone());
+
+    let orders = aws.order_store(&resources.orders_table);
+    contract::order_store(&orders).await;
+    // Fresh ids every run: the suite holds on a table that already has data.
+    contract::order_store(&orders).await;
+
+    let failed = aws.failed_order_store(&resources.failed_orders_table);
+    contract::failed_order_store(&failed).await;
+
+    let arn = StateMachineArn::parse(&resources.state_machine_arn).unwrap();
+    let workflow = aws.workflow(arn);
+    contract::workflow(&workflow).await;
+}
+
+#[tokio::test]
+async fn order_queue_sends_the_order_with_its_trace_header() {
+    let test = "order_queue_sends_the_order_with_its_trace_header";
+    let Some(moto) = Moto::start_or_skip(test).await else {
+        return;
+    };
+    let resources = moto.provision().await.unwrap();
+    let aws = AwsClients::new(resources.sdk.clone());
+    let queue = aws.order_queue(&resources.order_queue_url);
+
+    let order = sample_order(OrderStatus::Pending);
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let message_id = queue.send(&order, Some(header)).await.unwrap();
+    let untraced = sample_order(OrderStatus::Pending);
+    queue.send(&untraced, None).await.unwrap();
+
+    let received = resources
+        .sqs()
+        .receive_message()
+        .queue_url(&resources.order_queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let traced = messages
+        .iter()
+        .find(|m| m.message_id() == Some(message_id.as_str()))
+        .expect("the traced message");
+    let body: dofs_core::Order = serde_json::from_str(traced.body().unwrap()).unwrap();
+    assert_eq!(body, order, "the body is the order as JSON");
+    assert_eq!(
+        traced
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+            .map(String::as_str),
+        Some(header)
+    );
+    let other = messages
+        .iter()
+        .find(|m| m.message_id() != Some(message_id.as_str()))
+        .unwrap();
+    assert!(other
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+        .is_none());
+}
+
+#[tokio::test]
+async fn sdk_errors_keep_their_kind_and_source() {
+    let test = "sdk_errors_keep_their_kind_and_source";
+    let Some(moto) = Moto::start_or_skip(test).await else {
+        return;
+    };
+    let sdk = moto.sdk_config().await;
+    let aws = AwsClients::new(sdk.clone());
+
+    // A table that does not exist is a misconfiguration: not retryable.
+    let missing = aws.order_store("no-such-table");
+    let err = missing.get(&OrderId::generate()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{}", err.chain());
+    assert!(err.chain().contains("ResourceNotFoundException"), "{}", err.chain());
+
+    // An execution input the service refuses (bad name) is invalid input.
+    let resources = moto.provision().await.unwrap();
+    let wf = aws.workflow(StateMachineArn::parse(&resources.state_machine_arn).unwrap());
+    let not_a_machine = aws.workflow(
+        StateMachineArn::parse("arn:aws:states:us-east-1:123456789012:stateMachine:missing")
+            .unwrap(),
+    );
+    let submission = dofs_core::testkit::sample_submission(&OrderId::generate());
+    let err = not_a_machine.start(&submission, None).await.unwrap_err();
+    assert!(!err.kind.is_retryable(), "{:?}: {}", err.kind, err.chain());
+    assert!(wf.start(&submission, None).await.is_ok());
+
+    // Nobody listening: a dispatch failure, which is transient.
+    let closed_port = dofs_lambda_tests::moto::free_port().unwrap();
+    let unreachable = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "x", "y", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await;
+    let store = AwsClients::new(unreachable).order_store("orders");
+    let err = store.insert(&sample_order(OrderStatus::Received)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{}", err.chain());
+    assert!(std::error::Error::source(&err).is_some(), "the SDK error is kept");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the AWS side of DOFS, all against moto and the
+//! fake Lambda Runtime API from `dofs-lambda-tests`:
+//!
+//! - `contracts`: the port contract suites on the dofs-aws adapters;
+//! - `bootstraps`: each built bootstrap binary run as Lambda runs it;
+//! - `chain`: api_handler → validator → order_storage → queue →
+//!   fulfill_order, with the state carried between them as the workflow
+//!   carries it.
+
+mod contracts;
