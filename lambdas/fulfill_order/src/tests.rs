@@ -265,3 +265,101 @@ fn receive_count_defaults_to_one() {
         .insert(RECEIVE_COUNT_ATTRIBUTE.to_owned(), "4".to_owned());
     assert_eq!(receive_count(&message), 4);
 }
+
+/// Captures metrics emitted on this thread (`#[tokio::test]` runs on one).
+mod capture {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    #[derive(Default, Clone)]
+    pub struct Captured(Arc<Mutex<HashMap<String, Vec<f64>>>>);
+
+    struct Handle {
+        name: String,
+        sink: Captured,
+    }
+
+    impl Handle {
+        fn push(&self, value: f64) {
+            let mut map = self.sink.0.lock().unwrap();
+            map.entry(self.name.clone()).or_default().push(value);
+        }
+    }
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.push(value as f64);
+        }
+        fn absolute(&self, value: u64) {
+            self.push(value as f64);
+        }
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.push(value);
+        }
+    }
+
+    impl Captured {
+        fn handle(&self, key: &Key) -> Arc<Handle> {
+            assert_eq!(key.labels().count(), 0, "metrics carry no labels: {key:?}");
+            Arc::new(Handle {
+                name: key.name().to_owned(),
+                sink: self.clone(),
+            })
+        }
+
+        pub fn values(&self, name: &str) -> Vec<f64> {
+            self.0
+                .lock()
+                .unwrap()
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        }
+    }
+
+    impl Recorder for Captured {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.handle(key))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(self.handle(key))
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn emits_fulfilment_metrics_without_labels() {
+    let captured = capture::Captured::default();
+    let _guard = metrics::set_default_local_recorder(&captured);
+    let order = sample_order(OrderStatus::Pending);
+    let store = Arc::new(MemoryOrderStore::with_orders([order.clone()]));
+    consumer(store, never())
+        .handle(batch(vec![
+            order_record("m1", &order),
+            order_record("m2", &order),
+            record("bad", "{", 1),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(captured.values(metric::ORDERS_FULFILLED), [1.0]);
+    assert_eq!(captured.values(metric::DUPLICATE_DELIVERIES), [1.0]);
+    assert_eq!(captured.values(metric::FULFILLMENT_FAILURES), [1.0]);
+    // Submitted at sample_time (created_at), fulfilled 1.5 s later.
+    let created = order.created_at;
+    let expected = (now() - created).num_milliseconds() as f64;
+    assert_eq!(captured.values(metric::FULFILLMENT_LATENCY), [expected]);
+}
