@@ -7,4 +7,5 @@
 //!   fulfill_order, with the state carried between them as the workflow
 //!   carries it.
 
+mod bootstraps;
 mod contracts;
