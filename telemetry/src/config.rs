@@ -11,6 +11,8 @@ use crate::traces::SpanSink;
 
 /// `LOG_LEVEL`: a level (`info`) or `RUST_LOG`-style directives (`info,aws_smithy_runtime=warn`).
 pub const LOG_LEVEL_ENV: &str = "LOG_LEVEL";
+/// Lambda's application log level, used when `LOG_LEVEL` is not set.
+pub const LAMBDA_LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 /// The X-Ray daemon's UDP address; Lambda sets it when tracing is active.
 pub const XRAY_DAEMON_ADDRESS_ENV: &str = "AWS_XRAY_DAEMON_ADDRESS";
 /// `xray` (default), `otlp` or `none`.
@@ -112,7 +114,18 @@ impl TelemetryConfig {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let log_level = non_empty(LOG_LEVEL_ENV).unwrap_or_else(|| "info".to_owned());
+        // Lambda's own application log level (advanced logging controls) is
+        // the fallback; it knows FATAL, which tracing calls ERROR.
+        let log_level = non_empty(LOG_LEVEL_ENV)
+            .or_else(|| {
+                non_empty(LAMBDA_LOG_LEVEL_ENV).map(|level| {
+                    match level.to_ascii_lowercase().as_str() {
+                        "fatal" => "error".to_owned(),
+                        other => other.to_owned(),
+                    }
+                })
+            })
+            .unwrap_or_else(|| "info".to_owned());
         crate::logs::parse_filter(&log_level)?;
         let exporter = non_empty(TRACE_EXPORTER_ENV).unwrap_or_else(|| "xray".to_owned());
         let traces = match exporter.to_ascii_lowercase().as_str() {
@@ -191,6 +204,24 @@ mod tests {
         })
         .unwrap();
         assert!(matches!(config.traces, TraceExport::Disabled));
+    }
+
+    #[test]
+    fn falls_back_to_lambdas_log_level() {
+        assert_eq!(
+            config(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")])
+                .unwrap()
+                .log_level,
+            "error"
+        );
+        assert_eq!(
+            config(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")])
+                .unwrap()
+                .log_level,
+            "debug"
+        );
+        let both = config(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("LOG_LEVEL", "warn")]).unwrap();
+        assert_eq!(both.log_level, "warn");
     }
 
     #[test]

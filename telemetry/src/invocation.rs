@@ -47,6 +47,9 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: fmt::Display,
 {
+    // Declared before the span so that, even when the handler panics, the
+    // span closes first and the guard then flushes it.
+    let flush_on_exit = FlushOnExit(telemetry);
     let function = invocation
         .function
         .unwrap_or_else(|| telemetry.function_name().to_owned());
@@ -91,8 +94,19 @@ where
         span.in_scope(|| tracing::error!(error = %err, "invocation failed"));
     }
     drop(span);
-    telemetry.flush();
+    drop(flush_on_exit);
     result
+}
+
+/// Flushes when dropped: at the end of [`invoke`], or while unwinding from a
+/// panicking handler (the runtime reports the panic as the invocation's error
+/// and keeps the process, so its spans must not wait for the next invocation).
+struct FlushOnExit<'a>(&'a Telemetry);
+
+impl Drop for FlushOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
 }
 
 /// A handler error as the Lambda error it will be reported as.

@@ -304,3 +304,31 @@ async fn a_custom_sink_gets_the_spans_with_links_from_the_batch_to_the_records()
         order_trace.root
     );
 }
+
+#[tokio::test]
+async fn a_panicking_handler_still_has_its_segment_flushed() {
+    let (s, daemon) = with_daemon("validator");
+    let header = sampled_header();
+    let telemetry = s.telemetry.clone();
+    let task_header = header.clone();
+    // A local task: the runtime reports a panic as the invocation's error and
+    // keeps the process; the scoped telemetry is this thread's.
+    let joined = tokio::task::LocalSet::new()
+        .run_until(async move {
+            tokio::task::spawn_local(async move {
+                let _: Result<(), PortError> =
+                    invoke(&telemetry, invocation(&task_header), || async {
+                        record_order_id(&tracing::Span::current(), "ord-3");
+                        panic!("handler bug");
+                    })
+                    .await;
+            })
+            .await
+        })
+        .await;
+    assert!(joined.unwrap_err().is_panic());
+    let received = daemon.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0].segment["trace_id"], header.root.as_str());
+    assert_eq!(received[0].segment["annotations"]["order_id"], "ord-3");
+}
