@@ -113,6 +113,12 @@ impl Dofs {
         }
     }
 
+    /// Takes ownership of the temporary directory, so that dropping this
+    /// handle (e.g. to replace it after a crash) does not delete the data.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
