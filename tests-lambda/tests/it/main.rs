@@ -8,4 +8,5 @@
 //!   carries it.
 
 mod bootstraps;
+mod chain;
 mod contracts;
