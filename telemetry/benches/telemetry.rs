@@ -8,12 +8,13 @@
 
 use std::hint::black_box;
 use std::net::UdpSocket;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dofs_core::PortError;
 use dofs_telemetry::{
-    init_scoped_with_writer, invoke, metric, record_order_id, Invocation, MetricsExport,
-    TelemetryConfig, TraceExport, TraceHeader,
+    init_scoped_with_writer, invoke, metric, record_order_id, Invocation, MetricsExport, SpanData,
+    SpanSink, TelemetryConfig, TraceExport, TraceHeader,
 };
 use tracing::Instrument;
 
@@ -135,7 +136,43 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    {
+        let (telemetry, _guard) = init_scoped_with_writer(
+            config(
+                TraceExport::Custom(Arc::new(Discard)),
+                MetricsExport::Disabled,
+            ),
+            std::io::sink,
+        )
+        .expect("telemetry");
+        let parent = header();
+        group.bench_function("spans_without_xray_three_spans", |b| {
+            b.iter(|| {
+                let root = tracing::info_span!(parent: None, "invocation", otel.kind = "server");
+                dofs_telemetry::set_parent_from_header(&root, &parent);
+                record_order_id(&root, "ord-1");
+                root.in_scope(|| {
+                    drop(tracing::info_span!("read").entered());
+                    drop(tracing::info_span!("write").entered());
+                });
+                drop(root);
+                telemetry.flush();
+            })
+        });
+    }
     group.finish();
+}
+
+/// Takes the spans and drops them: the cost of the spans themselves,
+/// without X-Ray translation and UDP.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanSink for Discard {
+    fn export(&self, spans: Vec<SpanData>) -> Result<(), dofs_telemetry::traces::SinkError> {
+        black_box(spans);
+        Ok(())
+    }
 }
 
 criterion_group!(telemetry, benches);

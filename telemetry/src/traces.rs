@@ -188,7 +188,9 @@ impl XraySink {
     pub(crate) fn connect(addr: &str, resource: &Resource) -> Result<Self, String> {
         let addr = resolve_daemon_address(addr)?;
         let client = XrayDaemonClient::new(addr).map_err(|err| err.to_string())?;
-        let mut translator = SegmentTranslator::new();
+        // The whole invocation is exported at once, so children can travel
+        // inside their parent's document: one datagram per segment tree.
+        let mut translator = SegmentTranslator::new().always_nest_subsegments();
         if let Ok(group) = std::env::var("AWS_LAMBDA_LOG_GROUP_NAME") {
             translator = translator.with_log_group_name(group);
         }

@@ -59,6 +59,53 @@ fn assert_valid_document(d: &Datagram) {
     }
 }
 
+/// A span as the daemon received it: a document of its own, or nested in
+/// its parent's `subsegments` (then its trace and parent are its container's).
+#[derive(Debug)]
+struct Received {
+    doc: Value,
+    trace_id: String,
+    parent_id: Option<String>,
+}
+
+/// Every span in the datagrams, after checking each document's validity.
+fn spans(received: &[Datagram]) -> Vec<Received> {
+    fn walk(doc: &Value, trace_id: &str, parent_id: Option<String>, out: &mut Vec<Received>) {
+        assert!(is_hex(&doc["id"], 16), "id: {doc}");
+        assert!(
+            doc["name"].as_str().is_some_and(|n| !n.is_empty()),
+            "name: {doc}"
+        );
+        let start = doc["start_time"].as_f64().unwrap();
+        let end = doc["end_time"].as_f64().unwrap();
+        assert!(start > 1.6e9 && end >= start, "times: {doc}");
+        let id = doc["id"].as_str().unwrap().to_owned();
+        for child in doc["subsegments"].as_array().into_iter().flatten() {
+            walk(child, trace_id, Some(id.clone()), out);
+        }
+        out.push(Received {
+            doc: doc.clone(),
+            trace_id: trace_id.to_owned(),
+            parent_id,
+        });
+    }
+    let mut out = Vec::new();
+    for d in received {
+        assert_valid_document(d);
+        let trace_id = d.segment["trace_id"].as_str().unwrap();
+        let parent_id = d.segment["parent_id"].as_str().map(str::to_owned);
+        walk(&d.segment, trace_id, parent_id, &mut out);
+    }
+    out
+}
+
+fn named<'a>(spans: &'a [Received], name: &str) -> &'a Received {
+    spans
+        .iter()
+        .find(|s| s.doc["name"] == name)
+        .unwrap_or_else(|| panic!("no span {name}: {spans:#?}"))
+}
+
 #[tokio::test]
 async fn segments_carry_the_incoming_trace_and_the_order_annotation_before_invoke_returns() {
     let (s, daemon) = with_daemon("validator");
@@ -74,39 +121,34 @@ async fn segments_carry_the_incoming_trace_and_the_order_annotation_before_invok
         Ok(())
     })
     .await;
-    // No waiting: the flush happened inside `invoke`.
+    // No waiting: the flush happened inside `invoke`; the child travels
+    // inside the invocation's segment, so one datagram holds the invocation.
     let received = daemon.received();
-    assert_eq!(received.len(), 2, "{received:#?}");
-    for d in &received {
-        assert_valid_document(d);
-        assert_eq!(d.segment["trace_id"], header.root.as_str());
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let spans = spans(&received);
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for span in &spans {
+        assert_eq!(span.trace_id, header.root);
         assert_eq!(
-            d.segment["annotations"]["order_id"], "ord-1",
-            "every span of the order: {}",
-            d.segment
+            span.doc["annotations"]["order_id"], "ord-1",
+            "every span of the order: {span:?}"
         );
     }
-    let segment = received
-        .iter()
-        .find(|d| d.segment["name"] == "validator")
-        .expect("the invocation segment");
-    assert_eq!(
-        segment.segment["parent_id"],
-        header.parent.clone().unwrap().as_str()
+    let segment = named(&spans, "validator");
+    assert!(
+        segment.doc.get("type").is_none(),
+        "the invocation is a segment"
     );
-    let child = received
-        .iter()
-        .find(|d| d.segment["name"] == "validate")
-        .expect("the child");
-    assert_eq!(child.segment["type"], "subsegment");
-    assert_eq!(child.segment["parent_id"], segment.segment["id"]);
+    assert_eq!(segment.parent_id, header.parent);
+    let child = named(&spans, "validate");
+    assert_eq!(child.parent_id.as_deref(), segment.doc["id"].as_str());
 
     let outgoing = outgoing.expect("an outgoing header inside the invocation");
     assert_eq!(outgoing.root, header.root);
     assert_eq!(outgoing.sampled, Some(true));
     assert_eq!(
         Some(outgoing.parent.unwrap().as_str()),
-        child.segment["id"].as_str()
+        child.doc["id"].as_str()
     );
 }
 
@@ -127,34 +169,29 @@ async fn an_sqs_records_trace_header_is_the_parent_of_the_record_span() {
         Ok(())
     })
     .await;
+    // Two trees: the batch's invocation segment, and the record (in the
+    // order's trace, its parent elsewhere) carrying its child inside.
     let received = daemon.received();
-    assert_eq!(received.len(), 3, "{received:#?}");
-    received.iter().for_each(assert_valid_document);
-    let by_name = |name: &str| {
-        &received
-            .iter()
-            .find(|d| d.segment["name"] == name)
-            .unwrap()
-            .segment
-    };
-    let invocation_segment = by_name("fulfill_order");
-    assert_eq!(invocation_segment["trace_id"], batch.root.as_str());
+    assert_eq!(received.len(), 2, "{received:#?}");
+    let spans = spans(&received);
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let invocation_segment = named(&spans, "fulfill_order");
+    assert_eq!(invocation_segment.trace_id, batch.root);
     assert!(
-        invocation_segment["annotations"].get("order_id").is_none(),
+        invocation_segment.doc["annotations"]
+            .get("order_id")
+            .is_none(),
         "a batch is not one order"
     );
-    let record = by_name("record");
-    assert_eq!(record["trace_id"], order_trace.root.as_str());
+    let record = named(&spans, "record");
+    assert_eq!(record.trace_id, order_trace.root);
+    assert_eq!(record.parent_id, order_trace.parent);
+    assert_eq!(record.doc["annotations"]["order_id"], "ord-5");
+    let db = named(&spans, "update_status");
+    assert_eq!(db.trace_id, order_trace.root);
+    assert_eq!(db.parent_id.as_deref(), record.doc["id"].as_str());
     assert_eq!(
-        record["parent_id"],
-        order_trace.parent.clone().unwrap().as_str()
-    );
-    assert_eq!(record["annotations"]["order_id"], "ord-5");
-    let db = by_name("update_status");
-    assert_eq!(db["trace_id"], order_trace.root.as_str());
-    assert_eq!(db["parent_id"], record["id"]);
-    assert_eq!(
-        db["annotations"]["order_id"], "ord-5",
+        db.doc["annotations"]["order_id"], "ord-5",
         "inherited from the record span"
     );
 }
