@@ -1,5 +1,6 @@
 # Least privilege, one policy per function (the lambda_function module adds
-# logs, X-Ray and KMS decrypt of the environment) and the workflow's role.
+# logs, X-Ray and kms:Decrypt on the stack key, which covers both the
+# environment and reading the SSE-KMS queues) and the workflow's role.
 # Every statement names ARNs; the only "*" resources are X-Ray's, in the module.
 
 locals {
@@ -44,11 +45,6 @@ data "aws_iam_policy_document" "fulfill_order" {
     actions   = local.sqs_consumer_actions
     resources = [module.order_queue.queue_arn]
   }
-  statement {
-    sid       = "DecryptOrderQueue"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.stack.arn]
-  }
 }
 
 data "aws_iam_policy_document" "dlq_handler" {
@@ -61,11 +57,6 @@ data "aws_iam_policy_document" "dlq_handler" {
     sid       = "ConsumeDeadLetterQueue"
     actions   = local.sqs_consumer_actions
     resources = [module.order_queue.dlq_arn]
-  }
-  statement {
-    sid       = "DecryptDeadLetterQueue"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.stack.arn]
   }
 }
 

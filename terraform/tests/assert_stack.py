@@ -92,6 +92,11 @@ class StackTest(unittest.TestCase):
         self.assertEqual(int(redrive["maxReceiveCount"]), 3)
         self.assertEqual(redrive["deadLetterTargetArn"], self.queue_attrs(self.dlq)["QueueArn"])
 
+    def test_dlq_accepts_redrives_only_from_the_order_queue(self):
+        allow = json.loads(self.queue_attrs(self.dlq)["RedriveAllowPolicy"])
+        self.assertEqual(allow["redrivePermission"], "byQueue")
+        self.assertEqual(allow["sourceQueueArns"], [self.queue_attrs(self.order_queue)["QueueArn"]])
+
     def test_visibility_timeouts_are_six_times_the_consumers_timeout(self):
         for url, fn in [(self.order_queue, "fulfill_order"), (self.dlq, "dlq_handler")]:
             timeout = self.function_config(fn)["Timeout"]

@@ -3,10 +3,12 @@
 The AWS provider validates a state machine definition before creating it
 (states:ValidateStateMachineDefinition), lists its versions when reading it
 (states:ListStateMachineVersions), and manages Logs Insights saved queries
-(logs:PutQueryDefinition and friends); moto 5 implements none of them. This
-wrapper answers those calls itself (query definitions are kept in memory so
-the test can read back what Terraform created) and hands everything else to
-moto unchanged. Test-only: the real stack never talks to it.
+(logs:PutQueryDefinition and friends); moto 5 implements none of them, and it
+silently drops the SQS RedriveAllowPolicy attribute (so the provider would
+wait forever for it to appear). This wrapper answers those calls itself
+(query definitions and redrive-allow policies are kept in memory so the test
+can read back what Terraform created) and hands everything else to moto
+unchanged. Test-only: the real stack never talks to it.
 
 Usage: python moto_wrapper.py PORT_FILE
 Binds 127.0.0.1 on a free port, writes the port to PORT_FILE once it serves,
@@ -62,12 +64,45 @@ class QueryDefinitions:
         return {"success": True}
 
 
+class RedriveAllowPolicies:
+    """SQS RedriveAllowPolicy per queue URL, layered over moto's queue attributes."""
+
+    ATTRIBUTE = "RedriveAllowPolicy"
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_queue = {}
+
+    def take_from_set(self, req):
+        """Keeps the attribute out of the request moto sees; returns the rest."""
+        attrs = dict(req.get("Attributes", {}))
+        if self.ATTRIBUTE in attrs:
+            value = attrs.pop(self.ATTRIBUTE)
+            with self._lock:
+                if value:
+                    self._by_queue[req["QueueUrl"]] = value
+                else:
+                    self._by_queue.pop(req["QueueUrl"], None)
+        return dict(req, Attributes=attrs)
+
+    def add_to_get(self, req, response):
+        names = req.get("AttributeNames", [])
+        if "All" not in names and self.ATTRIBUTE not in names:
+            return response
+        with self._lock:
+            value = self._by_queue.get(req["QueueUrl"])
+        if value is not None:
+            response.setdefault("Attributes", {})[self.ATTRIBUTE] = value
+        return response
+
+
 class ExtraCalls:
     """WSGI middleware answering the JSON-protocol calls listed in HANDLERS."""
 
     def __init__(self, app):
         self.app = app
         self.queries = QueryDefinitions()
+        self.redrive_allow = RedriveAllowPolicies()
         self.handlers = {
             "AWSStepFunctions.ValidateStateMachineDefinition": lambda req: {
                 "result": "OK",
@@ -83,11 +118,13 @@ class ExtraCalls:
         }
 
     def __call__(self, environ, start_response):
-        handler = self.handlers.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target in ("AmazonSQS.SetQueueAttributes", "AmazonSQS.GetQueueAttributes"):
+            return self.sqs_attributes(target, environ, start_response)
+        handler = self.handlers.get(target)
         if handler is None:
             return self.app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = self.read_body(environ)
         try:
             result = handler(json.loads(body or b"{}"))
             status = "200 OK"
@@ -106,8 +143,48 @@ class ExtraCalls:
                 ("x-amzn-RequestId", str(uuid.uuid4())),
             ],
         )
-        environ["wsgi.input"] = io.BytesIO(body)
         return [payload]
+
+    @staticmethod
+    def read_body(environ):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return environ["wsgi.input"].read(length) if length else b""
+
+    def forward(self, environ, body):
+        """Calls moto with `body`; returns its status, headers and body."""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        chunks = self.app(environ, capture)
+        try:
+            out = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], out
+
+    def sqs_attributes(self, target, environ, start_response):
+        req = json.loads(self.read_body(environ) or b"{}")
+        forwarded = req
+        if target == "AmazonSQS.SetQueueAttributes":
+            forwarded = self.redrive_allow.take_from_set(req)
+        else:
+            # moto refuses the attribute name outright.
+            names = [n for n in req.get("AttributeNames", []) if n != RedriveAllowPolicies.ATTRIBUTE]
+            forwarded = dict(req, AttributeNames=names)
+        if target == "AmazonSQS.GetQueueAttributes" and req.get("AttributeNames") and not forwarded["AttributeNames"]:
+            status, headers, out = "200 OK", [("Content-Type", "application/x-amz-json-1.0")], b"{}"
+        else:
+            status, headers, out = self.forward(environ, json.dumps(forwarded).encode())
+        if target == "AmazonSQS.GetQueueAttributes" and status.startswith("200"):
+            out = json.dumps(self.redrive_allow.add_to_get(req, json.loads(out or b"{}"))).encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, headers + [("Content-Length", str(len(out)))])
+        return [out]
 
 
 def main():

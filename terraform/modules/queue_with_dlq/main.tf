@@ -1,5 +1,7 @@
 # A work queue and its dead-letter queue, wired with a redrive policy, both
-# encrypted with the stack key.
+# encrypted with the stack key. The DLQ accepts redrives from its own queue
+# only, so no other queue can use it as a dumping ground (the workflow's
+# direct SendMessage to the DLQ is not a redrive and is not affected).
 
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.name}-dlq"
@@ -30,4 +32,12 @@ resource "aws_sqs_queue" "main" {
       error_message = "The visibility timeout must be at least 6x the consumer's timeout, or messages are redelivered while still being processed."
     }
   }
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.main.arn]
+  })
 }
