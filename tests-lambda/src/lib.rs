@@ -64,12 +64,14 @@ pub enum HarnessError {
 }
 
 impl HarnessError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+    /// `map_err(HarnessError::io("doing what"))` for I/O errors.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| HarnessError::Io { what, source }
     }
 
-    pub(crate) fn setup(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
+    /// A setup step that failed, with its error's text.
+    pub fn setup(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
         HarnessError::Setup(format!("{what}: {err}"))
     }
 }
