@@ -18,7 +18,7 @@
 //! `SpanExporter` is not object-safe (its `export` is an `async fn`), so a
 //! custom destination implements the small synchronous [`SpanSink`] instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
@@ -62,6 +64,11 @@ const MAX_BUFFERED_SPANS: usize = 4096;
 pub(crate) struct InvocationProcessor {
     sink: Option<Arc<dyn SpanSink>>,
     buffer: Mutex<Vec<SpanData>>,
+    /// Sampled spans started and not yet ended: a flush holds back the
+    /// descendants of an open span, so a tree is exported whole (its
+    /// order annotation inherited) even when concurrent invocations flush
+    /// while it is still running.
+    open: Mutex<HashSet<SpanId>>,
     dropped: AtomicUsize,
     reported_failure: AtomicBool,
 }
@@ -79,6 +86,7 @@ impl InvocationProcessor {
         Self {
             sink,
             buffer: Mutex::new(Vec::new()),
+            open: Mutex::new(HashSet::new()),
             dropped: AtomicUsize::new(0),
             reported_failure: AtomicBool::new(false),
         }
@@ -92,12 +100,25 @@ impl InvocationProcessor {
 }
 
 impl SpanProcessor for InvocationProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+    fn on_start(&self, span: &mut Span, _cx: &Context) {
+        let cx = span.span_context();
+        if self.sink.is_some() && cx.is_sampled() {
+            let id = cx.span_id();
+            self.open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id);
+        }
+    }
 
     fn on_end(&self, span: SpanData) {
         if self.sink.is_none() || !span.span_context.is_sampled() {
             return;
         }
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&span.span_context.span_id());
         let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
         if buffer.len() >= MAX_BUFFERED_SPANS {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -110,8 +131,13 @@ impl SpanProcessor for InvocationProcessor {
         let Some(sink) = &self.sink else {
             return Ok(());
         };
-        let mut spans =
-            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut spans = {
+            let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+            let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            let (ready, held) = split_ready(std::mem::take(&mut *buffer), &open);
+            *buffer = held;
+            ready
+        };
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(target: "dofs_telemetry::export", dropped, "span buffer was full; spans were dropped");
@@ -127,8 +153,46 @@ impl SpanProcessor for InvocationProcessor {
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        // Nothing will end any more: export what is held back too.
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.force_flush()
     }
+}
+
+/// Splits ended spans into those ready to export and those whose local
+/// ancestor is still open (they wait for it, to leave with their tree).
+fn split_ready(spans: Vec<SpanData>, open: &HashSet<SpanId>) -> (Vec<SpanData>, Vec<SpanData>) {
+    let parents: HashMap<SpanId, (SpanId, bool)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.span_context.span_id(),
+                (s.parent_span_id, s.parent_span_is_remote),
+            )
+        })
+        .collect();
+    let waits = |span: &SpanData| {
+        let (mut parent, mut remote) = (span.parent_span_id, span.parent_span_is_remote);
+        // Bounded: a malformed batch must not loop forever.
+        for _ in 0..64 {
+            if remote || parent == SpanId::INVALID {
+                return false;
+            }
+            if open.contains(&parent) {
+                return true;
+            }
+            match parents.get(&parent) {
+                Some(&(next, next_remote)) => (parent, remote) = (next, next_remote),
+                // Ended and exported earlier, or never ours.
+                None => return false,
+            }
+        }
+        false
+    };
+    spans.into_iter().partition(|span| !waits(span))
 }
 
 /// Gives every span without `annotation.order_id` the one of its nearest
@@ -366,6 +430,54 @@ mod tests {
             "127.0.0.2:2001".parse().unwrap()
         );
         assert!(resolve_daemon_address("nonsense").is_err());
+    }
+
+    #[derive(Debug, Default)]
+    struct Collect(Mutex<Vec<SpanData>>);
+    impl SpanSink for Collect {
+        fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError> {
+            self.0.lock().unwrap().extend(spans);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn children_of_an_open_span_wait_for_it_and_then_inherit_its_order() {
+        let sink = Arc::new(Collect::default());
+        let processor = InvocationProcessor::new(Some(sink.clone()));
+        processor.open.lock().unwrap().insert(SpanId::from(1u64));
+        processor.on_end(span(2, 1, vec![]));
+        let mut other = span(9, 0, vec![]);
+        other.span_context = SpanContext::new(
+            TraceId::from(8u128),
+            SpanId::from(9u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        processor.on_end(other);
+        processor.force_flush().unwrap();
+        let ids: Vec<SpanId> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.span_context.span_id())
+            .collect();
+        assert_eq!(
+            ids,
+            [SpanId::from(9u64)],
+            "another invocation's finished tree leaves; the child waits"
+        );
+        processor.on_end(span(1, 0, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")]));
+        processor.force_flush().unwrap();
+        let exported = sink.0.lock().unwrap();
+        assert_eq!(exported.len(), 3);
+        assert!(exported
+            .iter()
+            .filter(|s| s.span_context.trace_id() == TraceId::from(7u128))
+            .all(|s| order(s).as_deref() == Some("o-1")));
+        assert!(processor.buffer.lock().unwrap().is_empty());
     }
 
     #[derive(Debug)]
