@@ -153,6 +153,25 @@ CREATE TABLE deliveries (
     at            TEXT NOT NULL
 );
 CREATE INDEX deliveries_by_order ON deliveries(order_id);
+"#,
+// 2: spans (crate::traces). Times in Unix nanoseconds; attributes and
+// events as JSON. WITHOUT ROWID: rows are looked up by trace, never scanned.
+r#"
+CREATE TABLE spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    function       TEXT NOT NULL,
+    order_id       TEXT,
+    start_ns       INTEGER NOT NULL,
+    end_ns         INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    attributes     TEXT NOT NULL,
+    events         TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX spans_by_order ON spans(order_id);
 "#];
 
 /// The schema version this build writes.
