@@ -179,6 +179,11 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
   )
   status=$?
   [ -s "$work/moto.pid" ] && moto_pid="$(cat "$work/moto.pid")"
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null
+    wait "$moto_pid" 2>/dev/null
+    moto_pid=""
+  fi
   if [ "$status" -eq 0 ]; then pass; else fail "apply/assert/destroy on moto (moto log: $(tail -3 "$work/moto.log" 2>/dev/null | tr '\n' ' '))"; fi
 fi
 
