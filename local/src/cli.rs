@@ -70,6 +70,9 @@ pub enum Command {
     },
     /// Move every dead-lettered message back to the order queue.
     Redrive,
+    /// Load-test a `dofs serve` (its own, or `--url`) and report throughput,
+    /// latency, errors and peak RSS.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `dofs serve` settings.
@@ -150,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
         Command::Queues { json } => print_queues(&cli.data_dir, json),
         Command::Redrive => redrive(&cli.data_dir).await,
+        Command::Bench(args) => crate::bench::bench(&cli.data_dir, args).await,
     }
 }
 

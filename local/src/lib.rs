@@ -20,7 +20,8 @@
 //!   failures).
 //! - [`gateway`]: the API Gateway HTTP API stand-in (payload format 2.0).
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `queues`,
-//!   `redrive`).
+//!   `redrive`, `bench`).
+//! - [`bench`]: `dofs bench`, the load test of a `dofs serve`.
 //!
 //! Why our own implementation: no crate emulates SQS, Step Functions and API
 //! Gateway in-process with durable state (the `fakecloud-*` crates are AGPL,
@@ -28,6 +29,7 @@
 //! against the same event shapes.
 
 pub mod asl;
+pub mod bench;
 pub mod cli;
 pub mod db;
 pub mod engine;

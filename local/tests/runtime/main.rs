@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod bench;
 mod crash;
 mod engine_resume;
 mod helpers;
