@@ -78,7 +78,8 @@ impl From<DbError> for dofs_core::PortError {
 }
 
 /// The schema, one entry per version; entry `i` migrates version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orders (
     order_id   TEXT PRIMARY KEY,
     status     TEXT NOT NULL,
@@ -154,9 +155,9 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_order ON deliveries(order_id);
 "#,
-// 2: spans (crate::traces). Times in Unix nanoseconds; attributes and
-// events as JSON. WITHOUT ROWID: rows are looked up by trace, never scanned.
-r#"
+    // 2: spans (crate::traces). Times in Unix nanoseconds; attributes and
+    // events as JSON. WITHOUT ROWID: rows are looked up by trace, never scanned.
+    r#"
 CREATE TABLE spans (
     trace_id       TEXT NOT NULL,
     span_id        TEXT NOT NULL,
@@ -172,7 +173,44 @@ CREATE TABLE spans (
     PRIMARY KEY (trace_id, span_id)
 ) WITHOUT ROWID;
 CREATE INDEX spans_by_order ON spans(order_id);
-"#];
+"#,
+    // 3: metrics and alarms (crate::metrics, crate::alarms). One row per
+    // series and second, merged by upsert; dimensions as canonical JSON.
+    r#"
+CREATE TABLE metric_points (
+    namespace    TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    dimensions   TEXT NOT NULL,
+    bucket_ms    INTEGER NOT NULL,
+    unit         TEXT NOT NULL,
+    sample_count INTEGER NOT NULL,
+    sum          REAL NOT NULL,
+    min          REAL NOT NULL,
+    max          REAL NOT NULL,
+    PRIMARY KEY (namespace, name, dimensions, bucket_ms)
+) WITHOUT ROWID;
+CREATE INDEX metric_points_by_time ON metric_points(bucket_ms);
+
+CREATE TABLE alarm_states (
+    name         TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    reason_data  TEXT NOT NULL,
+    changed_at   TEXT NOT NULL,
+    evaluated_at TEXT,
+    description  TEXT NOT NULL
+);
+
+CREATE TABLE alarm_history (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    name      TEXT NOT NULL,
+    old_state TEXT NOT NULL,
+    new_state TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    at        TEXT NOT NULL
+);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

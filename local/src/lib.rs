@@ -19,6 +19,10 @@
 //! - [`pollers`]: the SQS event source mappings (batches, partial batch
 //!   failures).
 //! - [`gateway`]: the API Gateway HTTP API stand-in (payload format 2.0).
+//! - [`metrics`]: CloudWatch-style metrics (the functions' EMF metrics and
+//!   the AWS service metrics of the stand-ins) in one-second buckets.
+//! - [`alarms`]: `dashboards/alarms.json` evaluated like CloudWatch on those
+//!   metrics; state, history, webhook and log notifications.
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `queues`,
 //!   `redrive`, `bench`).
 //! - [`bench`]: `dofs bench`, the load test of a `dofs serve`.
@@ -28,6 +32,7 @@
 //! LocalStack needs Docker), and the point is to run the *same* handler code
 //! against the same event shapes.
 
+pub mod alarms;
 pub mod asl;
 pub mod bench;
 pub mod cli;
@@ -35,6 +40,7 @@ pub mod db;
 pub mod engine;
 pub mod functions;
 pub mod gateway;
+pub mod metrics;
 pub mod pollers;
 pub mod queue;
 pub mod tables;

@@ -1,0 +1,595 @@
+//! Local CloudWatch metrics: the custom EMF metrics the functions emit and
+//! the AWS service metrics the alarms watch, stored in SQLite in one-second
+//! buckets so that `dofs metrics`, the console and the alarms
+//! ([`crate::alarms`]) read the same numbers.
+//!
+//! Where the values come from:
+//! - **Custom metrics** (namespace `DOFS`, dimension `function`): the
+//!   `dofs-telemetry` EMF recorder hands every flushed value to
+//!   [`MetricsStore`] through its [`MetricsSink`] hook, with the function read
+//!   from the invocation span, exactly the values the EMF lines would carry.
+//! - **AWS service metrics**, produced by the local stand-ins with the names,
+//!   units and dimensions AWS uses: `AWS/Lambda` Invocations / Errors /
+//!   Duration per `FunctionName` ([`crate::functions`]), `AWS/ApiGateway`
+//!   Count / 4xx / 5xx / Latency per `ApiId` ([`api_gateway_layer`]),
+//!   `AWS/States` ExecutionsStarted / Succeeded / Failed / TimedOut per
+//!   `StateMachineArn` ([`crate::engine`]), and `AWS/SQS`
+//!   ApproximateNumberOfMessagesVisible / NotVisible / AgeOfOldestMessage per
+//!   `QueueName`, sampled from the queues on every tick like the SQS service
+//!   samples them ([`sample_queues`]).
+//!
+//! Why a process-wide handle ([`install`], [`record_service`]): the emission
+//! points live in modules that stand in for other services and are owned by
+//! other parts of the runtime; like the `metrics` facade, a global handle
+//! keeps each emission one line without threading a store through every
+//! constructor. Before [`install`] (unit tests, CLI commands) recording is a
+//! no-op.
+//!
+//! Cost: a value is folded into an in-memory aggregate (count, sum, min,
+//! max) keyed by series and second; [`MetricsStore::flush`] writes all of
+//! them in one job of the group-commit writer. Never a write per increment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use dofs_telemetry::{MetricSample, MetricsSink};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::db::{Db, DbError};
+
+/// Width of a stored bucket. Alarm periods (even scaled down) are whole
+/// seconds, so a second is the finest resolution anyone reads.
+pub const BUCKET_MS: i64 = 1_000;
+
+/// The custom metrics' namespace and dimension (as in `dashboards/metrics.json`).
+pub const CUSTOM_NAMESPACE: &str = dofs_telemetry::metric::NAMESPACE;
+
+/// The API id of the local HTTP API (also in the gateway's events).
+pub const LOCAL_API_ID: &str = "local";
+
+/// Which series a value belongs to: CloudWatch's identity of a metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeriesKey {
+    pub namespace: String,
+    pub name: String,
+    /// Dimension name → value, sorted (so the stored text is canonical).
+    pub dimensions: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            dimensions: dimensions
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The dimensions as stored: a JSON object with sorted keys.
+    pub fn dimensions_text(&self) -> String {
+        dimensions_text(&self.dimensions)
+    }
+}
+
+/// Canonical stored form of a dimension map.
+pub fn dimensions_text(dimensions: &BTreeMap<String, String>) -> String {
+    // A BTreeMap serializes in key order and cannot fail.
+    serde_json::to_string(dimensions).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// CloudWatch's statistic set for a bucket or a period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    pub sample_count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    pub fn one(value: f64) -> Self {
+        Self {
+            sample_count: 1,
+            sum: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.sample_count += other.sample_count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn average(&self) -> f64 {
+        if self.sample_count == 0 {
+            0.0
+        } else {
+            self.sum / self.sample_count as f64
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    buckets: HashMap<(SeriesKey, i64), Stats>,
+    units: HashMap<SeriesKey, String>,
+}
+
+/// The in-memory aggregate in front of the `metric_points` table; cheap to
+/// clone (clones share it).
+#[derive(Clone, Default)]
+pub struct MetricsStore {
+    pending: Arc<Mutex<Pending>>,
+}
+
+impl std::fmt::Debug for MetricsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsStore").finish_non_exhaustive()
+    }
+}
+
+impl MetricsStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `value` now.
+    pub fn record(&self, key: SeriesKey, unit: &str, value: f64) {
+        self.record_at(key, unit, value, chrono::Utc::now().timestamp_millis());
+    }
+
+    /// Records `value` at `at_ms` (milliseconds since the epoch).
+    pub fn record_at(&self, key: SeriesKey, unit: &str, value: f64, at_ms: i64) {
+        if !value.is_finite() {
+            return;
+        }
+        let bucket = at_ms - at_ms.rem_euclid(BUCKET_MS);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !pending.units.contains_key(&key) {
+            pending.units.insert(key.clone(), unit.to_owned());
+        }
+        pending
+            .buckets
+            .entry((key, bucket))
+            .and_modify(|s| s.merge(&Stats::one(value)))
+            .or_insert_with(|| Stats::one(value));
+    }
+
+    /// How many series-buckets wait for the next flush.
+    pub fn pending_len(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .buckets
+            .len()
+    }
+
+    /// Writes everything recorded so far in one group-commit job (merging
+    /// into buckets already stored) and drops points older than
+    /// `retain_since_ms`. Returns how many buckets were written. On error the
+    /// values are put back, so a busy database delays metrics but loses none.
+    pub async fn flush(&self, db: &Db, retain_since_ms: Option<i64>) -> Result<usize, DbError> {
+        let taken =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.buckets.is_empty() && retain_since_ms.is_none() {
+            return Ok(0);
+        }
+        let rows: Vec<(SeriesKey, i64, Stats, String)> = taken
+            .buckets
+            .iter()
+            .map(|((key, bucket), stats)| {
+                let unit = taken
+                    .units
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| "None".into());
+                (key.clone(), *bucket, *stats, unit)
+            })
+            .collect();
+        let result = db
+            .write(move |conn| {
+                let mut upsert = conn.prepare_cached(
+                    "INSERT INTO metric_points(namespace, name, dimensions, bucket_ms, unit,
+                         sample_count, sum, min, max)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(namespace, name, dimensions, bucket_ms) DO UPDATE SET
+                         unit = excluded.unit,
+                         sample_count = sample_count + excluded.sample_count,
+                         sum = sum + excluded.sum,
+                         min = min(min, excluded.min),
+                         max = max(max, excluded.max)",
+                )?;
+                for (key, bucket, stats, unit) in &rows {
+                    upsert.execute(params![
+                        key.namespace,
+                        key.name,
+                        key.dimensions_text(),
+                        bucket,
+                        unit,
+                        stats.sample_count as i64,
+                        stats.sum,
+                        stats.min,
+                        stats.max,
+                    ])?;
+                }
+                if let Some(since) = retain_since_ms {
+                    conn.execute("DELETE FROM metric_points WHERE bucket_ms < ?1", [since])?;
+                }
+                Ok(rows.len())
+            })
+            .await;
+        if result.is_err() {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((key, bucket), stats) in taken.buckets {
+                pending
+                    .buckets
+                    .entry((key, bucket))
+                    .and_modify(|s| s.merge(&stats))
+                    .or_insert(stats);
+            }
+            for (key, unit) in taken.units {
+                pending.units.entry(key).or_insert(unit);
+            }
+        }
+        result
+    }
+}
+
+/// The custom metrics, from the telemetry EMF recorder.
+impl MetricsSink for MetricsStore {
+    fn record(&self, sample: &MetricSample<'_>) {
+        let key = SeriesKey::new(
+            CUSTOM_NAMESPACE,
+            sample.name,
+            &[(dofs_telemetry::metric::FUNCTION_DIMENSION, sample.function)],
+        );
+        MetricsStore::record(self, key, sample.unit, sample.value);
+    }
+}
+
+static SERVICE: OnceLock<MetricsStore> = OnceLock::new();
+
+/// Makes `store` the destination of [`record_service`] for this process
+/// (`dofs serve` calls it once). Returns false if one was already installed.
+pub fn install(store: MetricsStore) -> bool {
+    SERVICE.set(store).is_ok()
+}
+
+/// Records an AWS service metric if a store is installed.
+pub fn record_service(
+    namespace: &str,
+    name: &str,
+    dimensions: &[(&str, &str)],
+    unit: &str,
+    value: f64,
+) {
+    if let Some(store) = SERVICE.get() {
+        store.record(SeriesKey::new(namespace, name, dimensions), unit, value);
+    }
+}
+
+/// `AWS/Lambda` metrics of one invocation of the function deployed as `function_name`.
+pub fn record_lambda_invocation(function_name: &str, failed: bool, duration_ms: f64) {
+    let dims = [("FunctionName", function_name)];
+    record_service("AWS/Lambda", "Invocations", &dims, "Count", 1.0);
+    record_service(
+        "AWS/Lambda",
+        "Errors",
+        &dims,
+        "Count",
+        if failed { 1.0 } else { 0.0 },
+    );
+    record_service("AWS/Lambda", "Duration", &dims, "Milliseconds", duration_ms);
+}
+
+/// `AWS/States` execution counters: `metric` is `ExecutionsStarted`,
+/// `ExecutionsSucceeded`, `ExecutionsFailed`, `ExecutionsTimedOut` or
+/// `ExecutionsAborted`.
+pub fn record_execution(state_machine_arn: &str, metric: &str) {
+    record_service(
+        "AWS/States",
+        metric,
+        &[("StateMachineArn", state_machine_arn)],
+        "Count",
+        1.0,
+    );
+}
+
+/// The API Gateway metrics of every response, including those made by the
+/// gateway's own layers (413): Count, 4xx, 5xx (0 or 1 each, so Sum is the
+/// number and Average the rate, as in CloudWatch) and Latency.
+pub async fn api_gateway_layer(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let dims = [("ApiId", LOCAL_API_ID)];
+    let flag = |hit: bool| if hit { 1.0 } else { 0.0 };
+    record_service("AWS/ApiGateway", "Count", &dims, "Count", 1.0);
+    record_service(
+        "AWS/ApiGateway",
+        "4xx",
+        &dims,
+        "Count",
+        flag((400..500).contains(&status)),
+    );
+    record_service("AWS/ApiGateway", "5xx", &dims, "Count", flag(status >= 500));
+    record_service(
+        "AWS/ApiGateway",
+        "Latency",
+        &dims,
+        "Milliseconds",
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// Samples the `AWS/SQS` gauges of every queue into `store`, as the SQS
+/// service publishes them: visible, in flight, and the age in seconds of
+/// the oldest message (0 when the queue is empty).
+pub async fn sample_queues(db: &Db, store: &MetricsStore) -> Result<(), DbError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = db.read(move |conn| queue_gauges(conn, now)).await?;
+    for (queue, visible, not_visible, oldest_sent_ms) in rows {
+        let dims = [("QueueName", queue.as_str())];
+        let age_s = oldest_sent_ms.map_or(0.0, |sent| ((now - sent).max(0) / 1000) as f64);
+        store.record_at(
+            SeriesKey::new("AWS/SQS", "ApproximateNumberOfMessagesVisible", &dims),
+            "Count",
+            visible as f64,
+            now,
+        );
+        store.record_at(
+            SeriesKey::new("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", &dims),
+            "Count",
+            not_visible as f64,
+            now,
+        );
+        store.record_at(
+            SeriesKey::new("AWS/SQS", "ApproximateAgeOfOldestMessage", &dims),
+            "Seconds",
+            age_s,
+            now,
+        );
+    }
+    Ok(())
+}
+
+type QueueGauge = (String, i64, i64, Option<i64>);
+
+fn queue_gauges(conn: &Connection, now_ms: i64) -> Result<Vec<QueueGauge>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT q.name,
+                coalesce(sum(m.visible_at_ms <= ?1), 0),
+                coalesce(sum(m.visible_at_ms > ?1), 0),
+                min(m.sent_ms)
+         FROM queues q LEFT JOIN messages m ON m.queue = q.name
+         GROUP BY q.name ORDER BY q.name",
+    )?;
+    let rows = stmt
+        .query_map([now_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The statistic set of `key` in each period of `period_ms` starting at
+/// `from_ms` (`count` periods); `None` where nothing was recorded.
+pub fn period_stats(
+    conn: &Connection,
+    key: &SeriesKey,
+    from_ms: i64,
+    period_ms: i64,
+    count: usize,
+) -> Result<Vec<Option<Stats>>, DbError> {
+    let mut out = vec![None; count];
+    if count == 0 || period_ms <= 0 {
+        return Ok(out);
+    }
+    let to_ms = from_ms + period_ms * count as i64;
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            key.namespace,
+            key.name,
+            key.dimensions_text(),
+            from_ms,
+            to_ms
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Stats {
+                    sample_count: r.get::<_, i64>(1)?.max(0) as u64,
+                    sum: r.get(2)?,
+                    min: r.get(3)?,
+                    max: r.get(4)?,
+                },
+            ))
+        },
+    )?;
+    for row in rows {
+        let (bucket, stats) = row?;
+        let index = ((bucket - from_ms) / period_ms) as usize;
+        if let Some(slot) = out.get_mut(index) {
+            match slot {
+                Some(existing) => existing.merge(&stats),
+                None => *slot = Some(stats),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One series over a recent window, for `dofs metrics` and the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesSummary {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub unit: String,
+    /// Statistics over the whole window.
+    pub window: Stats,
+    pub average: f64,
+    /// The latest second with data, and its statistics.
+    pub last_at: String,
+    pub last: Stats,
+}
+
+/// Every series with data since `since_ms`, sorted by namespace, name and dimensions.
+pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT namespace, name, dimensions, unit, bucket_ms, sample_count, sum, min, max
+         FROM metric_points WHERE bucket_ms >= ?1
+         ORDER BY namespace, name, dimensions, bucket_ms",
+    )?;
+    let mut out: Vec<SeriesSummary> = Vec::new();
+    let rows = stmt.query_map([since_ms], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            Stats {
+                sample_count: r.get::<_, i64>(5)?.max(0) as u64,
+                sum: r.get(6)?,
+                min: r.get(7)?,
+                max: r.get(8)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (namespace, name, dimensions, unit, bucket, stats) = row?;
+        let dimensions: BTreeMap<String, String> = serde_json::from_str(&dimensions)?;
+        let last_at = crate::queue::ms_to_time(bucket)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        match out.last_mut() {
+            Some(s) if s.namespace == namespace && s.name == name && s.dimensions == dimensions => {
+                s.window.merge(&stats);
+                s.average = s.window.average();
+                s.unit = unit;
+                s.last = stats;
+                s.last_at = last_at;
+            }
+            _ => out.push(SeriesSummary {
+                namespace,
+                name,
+                dimensions,
+                unit,
+                window: stats,
+                average: stats.average(),
+                last_at,
+                last: stats,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SeriesKey {
+        SeriesKey::new(
+            "AWS/Lambda",
+            "Errors",
+            &[("FunctionName", "dofs-validator")],
+        )
+    }
+
+    #[test]
+    fn dimensions_are_stored_in_a_canonical_order() {
+        let a = SeriesKey::new("N", "M", &[("b", "2"), ("a", "1")]);
+        let b = SeriesKey::new("N", "M", &[("a", "1"), ("b", "2")]);
+        assert_eq!(a.dimensions_text(), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(a, b);
+    }
+
+    #[tokio::test]
+    async fn values_are_aggregated_per_second_and_merged_across_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let store = MetricsStore::new();
+        let t0 = 1_700_000_000_000;
+        store.record_at(key(), "Count", 1.0, t0 + 10);
+        store.record_at(key(), "Count", 0.0, t0 + 990);
+        store.record_at(key(), "Count", 1.0, t0 + 1_000);
+        store.record_at(key(), "Count", f64::NAN, t0 + 1_000);
+        assert_eq!(store.pending_len(), 2);
+        assert_eq!(store.flush(&db, None).await.unwrap(), 2);
+        assert_eq!(store.pending_len(), 0);
+        store.record_at(key(), "Count", 5.0, t0 + 500);
+        store.flush(&db, None).await.unwrap();
+
+        let k = key();
+        let stats = db
+            .read(move |c| period_stats(c, &k, t0, 1_000, 3))
+            .await
+            .unwrap();
+        let first = stats[0].unwrap();
+        assert_eq!(first.sample_count, 3);
+        assert_eq!((first.sum, first.min, first.max), (6.0, 0.0, 5.0));
+        assert_eq!(stats[1].unwrap().sum, 1.0);
+        assert!(stats[2].is_none());
+        let k = key();
+        let whole = db
+            .read(move |c| period_stats(c, &k, t0, 2_000, 1))
+            .await
+            .unwrap();
+        assert_eq!(whole[0].unwrap().sample_count, 4);
+
+        let summary = db.read(move |c| recent(c, t0)).await.unwrap();
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].window.sum, 7.0);
+        assert_eq!(summary[0].last.sum, 1.0);
+        assert_eq!(summary[0].dimensions["FunctionName"], "dofs-validator");
+
+        // Retention drops old buckets.
+        store.flush(&db, Some(t0 + 1_000)).await.unwrap();
+        let k = key();
+        let stats = db
+            .read(move |c| period_stats(c, &k, t0, 1_000, 2))
+            .await
+            .unwrap();
+        assert!(stats[0].is_none());
+        assert!(stats[1].is_some());
+    }
+
+    #[test]
+    fn the_sink_files_custom_metrics_under_the_function_dimension() {
+        let store = MetricsStore::new();
+        let props = BTreeMap::new();
+        MetricsSink::record(
+            &store,
+            &MetricSample {
+                name: "OrdersFulfilled",
+                unit: "Count",
+                value: 2.0,
+                function: "fulfill_order",
+                properties: &props,
+            },
+        );
+        let pending = store.pending.lock().unwrap();
+        let ((k, _), stats) = pending.buckets.iter().next().unwrap();
+        assert_eq!(k.namespace, "DOFS");
+        assert_eq!(k.dimensions["function"], "fulfill_order");
+        assert_eq!(stats.sum, 2.0);
+    }
+}
