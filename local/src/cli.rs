@@ -70,6 +70,14 @@ pub enum Command {
     },
     /// Move every dead-lettered message back to the order queue.
     Redrive,
+    /// Show an order's trace as a waterfall: one line per span, indented
+    /// under its parent (start offset, duration, status, key attributes).
+    Trace {
+        order_id: String,
+        /// Print the spans as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load-test a `dofs serve` (its own, or `--url`) and report throughput,
     /// latency, errors and peak RSS.
     Bench(crate::bench::BenchArgs),
@@ -116,6 +124,22 @@ pub struct ServeArgs {
     /// terraform/order_workflow.asl.json.
     #[arg(long, env = "DOFS_WORKFLOW_FILE")]
     pub workflow_file: Option<PathBuf>,
+    /// Store spans for `dofs trace` (`off`: trace context still propagates,
+    /// nothing is stored).
+    #[arg(long, env = "DOFS_TRACES", default_value = "on", value_parser = parse_switch)]
+    pub traces: bool,
+    /// How often finished spans are written to the data directory.
+    #[arg(long, env = "DOFS_TRACE_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub trace_flush_interval: Duration,
+}
+
+/// Parses `on`/`off` (also true/false, 1/0, yes/no).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is not on or off")),
+    }
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of seconds.
@@ -153,11 +177,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
         Command::Queues { json } => print_queues(&cli.data_dir, json),
         Command::Redrive => redrive(&cli.data_dir).await,
+        Command::Trace { order_id, json } => print_trace(&cli.data_dir, &order_id, json),
         Command::Bench(args) => crate::bench::bench(&cli.data_dir, args).await,
     }
 }
 
-/// JSON log lines on stderr; level from `RUST_LOG`, else `LOG_LEVEL`, else info.
+/// `RUST_LOG`, else `LOG_LEVEL`, else info.
+fn log_level() -> String {
+    ["RUST_LOG", "LOG_LEVEL"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned())
+}
+
+/// Telemetry for `dofs serve`, installed for the process: dofs-telemetry's
+/// JSON log lines on stderr (every line inside an order's work carries
+/// `order_id` and `trace_id`), spans to `spans` when given.
+pub fn init_serve_telemetry(
+    spans: Option<Arc<crate::traces::SpanStore>>,
+) -> anyhow::Result<dofs_telemetry::Telemetry> {
+    use dofs_telemetry::{MetricsExport, TelemetryConfig, TraceExport};
+    let config = TelemetryConfig {
+        function_name: "dofs".to_owned(),
+        log_level: log_level(),
+        traces: match spans {
+            Some(store) => TraceExport::Custom(store),
+            None => TraceExport::Disabled,
+        },
+        metrics: MetricsExport::Disabled,
+    };
+    dofs_telemetry::init_with_writer(config, std::io::stderr).context("cannot start telemetry")
+}
+
+/// JSON log lines on stderr; level from `RUST_LOG`, else `LOG_LEVEL`, else
+/// info. `dofs serve` installs telemetry instead ([`init_serve_telemetry`]);
+/// this does nothing once a subscriber is installed.
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -201,6 +256,8 @@ async fn shutdown_signal() {
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let db = Db::open(data_dir)
         .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
+    let span_store = args.traces.then(crate::traces::SpanStore::new);
+    let telemetry = init_serve_telemetry(span_store.clone())?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -242,14 +299,17 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let workflow = LocalWorkflow::new(db.clone(), Arc::clone(&clock), Arc::clone(&machine));
     let failures = FailureSimulator::new(args.failure_rate, args.failure_seed)
         .map_err(|e| anyhow::anyhow!("invalid --failure-rate {}: {e}", args.failure_rate))?;
-    let functions = Arc::new(Functions::new(FunctionDeps {
-        orders,
-        failed_orders,
-        workflow: Arc::new(workflow.clone()),
-        clock: Arc::clone(&clock),
-        failures,
-        timeout: args.function_timeout,
-    }));
+    let functions = Arc::new(
+        Functions::new(FunctionDeps {
+            orders,
+            failed_orders,
+            workflow: Arc::new(workflow.clone()),
+            clock: Arc::clone(&clock),
+            failures,
+            timeout: args.function_timeout,
+        })
+        .with_telemetry(telemetry.clone()),
+    );
     let tasks = Arc::new(LocalTasks::new(Arc::clone(&functions), queues.clone()));
     let engine = Engine::new(
         &workflow,
@@ -263,6 +323,15 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = tokio::task::JoinSet::new();
     background.spawn(engine.run(stop_rx.clone()));
+    if let Some(store) = &span_store {
+        let flushing = telemetry.clone();
+        background.spawn(Arc::clone(store).run_writer(
+            db.clone(),
+            args.trace_flush_interval,
+            move || flushing.flush(),
+            stop_rx.clone(),
+        ));
+    }
     for (queue, function) in [
         (ORDER_QUEUE, FunctionName::FulfillOrder),
         (DEAD_LETTER_QUEUE, FunctionName::DlqHandler),
@@ -314,6 +383,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     while let Some(joined) = background.join_next().await {
         if let Err(err) = joined {
             tracing::error!(error = %err, "a background task failed");
+        }
+    }
+    // The last spans (those of the work just finished) reach the disk too.
+    telemetry.flush();
+    if let Some(store) = &span_store {
+        if let Err(err) = store.write_pending(&db).await {
+            tracing::error!(error = %err, "could not store the last spans");
         }
     }
     tracing::info!("stopped");
@@ -377,6 +453,7 @@ pub fn order_report(conn: &rusqlite::Connection, order_id: &str) -> Result<Value
     let events = engine::load_events(conn, order_id)?;
     let deliveries = pollers::load_deliveries(conn, order_id)?;
     let attempts = pollers::attempts_by_function(&deliveries);
+    let trace = crate::traces::order_trace(conn, order_id)?;
     Ok(json!({
         "order_id": order_id,
         "order": order,
@@ -392,6 +469,7 @@ pub fn order_report(conn: &rusqlite::Connection, order_id: &str) -> Result<Value
         })),
         "deliveries": deliveries,
         "attempts": attempts,
+        "trace": trace,
     }))
 }
 
@@ -461,6 +539,12 @@ fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result
             )?;
         }
     }
+    if let Some(trace) = crate::traces::order_trace(db.conn(), order_id)? {
+        writeln!(out, "trace:")?;
+        for line in crate::traces::render_waterfall(&trace).lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
     if let Some(failed) = report["failed_order"].as_object() {
         writeln!(
             out,
@@ -497,6 +581,23 @@ fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
             "{:<20} {:>8} {:>10} {:>8}",
             c.name, c.visible, c.in_flight, c.delayed
         )?;
+    }
+    Ok(())
+}
+
+fn print_trace(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let Some(trace) = crate::traces::order_trace(db.conn(), order_id)? else {
+        anyhow::bail!(
+            "no trace of order {order_id} in {} (unknown order, or served with --traces off)",
+            data_dir.display()
+        );
+    };
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&trace)?)?;
+    } else {
+        write!(out, "{}", crate::traces::render_waterfall(&trace))?;
     }
     Ok(())
 }

@@ -10,6 +10,10 @@
 //!   state; a task that was running when the process died is run again,
 //!   which is the at-least-once behaviour Step Functions' own retries give
 //!   and why every task is idempotent.
+//! - Each state attempt runs inside its own span (name = the state,
+//!   [`crate::traces::state_span`]), child of the execution's trace header;
+//!   the task it calls gets Root + Parent = that span, as Step Functions
+//!   passes its trace on to Lambda and SQS.
 //! - [`LocalTasks`] is the `TaskInvoker`: `arn:aws:states:::lambda:invoke`
 //!   and `arn:aws:states:::sqs:sendMessage`, shaped like the Step Functions
 //!   service integrations
@@ -31,6 +35,7 @@ use rand::SeedableRng;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::asl::{
     Cursor, ExecutionContext, HistoryEvent, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker,
@@ -569,10 +574,24 @@ impl Engine {
                     return Ok(());
                 }
             }
+            let span = crate::traces::state_span(
+                name,
+                &cursor.state,
+                cursor.retry_count() + 1,
+                record.trace_header.as_deref(),
+            );
+            let step_ctx = ExecutionContext {
+                trace_header: crate::traces::task_trace_header(&span)
+                    .or_else(|| child_header(record.trace_header.as_deref())),
+                ..ctx.clone()
+            };
             let step = self
                 .machine
-                .advance(cursor, &ctx, self.tasks.as_ref(), now, &mut rng)
+                .advance(cursor, &step_ctx, self.tasks.as_ref(), now, &mut rng)
+                .instrument(span.clone())
                 .await;
+            crate::traces::finish_state_span(&span, &step.events);
+            drop(span);
             let at = self.clock.now();
             let (update, again) = match step.next {
                 Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
@@ -700,11 +719,7 @@ impl LocalTasks {
             .unwrap_or_else(|| json!({}));
         match self
             .functions
-            .invoke(
-                function,
-                payload,
-                child_header(call.trace_header.as_deref()),
-            )
+            .invoke(function, payload, call.trace_header.clone())
             .await
         {
             Ok(output) => Ok(json!({
@@ -758,7 +773,7 @@ impl LocalTasks {
                 OutgoingMessage {
                     body,
                     attributes,
-                    trace_header: child_header(call.trace_header.as_deref()),
+                    trace_header: call.trace_header.clone(),
                     delay,
                 },
             )
@@ -781,8 +796,8 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     }
 }
 
-/// The execution's trace with a fresh parent segment for this task, as Step
-/// Functions passes it on to the services it calls.
+/// The execution's trace with a fresh parent segment for one state, when
+/// spans are not traced (no telemetry): the tasks still pass a header on.
 fn child_header(header: Option<&str>) -> Option<String> {
     let header = header?;
     match header.parse::<TraceHeader>() {

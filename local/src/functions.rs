@@ -7,6 +7,11 @@
 //! Each invocation runs in its own task, so a panicking handler is reported
 //! as a function error instead of taking the runtime down, and under the
 //! function's timeout, as Lambda would enforce it.
+//!
+//! With telemetry attached ([`Functions::with_telemetry`]) an invocation goes
+//! through `dofs_telemetry::invoke`, exactly as the Lambda bootstraps do:
+//! the invocation span is named after the function and parented on the
+//! trace header, and its spans and metrics are flushed when it returns.
 
 use std::fmt;
 use std::str::FromStr;
@@ -146,6 +151,7 @@ pub struct Functions {
     fulfill_order: Arc<FulfillOrder>,
     dlq_handler: Arc<DlqHandler>,
     timeout: Duration,
+    telemetry: Option<dofs_telemetry::Telemetry>,
 }
 
 impl Functions {
@@ -173,7 +179,14 @@ impl Functions {
             )),
             dlq_handler: Arc::new(DlqHandler::new(orders, failed_orders, clock)),
             timeout,
+            telemetry: None,
         }
+    }
+
+    /// Runs every invocation under `telemetry` (see the module docs).
+    pub fn with_telemetry(mut self, telemetry: dofs_telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// Invokes `function` with a JSON payload, as `Invoke` with
@@ -186,12 +199,51 @@ impl Functions {
         trace_header: Option<String>,
     ) -> Result<Value, FunctionError> {
         let context = self.context(function, trace_header);
+        if let Some(telemetry) = &self.telemetry {
+            let invocation = dofs_telemetry::Invocation {
+                function: Some(function.as_str().to_owned()),
+                request_id: context.request_id.clone(),
+                trace_header: context
+                    .xray_trace_id
+                    .as_deref()
+                    .and_then(|h| h.parse().ok()),
+            };
+            // The handler's task is spawned on the first poll, inside the
+            // invocation span, so the handler's spans are its children.
+            return dofs_telemetry::invoke(telemetry, invocation, || {
+                self.run(function, payload, context)
+            })
+            .await;
+        }
         let span = tracing::info_span!(
             "invoke",
             function = function.as_str(),
             request_id = %context.request_id,
             trace_id = context.xray_trace_id.as_deref().unwrap_or_default(),
         );
+        async {
+            let result = self.run(function, payload, context).await;
+            match &result {
+                Ok(_) => tracing::debug!("invocation succeeded"),
+                Err(err) => tracing::warn!(
+                    error_type = %err.error_type,
+                    error = %err.error_message,
+                    "invocation failed"
+                ),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The invocation itself: the handler in its own task, under the timeout.
+    async fn run(
+        &self,
+        function: FunctionName,
+        payload: Value,
+        context: Context,
+    ) -> Result<Value, FunctionError> {
         let timeout = self.timeout;
         let task = match function {
             FunctionName::ApiHandler => {
@@ -215,39 +267,23 @@ impl Functions {
                 spawn_typed(payload, context, move |e| async move { h.handle(e).await })
             }
         };
-        async move {
-            let task = match task {
-                Ok(task) => task,
-                Err(err) => return Err(err),
-            };
-            let abort = task.abort_handle();
-            let result = match tokio::time::timeout(timeout, task).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(join)) if join.is_panic() => Err(FunctionError::new(
-                    "Runtime.ExitError",
-                    "the function panicked; see the log",
-                )),
-                Ok(Err(join)) => Err(FunctionError::new("Runtime.ExitError", join.to_string())),
-                Err(_) => {
-                    abort.abort();
-                    Err(FunctionError::new(
-                        "Sandbox.Timedout",
-                        format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
-                    ))
-                }
-            };
-            match &result {
-                Ok(_) => tracing::debug!("invocation succeeded"),
-                Err(err) => tracing::warn!(
-                    error_type = %err.error_type,
-                    error = %err.error_message,
-                    "invocation failed"
-                ),
+        let task = task?;
+        let abort = task.abort_handle();
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => Err(FunctionError::new(
+                "Runtime.ExitError",
+                "the function panicked; see the log",
+            )),
+            Ok(Err(join)) => Err(FunctionError::new("Runtime.ExitError", join.to_string())),
+            Err(_) => {
+                abort.abort();
+                Err(FunctionError::new(
+                    "Sandbox.Timedout",
+                    format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                ))
             }
-            result
         }
-        .instrument(span)
-        .await
     }
 
     fn context(&self, function: FunctionName, trace_header: Option<String>) -> Context {

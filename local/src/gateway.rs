@@ -15,6 +15,9 @@
 //! HTTP APIs have no X-Ray support, so the gateway mints the trace header
 //! for each request (continuing an incoming `X-Amzn-Trace-Id`) and passes it
 //! as the invocation's trace id, where api_handler starts the order's trace.
+//! With telemetry installed, the gateway's own span (`api_gateway`, with
+//! method, route, status and, once known, the order) is that header's
+//! parent, so the trace's root is stored with the rest of it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,9 +33,10 @@ use chrono::Utc;
 use dofs_telemetry::TraceHeader;
 use serde_json::{json, Map, Value};
 use tower_http::limit::RequestBodyLimitLayer;
+use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::functions::{FunctionName, Functions};
+use crate::functions::{FunctionError, FunctionName, Functions};
 
 /// Largest request body the gateway passes on: 64 KiB.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -220,14 +224,50 @@ pub fn build_event(
     event
 }
 
+/// The caller's trace, if it sent a valid `X-Amzn-Trace-Id`.
+fn incoming_trace(headers: &HeaderMap) -> Option<TraceHeader> {
+    headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<TraceHeader>().ok())
+}
+
+/// Puts the response status and the order (from an accepted order's body,
+/// or the path of a status read) on the gateway span.
+fn record_outcome(span: &tracing::Span, path: &str, result: &Result<Value, FunctionError>) {
+    let Ok(response) = result else {
+        span.record("http.status", 500);
+        span.record("otel.status_code", "ERROR");
+        return;
+    };
+    let status = response.get("statusCode").and_then(Value::as_i64);
+    if let Some(status) = status {
+        span.record("http.status", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    let from_body = response
+        .get("body")
+        .and_then(Value::as_str)
+        .and_then(|body| serde_json::from_str::<Value>(body).ok())
+        .and_then(|body| body.get("order_id")?.as_str().map(str::to_owned));
+    let from_path = path
+        .strip_prefix("/orders/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .map(str::to_owned);
+    if let Some(order_id) = from_body
+        .or(from_path)
+        .filter(|_| status.is_some_and(|s| s < 400))
+    {
+        dofs_telemetry::record_order_id(span, &order_id);
+    }
+}
+
 /// The trace header for one request: the caller's trace if it sent a valid
 /// `X-Amzn-Trace-Id`, else a new one; with a fresh gateway segment as parent.
 pub fn trace_header_for(headers: &HeaderMap) -> TraceHeader {
-    let incoming = headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<TraceHeader>().ok());
-    let base = incoming.unwrap_or_else(TraceHeader::new_root);
+    let base = incoming_trace(headers).unwrap_or_else(TraceHeader::new_root);
     let mut header = base.with_parent(dofs_telemetry::trace_header::new_segment_id());
     if header.sampled.is_none() {
         header.sampled = Some(true);
@@ -311,7 +351,28 @@ async fn handle(
         Err(_) => return payload_too_large(),
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let trace = trace_header_for(&parts.headers);
+    let span = tracing::info_span!(
+        parent: None,
+        "gateway",
+        otel.name = crate::traces::GATEWAY_FUNCTION,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        function = crate::traces::GATEWAY_FUNCTION,
+        http.method = %parts.method,
+        http.route = Empty,
+        http.status = Empty,
+        path = parts.uri.path(),
+        request_id = %request_id,
+        trace_id = Empty,
+    );
+    if let Some(incoming) = incoming_trace(&parts.headers) {
+        dofs_telemetry::set_parent_from_header(&span, &incoming);
+    }
+    // The span's own context when spans are traced; else a minted header.
+    let trace = span
+        .in_scope(dofs_telemetry::outgoing_trace_header)
+        .unwrap_or_else(|| trace_header_for(&parts.headers));
+    span.record("trace_id", trace.root.as_str());
     let event = build_event(
         &parts.method,
         parts.uri.path(),
@@ -321,18 +382,15 @@ async fn handle(
         &peer.ip().to_string(),
         &request_id,
     );
-    let span = tracing::info_span!(
-        "gateway",
-        method = %parts.method,
-        path = parts.uri.path(),
-        request_id = %request_id,
-        trace_id = %trace.root,
-    );
+    if let Some(route) = event.get("routeKey").and_then(Value::as_str) {
+        span.record("http.route", route);
+    }
     let result = gateway
         .functions
         .invoke(FunctionName::ApiHandler, event, Some(trace.to_string()))
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+    record_outcome(&span, parts.uri.path(), &result);
     match result {
         Ok(response) => to_http(&response, &request_id).unwrap_or_else(|| {
             tracing::error!(request_id = %request_id, "api_handler returned an invalid response");

@@ -19,6 +19,8 @@
 //! - [`pollers`]: the SQS event source mappings (batches, partial batch
 //!   failures).
 //! - [`gateway`]: the API Gateway HTTP API stand-in (payload format 2.0).
+//! - [`traces`]: the spans of every order stored in SQLite (a
+//!   dofs-telemetry span sink) and `dofs trace`'s waterfall.
 //! - [`metrics`]: CloudWatch-style metrics (the functions' EMF metrics and
 //!   the AWS service metrics of the stand-ins) in one-second buckets.
 //! - [`alarms`]: `dashboards/alarms.json` evaluated like CloudWatch on those
@@ -44,3 +46,4 @@ pub mod metrics;
 pub mod pollers;
 pub mod queue;
 pub mod tables;
+pub mod traces;
