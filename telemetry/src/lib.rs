@@ -15,7 +15,9 @@
 //! Modules:
 //! - [`config`]: [`TelemetryConfig`] from the environment (`LOG_LEVEL`,
 //!   `DOFS_TRACE_EXPORTER`, `AWS_XRAY_DAEMON_ADDRESS`).
-//! - [`logs`] (private): the JSON log layer that flattens span fields.
+//! - `logs` (private): the JSON log layer that flattens span fields.
+//! - [`init_scoped_with_writer`]: the same installation for one thread, for
+//!   tests and benchmarks that need several configurations in one process.
 //! - [`traces`]: OpenTelemetry → X-Ray export, flushed per invocation, and
 //!   the [`SpanSink`] for custom destinations.
 //! - [`emf`]: the CloudWatch EMF metrics recorder and the [`MetricsSink`].

@@ -27,14 +27,23 @@ use tracing_subscriber::registry::{LookupSpan, Registry};
 use crate::error::TelemetryError;
 
 /// Parses `LOG_LEVEL` (a level or `RUST_LOG`-style directives).
+///
+/// Unless the directives name it, `opentelemetry_aws` is held at WARN: its
+/// exporter instruments every translated span with an INFO span of its
+/// own, which would cost each flush more than the export itself.
 pub(crate) fn parse_filter(directives: &str) -> Result<EnvFilter, TelemetryError> {
-    EnvFilter::builder()
+    let invalid = |source| TelemetryError::InvalidLogLevel {
+        value: directives.to_owned(),
+        source,
+    };
+    let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse(directives)
-        .map_err(|source| TelemetryError::InvalidLogLevel {
-            value: directives.to_owned(),
-            source,
-        })
+        .map_err(invalid)?;
+    if directives.contains("opentelemetry_aws") {
+        return Ok(filter);
+    }
+    Ok(filter.add_directive("opentelemetry_aws=warn".parse().map_err(invalid)?))
 }
 
 /// The fields recorded on one span, kept in its extensions.
