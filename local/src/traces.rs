@@ -382,7 +382,8 @@ pub fn state_span(execution: &str, state: &str, attempt: u32, trace_header: Opti
         execution = %execution,
         state = %state,
         state.type = Empty,
-        attempt,
+        // i64: tracing-opentelemetry turns unsigned fields into strings.
+        attempt = i64::from(attempt),
         error = Empty,
         retry.delay_ms = Empty,
     );

@@ -206,6 +206,11 @@ impl Dofs {
         cli_json(&self.data_dir, args)
     }
 
+    /// Everything the server wrote to stderr (its log) so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

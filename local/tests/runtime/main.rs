@@ -11,3 +11,4 @@ mod crash;
 mod engine_resume;
 mod helpers;
 mod pipeline;
+mod trace;
