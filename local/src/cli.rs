@@ -81,6 +81,20 @@ pub enum Command {
     /// Load-test a `dofs serve` (its own, or `--url`) and report throughput,
     /// latency, errors and peak RSS.
     Bench(crate::bench::BenchArgs),
+    /// Recent values of every metric (custom and AWS service metrics) per
+    /// dimension.
+    Metrics {
+        /// How far back to look.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        since: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every alarm: state, reason, last change; and the recent transitions.
+    Alarms {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `dofs serve` settings.
@@ -131,6 +145,41 @@ pub struct ServeArgs {
     /// How often finished spans are written to the data directory.
     #[arg(long, env = "DOFS_TRACE_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
     pub trace_flush_interval: Duration,
+    /// POST every alarm state change here, shaped like an SNS → HTTPS
+    /// notification (the CloudWatch alarm JSON in `Message`).
+    #[arg(long, env = "DOFS_ALARM_WEBHOOK")]
+    pub alarm_webhook: Option<String>,
+    /// POST the alarm JSON itself (SNS raw message delivery).
+    #[arg(long, env = "DOFS_ALARM_WEBHOOK_RAW")]
+    pub alarm_webhook_raw: bool,
+    /// Multiplies every alarm period (0.01: five minutes become three
+    /// seconds, so a demo alarm fires in seconds). Floor one second.
+    #[arg(long, env = "DOFS_ALARM_PERIOD_SCALE", default_value_t = 1.0)]
+    pub alarm_period_scale: f64,
+    /// Alarm definitions to use instead of the built-in dashboards/alarms.json.
+    #[arg(long, env = "DOFS_ALARMS_FILE")]
+    pub alarms_file: Option<PathBuf>,
+    /// How often queue gauges are sampled, metrics stored and alarms evaluated.
+    #[arg(long, env = "DOFS_METRICS_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
+    /// How long metric points are kept.
+    #[arg(long, env = "DOFS_METRICS_RETENTION", default_value = "1440m", value_parser = parse_duration)]
+    pub metrics_retention: Duration,
+    /// Serve the web console under /_dofs/.
+    #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch)]
+    pub console: bool,
+    /// Disable the event source mapping of this function (`dlq_handler` or
+    /// `fulfill_order`), as `update-event-source-mapping --no-enabled`
+    /// would: its queue fills up (e.g. to watch the DLQ alarm fire).
+    #[arg(long, env = "DOFS_DISABLE_MAPPING", value_parser = parse_mapping_function)]
+    pub disable_mapping: Vec<FunctionName>,
+}
+
+fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
+    match FunctionName::resolve(text) {
+        Some(f @ (FunctionName::FulfillOrder | FunctionName::DlqHandler)) => Ok(f),
+        _ => Err(format!("{text:?} has no event source mapping (fulfill_order or dlq_handler)")),
+    }
 }
 
 /// Parses `on`/`off` (also true/false, 1/0, yes/no).
@@ -179,6 +228,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Redrive => redrive(&cli.data_dir).await,
         Command::Trace { order_id, json } => print_trace(&cli.data_dir, &order_id, json),
         Command::Bench(args) => crate::bench::bench(&cli.data_dir, args).await,
+        Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
+        Command::Alarms { json } => print_alarms(&cli.data_dir, json),
     }
 }
 
@@ -196,6 +247,7 @@ fn log_level() -> String {
 /// `order_id` and `trace_id`), spans to `spans` when given.
 pub fn init_serve_telemetry(
     spans: Option<Arc<crate::traces::SpanStore>>,
+    metrics: Option<Arc<dyn dofs_telemetry::MetricsSink>>,
 ) -> anyhow::Result<dofs_telemetry::Telemetry> {
     use dofs_telemetry::{MetricsExport, TelemetryConfig, TraceExport};
     let config = TelemetryConfig {
@@ -205,7 +257,10 @@ pub fn init_serve_telemetry(
             Some(store) => TraceExport::Custom(store),
             None => TraceExport::Disabled,
         },
-        metrics: MetricsExport::Disabled,
+        metrics: match metrics {
+            Some(sink) => MetricsExport::Custom(sink),
+            None => MetricsExport::Disabled,
+        },
     };
     dofs_telemetry::init_with_writer(config, std::io::stderr).context("cannot start telemetry")
 }
@@ -257,7 +312,36 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let db = Db::open(data_dir)
         .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
     let span_store = args.traces.then(crate::traces::SpanStore::new);
-    let telemetry = init_serve_telemetry(span_store.clone())?;
+    let metric_store = crate::metrics::MetricsStore::new();
+    crate::metrics::install(metric_store.clone());
+    let telemetry = init_serve_telemetry(span_store.clone(), Some(Arc::new(metric_store.clone())))?;
+    let alarm_text = match &args.alarms_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read alarm file {}", path.display()))?,
+        None => crate::alarms::ALARMS_JSON.to_owned(),
+    };
+    let alarm_list = crate::alarms::load(
+        &alarm_text,
+        &crate::alarms::Bindings::local(),
+        args.alarm_period_scale,
+    )
+    .context("invalid alarm definitions")?;
+    let webhook = match &args.alarm_webhook {
+        Some(url) => {
+            let parsed = reqwest::Url::parse(url)
+                .with_context(|| format!("--alarm-webhook {url:?} is not a URL"))?;
+            anyhow::ensure!(
+                parsed.scheme() == "http",
+                "--alarm-webhook {url:?}: only http:// is built in (put a TLS-terminating relay in front)"
+            );
+            Some(crate::alarms::WebhookConfig {
+                url: url.clone(),
+                raw: args.alarm_webhook_raw,
+            })
+        }
+        None => None,
+    };
+    let evaluator = crate::alarms::Evaluator::new(db.clone(), alarm_list, webhook).await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -332,10 +416,24 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
+    background.spawn(crate::alarms::run_monitor(
+        db.clone(),
+        metric_store.clone(),
+        evaluator,
+        crate::alarms::MonitorConfig {
+            interval: args.metrics_interval,
+            retention: args.metrics_retention,
+        },
+        stop_rx.clone(),
+    ));
     for (queue, function) in [
         (ORDER_QUEUE, FunctionName::FulfillOrder),
         (DEAD_LETTER_QUEUE, FunctionName::DlqHandler),
     ] {
+        if args.disable_mapping.contains(&function) {
+            tracing::warn!(queue, function = function.as_str(), "event source mapping disabled");
+            continue;
+        }
         for _ in 0..args.pollers.max(1) {
             background.spawn(pollers::run_mapping(
                 db.clone(),
@@ -371,9 +469,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut server_stop = stop_rx.clone();
+    let mut app = gateway::router(Arc::clone(&functions));
+    if args.console {
+        app = crate::console::router(db.clone()).merge(app);
+    }
     axum::serve(
         listener,
-        gateway::router(Arc::clone(&functions)).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
@@ -391,6 +493,9 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         if let Err(err) = store.write_pending(&db).await {
             tracing::error!(error = %err, "could not store the last spans");
         }
+    }
+    if let Err(err) = metric_store.flush(&db, None).await {
+        tracing::error!(error = %err, "could not store the last metrics");
     }
     tracing::info!("stopped");
     Ok(())
@@ -598,6 +703,62 @@ fn print_trace(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result
         writeln!(out, "{}", serde_json::to_string_pretty(&trace)?)?;
     } else {
         write!(out, "{}", crate::traces::render_waterfall(&trace))?;
+    }
+    Ok(())
+}
+
+fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let from = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
+    let series = crate::metrics::recent(db.conn(), from)?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&series)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<15} {:<38} {:<44} {:>8} {:>12} {:>10} {:>10}  LAST",
+        "NAMESPACE", "METRIC", "DIMENSIONS", "SAMPLES", "SUM", "AVG", "MAX"
+    )?;
+    for s in &series {
+        let dims: Vec<String> = s.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            out,
+            "{:<15} {:<38} {:<44} {:>8} {:>12.2} {:>10.2} {:>10.2}  {}",
+            s.namespace,
+            s.name,
+            dims.join(","),
+            s.window.sample_count,
+            s.window.sum,
+            s.average,
+            s.window.max,
+            s.last_at
+        )?;
+    }
+    writeln!(out, "{} series with data in the last {:?}", series.len(), since)?;
+    Ok(())
+}
+
+fn print_alarms(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
+    let db = open_read(data_dir)?;
+    let states = crate::alarms::load_states(db.conn())?;
+    let history = crate::alarms::load_history(db.conn(), 20)?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let report = json!({"alarms": states, "history": history});
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<40} {:<18} {:<25} REASON", "ALARM", "STATE", "SINCE")?;
+    for a in &states {
+        writeln!(out, "{:<40} {:<18} {:<25} {}", a.name, a.state, a.changed_at, a.reason)?;
+    }
+    if !history.is_empty() {
+        writeln!(out, "recent transitions:")?;
+        for t in &history {
+            writeln!(out, "  {}  {:<40} {} -> {}", t.at, t.name, t.old_state, t.new_state)?;
+        }
     }
     Ok(())
 }

@@ -336,6 +336,7 @@ impl Workflow for LocalWorkflow {
                         detail: json!({"input": input, "traceHeader": trace_header}),
                     }],
                 )?;
+                crate::metrics::record_execution(&state_machine_arn(), "ExecutionsStarted");
                 Ok(StartOutcome::Started)
             })
             .await?;
@@ -630,11 +631,14 @@ impl Engine {
                         )?;
                     }
                     Update::Succeeded(output, at) => {
-                        conn.execute(
+                        let closed = conn.execute(
                             "UPDATE executions SET status = 'SUCCEEDED', cursor = NULL, next_run_ms = NULL,
                                  output = ?2, stopped_at = ?3 WHERE name = ?1 AND status = 'RUNNING'",
                             params![name, serde_json::to_string(&output)?, at.to_rfc3339()],
                         )?;
+                        if closed > 0 {
+                            crate::metrics::record_execution(&state_machine_arn(), "ExecutionsSucceeded");
+                        }
                         if !events.iter().any(|e| e.kind == "ExecutionSucceeded") {
                             events.push(HistoryEvent {
                                 kind: "ExecutionSucceeded".into(),
@@ -645,7 +649,7 @@ impl Engine {
                         }
                     }
                     Update::Failed(error, cause, status, at) => {
-                        conn.execute(
+                        let closed = conn.execute(
                             "UPDATE executions SET status = ?4, cursor = NULL, next_run_ms = NULL,
                                  error = ?2, cause = ?3, stopped_at = ?5 WHERE name = ?1 AND status = 'RUNNING'",
                             params![
@@ -656,6 +660,14 @@ impl Engine {
                                 at.to_rfc3339()
                             ],
                         )?;
+                        if closed > 0 {
+                            let metric = match status {
+                                ExecutionStatus::TimedOut => "ExecutionsTimedOut",
+                                ExecutionStatus::Aborted => "ExecutionsAborted",
+                                _ => "ExecutionsFailed",
+                            };
+                            crate::metrics::record_execution(&state_machine_arn(), metric);
+                        }
                         if !events
                             .iter()
                             .any(|e| e.kind == "ExecutionFailed" || e.kind == "ExecutionTimedOut")

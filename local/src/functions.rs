@@ -237,8 +237,26 @@ impl Functions {
         .await
     }
 
-    /// The invocation itself: the handler in its own task, under the timeout.
+    /// The invocation itself, counted in the `AWS/Lambda` metrics
+    /// (Invocations, Errors, Duration) as Lambda counts it.
     async fn run(
+        &self,
+        function: FunctionName,
+        payload: Value,
+        context: Context,
+    ) -> Result<Value, FunctionError> {
+        let started = std::time::Instant::now();
+        let result = self.run_handler(function, payload, context).await;
+        crate::metrics::record_lambda_invocation(
+            &function.deployed_name(),
+            result.is_err(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        result
+    }
+
+    /// The handler in its own task, under the timeout.
+    async fn run_handler(
         &self,
         function: FunctionName,
         payload: Value,

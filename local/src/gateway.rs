@@ -55,6 +55,8 @@ pub fn router(functions: Arc<Functions>) -> Router {
         // its plain-text 413.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(json_payload_too_large))
+        // Outermost: counts every response, the 413s included.
+        .layer(axum::middleware::from_fn(crate::metrics::api_gateway_layer))
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {

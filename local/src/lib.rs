@@ -25,6 +25,8 @@
 //!   the AWS service metrics of the stand-ins) in one-second buckets.
 //! - [`alarms`]: `dashboards/alarms.json` evaluated like CloudWatch on those
 //!   metrics; state, history, webhook and log notifications.
+//! - [`console`]: the web console under `/_dofs/` (orders, traces,
+//!   metrics, alarms).
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `queues`,
 //!   `redrive`, `bench`).
 //! - [`bench`]: `dofs bench`, the load test of a `dofs serve`.
@@ -38,6 +40,7 @@ pub mod alarms;
 pub mod asl;
 pub mod bench;
 pub mod cli;
+pub mod console;
 pub mod db;
 pub mod engine;
 pub mod functions;
