@@ -5,8 +5,10 @@
 // Test code: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod alarms;
 mod api;
 mod bench;
+mod console;
 mod crash;
 mod engine_resume;
 mod helpers;

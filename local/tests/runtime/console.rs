@@ -1,0 +1,100 @@
+//! The web console of the real `dofs serve`: pages answer on the API's own
+//! listener under /_dofs/ and show the orders that went through.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{fast_args, Dofs};
+
+async fn get(dofs: &Dofs, path: &str) -> (u16, String) {
+    let response = dofs.client.get(dofs.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_pages_show_orders_traces_metrics_and_alarms() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(3).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let id = &ids[0];
+
+    let (status, html) = get(&dofs, "/_dofs/orders").await;
+    assert_eq!(status, 200);
+    for id in &ids {
+        assert!(html.contains(id.as_str()), "order {id} not listed");
+    }
+    let (status, html) = get(&dofs, "/_dofs/orders?status=fulfilled").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(id.as_str()));
+    let (_, html) = get(&dofs, "/_dofs/orders?status=FAILED").await;
+    assert!(
+        !html.contains(id.as_str()),
+        "the filter keeps other statuses out"
+    );
+
+    let (status, html) = get(&dofs, &format!("/_dofs/orders/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(id.as_str()));
+    assert!(html.contains("FULFILLED"));
+    assert!(html.contains("Status history"));
+    assert!(html.contains("Workflow execution"));
+    assert!(html.contains("Queue deliveries"));
+
+    // The trace reaches the data directory shortly after the order ends.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let detail = loop {
+        let response = dofs
+            .client
+            .get(dofs.url(&format!("/_dofs/api/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let detail: Value = response.json().await.unwrap();
+        let names: Vec<&str> = detail["trace"]["spans"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
+            .unwrap_or_default();
+        if names.iter().any(|n| n.contains("fulfill_order")) || std::time::Instant::now() > until {
+            break detail;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let spans = detail["trace"]["spans"].as_array().expect("a stored trace");
+    assert!(spans.len() >= 3, "{detail:#}");
+    assert!(spans.iter().all(|s| s["depth"].is_u64()));
+    let (_, html) = get(&dofs, &format!("/_dofs/orders/{id}")).await;
+    assert!(html.contains("class=\"wf\""), "the waterfall is drawn");
+
+    // Metrics and alarms pages (metrics are stored every second).
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, html) = get(&dofs, "/_dofs/metrics").await;
+        assert_eq!(status, 200);
+        if html.contains("OrdersFulfilled") && html.contains("ApproximateNumberOfMessagesVisible") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "metrics never shown:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, html) = get(&dofs, "/_dofs/alarms").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("dofs-dlq-depth"));
+    assert!(html.contains("dofs-fulfill_order-lambda-error-rate"));
+    let (status, html) = get(&dofs, "/_dofs/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("FULFILLED"));
+
+    let (status, _) = get(&dofs, "/_dofs/orders/no-such-order").await;
+    assert_eq!(status, 404);
+    // The API on the same listener is untouched.
+    let (status, body) = dofs.get_order(id).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(&dofs, "/_dofs").await;
+    assert_eq!(status, 200, "redirect followed to the overview");
+}
