@@ -8,13 +8,22 @@
 //! cargo run -p dofs-lambda-tests --release --bin lambda_bench -- [runs]
 //! ```
 //!
-//! Per function and runtime it starts a fresh process `runs` times (5 by
-//! default) and reports the median and range of: cold start (process spawn
-//! → first `GET /invocation/next`), the first invocation (which pays for
-//! the first AWS connection), and peak RSS (`VmHWM`) after it. The zip is
+//! `lambda_bench [--runs N] [--invocations N] [--json] [--debug]`
+//!
+//! Per function and runtime it starts a fresh process `--runs` times (20 by
+//! default) and reports the median and max of the cold start (process spawn
+//! → first `GET /invocation/next`) and of the first invocation (which pays
+//! for the first AWS connection). Then one more process serves
+//! `--invocations` warm invocations (1,000 by default): their p50/p99
+//! latency, the resident set (`VmRSS`) after invocation 100 and after the
+//! last one — the difference is the growth, which must stay about zero —
+//! and the peak RSS (`VmHWM`) at the end. The zip is
 //! `target/lambda/<fn>/bootstrap.zip` when packaged (its binary is the one
-//! measured), else a release build is measured and the zip column is
-//! empty. This prints numbers; it asserts nothing.
+//! measured), else a release build (`--debug`: a debug build, for the shape
+//! test only) is measured and the zip column is empty. Last, the ratios
+//! Python / Rust. Warm latencies include moto's own time for the AWS call
+//! each invocation makes, the same for both runtimes. This prints numbers;
+//! it asserts nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,8 +35,9 @@ use dofs_core::{OrderId, OrderStatus, OrderStore};
 use dofs_lambda_tests::events::{self, SqsRecord};
 use dofs_lambda_tests::function::{build_bootstraps, FunctionProcess, Profile, FUNCTIONS};
 use dofs_lambda_tests::moto::{Moto, Resources};
-use dofs_lambda_tests::runtime_api::RuntimeApi;
+use dofs_lambda_tests::runtime_api::{Outcome, RuntimeApi};
 use dofs_lambda_tests::{target_dir, tools, workspace_root, HarnessError};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// One measured start of one process.
@@ -45,19 +55,96 @@ struct Candidate {
     zip_bytes: Option<u64>,
 }
 
-fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let min = values.first().copied().unwrap_or(f64::NAN);
-    let max = values.last().copied().unwrap_or(f64::NAN);
-    let mid = values.len() / 2;
-    let median = if values.is_empty() {
-        f64::NAN
-    } else if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    };
-    (median, min, max)
+/// Median and max of a set of samples (NaN when empty).
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Spread {
+    median: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Spread {
+        values.sort_by(f64::total_cmp);
+        let max = values.last().copied().unwrap_or(f64::NAN);
+        let mid = values.len() / 2;
+        let median = if values.is_empty() {
+            f64::NAN
+        } else if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        };
+        Spread { median, max }
+    }
+}
+
+/// Nearest-rank percentile of sorted `values`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Resident set size now (`VmRSS`), in KiB.
+fn rss_now_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix("VmRSS:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The warm process's figures.
+#[derive(Debug, Clone, Serialize)]
+struct Warm {
+    invocations: usize,
+    errors: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_at_100_kib: Option<u64>,
+    rss_at_end_kib: Option<u64>,
+    /// `rss_at_end_kib - rss_at_100_kib`.
+    rss_growth_kib: Option<i64>,
+    peak_rss_kib: Option<u64>,
+}
+
+/// One row: one function under one runtime.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    function: &'static str,
+    runtime: &'static str,
+    zip_bytes: Option<u64>,
+    starts: usize,
+    cold_start_ms: Spread,
+    first_invoke_ms: Spread,
+    peak_rss_after_first_kib: Spread,
+    warm: Warm,
+}
+
+/// Python / Rust for one function.
+#[derive(Debug, Clone, Serialize)]
+struct Ratio {
+    function: &'static str,
+    cold_start: f64,
+    first_invoke: f64,
+    warm_p50: f64,
+    peak_rss: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Report {
+    host_arch: &'static str,
+    zip_arch: String,
+    starts_per_row: usize,
+    warm_invocations: usize,
+    rows: Vec<Row>,
+    python_over_rust: Vec<Ratio>,
 }
 
 /// A fresh event for `function`, with whatever it needs already in moto.
@@ -127,6 +214,55 @@ async fn measure_once(
     })
 }
 
+/// One process, `invocations` warm invocations after a first one.
+async fn measure_warm(
+    function: &str,
+    candidate: &Candidate,
+    env: &[(String, String)],
+    resources: &Resources,
+    invocations: usize,
+) -> Result<Warm, HarnessError> {
+    let api = RuntimeApi::start(function).await?;
+    let mut full_env = dofs_lambda_tests::function::lambda_env(function, &api.host_port());
+    full_env.extend(env.iter().cloned());
+    let args: Vec<&str> = candidate.args.iter().map(String::as_str).collect();
+    let process = FunctionProcess::spawn(function, &candidate.program, &args, &full_env)?;
+    api.wait_first_next(Duration::from_secs(60))
+        .await
+        .map_err(|e| HarnessError::Setup(format!("{e}\n{}", process.transcript())))?;
+    let mut latencies = Vec::with_capacity(invocations);
+    let mut errors = 0;
+    let mut rss_at_100 = None;
+    for i in 1..=invocations {
+        // The event (and what it needs in moto) is made outside the timing.
+        let event = event_for(function, resources).await?;
+        let started = Instant::now();
+        let outcome = api
+            .invoke(event)
+            .await
+            .map_err(|e| HarnessError::Setup(format!("{e}\n{}", process.transcript())))?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        if matches!(outcome, Outcome::Error { .. }) {
+            errors += 1;
+        }
+        if i == 100 {
+            rss_at_100 = rss_now_kib(process.pid());
+        }
+    }
+    let rss_at_end = rss_now_kib(process.pid());
+    latencies.sort_by(f64::total_cmp);
+    Ok(Warm {
+        invocations,
+        errors,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        rss_at_100_kib: rss_at_100,
+        rss_at_end_kib: rss_at_end,
+        rss_growth_kib: rss_at_100.zip(rss_at_end).map(|(a, b)| b as i64 - a as i64),
+        peak_rss_kib: process.peak_rss_kib(),
+    })
+}
+
 /// The bootstrap inside the packaged zip, extracted to `scratch`, if the
 /// zip exists.
 fn packaged_bootstrap(
@@ -178,7 +314,15 @@ fn python_zip_bytes(scratch: &Path, python: &Path, handler: &Path) -> Option<u64
         .then(|| zip.metadata().ok().map(|m| m.len()))?
 }
 
-async fn run(runs: usize) -> Result<(), HarnessError> {
+/// Command-line options.
+struct Options {
+    runs: usize,
+    invocations: usize,
+    json: bool,
+    profile: Profile,
+}
+
+async fn run(options: &Options) -> Result<Report, HarnessError> {
     let Some(moto_bin) = tools::find("moto_server") else {
         return Err(HarnessError::Setup(
             "moto_server not found (run `. scripts/tools.sh`)".into(),
@@ -195,21 +339,19 @@ async fn run(runs: usize) -> Result<(), HarnessError> {
     let scratch = std::env::temp_dir().join(format!("dofs-lambda-bench-{}", std::process::id()));
     let handler = workspace_root().join("tests-lambda/python/bootstrap.py");
     let python_zip = python_zip_bytes(&scratch_dir(&scratch)?, &python, &handler);
-    let mut release_dir = None;
-    let arch = std::fs::read_to_string(target_dir().join("lambda/ARCH"))
+    let mut build_dir = None;
+    let zip_arch = std::fs::read_to_string(target_dir().join("lambda/ARCH"))
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| std::env::consts::ARCH.to_owned());
 
-    println!(
-        "{runs} cold starts per row, median (min–max); host {}, zips for {arch}",
-        std::env::consts::ARCH
-    );
-    println!(
-        "{:<14} {:<16} {:>10} {:>24} {:>24} {:>22}",
-        "function", "runtime", "zip KiB", "cold start ms", "first invoke ms", "peak RSS MiB"
-    );
+    let mut rows = Vec::new();
     for function in FUNCTIONS {
-        let rust = match packaged_bootstrap(function, &scratch)? {
+        let packaged = if options.profile == Profile::Release {
+            packaged_bootstrap(function, &scratch)?
+        } else {
+            None
+        };
+        let rust = match packaged {
             Some((program, bytes)) => Candidate {
                 runtime: "rust (zip)",
                 program,
@@ -217,12 +359,15 @@ async fn run(runs: usize) -> Result<(), HarnessError> {
                 zip_bytes: Some(bytes),
             },
             None => {
-                let dir = match &release_dir {
+                let dir = match &build_dir {
                     Some(dir) => dir,
-                    None => release_dir.insert(build_bootstraps(Profile::Release)?),
+                    None => build_dir.insert(build_bootstraps(options.profile)?),
                 };
                 Candidate {
-                    runtime: "rust (release)",
+                    runtime: match options.profile {
+                        Profile::Release => "rust (release)",
+                        Profile::Debug => "rust (debug)",
+                    },
                     program: dir.join(function),
                     args: vec![],
                     zip_bytes: None,
@@ -237,45 +382,108 @@ async fn run(runs: usize) -> Result<(), HarnessError> {
         };
         for candidate in [&rust, &py] {
             let mut samples = Vec::new();
-            for _ in 0..runs {
+            for _ in 0..options.runs {
                 samples.push(measure_once(function, candidate, &env, &resources).await?);
             }
-            let cold = median(
-                samples
-                    .iter()
-                    .map(|s| s.cold_start.as_secs_f64() * 1e3)
-                    .collect(),
-            );
-            let first = median(
-                samples
-                    .iter()
-                    .map(|s| s.first_invoke.as_secs_f64() * 1e3)
-                    .collect(),
-            );
-            let rss = median(
-                samples
-                    .iter()
-                    .map(|s| s.peak_rss_kib as f64 / 1024.0)
-                    .collect(),
-            );
-            let zip = candidate
-                .zip_bytes
-                .map(|b| format!("{:.0}", b as f64 / 1024.0))
-                .unwrap_or_else(|| "-".into());
-            let cell = |(m, lo, hi): (f64, f64, f64)| format!("{m:.1} ({lo:.1}–{hi:.1})");
-            println!(
-                "{:<14} {:<16} {:>10} {:>24} {:>24} {:>22}",
+            let warm =
+                measure_warm(function, candidate, &env, &resources, options.invocations).await?;
+            let spread = |f: &dyn Fn(&Sample) -> f64| Spread::of(samples.iter().map(f).collect());
+            rows.push(Row {
                 function,
-                candidate.runtime,
-                zip,
-                cell(cold),
-                cell(first),
-                cell(rss)
-            );
+                runtime: candidate.runtime,
+                zip_bytes: candidate.zip_bytes,
+                starts: samples.len(),
+                cold_start_ms: spread(&|s| s.cold_start.as_secs_f64() * 1e3),
+                first_invoke_ms: spread(&|s| s.first_invoke.as_secs_f64() * 1e3),
+                peak_rss_after_first_kib: spread(&|s| s.peak_rss_kib as f64),
+                warm,
+            });
+            if !options.json {
+                eprintln!("measured {function} on {}", candidate.runtime);
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(())
+    let python_over_rust = rows
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [rust, py] => Some(Ratio {
+                function: rust.function,
+                cold_start: py.cold_start_ms.median / rust.cold_start_ms.median,
+                first_invoke: py.first_invoke_ms.median / rust.first_invoke_ms.median,
+                warm_p50: py.warm.p50_ms / rust.warm.p50_ms,
+                peak_rss: py.warm.peak_rss_kib.unwrap_or(0) as f64
+                    / rust.warm.peak_rss_kib.unwrap_or(0) as f64,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Report {
+        host_arch: std::env::consts::ARCH,
+        zip_arch,
+        starts_per_row: options.runs,
+        warm_invocations: options.invocations,
+        rows,
+        python_over_rust,
+    })
+}
+
+fn print_table(report: &Report) {
+    println!(
+        "{} cold starts per row (median / max), {} warm invocations on one more process; host {}, zips for {}",
+        report.starts_per_row, report.warm_invocations, report.host_arch, report.zip_arch
+    );
+    println!(
+        "{:<14} {:<15} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
+        "function",
+        "runtime",
+        "zip KiB",
+        "cold start ms",
+        "1st invoke ms",
+        "warm p50/p99",
+        "peak RSS MiB",
+        "RSS +KiB",
+        "(100->end)"
+    );
+    let kib = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+    for row in &report.rows {
+        let zip = row
+            .zip_bytes
+            .map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0));
+        println!(
+            "{:<14} {:<15} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
+            row.function,
+            row.runtime,
+            zip,
+            format!(
+                "{:.1} / {:.1}",
+                row.cold_start_ms.median, row.cold_start_ms.max
+            ),
+            format!(
+                "{:.1} / {:.1}",
+                row.first_invoke_ms.median, row.first_invoke_ms.max
+            ),
+            format!("{:.2} / {:.2}", row.warm.p50_ms, row.warm.p99_ms),
+            row.warm
+                .peak_rss_kib
+                .map_or("-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            row.warm
+                .rss_growth_kib
+                .map_or("-".to_owned(), |g| g.to_string()),
+            format!(
+                "{}->{}",
+                kib(row.warm.rss_at_100_kib),
+                kib(row.warm.rss_at_end_kib)
+            ),
+        );
+    }
+    println!("python+boto3 / rust (median cold start, median first invoke, warm p50, peak RSS):");
+    for r in &report.python_over_rust {
+        println!(
+            "  {:<14} cold start {:>6.1}x   first invoke {:>5.1}x   warm p50 {:>5.1}x   peak RSS {:>5.1}x",
+            r.function, r.cold_start, r.first_invoke, r.warm_p50, r.peak_rss
+        );
+    }
 }
 
 fn scratch_dir(dir: &Path) -> Result<PathBuf, HarnessError> {
@@ -283,18 +491,58 @@ fn scratch_dir(dir: &Path) -> Result<PathBuf, HarnessError> {
     Ok(dir.to_path_buf())
 }
 
+const USAGE: &str = "usage: lambda_bench [--runs N>0] [--invocations N>=1] [--json] [--debug]";
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        runs: 20,
+        invocations: 1000,
+        json: false,
+        profile: Profile::Release,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| {
+            args.next()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} needs a positive number\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--runs" => options.runs = number("--runs")?,
+            "--invocations" => options.invocations = number("--invocations")?,
+            "--json" => options.json = true,
+            "--debug" => options.profile = Profile::Debug,
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let runs = match std::env::args().nth(1).map(|a| a.parse::<usize>()) {
-        None => 5,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!("usage: lambda_bench [runs > 0]");
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
-    match run(runs).await {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(&options).await {
+        Ok(report) => {
+            if options.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("lambda_bench: {err}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print_table(&report);
+            }
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("lambda_bench: {err}");
             ExitCode::FAILURE

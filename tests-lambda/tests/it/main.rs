@@ -5,8 +5,11 @@
 //! - `bootstraps`: each built bootstrap binary run as Lambda runs it;
 //! - `chain`: api_handler → validator → order_storage → queue →
 //!   fulfill_order, with the state carried between them as the workflow
-//!   carries it.
+//!   carries it;
+//! - `lambda_bench`: the cold-start/memory benchmark run tiny, its report's
+//!   shape.
 
 mod bootstraps;
 mod chain;
 mod contracts;
+mod lambda_bench;
