@@ -894,4 +894,51 @@ mod tests {
         assert_eq!(r.attributes["error"], "TransientError");
         assert_eq!(r.attributes["retry.delay_ms"], 200);
     }
+
+    #[tokio::test]
+    async fn stored_spans_read_back_as_the_orders_trace_beside_its_status_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let store = SpanStore::new();
+        let journey = records_from_spans(vec![
+            span(
+                1,
+                0,
+                "api_gateway",
+                vec![KeyValue::new("function", "api_gateway")],
+            ),
+            span(
+                2,
+                1,
+                "api_handler.submit_order",
+                vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")],
+            ),
+        ]);
+        let mut read = records_from_spans(vec![span(
+            9,
+            0,
+            "api_handler.get_order",
+            vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")],
+        )]);
+        read[0].trace_id = "1-00000000-000000000000000000000002".into();
+        store
+            .pending
+            .lock()
+            .unwrap()
+            .extend(journey.iter().cloned().chain(read));
+        assert_eq!(store.write_pending(&db).await.unwrap(), 3);
+        assert_eq!(store.write_pending(&db).await.unwrap(), 0, "nothing twice");
+        assert_eq!(store.stored(), 3);
+
+        let reader = Db::open_read_only(dir.path()).unwrap();
+        // No execution row: the order's earliest span names its trace.
+        let trace = order_trace(reader.conn(), "o-1").unwrap().unwrap();
+        assert_eq!(trace.trace_id, journey[0].trace_id);
+        assert_eq!(trace.spans, journey, "stored and read back unchanged");
+        assert_eq!(
+            trace.other_traces,
+            BTreeMap::from([("1-00000000-000000000000000000000002".to_owned(), 1)])
+        );
+        assert!(order_trace(reader.conn(), "o-2").unwrap().is_none());
+    }
 }
