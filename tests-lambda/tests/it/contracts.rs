@@ -95,7 +95,11 @@ async fn sdk_errors_keep_their_kind_and_source() {
     let missing = aws.order_store("no-such-table");
     let err = missing.get(&OrderId::generate()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal, "{}", err.chain());
-    assert!(err.chain().contains("ResourceNotFoundException"), "{}", err.chain());
+    assert!(
+        err.chain().contains("ResourceNotFoundException"),
+        "{}",
+        err.chain()
+    );
 
     // An execution input the service refuses (bad name) is invalid input.
     let resources = moto.provision().await.unwrap();
@@ -126,7 +130,13 @@ async fn sdk_errors_keep_their_kind_and_source() {
         .load()
         .await;
     let store = AwsClients::new(unreachable).order_store("orders");
-    let err = store.insert(&sample_order(OrderStatus::Received)).await.unwrap_err();
+    let err = store
+        .insert(&sample_order(OrderStatus::Received))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{}", err.chain());
-    assert!(std::error::Error::source(&err).is_some(), "the SDK error is kept");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK error is kept"
+    );
 }
