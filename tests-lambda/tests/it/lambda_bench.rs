@@ -10,8 +10,7 @@ use serde_json::Value;
 #[test]
 fn lambda_bench_reports_every_figure_for_both_runtimes() {
     let test = "lambda_bench_reports_every_figure_for_both_runtimes";
-    if tools::require("moto_server", test).is_none() || tools::require("python3", test).is_none()
-    {
+    if tools::require("moto_server", test).is_none() || tools::require("python3", test).is_none() {
         return;
     }
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_lambda_bench"))
@@ -34,7 +33,11 @@ fn lambda_bench_reports_every_figure_for_both_runtimes() {
         for row in pair {
             assert_eq!(row["function"], function, "{row}");
             assert_eq!(row["starts"], 2, "{row}");
-            for spread in ["cold_start_ms", "first_invoke_ms", "peak_rss_after_first_kib"] {
+            for spread in [
+                "cold_start_ms",
+                "first_invoke_ms",
+                "peak_rss_after_first_kib",
+            ] {
                 let median = row[spread]["median"].as_f64().unwrap();
                 let max = row[spread]["max"].as_f64().unwrap();
                 assert!(median > 0.0 && median <= max, "{spread}: {row}");
