@@ -140,7 +140,8 @@ pub struct ServeArgs {
     pub workflow_file: Option<PathBuf>,
     /// Store spans for `dofs trace` (`off`: trace context still propagates,
     /// nothing is stored).
-    #[arg(long, env = "DOFS_TRACES", default_value = "on", value_parser = parse_switch)]
+    // `Set`: a bool field is otherwise a flag that takes no value.
+    #[arg(long, env = "DOFS_TRACES", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub traces: bool,
     /// How often finished spans are written to the data directory.
     #[arg(long, env = "DOFS_TRACE_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
@@ -178,7 +179,9 @@ pub struct ServeArgs {
 fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
     match FunctionName::resolve(text) {
         Some(f @ (FunctionName::FulfillOrder | FunctionName::DlqHandler)) => Ok(f),
-        _ => Err(format!("{text:?} has no event source mapping (fulfill_order or dlq_handler)")),
+        _ => Err(format!(
+            "{text:?} has no event source mapping (fulfill_order or dlq_handler)"
+        )),
     }
 }
 
@@ -431,7 +434,11 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         (DEAD_LETTER_QUEUE, FunctionName::DlqHandler),
     ] {
         if args.disable_mapping.contains(&function) {
-            tracing::warn!(queue, function = function.as_str(), "event source mapping disabled");
+            tracing::warn!(
+                queue,
+                function = function.as_str(),
+                "event source mapping disabled"
+            );
             continue;
         }
         for _ in 0..args.pollers.max(1) {
@@ -722,7 +729,11 @@ fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Res
         "NAMESPACE", "METRIC", "DIMENSIONS", "SAMPLES", "SUM", "AVG", "MAX"
     )?;
     for s in &series {
-        let dims: Vec<String> = s.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let dims: Vec<String> = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         writeln!(
             out,
             "{:<15} {:<38} {:<44} {:>8} {:>12.2} {:>10.2} {:>10.2}  {}",
@@ -736,7 +747,12 @@ fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Res
             s.last_at
         )?;
     }
-    writeln!(out, "{} series with data in the last {:?}", series.len(), since)?;
+    writeln!(
+        out,
+        "{} series with data in the last {:?}",
+        series.len(),
+        since
+    )?;
     Ok(())
 }
 
@@ -750,14 +766,26 @@ fn print_alarms(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    writeln!(out, "{:<40} {:<18} {:<25} REASON", "ALARM", "STATE", "SINCE")?;
+    writeln!(
+        out,
+        "{:<40} {:<18} {:<25} REASON",
+        "ALARM", "STATE", "SINCE"
+    )?;
     for a in &states {
-        writeln!(out, "{:<40} {:<18} {:<25} {}", a.name, a.state, a.changed_at, a.reason)?;
+        writeln!(
+            out,
+            "{:<40} {:<18} {:<25} {}",
+            a.name, a.state, a.changed_at, a.reason
+        )?;
     }
     if !history.is_empty() {
         writeln!(out, "recent transitions:")?;
         for t in &history {
-            writeln!(out, "  {}  {:<40} {} -> {}", t.at, t.name, t.old_state, t.new_state)?;
+            writeln!(
+                out,
+                "  {}  {:<40} {} -> {}",
+                t.at, t.name, t.old_state, t.new_state
+            )?;
         }
     }
     Ok(())
@@ -786,6 +814,22 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("2h").is_err());
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn serve_takes_traces_on_or_off() {
+        let traces = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Serve(serve),
+                ..
+            }) => Ok(serve.traces),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err.to_string()),
+        };
+        assert_eq!(traces(&["dofs", "serve"]), Ok(true));
+        assert_eq!(traces(&["dofs", "serve", "--traces", "off"]), Ok(false));
+        assert_eq!(traces(&["dofs", "serve", "--traces=on"]), Ok(true));
+        assert!(traces(&["dofs", "serve", "--traces", "maybe"]).is_err());
     }
 
     #[test]
