@@ -22,7 +22,7 @@
 //! processor (which Lambda needs) is what hands spans out, and the writer
 //! we need is the database's own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -113,6 +113,15 @@ fn json_value(value: &OtelValue) -> Value {
     }
 }
 
+/// Attributes a record keeps in columns (trace_id, function) or under
+/// another name (cold_start, request_id): not stored twice.
+const REDUNDANT_ATTRIBUTES: &[&str] = &[
+    "trace_id",
+    "function",
+    "faas.coldstart",
+    "faas.invocation_id",
+];
+
 /// Converts one flush's spans into records. The function of a span that
 /// does not name one is its nearest local ancestor's in the batch, else the
 /// span it links to (an SQS record span links its batch invocation), else
@@ -175,6 +184,7 @@ pub fn records_from_spans(spans: Vec<SpanData>) -> Vec<SpanRecord> {
         let mut attributes: Map<String, Value> = span
             .attributes
             .iter()
+            .filter(|kv| !REDUNDANT_ATTRIBUTES.contains(&kv.key.as_str()))
             .map(|kv| (kv.key.as_str().to_owned(), json_value(&kv.value)))
             .collect();
         let mut warned = false;
@@ -346,7 +356,7 @@ impl SpanStore {
 
 fn insert_spans(conn: &Connection, spans: &[SpanRecord]) -> Result<(), DbError> {
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO spans(trace_id, span_id, parent_span_id, name, function, order_id,
+        "INSERT INTO spans(trace_id, span_id, parent_span_id, name, function, order_id,
              start_ns, end_ns, status, attributes, events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
@@ -444,8 +454,8 @@ pub struct OrderTrace {
     /// Ordered as the waterfall prints them: depth first, children by start.
     pub spans: Vec<SpanRecord>,
     /// Other traces that touched the order (status reads, idempotent
-    /// replays), with their span counts.
-    pub other_traces: BTreeMap<String, u64>,
+    /// replays), by their root spans.
+    pub other_traces: Vec<String>,
 }
 
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, function, order_id, start_ns, end_ns, status, attributes, events";
@@ -492,7 +502,8 @@ pub fn order_trace_id(conn: &Connection, order_id: &str) -> Result<Option<String
     }
     Ok(conn
         .query_row(
-            "SELECT trace_id FROM spans WHERE order_id = ?1 ORDER BY start_ns LIMIT 1",
+            "SELECT trace_id FROM spans WHERE order_id = ?1 AND parent_span_id IS NULL
+             ORDER BY start_ns LIMIT 1",
             [order_id],
             |r| r.get(0),
         )
@@ -523,13 +534,12 @@ pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrac
     };
     let spans = load_trace(conn, &trace_id)?;
     let mut stmt = conn.prepare(
-        "SELECT trace_id, count(*) FROM spans WHERE order_id = ?1 AND trace_id != ?2 GROUP BY trace_id",
+        "SELECT trace_id FROM spans
+         WHERE order_id = ?1 AND parent_span_id IS NULL AND trace_id != ?2 ORDER BY start_ns",
     )?;
     let other_traces = stmt
-        .query_map(params![order_id, trace_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
-        })?
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
+        .query_map(params![order_id, trace_id], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
     if spans.is_empty() && other_traces.is_empty() {
         return Ok(None);
     }
@@ -664,10 +674,9 @@ pub fn render_waterfall(trace: &OrderTrace) -> String {
         out.push('\n');
     }
     if !trace.other_traces.is_empty() {
-        let spans: u64 = trace.other_traces.values().sum();
         let _ = writeln!(
             out,
-            "also in {} other trace(s) ({spans} span(s): status reads, replays)",
+            "also in {} other trace(s): status reads, replays",
             trace.other_traces.len()
         );
     }
@@ -831,7 +840,7 @@ mod tests {
             order_id: "o".into(),
             trace_id: "t".into(),
             spans: ordered.into_iter().map(|(_, s)| s).collect(),
-            other_traces: BTreeMap::from([("t2".to_owned(), 3)]),
+            other_traces: vec!["t2".to_owned()],
         };
         let text = render_waterfall(&trace);
         let lines: Vec<&str> = text.lines().collect();
@@ -935,10 +944,7 @@ mod tests {
         let trace = order_trace(reader.conn(), "o-1").unwrap().unwrap();
         assert_eq!(trace.trace_id, journey[0].trace_id);
         assert_eq!(trace.spans, journey, "stored and read back unchanged");
-        assert_eq!(
-            trace.other_traces,
-            BTreeMap::from([("1-00000000-000000000000000000000002".to_owned(), 1)])
-        );
+        assert_eq!(trace.other_traces, ["1-00000000-000000000000000000000002"]);
         assert!(order_trace(reader.conn(), "o-2").unwrap().is_none());
     }
 }
