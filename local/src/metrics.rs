@@ -29,7 +29,9 @@
 //! max) keyed by series and second; [`MetricsStore::flush`] writes all of
 //! them in one job of the group-commit writer. Never a write per increment.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -120,10 +122,85 @@ impl Stats {
     }
 }
 
+/// One series waiting for the next flush.
+struct PendingSeries {
+    key: SeriesKey,
+    unit: String,
+    buckets: BTreeMap<i64, Stats>,
+}
+
+/// Series filed by a hash of their identity, so that recording a value of
+/// a known series allocates nothing (this runs for every invocation,
+/// request and execution); a hash collision only makes a list of two.
 #[derive(Default)]
 struct Pending {
-    buckets: HashMap<(SeriesKey, i64), Stats>,
-    units: HashMap<SeriesKey, String>,
+    series: HashMap<u64, Vec<PendingSeries>>,
+    buckets: usize,
+}
+
+fn identity_hash(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    namespace.hash(&mut hasher);
+    name.hash(&mut hasher);
+    for (k, v) in dimensions {
+        k.hash(&mut hasher);
+        v.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn same_series(key: &SeriesKey, namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> bool {
+    key.namespace == namespace
+        && key.name == name
+        && key.dimensions.len() == dimensions.len()
+        && key
+            .dimensions
+            .iter()
+            .zip(dimensions)
+            .all(|((k, v), (dk, dv))| k == dk && v == dv)
+}
+
+impl Pending {
+    /// Adds `stats` to the series' bucket, creating either as needed.
+    fn add(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
+        bucket: i64,
+        stats: Stats,
+    ) {
+        let hash = identity_hash(namespace, name, dimensions);
+        let list = self.series.entry(hash).or_default();
+        let index = match list
+            .iter()
+            .position(|s| same_series(&s.key, namespace, name, dimensions))
+        {
+            Some(i) => i,
+            None => {
+                list.push(PendingSeries {
+                    key: SeriesKey::new(namespace, name, dimensions),
+                    unit: unit.to_owned(),
+                    buckets: BTreeMap::new(),
+                });
+                list.len() - 1
+            }
+        };
+        let created = match list[index].buckets.entry(bucket) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(stats);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().merge(&stats);
+                false
+            }
+        };
+        if created {
+            self.buckets += 1;
+        }
+    }
 }
 
 /// The in-memory aggregate in front of the `metric_points` table; cheap to
@@ -151,19 +228,41 @@ impl MetricsStore {
 
     /// Records `value` at `at_ms` (milliseconds since the epoch).
     pub fn record_at(&self, key: SeriesKey, unit: &str, value: f64, at_ms: i64) {
+        let dimensions: Vec<(&str, &str)> = key
+            .dimensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.record_parts(&key.namespace, &key.name, &dimensions, unit, value, at_ms);
+    }
+
+    /// [`Self::record_at`] without building a [`SeriesKey`] (the hot path).
+    pub fn record_parts(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
+        value: f64,
+        at_ms: i64,
+    ) {
         if !value.is_finite() {
             return;
         }
+        let sorted;
+        let dimensions = if dimensions.windows(2).all(|w| w[0].0 <= w[1].0) {
+            dimensions
+        } else {
+            let mut copy = dimensions.to_vec();
+            copy.sort_unstable();
+            sorted = copy;
+            &sorted[..]
+        };
         let bucket = at_ms - at_ms.rem_euclid(BUCKET_MS);
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if !pending.units.contains_key(&key) {
-            pending.units.insert(key.clone(), unit.to_owned());
-        }
-        pending
-            .buckets
-            .entry((key, bucket))
-            .and_modify(|s| s.merge(&Stats::one(value)))
-            .or_insert_with(|| Stats::one(value));
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(namespace, name, dimensions, unit, bucket, Stats::one(value));
     }
 
     /// How many series-buckets wait for the next flush.
@@ -172,7 +271,6 @@ impl MetricsStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .buckets
-            .len()
     }
 
     /// Writes everything recorded so far in one group-commit job (merging
@@ -182,19 +280,25 @@ impl MetricsStore {
     pub async fn flush(&self, db: &Db, retain_since_ms: Option<i64>) -> Result<usize, DbError> {
         let taken =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        if taken.buckets.is_empty() && retain_since_ms.is_none() {
+        if taken.buckets == 0 && retain_since_ms.is_none() {
             return Ok(0);
         }
-        let rows: Vec<(SeriesKey, i64, Stats, String)> = taken
-            .buckets
-            .iter()
-            .map(|((key, bucket), stats)| {
-                let unit = taken
-                    .units
-                    .get(key)
-                    .cloned()
-                    .unwrap_or_else(|| "None".into());
-                (key.clone(), *bucket, *stats, unit)
+        let rows: Vec<(String, String, String, String, i64, Stats)> = taken
+            .series
+            .values()
+            .flatten()
+            .flat_map(|s| {
+                let dimensions = s.key.dimensions_text();
+                s.buckets.iter().map(move |(bucket, stats)| {
+                    (
+                        s.key.namespace.clone(),
+                        s.key.name.clone(),
+                        dimensions.clone(),
+                        s.unit.clone(),
+                        *bucket,
+                        *stats,
+                    )
+                })
             })
             .collect();
         let result = db
@@ -210,11 +314,11 @@ impl MetricsStore {
                          min = min(min, excluded.min),
                          max = max(max, excluded.max)",
                 )?;
-                for (key, bucket, stats, unit) in &rows {
+                for (namespace, name, dimensions, unit, bucket, stats) in &rows {
                     upsert.execute(params![
-                        key.namespace,
-                        key.name,
-                        key.dimensions_text(),
+                        namespace,
+                        name,
+                        dimensions,
                         bucket,
                         unit,
                         stats.sample_count as i64,
@@ -231,15 +335,23 @@ impl MetricsStore {
             .await;
         if result.is_err() {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for ((key, bucket), stats) in taken.buckets {
-                pending
-                    .buckets
-                    .entry((key, bucket))
-                    .and_modify(|s| s.merge(&stats))
-                    .or_insert(stats);
-            }
-            for (key, unit) in taken.units {
-                pending.units.entry(key).or_insert(unit);
+            for series in taken.series.into_values().flatten() {
+                let dimensions: Vec<(&str, &str)> = series
+                    .key
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                for (bucket, stats) in series.buckets {
+                    pending.add(
+                        &series.key.namespace,
+                        &series.key.name,
+                        &dimensions,
+                        &series.unit,
+                        bucket,
+                        stats,
+                    );
+                }
             }
         }
         result
@@ -249,12 +361,14 @@ impl MetricsStore {
 /// The custom metrics, from the telemetry EMF recorder.
 impl MetricsSink for MetricsStore {
     fn record(&self, sample: &MetricSample<'_>) {
-        let key = SeriesKey::new(
+        self.record_parts(
             CUSTOM_NAMESPACE,
             sample.name,
             &[(dofs_telemetry::metric::FUNCTION_DIMENSION, sample.function)],
+            sample.unit,
+            sample.value,
+            chrono::Utc::now().timestamp_millis(),
         );
-        MetricsStore::record(self, key, sample.unit, sample.value);
     }
 }
 
@@ -275,7 +389,8 @@ pub fn record_service(
     value: f64,
 ) {
     if let Some(store) = SERVICE.get() {
-        store.record(SeriesKey::new(namespace, name, dimensions), unit, value);
+        let now = chrono::Utc::now().timestamp_millis();
+        store.record_parts(namespace, name, dimensions, unit, value, now);
     }
 }
 
@@ -573,6 +688,24 @@ mod tests {
     }
 
     #[test]
+    fn dimension_order_does_not_split_a_series() {
+        let store = MetricsStore::new();
+        store.record_parts("N", "M", &[("b", "2"), ("a", "1")], "Count", 1.0, 5);
+        store.record_parts("N", "M", &[("a", "1"), ("b", "2")], "Count", 2.0, 6);
+        store.record_parts("N", "M", &[("a", "1"), ("b", "3")], "Count", 4.0, 7);
+        assert_eq!(store.pending_len(), 2);
+        let pending = store.pending.lock().unwrap();
+        let merged = pending
+            .series
+            .values()
+            .flatten()
+            .find(|s| s.key.dimensions["b"] == "2")
+            .unwrap();
+        assert_eq!(merged.buckets[&0].sample_count, 2);
+        assert_eq!(merged.buckets[&0].sum, 3.0);
+    }
+
+    #[test]
     fn the_sink_files_custom_metrics_under_the_function_dimension() {
         let store = MetricsStore::new();
         let props = BTreeMap::new();
@@ -587,9 +720,10 @@ mod tests {
             },
         );
         let pending = store.pending.lock().unwrap();
-        let ((k, _), stats) = pending.buckets.iter().next().unwrap();
-        assert_eq!(k.namespace, "DOFS");
-        assert_eq!(k.dimensions["function"], "fulfill_order");
-        assert_eq!(stats.sum, 2.0);
+        let series = pending.series.values().flatten().next().unwrap();
+        assert_eq!(series.key.namespace, "DOFS");
+        assert_eq!(series.key.dimensions["function"], "fulfill_order");
+        assert_eq!(series.unit, "Count");
+        assert_eq!(series.buckets.values().next().unwrap().sum, 2.0);
     }
 }
