@@ -156,7 +156,9 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_by_order ON deliveries(order_id);
 "#,
     // 2: spans (crate::traces). Times in Unix nanoseconds; attributes and
-    // events as JSON. WITHOUT ROWID: rows are looked up by trace, never scanned.
+    // events as JSON. A rowid table (rows are appended) read by trace; only
+    // trace roots are indexed by order (a trace is found by its root), which
+    // keeps the cost per span to one small index entry.
     r#"
 CREATE TABLE spans (
     trace_id       TEXT NOT NULL,
@@ -169,10 +171,10 @@ CREATE TABLE spans (
     end_ns         INTEGER NOT NULL,
     status         TEXT NOT NULL,
     attributes     TEXT NOT NULL,
-    events         TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
-CREATE INDEX spans_by_order ON spans(order_id);
+    events         TEXT NOT NULL
+);
+CREATE INDEX spans_by_trace ON spans(trace_id);
+CREATE INDEX span_roots_by_order ON spans(order_id) WHERE parent_span_id IS NULL;
 "#,
     // 3: metrics and alarms (crate::metrics, crate::alarms). One row per
     // series and second, merged by upsert; dimensions as canonical JSON.
