@@ -90,6 +90,22 @@ async fn console_pages_show_orders_traces_metrics_and_alarms() {
     assert_eq!(status, 200);
     assert!(html.contains("FULFILLED"));
 
+    // The same data on the command line, for humans.
+    for (args, expected) in [
+        (["metrics"], "AWS/ApiGateway"),
+        (["alarms"], "dofs-dlq-depth"),
+    ] {
+        let output = std::process::Command::new(crate::helpers::DOFS)
+            .arg("--data-dir")
+            .arg(&dofs.data_dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "dofs {args:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains(expected), "dofs {args:?}:\n{text}");
+    }
+
     let (status, _) = get(&dofs, "/_dofs/orders/no-such-order").await;
     assert_eq!(status, 404);
     // The API on the same listener is untouched.
