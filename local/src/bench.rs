@@ -365,8 +365,14 @@ async fn submit_one(
 /// Terminal orders seen so far: id → (status, when it became terminal).
 type Terminal = HashMap<String, (String, DateTime<Utc>)>;
 
-/// Reads every terminal order of the data directory.
-fn read_terminal(data_dir: &Path) -> anyhow::Result<Terminal> {
+/// Reads the terminal orders of the data directory that are in `wanted`
+/// and not yet in `seen` (a terminal order never changes again, so it is
+/// parsed once).
+fn read_terminal(
+    data_dir: &Path,
+    wanted: &HashSet<String>,
+    seen: &Terminal,
+) -> anyhow::Result<Terminal> {
     let db = Db::open_read_only(data_dir).with_context(|| {
         format!(
             "cannot read the server's data directory {}",
@@ -377,22 +383,22 @@ fn read_terminal(data_dir: &Path) -> anyhow::Result<Terminal> {
         "SELECT order_id, status, updated_at FROM orders
          WHERE status IN ('FULFILLED', 'FAILED', 'REJECTED')",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut terminal = Terminal::new();
-    for row in rows {
-        let (id, status, at) = row?;
+    let mut rows = stmt.query([])?;
+    let mut found = Terminal::new();
+    while let Some(row) = rows.next()? {
+        let id = row.get_ref(0)?.as_str()?;
+        if !wanted.contains(id) || seen.contains_key(id) {
+            continue;
+        }
+        let id = id.to_owned();
+        let status: String = row.get(1)?;
+        let at: String = row.get(2)?;
         let at = DateTime::parse_from_rfc3339(&at)
             .with_context(|| format!("order {id} has a bad updated_at {at:?}"))?
             .with_timezone(&Utc);
-        terminal.insert(id, (status, at));
+        found.insert(id, (status, at));
     }
-    Ok(terminal)
+    Ok(found)
 }
 
 fn count_orders(data_dir: &Path) -> anyhow::Result<u64> {
@@ -518,25 +524,35 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
             .collect()
     };
     terminal_bar.set_length(accepted.len() as u64);
-    let terminal: Terminal = loop {
-        let seen = {
-            let data_dir = data_dir.clone();
-            tokio::task::spawn_blocking(move || read_terminal(&data_dir)).await??
+    let accepted = Arc::new(accepted);
+    let mut terminal = Terminal::new();
+    loop {
+        let found = {
+            let (data_dir, accepted) = (data_dir.clone(), Arc::clone(&accepted));
+            // Only what is new is sent over; the scan itself reads the
+            // index of terminal statuses.
+            let known = std::mem::take(&mut terminal);
+            let (found, known) = tokio::task::spawn_blocking(move || {
+                read_terminal(&data_dir, &accepted, &known).map(|found| (found, known))
+            })
+            .await??;
+            terminal = known;
+            found
         };
-        let ours: Terminal = seen
-            .into_iter()
-            .filter(|(id, _)| accepted.contains(id))
-            .collect();
-        terminal_bar.set_position(ours.len() as u64);
-        if ours.len() == accepted.len() {
-            break ours;
+        terminal.extend(found);
+        terminal_bar.set_position(terminal.len() as u64);
+        if terminal.len() == accepted.len() {
+            break;
         }
         if Instant::now() >= deadline {
             timed_out = true;
-            break ours;
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        // Figures come from the server's timestamps, so a slower look
+        // changes none of them; it only keeps this scan off the CPU the
+        // server is being measured on.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     terminal_bar.finish();
     let duration = started.elapsed();
     let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
