@@ -1804,6 +1804,18 @@ mod tests {
     }
 
     #[test]
+    fn every_placeholder_the_file_declares_is_bound_locally() {
+        let file: Value = serde_json::from_str(ALARMS_JSON).unwrap();
+        let bindings = Bindings::local();
+        for name in file["placeholders"].as_object().unwrap().keys() {
+            assert!(
+                name == "function_name" || bindings.placeholders.contains_key(name),
+                "${{{name}}} has no local value"
+            );
+        }
+    }
+
+    #[test]
     fn bad_definitions_are_refused_with_the_alarm_named() {
         let file = |body: &str| format!(r#"{{"alarms": [{body}]}}"#);
         let base = r#""name": "x", "namespace": "N", "metric_name": "M", "statistic": "Sum", "period": 60, "evaluation_periods": 1, "threshold": 0, "comparison": "GreaterThanThreshold""#;
