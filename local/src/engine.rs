@@ -40,7 +40,7 @@ use tracing::Instrument;
 use crate::asl::{
     Cursor, ExecutionContext, HistoryEvent, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker,
 };
-use crate::db::{Db, DbError};
+use crate::db::{CachedStatements, Db, DbError};
 use crate::functions::{FunctionName, Functions};
 use crate::queue::{MessageAttribute, OutgoingMessage, QueueError, Queues, ACCOUNT_ID, REGION};
 
@@ -165,8 +165,7 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
         Option<String>,
         Option<String>,
     );
-    let row: Option<Row> = conn
-        .query_row(
+    let row: Option<Row> = conn.query_row_cached(
             "SELECT status, input, trace_header, cursor, started_at, stopped_at, output, error, cause
              FROM executions WHERE name = ?1",
             [name],
@@ -234,7 +233,7 @@ pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError>
 }
 
 fn append_events(conn: &Connection, name: &str, events: &[HistoryEvent]) -> Result<(), DbError> {
-    let mut seq: i64 = conn.query_row(
+    let mut seq: i64 = conn.query_row_cached(
         "SELECT coalesce(max(seq), 0) FROM execution_events WHERE execution = ?1",
         [name],
         |r| r.get(0),
@@ -303,8 +302,7 @@ impl Workflow for LocalWorkflow {
         let outcome = self
             .db
             .write(move |conn| {
-                let existing: Option<String> = conn
-                    .query_row("SELECT input FROM executions WHERE name = ?1", [&name], |r| r.get(0))
+                let existing: Option<String> = conn.query_row_cached("SELECT input FROM executions WHERE name = ?1", [&name], |r| r.get(0))
                     .optional()?;
                 if let Some(existing) = existing {
                     let existing: Value = serde_json::from_str(&existing)?;
@@ -314,7 +312,7 @@ impl Workflow for LocalWorkflow {
                         StartOutcome::AlreadyExists
                     });
                 }
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
                      VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6)",
                     params![
@@ -447,7 +445,7 @@ impl Engine {
         let next: Option<i64> = self
             .db
             .read(|conn| {
-                Ok(conn.query_row(
+                Ok(conn.query_row_cached(
                     "SELECT min(next_run_ms) FROM executions WHERE status = 'RUNNING'",
                     [],
                     |r| r.get(0),
@@ -625,13 +623,13 @@ impl Engine {
             .write(move |conn| {
                 match update {
                     Update::Cursor(cursor, due) => {
-                        conn.execute(
+                        conn.execute_cached(
                             "UPDATE executions SET cursor = ?2, next_run_ms = ?3 WHERE name = ?1 AND status = 'RUNNING'",
                             params![name, serde_json::to_string(&cursor)?, due.timestamp_millis()],
                         )?;
                     }
                     Update::Succeeded(output, at) => {
-                        let closed = conn.execute(
+                        let closed = conn.execute_cached(
                             "UPDATE executions SET status = 'SUCCEEDED', cursor = NULL, next_run_ms = NULL,
                                  output = ?2, stopped_at = ?3 WHERE name = ?1 AND status = 'RUNNING'",
                             params![name, serde_json::to_string(&output)?, at.to_rfc3339()],
@@ -649,7 +647,7 @@ impl Engine {
                         }
                     }
                     Update::Failed(error, cause, status, at) => {
-                        let closed = conn.execute(
+                        let closed = conn.execute_cached(
                             "UPDATE executions SET status = ?4, cursor = NULL, next_run_ms = NULL,
                                  error = ?2, cause = ?3, stopped_at = ?5 WHERE name = ?1 AND status = 'RUNNING'",
                             params![

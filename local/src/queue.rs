@@ -35,7 +35,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::db::{Db, DbError};
+use crate::db::{CachedStatements, Db, DbError};
 
 /// The account id every local ARN and URL uses.
 pub const ACCOUNT_ID: &str = "000000000000";
@@ -186,7 +186,7 @@ impl Queues {
         let config = config.clone();
         self.db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO queues(name, visibility_timeout_ms, dead_letter_queue, max_receive_count)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(name) DO UPDATE SET visibility_timeout_ms = excluded.visibility_timeout_ms,
@@ -231,7 +231,7 @@ impl Queues {
                 if !queue_exists(conn, &queue_name)? {
                     return Ok(false);
                 }
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO messages(message_id, queue, body, md5_of_body, message_attributes,
                          trace_header, sent_ms, visible_at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -284,7 +284,7 @@ impl Queues {
         Ok(self
             .db
             .write(move |conn| {
-                let n = conn.execute(
+                let n = conn.execute_cached(
                     "DELETE FROM messages WHERE queue = ?1 AND receipt_handle = ?2",
                     params![queue, handle],
                 )?;
@@ -307,7 +307,7 @@ impl Queues {
         let changed = self
             .db
             .write(move |conn| {
-                let n = conn.execute(
+                let n = conn.execute_cached(
                     "UPDATE messages SET visible_at_ms = ?3
                      WHERE queue = ?1 AND receipt_handle = ?2 AND visible_at_ms > ?4",
                     params![queue_name, handle, now + timeout.as_millis() as i64, now],
@@ -339,7 +339,7 @@ impl Queues {
                 if !queue_exists(conn, &to_name)? || !queue_exists(conn, &from_name)? {
                     return Ok(None);
                 }
-                let n = conn.execute(
+                let n = conn.execute_cached(
                     "UPDATE messages SET queue = ?2, receive_count = 0, first_receive_ms = NULL,
                          receipt_handle = NULL, visible_at_ms = ?3, sent_ms = ?3
                      WHERE queue = ?1",
@@ -361,7 +361,7 @@ impl Queues {
         let next: Option<i64> = self
             .db
             .read(move |conn| {
-                Ok(conn.query_row(
+                Ok(conn.query_row_cached(
                     "SELECT min(visible_at_ms) FROM messages WHERE queue = ?1",
                     [queue],
                     |row| row.get(0),
@@ -374,7 +374,7 @@ impl Queues {
 
 fn queue_exists(conn: &Connection, name: &str) -> Result<bool, DbError> {
     Ok(conn
-        .query_row("SELECT 1 FROM queues WHERE name = ?1", [name], |_| Ok(()))
+        .query_row_cached("SELECT 1 FROM queues WHERE name = ?1", [name], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -387,8 +387,7 @@ fn receive_in(
     max: usize,
     now: i64,
 ) -> Result<ReceiveResult, DbError> {
-    let settings: Option<(i64, Option<String>, Option<u32>)> = conn
-        .query_row(
+    let settings: Option<(i64, Option<String>, Option<u32>)> = conn.query_row_cached(
             "SELECT visibility_timeout_ms, dead_letter_queue, max_receive_count FROM queues WHERE name = ?1",
             [queue],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -450,7 +449,7 @@ fn receive_in(
         for (seq, message_id, body, md5, attrs, trace_header, sent_ms, count, first) in rows {
             if let Some((dlq, max_receive)) = &redrive {
                 if count >= *max_receive {
-                    conn.execute(
+                    conn.execute_cached(
                         "UPDATE messages SET queue = ?2, receipt_handle = NULL, visible_at_ms = ?3
                          WHERE seq = ?1",
                         params![seq, dlq, now],
@@ -462,7 +461,7 @@ fn receive_in(
             let handle = uuid::Uuid::new_v4().to_string();
             let count = count + 1;
             let first = first.unwrap_or(now);
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, receipt_handle = ?4,
                      visible_at_ms = ?5 WHERE seq = ?1",
                 params![seq, count, first, handle, now + visibility_ms],
