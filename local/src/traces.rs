@@ -321,7 +321,16 @@ impl SpanStore {
             return Ok(0);
         }
         let n = batch.len();
-        db.write(move |conn| insert_spans(conn, &batch)).await?;
+        // JSON is encoded here, not on the writer thread every write shares.
+        let rows = batch
+            .into_iter()
+            .map(|span| {
+                let attributes = serde_json::to_string(&span.attributes)?;
+                let events = serde_json::to_string(&span.events)?;
+                Ok((span, attributes, events))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        db.write(move |conn| insert_spans(conn, &rows)).await?;
         self.stored.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -354,13 +363,13 @@ impl SpanStore {
     }
 }
 
-fn insert_spans(conn: &Connection, spans: &[SpanRecord]) -> Result<(), DbError> {
+fn insert_spans(conn: &Connection, spans: &[(SpanRecord, String, String)]) -> Result<(), DbError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO spans(trace_id, span_id, parent_span_id, name, function, order_id,
              start_ns, end_ns, status, attributes, events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for s in spans {
+    for (s, attributes, events) in spans {
         insert.execute(params![
             s.trace_id,
             s.span_id,
@@ -371,8 +380,8 @@ fn insert_spans(conn: &Connection, spans: &[SpanRecord]) -> Result<(), DbError> 
             s.start,
             s.end,
             s.status,
-            serde_json::to_string(&s.attributes)?,
-            serde_json::to_string(&s.events)?,
+            attributes,
+            events,
         ])?;
     }
     Ok(())
