@@ -16,9 +16,12 @@ mkdir -p "$DOFS_TOOLS_DIR"
 
 # Bump when the pinned set changes; a stamp file makes re-runs instant.
 python_tools=("moto[server]==5.2.5" "statelint==3.1.0" "checkov==3.3.30" "cargo-lambda==1.9.2")
-stamp="$DOFS_VENV/.dofs-tools-$(printf '%s\n' "${python_tools[@]}" | sha256sum | cut -c1-16)"
+# The venv's scripts have its absolute path baked into their shebangs, so the
+# stamp covers the path too: a moved checkout gets a fresh venv, not a broken one.
+stamp="$DOFS_VENV/.dofs-tools-$(printf '%s\n' "$DOFS_VENV" "${python_tools[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "tools: installing ${python_tools[*]} into $DOFS_VENV" >&2
+  rm -rf "$DOFS_VENV"
   python3 -m venv "$DOFS_VENV"
   "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
   "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check "${python_tools[@]}" >&2

@@ -63,10 +63,10 @@ fn run_cargo_build(profile: Profile) -> Result<PathBuf, String> {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace_root())
-        .args(["build", "--bins", "--quiet"]);
-    for function in FUNCTIONS {
-        command.args(["-p", function]);
-    }
+        // The same command as scripts/test runs before `cargo test`, so the
+        // feature set (and the artifacts) are the same and this is a no-op
+        // there; a `-p` subset would resolve features differently and rebuild.
+        .args(["build", "--workspace", "--bins", "--locked", "--quiet"]);
     if profile == Profile::Release {
         command.arg("--release");
     }
