@@ -167,7 +167,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOFS_METRICS_RETENTION", default_value = "1440m", value_parser = parse_duration)]
     pub metrics_retention: Duration,
     /// Serve the web console under /_dofs/.
-    #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch)]
+    #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub console: bool,
     /// Disable the event source mapping of this function (`dlq_handler` or
     /// `fulfill_order`), as `update-event-source-mapping --no-enabled`
@@ -816,20 +816,32 @@ mod tests {
         assert!(parse_duration("abc").is_err());
     }
 
-    #[test]
-    fn serve_takes_traces_on_or_off() {
-        let traces = |args: &[&str]| match Cli::try_parse_from(args) {
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, String> {
+        match Cli::try_parse_from(args) {
             Ok(Cli {
                 command: Command::Serve(serve),
                 ..
-            }) => Ok(serve.traces),
+            }) => Ok(serve),
             Ok(other) => panic!("{other:?}"),
             Err(err) => Err(err.to_string()),
-        };
+        }
+    }
+
+    #[test]
+    fn serve_takes_traces_on_or_off() {
+        let traces = |args: &[&str]| serve_args(args).map(|serve| serve.traces);
         assert_eq!(traces(&["dofs", "serve"]), Ok(true));
         assert_eq!(traces(&["dofs", "serve", "--traces", "off"]), Ok(false));
         assert_eq!(traces(&["dofs", "serve", "--traces=on"]), Ok(true));
         assert!(traces(&["dofs", "serve", "--traces", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn serve_takes_console_on_or_off() {
+        let console = |args: &[&str]| serve_args(args).map(|serve| serve.console);
+        assert_eq!(console(&["dofs", "serve"]), Ok(true));
+        assert_eq!(console(&["dofs", "serve", "--console", "off"]), Ok(false));
+        assert!(console(&["dofs", "serve", "--console", "maybe"]).is_err());
     }
 
     #[test]
