@@ -308,10 +308,38 @@ async fn shutdown_signal() {
     }
 }
 
+/// One `serve` per data directory: two would advance the same executions
+/// and poll the same queues, so an order could be worked on twice. The lock
+/// is the operating system's (`flock`), so it goes away with the process,
+/// also on `kill -9`. The read-mostly commands (`orders`, `redrive`, ...)
+/// don't take it: SQLite's WAL lets them in beside a running server.
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let path = data_dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `dofs serve` is already using the data directory {}",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// `dofs serve`: everything, until SIGINT/SIGTERM. On a signal the gateway
 /// stops accepting, in-flight requests finish, every execution reaches its
 /// next persisted state and every poller finishes its batch; then exit 0.
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let _serve_lock = lock_data_dir(data_dir)?;
     let db = Db::open(data_dir)
         .with_context(|| format!("cannot use data directory {}", data_dir.display()))?;
     let span_store = args.traces.then(crate::traces::SpanStore::new);
@@ -842,6 +870,16 @@ mod tests {
         assert_eq!(console(&["dofs", "serve"]), Ok(true));
         assert_eq!(console(&["dofs", "serve", "--console", "off"]), Ok(false));
         assert!(console(&["dofs", "serve", "--console", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn one_serve_per_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("already using"), "{err}");
+        drop(first);
+        assert!(lock_data_dir(dir.path()).is_ok());
     }
 
     #[test]
