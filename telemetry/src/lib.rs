@@ -42,6 +42,7 @@ pub mod error;
 pub mod invocation;
 mod logs;
 pub mod metric;
+pub mod sqs;
 pub mod trace_header;
 pub mod traces;
 

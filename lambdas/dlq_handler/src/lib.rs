@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use dofs_core::{
     Clock, DeadLetter, FailedOrder, FailedOrderStore, InsertOutcome, Order, OrderId, OrderStatus,
     OrderStore, OrderSubmission, PortError, StatusChange, TransitionOutcome,
@@ -29,10 +29,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use tracing::Instrument as _;
 
-/// The SQS system attribute with the number of times a message was received.
-pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
-/// The SQS system attribute with the X-Ray trace header of the sender.
-pub const TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
+pub use dofs_telemetry::sqs::{receive_count, RECEIVE_COUNT_ATTRIBUTE, TRACE_HEADER_ATTRIBUTE};
 /// `FailedOrder::error` for an order the order queue gave up on.
 pub const FULFILLMENT_FAILED: &str = "FulfillmentFailed";
 /// `FailedOrder::error` for a message whose body could not be read.
@@ -78,15 +75,6 @@ fn cause_message(cause: &str) -> String {
     }
 }
 
-/// The record's `ApproximateReceiveCount` (1 if absent or unreadable).
-pub fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get(RECEIVE_COUNT_ATTRIBUTE)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-}
-
 /// One dead letter, understood as far as its body allows.
 struct Plan {
     order_id: OrderId,
@@ -129,18 +117,7 @@ impl DlqHandler {
                 message_id = %message_id,
                 receive_count,
             );
-            // The record's work belongs to the order's trace, which the
-            // sender (Step Functions, SQS redrive) carried in AWSTraceHeader.
-            if let Some(Ok(header)) = record
-                .attributes
-                .get(TRACE_HEADER_ATTRIBUTE)
-                .map(|h| h.parse::<dofs_telemetry::TraceHeader>())
-            {
-                dofs_telemetry::context::set_parent_from_header(&span, &header);
-            }
-            if !order_id.is_empty() {
-                dofs_telemetry::context::record_order_id(&span, order_id);
-            }
+            dofs_telemetry::sqs::join_record_trace(&span, record, order_id);
             let result = match plan {
                 Ok(plan) => self.process(plan).instrument(span.clone()).await,
                 Err(reason) => Err(PortError::invalid_input(reason)),

@@ -2,6 +2,7 @@
 //! unreadable bodies and port errors.
 
 use super::*;
+use aws_lambda_events::sqs::SqsMessage;
 use dofs_core::testkit::{
     sample_order, sample_submission, sample_time, FixedClock, MemoryFailedOrderStore,
     MemoryOrderStore,

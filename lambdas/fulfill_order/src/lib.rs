@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use dofs_core::{
     Clock, Order, OrderId, OrderStatus, OrderStore, PortError, StatusChange, TransitionOutcome,
 };
@@ -24,10 +24,7 @@ use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument as _;
 
-/// The SQS system attribute with the number of times a message was received.
-pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
-/// The SQS system attribute with the X-Ray trace header of the sender.
-pub const TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
+pub use dofs_telemetry::sqs::{receive_count, RECEIVE_COUNT_ATTRIBUTE, TRACE_HEADER_ATTRIBUTE};
 
 /// A `FAILURE_RATE` outside `[0, 1]` (or not a number).
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -153,18 +150,7 @@ impl FulfillOrder {
                 message_id = %message_id,
                 receive_count,
             );
-            // The record's work belongs to the order's trace, which the
-            // sender (Step Functions, SQS redrive) carried in AWSTraceHeader.
-            if let Some(Ok(header)) = record
-                .attributes
-                .get(TRACE_HEADER_ATTRIBUTE)
-                .map(|h| h.parse::<dofs_telemetry::TraceHeader>())
-            {
-                dofs_telemetry::context::set_parent_from_header(&span, &header);
-            }
-            if !order_id.is_empty() {
-                dofs_telemetry::context::record_order_id(&span, order_id);
-            }
+            dofs_telemetry::sqs::join_record_trace(&span, record, order_id);
             let outcome = async {
                 match &order {
                     Some(Ok(order)) => self.fulfil(order, receive_count).await,
@@ -239,16 +225,6 @@ impl FulfillOrder {
             Err(err) => Outcome::Retry(format!("{}: {}", err.error_type(), err.chain())),
         }
     }
-}
-
-/// The record's `ApproximateReceiveCount` (1 if absent or unreadable: the
-/// record is being received at least now).
-pub fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get(RECEIVE_COUNT_ATTRIBUTE)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! failure simulator.
 
 use super::*;
+use aws_lambda_events::sqs::SqsMessage;
 use dofs_core::testkit::{sample_order, sample_time, FixedClock, MemoryOrderStore};
 use dofs_core::ErrorKind;
 use lambda_runtime::Context;
