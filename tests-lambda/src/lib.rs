@@ -15,6 +15,8 @@
 //!   child process with Lambda's environment, capturing stdout/stderr and
 //!   reading its peak RSS.
 //! - [`events`]: Lambda event fixtures (API Gateway HTTP API v2, SQS).
+//! - [`xray`]: a UDP stand-in for the X-Ray daemon and a validator of the
+//!   segment documents it receives.
 //!
 //! The integration tests are in `tests/it/`; `src/bin/lambda_bench.rs`
 //! measures cold start and memory against a Python + boto3 bootstrap.
@@ -24,6 +26,7 @@ pub mod function;
 pub mod moto;
 pub mod runtime_api;
 pub mod tools;
+pub mod xray;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,10 @@
 //! and answers with the `Lambda-Runtime-*` headers; the response and error
 //! posts resolve the test's [`RuntimeApi::invoke`]; `/runtime/init/error`
 //! is recorded for [`RuntimeApi::init_error`]. It also notes when the first
-//! `/next` arrived, which is where a cold start ends.
+//! `/next` arrived, which is where a cold start ends, and when each outcome
+//! was posted ([`RuntimeApi::invoke_timed`]); [`RuntimeApi::on_response`]
+//! runs a hook at that moment (the X-Ray daemon stand-in drains its socket
+//! there, so "sent before the response" is checked without races).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -88,9 +91,13 @@ struct Recorded {
     init_error: Option<InitError>,
 }
 
+/// Run when an outcome is posted, before it is recorded.
+type ResponseHook = Arc<dyn Fn() + Send + Sync>;
+
 struct Shared {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<(Outcome, Instant)>>>,
+    on_response: Mutex<Option<ResponseHook>>,
     recorded: Mutex<Recorded>,
     changed: watch::Sender<u64>,
     function_arn: String,
@@ -148,6 +155,7 @@ impl RuntimeApi {
         let shared = Arc::new(Shared {
             queue: tokio::sync::Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
+            on_response: Mutex::new(None),
             recorded: Mutex::new(Recorded::default()),
             changed,
             function_arn: crate::moto::function_arn(function_name),
@@ -196,6 +204,19 @@ impl RuntimeApi {
         payload: Value,
         trace_id: &str,
     ) -> Result<Outcome, HarnessError> {
+        self.invoke_timed(payload, trace_id)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`invoke_traced`](Self::invoke_traced), also returning when the
+    /// outcome was posted (taken in the handler, after the
+    /// [`on_response`](Self::on_response) hook ran).
+    pub async fn invoke_timed(
+        &self,
+        payload: Value,
+        trace_id: &str,
+    ) -> Result<(Outcome, Instant), HarnessError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.waiting).insert(request_id.clone(), tx);
@@ -223,6 +244,12 @@ impl RuntimeApi {
                 seconds,
             }),
         }
+    }
+
+    /// Runs `hook` each time a `/response` or `/error` is posted, before
+    /// the outcome is recorded; replaces any earlier hook.
+    pub fn on_response(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *lock(&self.shared.on_response) = Some(Arc::new(hook));
     }
 
     /// When the function first asked for an event.
@@ -317,9 +344,15 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    // Cloned out so the hook runs without the lock held.
+    let hook = lock(&shared.on_response).clone();
+    if let Some(hook) = hook {
+        hook();
+    }
+    let posted_at = Instant::now();
     match lock(&shared.waiting).remove(id) {
         Some(tx) => {
-            let _ = tx.send(outcome);
+            let _ = tx.send((outcome, posted_at));
             StatusCode::ACCEPTED
         }
         // Lambda answers 400 for an unknown or already-answered request id.

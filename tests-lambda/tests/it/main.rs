@@ -7,9 +7,11 @@
 //!   fulfill_order, with the state carried between them as the workflow
 //!   carries it;
 //! - `lambda_bench`: the cold-start/memory benchmark run tiny, its report's
-//!   shape.
+//!   shape;
+//! - `xray`: the segments each bootstrap sends to a stand-in X-Ray daemon.
 
 mod bootstraps;
 mod chain;
 mod contracts;
 mod lambda_bench;
+mod xray;
