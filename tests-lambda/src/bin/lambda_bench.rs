@@ -8,7 +8,7 @@
 //! cargo run -p dofs-lambda-tests --release --bin lambda_bench -- [runs]
 //! ```
 //!
-//! `lambda_bench [--runs N] [--invocations N] [--json] [--debug]`
+//! `lambda_bench [--runs N] [--invocations N] [--json] [--debug] [--env K=V]...`
 //!
 //! Per function and runtime it starts a fresh process `--runs` times (20 by
 //! default) and reports the median and max of the cold start (process spawn
@@ -23,7 +23,10 @@
 //! test only) is measured and the zip column is empty. Last, the ratios
 //! Python / Rust. Warm latencies include moto's own time for the AWS call
 //! each invocation makes, the same for both runtimes. This prints numbers;
-//! it asserts nothing.
+//! it asserts nothing. `--env K=V` (repeatable) adds a variable to every
+//! process, last: e.g. `--env DOFS_TRACE_EXPORTER=none` measures the Rust
+//! bootstraps with trace export off, next to a default run, for the cost of
+//! telemetry on cold start.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -320,6 +323,8 @@ struct Options {
     invocations: usize,
     json: bool,
     profile: Profile,
+    /// `--env K=V`: appended to every process's environment.
+    extra_env: Vec<(String, String)>,
 }
 
 async fn run(options: &Options) -> Result<Report, HarnessError> {
@@ -335,6 +340,10 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
     let mut env = moto.env();
     env.extend(resources.function_env());
     env.push(("FAILURE_RATE".into(), "0".into()));
+    env.extend(options.extra_env.iter().cloned());
+    for (key, value) in &options.extra_env {
+        eprintln!("extra environment: {key}={value}");
+    }
 
     let scratch = std::env::temp_dir().join(format!("dofs-lambda-bench-{}", std::process::id()));
     let handler = workspace_root().join("tests-lambda/python/bootstrap.py");
@@ -491,7 +500,8 @@ fn scratch_dir(dir: &Path) -> Result<PathBuf, HarnessError> {
     Ok(dir.to_path_buf())
 }
 
-const USAGE: &str = "usage: lambda_bench [--runs N>0] [--invocations N>=1] [--json] [--debug]";
+const USAGE: &str =
+    "usage: lambda_bench [--runs N>0] [--invocations N>=1] [--json] [--debug] [--env K=V]...";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -499,6 +509,7 @@ fn parse_options() -> Result<Options, String> {
         invocations: 1000,
         json: false,
         profile: Profile::Release,
+        extra_env: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -513,6 +524,17 @@ fn parse_options() -> Result<Options, String> {
             "--invocations" => options.invocations = number("--invocations")?,
             "--json" => options.json = true,
             "--debug" => options.profile = Profile::Debug,
+            "--env" => {
+                let pair = args
+                    .next()
+                    .and_then(|v| {
+                        v.split_once('=')
+                            .filter(|(k, _)| !k.is_empty())
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    })
+                    .ok_or_else(|| format!("--env needs K=V\n{USAGE}"))?;
+                options.extra_env.push(pair);
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
