@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use dofs_core::{
     Clock, Order, OrderId, OrderStatus, OrderStore, PortError, StatusChange, TransitionOutcome,
 };
@@ -175,16 +175,7 @@ impl FulfillOrder {
                 }
             });
             if failed {
-                if message_id.is_empty() {
-                    // Without an id SQS cannot be told which record failed;
-                    // failing the invocation makes it retry the batch.
-                    return Err(PortError::invalid_input(
-                        "an SQS record without messageId failed",
-                    ));
-                }
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message_id;
-                response.batch_item_failures.push(failure);
+                dofs_telemetry::sqs::report_item_failure(&mut response, message_id)?;
             }
         }
         Ok(response)
