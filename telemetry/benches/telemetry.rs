@@ -112,55 +112,43 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
-    {
-        let (telemetry, _guard) = init_scoped_with_writer(
-            config(
-                TraceExport::XrayDaemon { addr: daemon_addr },
-                MetricsExport::Disabled,
-            ),
-            std::io::sink,
-        )
-        .expect("telemetry");
-        let parent = header();
-        group.bench_function("xray_export_three_spans", |b| {
-            b.iter(|| {
-                let root = tracing::info_span!(parent: None, "invocation", otel.kind = "server");
-                dofs_telemetry::set_parent_from_header(&root, &parent);
-                record_order_id(&root, "ord-1");
-                root.in_scope(|| {
-                    drop(tracing::info_span!("read").entered());
-                    drop(tracing::info_span!("write").entered());
-                });
-                drop(root);
-                telemetry.flush();
-            })
-        });
-    }
-    {
-        let (telemetry, _guard) = init_scoped_with_writer(
-            config(
-                TraceExport::Custom(Arc::new(Discard)),
-                MetricsExport::Disabled,
-            ),
-            std::io::sink,
-        )
-        .expect("telemetry");
-        let parent = header();
-        group.bench_function("spans_without_xray_three_spans", |b| {
-            b.iter(|| {
-                let root = tracing::info_span!(parent: None, "invocation", otel.kind = "server");
-                dofs_telemetry::set_parent_from_header(&root, &parent);
-                record_order_id(&root, "ord-1");
-                root.in_scope(|| {
-                    drop(tracing::info_span!("read").entered());
-                    drop(tracing::info_span!("write").entered());
-                });
-                drop(root);
-                telemetry.flush();
-            })
-        });
-    }
+    bench_three_spans(
+        &mut group,
+        "xray_export_three_spans",
+        TraceExport::XrayDaemon { addr: daemon_addr },
+    );
+    bench_three_spans(
+        &mut group,
+        "spans_without_xray_three_spans",
+        TraceExport::Custom(Arc::new(Discard)),
+    );
     group.finish();
+}
+
+/// One invocation span with two children, exported through `traces` and
+/// flushed: the per-invocation cost of span export.
+fn bench_three_spans(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    traces: TraceExport,
+) {
+    let (telemetry, _guard) =
+        init_scoped_with_writer(config(traces, MetricsExport::Disabled), std::io::sink)
+            .expect("telemetry");
+    let parent = header();
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let root = tracing::info_span!(parent: None, "invocation", otel.kind = "server");
+            dofs_telemetry::set_parent_from_header(&root, &parent);
+            record_order_id(&root, "ord-1");
+            root.in_scope(|| {
+                drop(tracing::info_span!("read").entered());
+                drop(tracing::info_span!("write").entered());
+            });
+            drop(root);
+            telemetry.flush();
+        })
+    });
 }
 
 /// Takes the spans and drops them: the cost of the spans themselves,
