@@ -90,9 +90,14 @@ impl OrderId {
         Ok(Self(value.to_owned()))
     }
 
-    /// A fresh random id.
+    /// A fresh id: a UUIDv7, 74 random bits behind a millisecond
+    /// timestamp. Ids made one after the other sort one after the other, so
+    /// every table and index keyed by order id (locally: orders, executions,
+    /// their history) grows at its end instead of at a random page, which
+    /// keeps the pages an order touches few and hot. DynamoDB hashes the
+    /// partition key, so the shared prefix does not make a hot partition.
     pub fn generate() -> Self {
-        Self(Uuid::new_v4().to_string())
+        Self(Uuid::now_v7().to_string())
     }
 
     /// The id an `Idempotency-Key` maps to: the same key always gives the

@@ -20,7 +20,8 @@
 //!   (<https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html>,
 //!   <https://docs.aws.amazon.com/step-functions/latest/dg/connect-sqs.html>).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -232,7 +233,33 @@ pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError>
         .collect()
 }
 
-fn append_events(conn: &Connection, name: &str, events: &[HistoryEvent]) -> Result<(), DbError> {
+/// A history event ready for its row. The JSON is made by the caller, off
+/// the writer thread: every write waits for that thread, and serializing
+/// (and freeing) the events' JSON trees there took a third of its time.
+struct EventRow {
+    kind: String,
+    state: Option<String>,
+    at: String,
+    detail: String,
+}
+
+impl EventRow {
+    fn all(events: &[HistoryEvent]) -> Result<Vec<Self>, DbError> {
+        events
+            .iter()
+            .map(|event| {
+                Ok(Self {
+                    kind: event.kind.clone(),
+                    state: event.state.clone(),
+                    at: event.at.to_rfc3339(),
+                    detail: serde_json::to_string(&event.detail)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn append_events(conn: &Connection, name: &str, events: &[EventRow]) -> Result<(), DbError> {
     let mut seq: i64 = conn.query_row_cached(
         "SELECT coalesce(max(seq), 0) FROM execution_events WHERE execution = ?1",
         [name],
@@ -248,8 +275,8 @@ fn append_events(conn: &Connection, name: &str, events: &[HistoryEvent]) -> Resu
             seq,
             event.kind,
             event.state,
-            event.at.to_rfc3339(),
-            serde_json::to_string(&event.detail)?,
+            event.at,
+            event.detail
         ])?;
     }
     Ok(())
@@ -261,7 +288,26 @@ pub struct LocalWorkflow {
     db: Db,
     clock: Arc<dyn Clock>,
     machine: Arc<StateMachine>,
-    wake: Arc<Notify>,
+    handoff: Arc<Handoff>,
+}
+
+/// Executions started since the engine last looked, and the engine's wake-up
+/// call. A start hands its execution to the engine here, after the commit,
+/// so the engine need not scan the executions table to find new work; the
+/// table stays the truth (see [`Engine::run`]).
+#[derive(Default)]
+struct Handoff {
+    started: Mutex<VecDeque<String>>,
+    wake: Notify,
+}
+
+impl Handoff {
+    fn started(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        match self.started.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 impl LocalWorkflow {
@@ -270,13 +316,8 @@ impl LocalWorkflow {
             db,
             clock,
             machine,
-            wake: Arc::new(Notify::new()),
+            handoff: Arc::default(),
         }
-    }
-
-    /// Woken when an execution is started.
-    pub fn wake(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
     }
 }
 
@@ -296,20 +337,38 @@ impl Workflow for LocalWorkflow {
             PortError::internal("could not serialize the submission").with_source(e)
         })?;
         let name = submission.order_id.to_string();
+        let started = name.clone();
         let now = self.clock.now();
         let cursor = self.machine.start(input.clone());
         let trace_header = trace_header.map(str::to_owned);
-        let outcome = self
+        let serialized = (|| -> Result<_, serde_json::Error> {
+            let started = HistoryEvent {
+                kind: "ExecutionStarted".into(),
+                state: None,
+                at: now,
+                detail: json!({"input": input, "traceHeader": trace_header}),
+            };
+            Ok((
+                serde_json::to_string(&input)?,
+                serde_json::to_string(&cursor)?,
+                started,
+            ))
+        })();
+        let (input_json, cursor_json, started_event) = serialized
+            .map_err(|e| PortError::internal("could not serialize the execution").with_source(e))?;
+        let events = EventRow::all(&[started_event])?;
+        let created = self
             .db
             .write(move |conn| {
                 let existing: Option<String> = conn.query_row_cached("SELECT input FROM executions WHERE name = ?1", [&name], |r| r.get(0))
                     .optional()?;
                 if let Some(existing) = existing {
                     let existing: Value = serde_json::from_str(&existing)?;
+                    let input: Value = serde_json::from_str(&input_json)?;
                     return Ok(if existing == input {
-                        StartOutcome::Started
+                        (StartOutcome::Started, false)
                     } else {
-                        StartOutcome::AlreadyExists
+                        (StartOutcome::AlreadyExists, false)
                     });
                 }
                 conn.execute_cached(
@@ -317,28 +376,23 @@ impl Workflow for LocalWorkflow {
                      VALUES (?1, ?2, ?3, 'RUNNING', ?4, ?5, ?6)",
                     params![
                         name,
-                        serde_json::to_string(&input)?,
+                        input_json,
                         trace_header,
-                        serde_json::to_string(&cursor)?,
+                        cursor_json,
                         now.timestamp_millis(),
                         now.to_rfc3339(),
                     ],
                 )?;
-                append_events(
-                    conn,
-                    &name,
-                    &[HistoryEvent {
-                        kind: "ExecutionStarted".into(),
-                        state: None,
-                        at: now,
-                        detail: json!({"input": input, "traceHeader": trace_header}),
-                    }],
-                )?;
+                append_events(conn, &name, &events)?;
                 crate::metrics::record_execution(&state_machine_arn(), "ExecutionsStarted");
-                Ok(StartOutcome::Started)
+                Ok((StartOutcome::Started, true))
             })
             .await?;
-        self.wake.notify_one();
+        let (outcome, created) = created;
+        if created {
+            self.handoff.started().push_back(started);
+            self.handoff.wake.notify_one();
+        }
         Ok(outcome)
     }
 
@@ -378,9 +432,21 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     machine: Arc<StateMachine>,
     tasks: Arc<dyn TaskInvoker>,
-    wake: Arc<Notify>,
+    handoff: Arc<Handoff>,
     config: EngineConfig,
     running: Mutex<HashSet<String>>,
+    /// The earliest wake-up (Unix ms) of an execution that went to sleep
+    /// since the scheduler last looked; `i64::MAX` for none.
+    earliest_sleep_ms: AtomicI64,
+}
+
+/// What one scan of the executions table found.
+struct Scan {
+    due: Vec<String>,
+    /// More were due than asked for.
+    more: bool,
+    /// When the next sleeping execution is due, if any.
+    next_at_ms: Option<i64>,
 }
 
 /// Why driving an execution stopped early.
@@ -401,9 +467,10 @@ impl Engine {
             clock: Arc::clone(&workflow.clock),
             machine: Arc::clone(&workflow.machine),
             tasks,
-            wake: workflow.wake(),
+            handoff: Arc::clone(&workflow.handoff),
             config,
             running: Mutex::new(HashSet::new()),
+            earliest_sleep_ms: AtomicI64::new(i64::MAX),
         })
     }
 
@@ -414,92 +481,124 @@ impl Engine {
         }
     }
 
-    /// Names of RUNNING executions due now, oldest first, not already being
-    /// driven.
-    async fn due(&self, limit: usize) -> Result<Vec<String>, DbError> {
+    /// RUNNING executions due now (oldest first, at most `limit`, none that
+    /// is being driven) and when the next sleeping one is due, in one read.
+    async fn scan(&self, limit: usize) -> Result<Scan, DbError> {
         let now = self.clock.now().timestamp_millis();
         let busy: Vec<String> = self.running().iter().cloned().collect();
-        let names: Vec<String> = self
-            .db
+        self.db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT name FROM executions WHERE status = 'RUNNING' AND next_run_ms <= ?1
                      ORDER BY next_run_ms LIMIT ?2",
                 )?;
                 let rows = stmt
-                    .query_map(params![now, (limit + busy.len()) as i64], |r| r.get(0))?
+                    .query_map(params![now, (limit + busy.len() + 1) as i64], |r| r.get(0))?
                     .collect::<Result<Vec<String>, _>>()?;
-                Ok(rows
-                    .into_iter()
-                    .filter(|n| !busy.contains(n))
-                    .take(limit)
-                    .collect())
-            })
-            .await?;
-        Ok(names)
-    }
-
-    /// When the next sleeping execution is due, if any.
-    async fn next_due_in(&self) -> Result<Option<Duration>, DbError> {
-        let now = self.clock.now().timestamp_millis();
-        let next: Option<i64> = self
-            .db
-            .read(|conn| {
-                Ok(conn.query_row_cached(
-                    "SELECT min(next_run_ms) FROM executions WHERE status = 'RUNNING'",
-                    [],
+                let mut due: Vec<String> = rows.into_iter().filter(|n| !busy.contains(n)).collect();
+                let more = due.len() > limit;
+                due.truncate(limit);
+                let next_at_ms: Option<i64> = conn.query_row_cached(
+                    "SELECT min(next_run_ms) FROM executions WHERE status = 'RUNNING' AND next_run_ms > ?1",
+                    [now],
                     |r| r.get(0),
-                )?)
+                )?;
+                Ok(Scan { due, more, next_at_ms })
             })
-            .await?;
-        Ok(next.map(|at| Duration::from_millis((at - now).max(0) as u64)))
+            .await
     }
 
-    /// The scheduler: finds due executions and drives each in its own task,
-    /// at most `workers` at a time, until `shutdown` turns true; then waits
-    /// for the running ones to reach their next persisted state.
+    /// Takes `name` for driving unless it is being driven already.
+    fn claim(&self, name: &str) -> bool {
+        self.running().insert(name.to_owned())
+    }
+
+    /// The scheduler: drives executions, each in its own task, at most
+    /// `workers` at a time, until `shutdown` turns true; then waits for the
+    /// running ones to reach their next commit.
+    ///
+    /// New executions come from [`LocalWorkflow::start`]'s handoff. The
+    /// executions table is scanned only for the rest — executions left
+    /// RUNNING by an earlier process, retries and Waits coming due — at
+    /// start, when a driven execution goes to sleep, when the last scan had
+    /// more than fit, and every `poll_interval` regardless (so nothing
+    /// depends on the handoff alone).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
         let mut handles = tokio::task::JoinSet::new();
+        let mut next_scan = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let free = slots.available_permits();
-            let due = if free > 0 {
-                match self.due(free).await {
-                    Ok(due) => due,
-                    Err(err) => {
-                        tracing::error!(error = %err, "could not list due executions");
-                        Vec::new()
+            let mut ready: Vec<String> = Vec::new();
+            {
+                let mut started = self.handoff.started();
+                while ready.len() < slots.available_permits() {
+                    let Some(name) = started.pop_front() else {
+                        break;
+                    };
+                    if self.claim(&name) {
+                        ready.push(name);
                     }
                 }
-            } else {
-                Vec::new()
-            };
-            for name in due {
+            }
+            let now = tokio::time::Instant::now();
+            let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
+            if sleeper != i64::MAX {
+                next_scan = next_scan.min(now + self.until(sleeper));
+            }
+            let free = slots.available_permits() - ready.len();
+            if now >= next_scan && free > 0 {
+                next_scan = now + self.config.poll_interval;
+                match self.scan(free).await {
+                    Ok(scan) => {
+                        if scan.more {
+                            next_scan = now;
+                        } else if let Some(at) = scan.next_at_ms {
+                            next_scan = next_scan.min(now + self.until(at));
+                        }
+                        ready.extend(scan.due.into_iter().filter(|name| self.claim(name)));
+                    }
+                    Err(err) => tracing::error!(error = %err, "could not list due executions"),
+                }
+            }
+            for name in ready {
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                    break;
+                    // Cannot happen (one task takes permits); if it did,
+                    // the next scan finds the execution again.
+                    self.running().remove(&name);
+                    continue;
                 };
-                self.running().insert(name.clone());
                 let engine = Arc::clone(&self);
                 let stop = shutdown.clone();
                 handles.spawn(async move {
-                    if let Err(err) = engine.drive(&name, Some(&stop)).await {
-                        tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                    match engine.drive(&name, Some(&stop)).await {
+                        Ok(Some(until)) => {
+                            engine
+                                .earliest_sleep_ms
+                                .fetch_min(until.timestamp_millis(), Ordering::SeqCst);
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                        }
                     }
                     engine.running().remove(&name);
                     drop(permit);
-                    engine.wake.notify_one();
+                    engine.handoff.wake.notify_one();
                 });
             }
             while handles.try_join_next().is_some() {}
-            let wait = match self.next_due_in().await {
-                Ok(Some(d)) => d.min(self.config.poll_interval),
-                _ => self.config.poll_interval,
+            // With every slot taken, only a finishing drive (which wakes
+            // this loop) can make room; a due scan waits for it.
+            let wait = if slots.available_permits() == 0 {
+                self.config.poll_interval
+            } else {
+                next_scan.saturating_duration_since(tokio::time::Instant::now())
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.handoff.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
@@ -507,33 +606,43 @@ impl Engine {
         while handles.join_next().await.is_some() {}
     }
 
+    /// How long from now until the Unix time `at_ms`, by the engine's clock.
+    fn until(&self, at_ms: i64) -> Duration {
+        let now = self.clock.now().timestamp_millis();
+        Duration::from_millis(at_ms.saturating_sub(now).max(0) as u64)
+    }
+
     /// Runs every execution that is due now until each sleeps or ends, one
     /// after the other; returns how many were driven (for tests and tools).
     pub async fn run_due_once(&self) -> Result<usize, EngineError> {
-        let due = self.due(usize::MAX / 4).await?;
+        let due = self.scan(usize::MAX / 4).await?.due;
         for name in &due {
             self.drive(name, None).await?;
         }
         Ok(due.len())
     }
 
-    /// Advances one execution state by state, persisting after each, until
-    /// it sleeps, ends, or `stop` turns true.
+    /// Advances one execution state by state until it sleeps, ends, or
+    /// `stop` turns true. The cursor and history are committed before every
+    /// Task (a completed Task's result is durable before the next Task
+    /// starts), when the execution sleeps, and when it ends; pure states
+    /// (Pass, Choice, Succeed, Fail) ride along with the next commit.
+    /// Returns when the execution is due again if it went to sleep.
     pub async fn drive(
         &self,
         name: &str,
         stop: Option<&watch::Receiver<bool>>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<DateTime<Utc>>, EngineError> {
         let owned = name.to_owned();
         let Some(record) = self
             .db
             .read(move |conn| load_execution(conn, &owned))
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         if record.status != ExecutionStatus::Running {
-            return Ok(());
+            return Ok(None);
         }
         let Some(mut cursor) = record.cursor.clone() else {
             return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
@@ -547,9 +656,11 @@ impl Engine {
             input: record.input.clone(),
         };
         let mut rng = rand::rngs::StdRng::from_os_rng();
+        // History events of the steps run since the last commit.
+        let mut pending: Vec<HistoryEvent> = Vec::new();
         loop {
-            if stop.is_some_and(|s| *s.borrow()) {
-                return Ok(());
+            if stop.is_some_and(|s| *s.borrow()) && pending.is_empty() {
+                return Ok(None);
             }
             let now = self.clock.now();
             if let Some(deadline) = self.machine.deadline(record.started_at) {
@@ -569,8 +680,9 @@ impl Engine {
                         at: now,
                         detail: json!({"error": "States.Timeout"}),
                     };
-                    self.persist(name, update, vec![event]).await?;
-                    return Ok(());
+                    pending.push(event);
+                    self.persist(name, update, pending).await?;
+                    return Ok(None);
                 }
             }
             let span = crate::traces::state_span(
@@ -592,22 +704,36 @@ impl Engine {
             crate::traces::finish_state_span(&span, &step.events);
             drop(span);
             let at = self.clock.now();
+            pending.extend(step.events);
+            let mut sleeps_until = None;
             let (update, again) = match step.next {
+                // A pure state next: run it before committing, so the
+                // cursor after it is written together with this one's events.
+                // A crash in between re-runs this step from the last commit,
+                // exactly as for a crash during the step itself.
+                Next::Continue(next) if !self.machine.has_side_effects(&next.state) => {
+                    cursor = next;
+                    continue;
+                }
                 Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
                 Next::Sleep {
                     cursor: next,
                     until,
-                } => (Update::Cursor(next, until), None),
+                } => {
+                    sleeps_until = Some(until);
+                    (Update::Cursor(next, until), None)
+                }
                 Next::Succeeded { output } => (Update::Succeeded(output, at), None),
                 Next::Failed { error, cause } => (
                     Update::Failed(error, cause, ExecutionStatus::Failed, at),
                     None,
                 ),
             };
-            self.persist(name, update, step.events).await?;
+            self.persist(name, update, std::mem::take(&mut pending))
+                .await?;
             match again {
                 Some(next) => cursor = next,
-                None => return Ok(()),
+                None => return Ok(sleeps_until),
             }
         }
     }
@@ -619,44 +745,62 @@ impl Engine {
         mut events: Vec<HistoryEvent>,
     ) -> Result<(), DbError> {
         let name = name.to_owned();
+        // The JSON is made here, off the writer thread (see `EventRow`).
+        let change = match update {
+            Update::Cursor(cursor, due) => {
+                Change::Cursor(serde_json::to_string(&cursor)?, due.timestamp_millis())
+            }
+            Update::Succeeded(output, at) => {
+                if !events.iter().any(|e| e.kind == "ExecutionSucceeded") {
+                    events.push(HistoryEvent {
+                        kind: "ExecutionSucceeded".into(),
+                        state: None,
+                        at,
+                        detail: json!({"output": output}),
+                    });
+                }
+                Change::Succeeded(serde_json::to_string(&output)?, at.to_rfc3339())
+            }
+            Update::Failed(error, cause, status, at) => {
+                if !events
+                    .iter()
+                    .any(|e| e.kind == "ExecutionFailed" || e.kind == "ExecutionTimedOut")
+                {
+                    events.push(HistoryEvent {
+                        kind: "ExecutionFailed".into(),
+                        state: None,
+                        at,
+                        detail: json!({"error": error, "cause": cause}),
+                    });
+                }
+                Change::Failed(error, cause, status, at.to_rfc3339())
+            }
+        };
+        let rows = EventRow::all(&events)?;
         self.db
             .write(move |conn| {
-                match update {
-                    Update::Cursor(cursor, due) => {
+                match change {
+                    Change::Cursor(cursor, due_ms) => {
                         conn.execute_cached(
                             "UPDATE executions SET cursor = ?2, next_run_ms = ?3 WHERE name = ?1 AND status = 'RUNNING'",
-                            params![name, serde_json::to_string(&cursor)?, due.timestamp_millis()],
+                            params![name, cursor, due_ms],
                         )?;
                     }
-                    Update::Succeeded(output, at) => {
+                    Change::Succeeded(output, at) => {
                         let closed = conn.execute_cached(
                             "UPDATE executions SET status = 'SUCCEEDED', cursor = NULL, next_run_ms = NULL,
                                  output = ?2, stopped_at = ?3 WHERE name = ?1 AND status = 'RUNNING'",
-                            params![name, serde_json::to_string(&output)?, at.to_rfc3339()],
+                            params![name, output, at],
                         )?;
                         if closed > 0 {
                             crate::metrics::record_execution(&state_machine_arn(), "ExecutionsSucceeded");
                         }
-                        if !events.iter().any(|e| e.kind == "ExecutionSucceeded") {
-                            events.push(HistoryEvent {
-                                kind: "ExecutionSucceeded".into(),
-                                state: None,
-                                at,
-                                detail: json!({"output": output}),
-                            });
-                        }
                     }
-                    Update::Failed(error, cause, status, at) => {
+                    Change::Failed(error, cause, status, at) => {
                         let closed = conn.execute_cached(
                             "UPDATE executions SET status = ?4, cursor = NULL, next_run_ms = NULL,
                                  error = ?2, cause = ?3, stopped_at = ?5 WHERE name = ?1 AND status = 'RUNNING'",
-                            params![
-                                name,
-                                error,
-                                cause,
-                                status_name(status),
-                                at.to_rfc3339()
-                            ],
+                            params![name, error, cause, status_name(status), at],
                         )?;
                         if closed > 0 {
                             let metric = match status {
@@ -666,29 +810,28 @@ impl Engine {
                             };
                             crate::metrics::record_execution(&state_machine_arn(), metric);
                         }
-                        if !events
-                            .iter()
-                            .any(|e| e.kind == "ExecutionFailed" || e.kind == "ExecutionTimedOut")
-                        {
-                            events.push(HistoryEvent {
-                                kind: "ExecutionFailed".into(),
-                                state: None,
-                                at,
-                                detail: json!({"error": error, "cause": cause}),
-                            });
-                        }
                     }
                 }
-                append_events(conn, &name, &events)
+                append_events(conn, &name, &rows)
             })
             .await
     }
 }
 
+/// What a drive step learned about an execution.
 enum Update {
     Cursor(Cursor, DateTime<Utc>),
     Succeeded(Value, DateTime<Utc>),
     Failed(String, String, ExecutionStatus, DateTime<Utc>),
+}
+
+/// An [`Update`] as the row change it makes, JSON already serialized.
+enum Change {
+    /// The next cursor and when it is due (Unix ms).
+    Cursor(String, i64),
+    /// The output and the stop time.
+    Succeeded(String, String),
+    Failed(String, String, ExecutionStatus, String),
 }
 
 /// The task integrations the workflow uses, on the local functions and

@@ -244,21 +244,15 @@ pub async fn poll_once(
             "batch failed as a whole; messages return after the visibility timeout"
         );
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for message in &batch {
-        let outcome = match &keep {
+    let outcomes: Vec<Outcome> = batch
+        .iter()
+        .map(|message| match &keep {
             None => Outcome::BatchFailed,
             Some(keep) if keep.contains(&message.message_id) => Outcome::ItemFailed,
-            Some(_) => {
-                queues
-                    .delete(&config.queue, &message.receipt_handle)
-                    .await?;
-                Outcome::Deleted
-            }
-        };
-        outcomes.push(outcome);
-    }
-    record_deliveries(db, &config.queue, config.function, &batch, &outcomes).await?;
+            Some(_) => Outcome::Deleted,
+        })
+        .collect();
+    settle_batch(db, &config.queue, config.function, &batch, &outcomes).await?;
     Ok(batch.len())
 }
 
@@ -267,7 +261,9 @@ fn order_id_of(body: &str) -> Option<String> {
     value.get("order_id")?.as_str().map(str::to_owned)
 }
 
-async fn record_deliveries(
+/// Deletes the batch's processed messages and records every delivery, in
+/// one commit: a delivery is on record exactly when its deletion is.
+async fn settle_batch(
     db: &Db,
     queue: &str,
     function: FunctionName,
@@ -275,15 +271,16 @@ async fn record_deliveries(
     outcomes: &[Outcome],
 ) -> Result<(), DbError> {
     let at = Utc::now().to_rfc3339();
-    let rows: Vec<(String, Option<String>, u32, &'static str)> = batch
+    let rows: Vec<(String, String, Option<String>, u32, Outcome)> = batch
         .iter()
         .zip(outcomes)
         .map(|(m, o)| {
             (
                 m.message_id.clone(),
+                m.receipt_handle.clone(),
                 order_id_of(&m.body),
                 m.receive_count,
-                o.as_str(),
+                *o,
             )
         })
         .collect();
@@ -293,8 +290,11 @@ async fn record_deliveries(
             "INSERT INTO deliveries(queue, function, message_id, order_id, receive_count, outcome, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (message_id, order_id, count, outcome) in rows {
-            insert.execute(params![queue, function.as_str(), message_id, order_id, count, outcome, at])?;
+        for (message_id, receipt_handle, order_id, count, outcome) in rows {
+            if outcome == Outcome::Deleted {
+                crate::queue::delete_in(conn, &queue, &receipt_handle)?;
+            }
+            insert.execute(params![queue, function.as_str(), message_id, order_id, count, outcome.as_str(), at])?;
         }
         Ok(())
     })

@@ -283,13 +283,7 @@ impl Queues {
         let handle = receipt_handle.to_owned();
         Ok(self
             .db
-            .write(move |conn| {
-                let n = conn.execute_cached(
-                    "DELETE FROM messages WHERE queue = ?1 AND receipt_handle = ?2",
-                    params![queue, handle],
-                )?;
-                Ok(n > 0)
-            })
+            .write(move |conn| delete_in(conn, &queue, &handle))
             .await?)
     }
 
@@ -370,6 +364,17 @@ impl Queues {
             .await?;
         Ok(next.map(|at| Duration::from_millis((at - now).max(0) as u64)))
     }
+}
+
+/// `DeleteMessage` inside a caller's write, so that a consumer can delete a
+/// whole batch and record what it did in one commit (as
+/// `DeleteMessageBatch` does in one request). `false` for a stale handle.
+pub fn delete_in(conn: &Connection, queue: &str, receipt_handle: &str) -> Result<bool, DbError> {
+    let n = conn.execute_cached(
+        "DELETE FROM messages WHERE queue = ?1 AND receipt_handle = ?2",
+        params![queue, receipt_handle],
+    )?;
+    Ok(n > 0)
 }
 
 fn queue_exists(conn: &Connection, name: &str) -> Result<bool, DbError> {

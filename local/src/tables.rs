@@ -7,7 +7,11 @@
 //! - `FailedOrderStore::record` keeps the first record for an order.
 //!
 //! Every conditional write runs on the single writer thread ([`crate::db`]),
-//! so the read-check-write inside one closure is atomic.
+//! so the read-check-write inside one closure is atomic. Documents are
+//! serialized and parsed by the caller, not on that thread, which every
+//! write waits for: a transition edits the stored JSON in SQLite
+//! (`json_set`, like DynamoDB's `SET`/`list_append`) and hands the new
+//! document back (`RETURNING`, like `ReturnValues=ALL_NEW`).
 
 use async_trait::async_trait;
 use dofs_core::{
@@ -16,7 +20,7 @@ use dofs_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db::{Db, DbError};
+use crate::db::{CachedStatements, Db, DbError};
 
 /// [`OrderStore`] on the `orders` table.
 #[derive(Clone)]
@@ -32,31 +36,24 @@ impl SqliteOrderStore {
 
 /// Reads one order; the row's JSON document is the whole aggregate.
 pub fn load_order(conn: &Connection, order_id: &str) -> Result<Option<Order>, DbError> {
-    let doc: Option<String> = conn
-        .query_row(
+    load_order_doc(conn, order_id)?
+        .as_deref()
+        .map(parse_order)
+        .transpose()
+}
+
+fn load_order_doc(conn: &Connection, order_id: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row_cached(
             "SELECT doc FROM orders WHERE order_id = ?1",
             [order_id],
             |row| row.get(0),
         )
-        .optional()?;
-    doc.map(|doc| serde_json::from_str(&doc).map_err(DbError::from))
-        .transpose()
+        .optional()?)
 }
 
-fn save_order(conn: &Connection, order: &Order) -> Result<(), DbError> {
-    conn.execute(
-        "INSERT INTO orders(order_id, status, doc, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, doc = excluded.doc,
-             updated_at = excluded.updated_at",
-        params![
-            order.order_id.as_str(),
-            order.status.as_str(),
-            serde_json::to_string(order)?,
-            order.created_at.to_rfc3339(),
-            order.updated_at.to_rfc3339(),
-        ],
-    )?;
-    Ok(())
+fn parse_order(doc: &str) -> Result<Order, DbError> {
+    Ok(serde_json::from_str(doc)?)
 }
 
 #[async_trait]
@@ -67,17 +64,29 @@ impl OrderStore for SqliteOrderStore {
     }
 
     async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError> {
-        let order = order.clone();
-        Ok(self
+        let id = order.order_id.to_string();
+        let status = order.status.as_str();
+        let doc = serde_json::to_string(order).map_err(DbError::from)?;
+        let created_at = order.created_at.to_rfc3339();
+        let updated_at = order.updated_at.to_rfc3339();
+        let existing = self
             .db
             .write(move |conn| {
-                if let Some(existing) = load_order(conn, order.order_id.as_str())? {
-                    return Ok(InsertOutcome::AlreadyExists(existing));
+                let inserted = conn.execute_cached(
+                    "INSERT INTO orders(order_id, status, doc, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO NOTHING",
+                    params![id, status, doc, created_at, updated_at],
+                )?;
+                if inserted == 1 {
+                    return Ok(None);
                 }
-                save_order(conn, &order)?;
-                Ok(InsertOutcome::Inserted)
+                load_order_doc(conn, &id)
             })
-            .await?)
+            .await?;
+        Ok(match existing {
+            None => InsertOutcome::Inserted,
+            Some(doc) => InsertOutcome::AlreadyExists(parse_order(&doc)?),
+        })
     }
 
     async fn transition(
@@ -87,24 +96,48 @@ impl OrderStore for SqliteOrderStore {
         change: StatusChange,
     ) -> Result<TransitionOutcome, PortError> {
         let id = order_id.to_string();
-        Ok(self
+        let status = change.status.as_str();
+        let updated_at = change.at.to_rfc3339();
+        // The document's own spelling of the time and of the history entry.
+        let at_json = match serde_json::to_value(change.at).map_err(DbError::from)? {
+            serde_json::Value::String(at) => at,
+            other => other.to_string(),
+        };
+        let change_json = serde_json::to_string(&change).map_err(DbError::from)?;
+        let (applied, doc) = self
             .db
             .write(move |conn| {
-                let Some(mut order) = load_order(conn, &id)? else {
-                    return Ok(TransitionOutcome::NotFound);
-                };
-                if order.status != expected {
-                    return Ok(TransitionOutcome::Unchanged(order));
-                }
                 // Like a DynamoDB conditional update, the store checks only
                 // the condition; the status machine is the caller's job.
-                order.status = change.status;
-                order.updated_at = change.at;
-                order.history.push(change);
-                save_order(conn, &order)?;
-                Ok(TransitionOutcome::Applied(order))
+                let updated: Option<String> = conn
+                    .query_row_cached(
+                        "UPDATE orders SET status = ?3, updated_at = ?4,
+                             doc = json_set(doc, '$.status', ?3, '$.updated_at', ?5,
+                                            '$.history[#]', json(?6))
+                         WHERE order_id = ?1 AND status = ?2
+                         RETURNING doc",
+                        params![
+                            id,
+                            expected.as_str(),
+                            status,
+                            updated_at,
+                            at_json,
+                            change_json
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                Ok(match updated {
+                    Some(doc) => (true, Some(doc)),
+                    None => (false, load_order_doc(conn, &id)?),
+                })
             })
-            .await?)
+            .await?;
+        Ok(match (applied, doc) {
+            (_, None) => TransitionOutcome::NotFound,
+            (true, Some(doc)) => TransitionOutcome::Applied(parse_order(&doc)?),
+            (false, Some(doc)) => TransitionOutcome::Unchanged(parse_order(&doc)?),
+        })
     }
 }
 
@@ -139,18 +172,16 @@ pub fn load_failed_order(
 #[async_trait]
 impl FailedOrderStore for SqliteFailedOrderStore {
     async fn record(&self, failed: &FailedOrder) -> Result<(), PortError> {
-        let failed = failed.clone();
+        let id = failed.order_id.to_string();
+        let doc = serde_json::to_string(failed).map_err(DbError::from)?;
+        let failed_at = failed.failed_at.to_rfc3339();
         Ok(self
             .db
             .write(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO failed_orders(order_id, doc, failed_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT(order_id) DO NOTHING",
-                    params![
-                        failed.order_id.as_str(),
-                        serde_json::to_string(&failed)?,
-                        failed.failed_at.to_rfc3339(),
-                    ],
+                    params![id, doc, failed_at],
                 )?;
                 Ok(())
             })
@@ -221,5 +252,26 @@ mod tests {
         let stored = store.get(&order.order_id).await.unwrap().unwrap();
         assert_eq!(stored.status, OrderStatus::Fulfilled);
         assert_eq!(stored.history.len(), order.history.len() + 1);
+    }
+
+    /// The document SQLite edits is the document serde would have written.
+    #[tokio::test]
+    async fn a_transition_edits_the_document_as_the_model_would() {
+        let (_dir, db) = open();
+        let store = SqliteOrderStore::new(db);
+        let order = testkit::sample_order(OrderStatus::Pending);
+        store.insert(&order).await.unwrap();
+        let change = StatusChange::new(OrderStatus::Failed, Utc::now())
+            .with_reason("every attempt \"failed\"");
+        let mut expected = order.clone();
+        expected.status = change.status;
+        expected.updated_at = change.at;
+        expected.history.push(change.clone());
+        let outcome = store
+            .transition(&order.order_id, OrderStatus::Pending, change)
+            .await
+            .unwrap();
+        assert_eq!(outcome, TransitionOutcome::Applied(expected.clone()));
+        assert_eq!(store.get(&order.order_id).await.unwrap(), Some(expected));
     }
 }

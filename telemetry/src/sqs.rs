@@ -7,9 +7,16 @@
 //! record's `AWSTraceHeader` system attribute
 //! (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>),
 //! so the record's span joins that trace rather than the batch invocation's.
+//!
+//! The records of one batch are independent (a standard queue promises no
+//! order), so [`handle_records`] works on several at once: a batch of ten
+//! costs about one DynamoDB round trip instead of ten.
+
+use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use dofs_core::PortError;
+use futures_util::stream::{self, StreamExt};
 use tracing::Span;
 
 use crate::context::{record_order_id, set_parent_from_header};
@@ -65,6 +72,40 @@ pub fn report_item_failure(
     Ok(())
 }
 
+/// Most records of one batch in progress at once. Ten is SQS's largest
+/// batch without a batching window; a larger batch is worked through ten at
+/// a time, so one invocation never floods the table it writes to.
+pub const RECORD_CONCURRENCY: usize = 10;
+
+/// Runs `handle` on every record, up to [`RECORD_CONCURRENCY`] at once, and
+/// reports each record for which it returns `true` (failed) as a batch item
+/// failure, in the batch's order. `Err` only when a failed record has no
+/// `messageId` (see [`report_item_failure`]).
+pub async fn handle_records<'a, F, Fut>(
+    records: &'a [SqsMessage],
+    handle: F,
+) -> Result<SqsBatchResponse, PortError>
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    // The futures are made up front (they do nothing until polled): a
+    // closure inside the stream would make the future's type depend on a
+    // higher-ranked lifetime, which `tokio::spawn` cannot prove `Send`.
+    let pending: Vec<Fut> = records.iter().map(handle).collect();
+    let failed: Vec<bool> = stream::iter(pending)
+        .buffered(RECORD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (record, failed) in records.iter().zip(failed) {
+        if failed {
+            report_item_failure(&mut response, record.message_id.clone().unwrap_or_default())?;
+        }
+    }
+    Ok(response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +132,49 @@ mod tests {
         assert_eq!(response.batch_item_failures[0].item_identifier, "m-1");
         assert!(report_item_failure(&mut response, String::new()).is_err());
         assert_eq!(response.batch_item_failures.len(), 1);
+    }
+
+    fn record(id: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        record
+    }
+
+    #[tokio::test]
+    async fn records_run_concurrently_and_failures_keep_batch_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let records: Vec<SqsMessage> = (0..25).map(|i| record(&format!("m-{i}"))).collect();
+        let (active, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let response = handle_records(&records, |r| {
+            let (active, peak) = (&active, &peak);
+            async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                let n: usize = r.message_id.as_deref().unwrap()[2..].parse().unwrap();
+                n % 3 == 0
+            }
+        })
+        .await
+        .unwrap();
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            ["m-0", "m-3", "m-6", "m-9", "m-12", "m-15", "m-18", "m-21", "m-24"]
+        );
+        assert_eq!(peak.load(Ordering::SeqCst), RECORD_CONCURRENCY);
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_without_an_id_fails_the_batch() {
+        let records = vec![record("m-1"), SqsMessage::default()];
+        assert!(handle_records(&records, |_| async { true }).await.is_err());
+        let ok = handle_records(&records, |_| async { false }).await.unwrap();
+        assert!(ok.batch_item_failures.is_empty());
     }
 }

@@ -96,13 +96,13 @@ impl DlqHandler {
         }
     }
 
-    /// Processes every record; fails only the records that failed.
+    /// Processes every record (several at once); fails only the records
+    /// that failed.
     pub async fn handle(
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, PortError> {
-        let mut response = SqsBatchResponse::default();
-        for record in &event.payload.records {
+        dofs_telemetry::sqs::handle_records(&event.payload.records, |record| async move {
             let message_id = record.message_id.clone().unwrap_or_default();
             let receive_count = receive_count(record);
             let plan = self.plan(record.body.as_deref().unwrap_or_default(), receive_count);
@@ -122,7 +122,7 @@ impl DlqHandler {
                 Ok(plan) => self.process(plan).instrument(span.clone()).await,
                 Err(reason) => Err(PortError::invalid_input(reason)),
             };
-            let failed = span.in_scope(|| match result {
+            span.in_scope(|| match result {
                 Ok(Outcome::MarkedFailed) => {
                     metrics::counter!(metric::ORDERS_DEAD_LETTERED).increment(1);
                     tracing::warn!(order_id, "order dead-lettered and marked FAILED");
@@ -145,12 +145,9 @@ impl DlqHandler {
                     tracing::error!(order_id, message_id = %message_id, error_type = err.error_type(), error = %err.chain(), "dead letter not handled; it stays in the queue");
                     true
                 }
-            });
-            if failed {
-                dofs_telemetry::sqs::report_item_failure(&mut response, message_id)?;
-            }
-        }
-        Ok(response)
+            })
+        })
+        .await
     }
 
     /// Reads a body into a plan. `Err` only when not even an order id can be

@@ -129,13 +129,13 @@ impl FulfillOrder {
         }
     }
 
-    /// Processes every record; fails only the records that failed.
+    /// Processes every record (several at once); fails only the records
+    /// that failed.
     pub async fn handle(
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, PortError> {
-        let mut response = SqsBatchResponse::default();
-        for record in &event.payload.records {
+        dofs_telemetry::sqs::handle_records(&event.payload.records, |record| async move {
             let message_id = record.message_id.clone().unwrap_or_default();
             let receive_count = receive_count(record);
             let order = record.body.as_deref().map(serde_json::from_str::<Order>);
@@ -161,7 +161,7 @@ impl FulfillOrder {
             .instrument(span.clone())
             .await;
 
-            let failed = span.in_scope(|| match outcome {
+            span.in_scope(|| match outcome {
                 Outcome::Fulfilled => false,
                 Outcome::Duplicate(status) => {
                     metrics::counter!(metric::DUPLICATE_DELIVERIES).increment(1);
@@ -173,12 +173,9 @@ impl FulfillOrder {
                     tracing::warn!(order_id, message_id = %message_id, receive_count, reason = %reason, "fulfilment failed; the message will be redelivered");
                     true
                 }
-            });
-            if failed {
-                dofs_telemetry::sqs::report_item_failure(&mut response, message_id)?;
-            }
-        }
-        Ok(response)
+            })
+        })
+        .await
     }
 
     async fn fulfil(&self, order: &Order, receive_count: u32) -> Outcome {

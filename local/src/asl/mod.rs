@@ -114,6 +114,17 @@ impl StateMachine {
         start_time.checked_add_signed(chrono::Duration::seconds(seconds))
     }
 
+    /// Whether running `state` reaches outside the execution (a Task calls
+    /// a service). Every other state is a pure function of the cursor (and
+    /// the clock and random numbers): running it again after a crash changes
+    /// nothing anyone saw, so the engine need not commit before it.
+    pub fn has_side_effects(&self, state: &str) -> bool {
+        self.definition
+            .states
+            .get(state)
+            .is_none_or(|s| matches!(s.kind, definition::Kind::Task(_)))
+    }
+
     /// The state names, in name order.
     pub fn state_names(&self) -> impl Iterator<Item = &str> {
         self.definition.states.keys().map(String::as_str)
