@@ -153,7 +153,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 active.fetch_sub(1, Ordering::SeqCst);
                 let n: usize = r.message_id.as_deref().unwrap()[2..].parse().unwrap();
-                n % 3 == 0
+                n.is_multiple_of(3)
             }
         })
         .await
