@@ -125,11 +125,13 @@ pub struct ServeArgs {
     /// How long a poller waits to fill a batch.
     #[arg(long, env = "DOFS_BATCHING_WINDOW", default_value = "0s", value_parser = parse_duration)]
     pub batching_window: Duration,
-    /// Concurrent pollers per queue.
-    #[arg(long, env = "DOFS_POLLERS", default_value_t = 2)]
+    /// Concurrent pollers per queue (Lambda's SQS event source mapping
+    /// starts with five concurrent batches).
+    #[arg(long, env = "DOFS_POLLERS", default_value_t = 5)]
     pub pollers: usize,
-    /// Executions advanced concurrently.
-    #[arg(long, env = "DOFS_WORKFLOW_WORKERS", default_value_t = 16)]
+    /// Executions advanced concurrently. Each waits on the database most of
+    /// the time, so many keep the writer's group commits full.
+    #[arg(long, env = "DOFS_WORKFLOW_WORKERS", default_value_t = 128)]
     pub workflow_workers: usize,
     /// Lambda timeout of every function.
     #[arg(long, env = "DOFS_FUNCTION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -238,6 +238,12 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// a burst does not leave a large file behind.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// A group smaller than this waits [`COMMIT_DELAY`] for company.
+const SMALL_GROUP: usize = 8;
+
+/// How long a small group waits for more writes before committing.
+const COMMIT_DELAY: Duration = Duration::from_micros(500);
+
 /// Most write requests committed in one transaction.
 const MAX_GROUP: usize = 256;
 
@@ -508,15 +514,38 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
 }
 
 fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+    loop {
+        let (first, waited) = match rx.try_recv() {
+            Ok(job) => (job, false),
+            Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
+                Some(job) => (job, true),
+                None => return,
+            },
+            Err(mpsc::error::TryRecvError::Disconnected) => return,
+        };
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
+        drain(&mut rx, &mut group);
+        if waited && group.len() < SMALL_GROUP {
+            // Commit delay: a commit writes every page the group touched,
+            // so a few writes at a time pay that cost again and again.
+            // Waiting a moment for the writes in flight to arrive costs the
+            // waiting callers this much latency and saves the commits. Only
+            // after the writer sat idle: when writes queue up by themselves,
+            // waiting would only slow it down.
+            std::thread::sleep(COMMIT_DELAY);
+            drain(&mut rx, &mut group);
         }
         run_group(&conn, group);
+    }
+}
+
+/// Moves every queued job into `group`, up to [`MAX_GROUP`].
+fn drain(rx: &mut mpsc::UnboundedReceiver<Job>, group: &mut Vec<Job>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
     }
 }
 

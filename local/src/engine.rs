@@ -145,6 +145,9 @@ pub struct ExecutionRecord {
     pub cause: Option<String>,
     #[serde(skip)]
     pub cursor: Option<Cursor>,
+    /// When a RUNNING execution is due to run its cursor (Unix ms).
+    #[serde(skip)]
+    pub next_run_ms: Option<i64>,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, DbError> {
@@ -165,9 +168,11 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<i64>,
     );
     let row: Option<Row> = conn.query_row_cached(
-            "SELECT status, input, trace_header, cursor, started_at, stopped_at, output, error, cause
+            "SELECT status, input, trace_header, cursor, started_at, stopped_at, output, error, cause,
+                    next_run_ms
              FROM executions WHERE name = ?1",
             [name],
             |r| {
@@ -181,12 +186,23 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 ))
             },
         )
         .optional()?;
-    let Some((status, input, trace_header, cursor, started_at, stopped_at, output, error, cause)) =
-        row
+    let Some((
+        status,
+        input,
+        trace_header,
+        cursor,
+        started_at,
+        stopped_at,
+        output,
+        error,
+        cause,
+        next_run_ms,
+    )) = row
     else {
         return Ok(None);
     };
@@ -201,6 +217,7 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
         error,
         cause,
         cursor: cursor.as_deref().map(serde_json::from_str).transpose()?,
+        next_run_ms,
     }))
 }
 
@@ -244,16 +261,14 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn all(events: &[HistoryEvent]) -> Result<Vec<Self>, DbError> {
+    fn all(events: Vec<HistoryEvent>) -> Vec<Self> {
         events
-            .iter()
-            .map(|event| {
-                Ok(Self {
-                    kind: event.kind.clone(),
-                    state: event.state.clone(),
-                    at: event.at.to_rfc3339(),
-                    detail: serde_json::to_string(&event.detail)?,
-                })
+            .into_iter()
+            .map(|event| Self {
+                at: event.at.to_rfc3339(),
+                kind: event.kind,
+                state: event.state,
+                detail: String::from(Box::<str>::from(event.detail)),
             })
             .collect()
     }
@@ -342,12 +357,12 @@ impl Workflow for LocalWorkflow {
         let cursor = self.machine.start(input.clone());
         let trace_header = trace_header.map(str::to_owned);
         let serialized = (|| -> Result<_, serde_json::Error> {
-            let started = HistoryEvent {
-                kind: "ExecutionStarted".into(),
-                state: None,
-                at: now,
-                detail: json!({"input": input, "traceHeader": trace_header}),
-            };
+            let started = HistoryEvent::new(
+                "ExecutionStarted",
+                None,
+                now,
+                &json!({"input": input, "traceHeader": trace_header}),
+            );
             Ok((
                 serde_json::to_string(&input)?,
                 serde_json::to_string(&cursor)?,
@@ -356,7 +371,7 @@ impl Workflow for LocalWorkflow {
         })();
         let (input_json, cursor_json, started_event) = serialized
             .map_err(|e| PortError::internal("could not serialize the execution").with_source(e))?;
-        let events = EventRow::all(&[started_event])?;
+        let events = EventRow::all(vec![started_event]);
         let created = self
             .db
             .write(move |conn| {
@@ -517,12 +532,14 @@ impl Engine {
     /// `workers` at a time, until `shutdown` turns true; then waits for the
     /// running ones to reach their next commit.
     ///
-    /// New executions come from [`LocalWorkflow::start`]'s handoff. The
-    /// executions table is scanned only for the rest — executions left
+    /// New executions come from [`LocalWorkflow::start`]'s handoff queue.
+    /// The executions table is scanned only for the rest — executions left
     /// RUNNING by an earlier process, retries and Waits coming due — at
-    /// start, when a driven execution goes to sleep, when the last scan had
-    /// more than fit, and every `poll_interval` regardless (so nothing
-    /// depends on the handoff alone).
+    /// start, when a sleeping execution comes due, every `poll_interval`
+    /// regardless (so nothing depends on the handoff alone), and at once
+    /// again while a scan finds more than `workers` and nothing else is
+    /// queued. What a scan finds joins the same queue; an execution queued
+    /// twice is driven from its last commit, which is always correct.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
         let mut handles = tokio::task::JoinSet::new();
@@ -531,6 +548,30 @@ impl Engine {
             if *shutdown.borrow() {
                 break;
             }
+            let now = tokio::time::Instant::now();
+            let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
+            if sleeper != i64::MAX {
+                next_scan = next_scan.min(now + self.until(sleeper));
+            }
+            if now >= next_scan {
+                next_scan = now + self.config.poll_interval;
+                // Found executions queue behind the started ones. While
+                // that queue is long, the engine is busy anyway: a scan
+                // for more waits for the interval (a scan per finished
+                // execution made a backlog feed on itself).
+                match self.scan(self.config.workers.max(1)).await {
+                    Ok(scan) => {
+                        let mut started = self.handoff.started();
+                        if scan.more && started.is_empty() {
+                            next_scan = now;
+                        } else if let Some(at) = scan.next_at_ms {
+                            next_scan = next_scan.min(now + self.until(at));
+                        }
+                        started.extend(scan.due);
+                    }
+                    Err(err) => tracing::error!(error = %err, "could not list due executions"),
+                }
+            }
             let mut ready: Vec<String> = Vec::new();
             {
                 let mut started = self.handoff.started();
@@ -538,29 +579,11 @@ impl Engine {
                     let Some(name) = started.pop_front() else {
                         break;
                     };
+                    // Already being driven (queued twice, by a start and a
+                    // scan): that drive takes it to its next commit.
                     if self.claim(&name) {
                         ready.push(name);
                     }
-                }
-            }
-            let now = tokio::time::Instant::now();
-            let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
-            if sleeper != i64::MAX {
-                next_scan = next_scan.min(now + self.until(sleeper));
-            }
-            let free = slots.available_permits() - ready.len();
-            if now >= next_scan && free > 0 {
-                next_scan = now + self.config.poll_interval;
-                match self.scan(free).await {
-                    Ok(scan) => {
-                        if scan.more {
-                            next_scan = now;
-                        } else if let Some(at) = scan.next_at_ms {
-                            next_scan = next_scan.min(now + self.until(at));
-                        }
-                        ready.extend(scan.due.into_iter().filter(|name| self.claim(name)));
-                    }
-                    Err(err) => tracing::error!(error = %err, "could not list due executions"),
                 }
             }
             for name in ready {
@@ -644,6 +667,13 @@ impl Engine {
         if record.status != ExecutionStatus::Running {
             return Ok(None);
         }
+        // Queued twice and put to sleep (a retry back-off, a Wait) by the
+        // other drive: not due yet.
+        if let Some(due) = record.next_run_ms {
+            if due > self.clock.now().timestamp_millis() {
+                return Ok(DateTime::from_timestamp_millis(due));
+            }
+        }
         let Some(mut cursor) = record.cursor.clone() else {
             return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
         };
@@ -674,12 +704,12 @@ impl Engine {
                         ExecutionStatus::TimedOut,
                         now,
                     );
-                    let event = HistoryEvent {
-                        kind: "ExecutionTimedOut".into(),
-                        state: None,
-                        at: now,
-                        detail: json!({"error": "States.Timeout"}),
-                    };
+                    let event = HistoryEvent::new(
+                        "ExecutionTimedOut",
+                        None,
+                        now,
+                        &json!({"error": "States.Timeout"}),
+                    );
                     pending.push(event);
                     self.persist(name, update, pending).await?;
                     return Ok(None);
@@ -752,12 +782,12 @@ impl Engine {
             }
             Update::Succeeded(output, at) => {
                 if !events.iter().any(|e| e.kind == "ExecutionSucceeded") {
-                    events.push(HistoryEvent {
-                        kind: "ExecutionSucceeded".into(),
-                        state: None,
+                    events.push(HistoryEvent::new(
+                        "ExecutionSucceeded",
+                        None,
                         at,
-                        detail: json!({"output": output}),
-                    });
+                        &json!({"output": output}),
+                    ));
                 }
                 Change::Succeeded(serde_json::to_string(&output)?, at.to_rfc3339())
             }
@@ -766,17 +796,17 @@ impl Engine {
                     .iter()
                     .any(|e| e.kind == "ExecutionFailed" || e.kind == "ExecutionTimedOut")
                 {
-                    events.push(HistoryEvent {
-                        kind: "ExecutionFailed".into(),
-                        state: None,
+                    events.push(HistoryEvent::new(
+                        "ExecutionFailed",
+                        None,
                         at,
-                        detail: json!({"error": error, "cause": cause}),
-                    });
+                        &json!({"error": error, "cause": cause}),
+                    ));
                 }
                 Change::Failed(error, cause, status, at.to_rfc3339())
             }
         };
-        let rows = EventRow::all(&events)?;
+        let rows = EventRow::all(events);
         self.db
             .write(move |conn| {
                 match change {
@@ -848,7 +878,7 @@ impl LocalTasks {
 
     async fn lambda_invoke(
         &self,
-        parameters: Value,
+        mut parameters: Value,
         call: &TaskCall,
     ) -> Result<Value, TaskFailure> {
         let target = parameters
@@ -866,20 +896,21 @@ impl LocalTasks {
                 format!("Function not found: {target}"),
             )
         })?;
+        // Taken, not copied: the parameters are this call's own.
         let payload = parameters
-            .get("Payload")
-            .cloned()
+            .get_mut("Payload")
+            .map(Value::take)
             .unwrap_or_else(|| json!({}));
         match self
             .functions
             .invoke(function, payload, call.trace_header.clone())
             .await
         {
-            Ok(output) => Ok(json!({
-                "Payload": output,
-                "StatusCode": 200,
-                "ExecutedVersion": "$LATEST",
-            })),
+            Ok(output) => Ok(Value::Object(serde_json::Map::from_iter([
+                ("Payload".to_owned(), output),
+                ("StatusCode".to_owned(), Value::from(200)),
+                ("ExecutedVersion".to_owned(), Value::from("$LATEST")),
+            ]))),
             Err(err) => Err(TaskFailure {
                 error: err.error_type.clone(),
                 cause: err.to_json().to_string(),
@@ -887,20 +918,22 @@ impl LocalTasks {
         }
     }
 
-    async fn sqs_send(&self, parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
+    async fn sqs_send(&self, mut parameters: Value, call: &TaskCall) -> Result<Value, TaskFailure> {
         let url = parameters
             .get("QueueUrl")
             .and_then(Value::as_str)
             .ok_or_else(|| failure("States.Runtime", "sqs:sendMessage needs a QueueUrl string"))?;
-        let queue = Queues::name_from_url(url).ok_or_else(|| {
-            failure(
-                "SQS.QueueDoesNotExistException",
-                format!("bad QueueUrl {url}"),
-            )
-        })?;
+        let queue = Queues::name_from_url(url)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                failure(
+                    "SQS.QueueDoesNotExistException",
+                    format!("bad QueueUrl {url}"),
+                )
+            })?;
         // A JSON object or array is sent as its JSON text; a string as is.
-        let body = match parameters.get("MessageBody") {
-            Some(Value::String(text)) => text.clone(),
+        let body = match parameters.get_mut("MessageBody").map(Value::take) {
+            Some(Value::String(text)) => text,
             Some(other) => other.to_string(),
             None => {
                 return Err(failure(
@@ -922,7 +955,7 @@ impl LocalTasks {
         let sent = self
             .queues
             .send(
-                queue,
+                &queue,
                 OutgoingMessage {
                     body,
                     attributes,

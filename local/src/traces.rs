@@ -440,13 +440,13 @@ pub fn finish_state_span(span: &Span, events: &[HistoryEvent]) {
     for event in events {
         match event.kind.as_str() {
             "TaskFailed" | "TaskTimedOut" | "ExecutionFailed" | "ExecutionTimedOut" => {
-                if let Some(error) = event.detail.get("error").and_then(Value::as_str) {
+                if let Some(error) = event.detail_value().get("error").and_then(Value::as_str) {
                     span.record("error", error);
                     span.record("otel.status_code", "ERROR");
                 }
             }
             "TaskRetryScheduled" => {
-                if let Some(delay) = event.detail.get("delay_ms").and_then(Value::as_i64) {
+                if let Some(delay) = event.detail_value().get("delay_ms").and_then(Value::as_i64) {
                     span.record("retry.delay_ms", delay);
                 }
             }
@@ -873,11 +873,8 @@ mod tests {
         let (telemetry, _guard) =
             dofs_telemetry::init_scoped_with_writer(config, std::io::sink).unwrap();
         let at = Utc::now();
-        let event = |kind: &str, detail: Value| HistoryEvent {
-            kind: kind.into(),
-            state: Some("StoreOrder".into()),
-            at,
-            detail,
+        let event = |kind: &str, detail: Value| {
+            HistoryEvent::new(kind, Some("StoreOrder".into()), at, &detail)
         };
         let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
         let span = state_span("o-1", "StoreOrder", 2, Some(header));

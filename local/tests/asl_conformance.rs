@@ -302,7 +302,11 @@ mod states {
         let tasks = ScriptedTasks::new();
         let r = run(&m, json!({"x": 1}), &tasks).await;
         assert_eq!(r.end, Next::Succeeded { output: json!({}) });
-        assert_eq!(r.events[1].detail, json!({"output": {}}), "P outputs {{}}");
+        assert_eq!(
+            r.events[1].detail_value(),
+            json!({"output": {}}),
+            "P outputs {{}}"
+        );
     }
 
     #[tokio::test]

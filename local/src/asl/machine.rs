@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::definition::{FailField, Kind, State, Task, Transition, WaitFor};
@@ -24,23 +25,40 @@ struct Recorder<'a> {
     events: Vec<HistoryEvent>,
 }
 
+/// `{"input": ...}`, serialized from a borrow (no copy of the input).
+#[derive(Serialize)]
+struct InputDetail<'a> {
+    input: &'a Value,
+}
+
+/// `{"output": ...}`, serialized from a borrow.
+#[derive(Serialize)]
+struct OutputDetail<'a> {
+    output: &'a Value,
+}
+
+/// The `TaskScheduled` detail.
+#[derive(Serialize)]
+struct ScheduledDetail<'a> {
+    resource: &'a str,
+    parameters: &'a Value,
+    attempt: u32,
+    timeout_seconds: Option<u64>,
+}
+
 impl Recorder<'_> {
-    fn push(&mut self, kind: String, detail: Value) {
-        self.events.push(HistoryEvent {
+    fn push(&mut self, kind: String, detail: &impl Serialize) {
+        self.events.push(HistoryEvent::new(
             kind,
-            state: Some(self.state.to_owned()),
-            at: self.now,
+            Some(self.state.to_owned()),
+            self.now,
             detail,
-        });
+        ));
     }
 
-    fn execution(&mut self, kind: &str, detail: Value) {
-        self.events.push(HistoryEvent {
-            kind: kind.to_owned(),
-            state: None,
-            at: self.now,
-            detail,
-        });
+    fn execution(&mut self, kind: &str, detail: &impl Serialize) {
+        self.events
+            .push(HistoryEvent::new(kind, None, self.now, detail));
     }
 
     fn finish(self, next: Next) -> Step {
@@ -89,7 +107,9 @@ impl StateMachine {
             cursor.entered_at = Some(now);
             rec.push(
                 format!("{prefix}StateEntered"),
-                json!({ "input": cursor.input }),
+                &InputDetail {
+                    input: &cursor.input,
+                },
             );
         }
         let context = context_object(ctx, &cursor, now);
@@ -180,7 +200,10 @@ impl StateMachine {
             Kind::Fail { error, cause } => {
                 let error = fail_field(error.as_ref(), &cursor.input, context, "ErrorPath", rng)?;
                 let cause = fail_field(cause.as_ref(), &cursor.input, context, "CausePath", rng)?;
-                rec.execution("ExecutionFailed", json!({ "error": error, "cause": cause }));
+                rec.execution(
+                    "ExecutionFailed",
+                    &json!({ "error": error, "cause": cause }),
+                );
                 Ok(Next::Failed { error, cause })
             }
         }
@@ -218,12 +241,12 @@ impl StateMachine {
         };
         rec.push(
             "TaskScheduled".to_owned(),
-            json!({
-                "resource": task.resource,
-                "parameters": parameters,
-                "attempt": call.attempt,
-                "timeout_seconds": task.timeout_seconds,
-            }),
+            &ScheduledDetail {
+                resource: &task.resource,
+                parameters: &parameters,
+                attempt: call.attempt,
+                timeout_seconds: task.timeout_seconds,
+            },
         );
         let result = match tasks.invoke(&task.resource, parameters, &call).await {
             Ok(result) => result,
@@ -235,12 +258,15 @@ impl StateMachine {
                 };
                 rec.push(
                     kind.to_owned(),
-                    json!({ "error": failure.error, "cause": failure.cause }),
+                    &json!({ "error": failure.error, "cause": failure.cause }),
                 );
                 return self.task_failed(task, cursor, failure, rng, rec);
             }
         };
-        rec.push("TaskSucceeded".to_owned(), json!({ "output": result }));
+        rec.push(
+            "TaskSucceeded".to_owned(),
+            &OutputDetail { output: &result },
+        );
         match finish_task(task, state, &cursor.input, result, context, rng) {
             Ok(output) => self.leave("Task", output, &task.transition, rec),
             Err(failure) => self.task_failed(task, cursor, failure, rng, rec),
@@ -274,7 +300,7 @@ impl StateMachine {
                 cursor.retries.insert(key, done + 1);
                 rec.push(
                     "TaskRetryScheduled".to_owned(),
-                    json!({
+                    &json!({
                         "error": failure.error,
                         "retrier": index,
                         "retry": done + 1,
@@ -306,11 +332,14 @@ impl StateMachine {
         transition: &Transition,
         rec: &mut Recorder<'_>,
     ) -> Next {
-        rec.push(format!("{prefix}StateExited"), json!({ "output": output }));
+        rec.push(
+            format!("{prefix}StateExited"),
+            &OutputDetail { output: &output },
+        );
         match transition {
             Transition::Next(next) => Next::Continue(Cursor::at(next, output)),
             Transition::End => {
-                rec.execution("ExecutionSucceeded", json!({ "output": output }));
+                rec.execution("ExecutionSucceeded", &OutputDetail { output: &output });
                 Next::Succeeded { output }
             }
         }
@@ -337,7 +366,7 @@ fn finish_task(
 fn fail_execution(rec: &mut Recorder<'_>, failure: TaskFailure) -> Next {
     rec.execution(
         "ExecutionFailed",
-        json!({ "error": failure.error, "cause": failure.cause }),
+        &json!({ "error": failure.error, "cause": failure.cause }),
     );
     Next::Failed {
         error: failure.error,
