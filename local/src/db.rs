@@ -28,7 +28,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
@@ -238,11 +238,8 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// a burst does not leave a large file behind.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-/// A group smaller than this waits [`COMMIT_DELAY`] for company.
-const SMALL_GROUP: usize = 8;
-
-/// How long a small group waits for more writes before committing.
-const COMMIT_DELAY: Duration = Duration::from_micros(500);
+/// The least time between the starts of two commits (see `writer_loop`).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Most write requests committed in one transaction.
 const MAX_GROUP: usize = 256;
@@ -514,27 +511,24 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
 }
 
 fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
-    loop {
-        let (first, waited) = match rx.try_recv() {
-            Ok(job) => (job, false),
-            Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
-                Some(job) => (job, true),
-                None => return,
-            },
-            Err(mpsc::error::TryRecvError::Disconnected) => return,
-        };
+    let mut last_commit = Instant::now();
+    while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         drain(&mut rx, &mut group);
-        if waited && group.len() < SMALL_GROUP {
-            // Commit delay: a commit writes every page the group touched,
-            // so a few writes at a time pay that cost again and again.
-            // Waiting a moment for the writes in flight to arrive costs the
-            // waiting callers this much latency and saves the commits. Only
-            // after the writer sat idle: when writes queue up by themselves,
-            // waiting would only slow it down.
-            std::thread::sleep(COMMIT_DELAY);
+        // Commit pacing: a commit writes every page its group touched to
+        // the WAL, and the hot pages (the newest rows and index entries)
+        // are touched by nearly every group; committing whatever has queued
+        // the moment it queued wrote each order's pages about five times
+        // over. So a group waits until `COMMIT_INTERVAL` has passed since
+        // the last commit began, gathering the writes in flight. Under load
+        // a group takes longer than that to run and never waits; when idle
+        // a write waits at most that long.
+        let since = last_commit.elapsed();
+        if since < COMMIT_INTERVAL && group.len() < MAX_GROUP {
+            std::thread::sleep(COMMIT_INTERVAL - since);
             drain(&mut rx, &mut group);
         }
+        last_commit = Instant::now();
         run_group(&conn, group);
     }
 }

@@ -312,12 +312,39 @@ pub struct LocalWorkflow {
 /// table stays the truth (see [`Engine::run`]).
 #[derive(Default)]
 struct Handoff {
-    started: Mutex<VecDeque<String>>,
+    started: Mutex<Queued>,
     wake: Notify,
 }
 
+/// Execution names waiting for a worker, oldest first, each at most once:
+/// a scan during a backlog finds the queued executions again, and queuing
+/// them twice made every second drive a wasted read.
+#[derive(Default)]
+struct Queued {
+    order: VecDeque<String>,
+    names: HashSet<String>,
+}
+
+impl Queued {
+    fn push(&mut self, name: String) {
+        if self.names.insert(name.clone()) {
+            self.order.push_back(name);
+        }
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        let name = self.order.pop_front()?;
+        self.names.remove(&name);
+        Some(name)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
 impl Handoff {
-    fn started(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+    fn started(&self) -> std::sync::MutexGuard<'_, Queued> {
         match self.started.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -405,7 +432,7 @@ impl Workflow for LocalWorkflow {
             .await?;
         let (outcome, created) = created;
         if created {
-            self.handoff.started().push_back(started);
+            self.handoff.started().push(started);
             self.handoff.wake.notify_one();
         }
         Ok(outcome)
@@ -538,8 +565,9 @@ impl Engine {
     /// start, when a sleeping execution comes due, every `poll_interval`
     /// regardless (so nothing depends on the handoff alone), and at once
     /// again while a scan finds more than `workers` and nothing else is
-    /// queued. What a scan finds joins the same queue; an execution queued
-    /// twice is driven from its last commit, which is always correct.
+    /// queued. What a scan finds joins the same queue, where no execution
+    /// waits twice; one driven again anyway (a scan reads the table while
+    /// it finishes) is driven from its last commit, which is always correct.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
         let mut handles = tokio::task::JoinSet::new();
@@ -567,7 +595,9 @@ impl Engine {
                         } else if let Some(at) = scan.next_at_ms {
                             next_scan = next_scan.min(now + self.until(at));
                         }
-                        started.extend(scan.due);
+                        for name in scan.due {
+                            started.push(name);
+                        }
                     }
                     Err(err) => tracing::error!(error = %err, "could not list due executions"),
                 }
@@ -576,11 +606,11 @@ impl Engine {
             {
                 let mut started = self.handoff.started();
                 while ready.len() < slots.available_permits() {
-                    let Some(name) = started.pop_front() else {
+                    let Some(name) = started.pop() else {
                         break;
                     };
-                    // Already being driven (queued twice, by a start and a
-                    // scan): that drive takes it to its next commit.
+                    // Already being driven (found by a scan while its start
+                    // was being queued): that drive takes it on.
                     if self.claim(&name) {
                         ready.push(name);
                     }
