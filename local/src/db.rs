@@ -238,6 +238,15 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// a burst does not leave a large file behind.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// Past this size the writer finishes a checkpoint itself (see
+/// `writer_loop`): under steady writes the checkpointer's passive
+/// checkpoints never catch up with the newest frames, so the WAL would never
+/// start over, and a restart after `kill -9` reads the whole WAL.
+const WAL_CATCH_UP_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How often the writer looks at the WAL's size.
+const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The least time between the starts of two commits (see `writer_loop`).
 const COMMIT_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -350,6 +359,8 @@ impl Db {
         let mut conn = open_rw(&path)?;
         migrate(&mut conn, &path)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
         let checkpoint_conn = open_rw(&path)?;
         checkpoint_conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let spawn_error = |source| DbError::CreateDir {
@@ -359,7 +370,7 @@ impl Db {
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("dofs-db-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, wal_path))
             .map_err(spawn_error)?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -510,8 +521,9 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, wal_path: PathBuf) {
     let mut last_commit = Instant::now();
+    let mut last_wal_check = Instant::now();
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         drain(&mut rx, &mut group);
@@ -530,6 +542,18 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         last_commit = Instant::now();
         run_group(&conn, group);
+        if last_wal_check.elapsed() >= WAL_CHECK_INTERVAL {
+            last_wal_check = Instant::now();
+            let size = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
+            if size > WAL_CATCH_UP_BYTES {
+                // Between groups nothing new is written, so this checkpoint
+                // completes (the checkpointer has copied most frames
+                // already) and the next commit starts the WAL over.
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %err, "catch-up checkpoint did not run");
+                }
+            }
+        }
     }
 }
 
