@@ -21,7 +21,11 @@
 //!   writer's time under load). The writer turns it off; a checkpointer
 //!   thread with its own connection copies the WAL back into the database
 //!   every [`CHECKPOINT_INTERVAL`] with `PASSIVE` checkpoints, which never
-//!   wait for and never block the writer or the readers.
+//!   wait for and never block the writer or the readers. Those cannot catch
+//!   up with a steady stream of commits, so once the WAL passes 64 MB the
+//!   writer finishes one itself between two groups and the WAL starts over.
+//! - **Commit pacing**: at most one commit per millisecond (see
+//!   `writer_loop`), because every commit rewrites the hot pages.
 //! - Schema versions live in `PRAGMA user_version`; a database from a newer
 //!   `dofs`, or a file that is not a DOFS database, is a startup error and is
 //!   never reset.

@@ -4,12 +4,15 @@
 //! - [`LocalWorkflow`] is the `Workflow` port (`StartExecution` /
 //!   `DescribeExecution`), keyed by execution name (= order id).
 //! - [`Engine`] runs due executions: it calls `StateMachine::advance` for one
-//!   state, then persists the returned cursor, the next run time and the
-//!   history events in one transaction, before running the next state. A
-//!   restart therefore resumes every RUNNING execution at its last completed
-//!   state; a task that was running when the process died is run again,
-//!   which is the at-least-once behaviour Step Functions' own retries give
-//!   and why every task is idempotent.
+//!   state at a time and persists the cursor, the next run time and the
+//!   history events in one transaction before every Task, when the
+//!   execution sleeps and when it ends. The pure states in between (Pass,
+//!   Choice, Succeed, Fail) ride along with the next commit: running them
+//!   again changes nothing anyone saw, and a commit per state was a writer
+//!   round trip per state. A restart therefore resumes every RUNNING
+//!   execution at its last completed Task; a task that was running when the
+//!   process died is run again, which is the at-least-once behaviour Step
+//!   Functions' own retries give and why every task is idempotent.
 //! - Each state attempt runs inside its own span (name = the state,
 //!   [`crate::traces::state_span`]), child of the execution's trace header;
 //!   the task it calls gets Root + Parent = that span, as Step Functions
