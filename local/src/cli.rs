@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use dofs_core::{Clock, SystemClock};
 use fulfill_order::FailureSimulator;
-use rusqlite::params;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -23,7 +22,7 @@ use crate::functions::{FunctionDeps, FunctionName, Functions};
 use crate::gateway;
 use crate::pollers::{self, MappingConfig};
 use crate::queue::{self, QueueConfig, Queues};
-use crate::tables::{self, SqliteFailedOrderStore, SqliteOrderStore};
+use crate::tables::{self, Listing, SqliteFailedOrderStore, SqliteOrderStore};
 
 /// Name of the order queue.
 pub const ORDER_QUEUE: &str = "dofs-order-queue";
@@ -542,32 +541,10 @@ fn open_read(data_dir: &Path) -> anyhow::Result<crate::db::ReadOnlyDb> {
     Db::open_read_only(data_dir).with_context(|| format!("cannot read {}", data_dir.display()))
 }
 
-/// The orders as `(order_id, status, created_at, updated_at)`.
-pub fn list_orders(
-    conn: &rusqlite::Connection,
-    status: Option<&str>,
-) -> Result<Vec<Value>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT order_id, status, created_at, updated_at FROM orders
-         WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, order_id",
-    )?;
-    let rows = stmt
-        .query_map(params![status], |r| {
-            Ok(json!({
-                "order_id": r.get::<_, String>(0)?,
-                "status": r.get::<_, String>(1)?,
-                "created_at": r.get::<_, String>(2)?,
-                "updated_at": r.get::<_, String>(3)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
 fn print_orders(data_dir: &Path, status: Option<&str>, as_json: bool) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
     let status = status.map(str::to_ascii_uppercase);
-    let orders = list_orders(db.conn(), status.as_deref())?;
+    let orders = tables::order_summaries(db.conn(), status.as_deref(), Listing::OldestFirst)?;
     let mut out = std::io::stdout().lock();
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(&orders)?)?;

@@ -18,13 +18,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::alarms;
 use crate::db::{Db, DbError};
 use crate::metrics;
+use crate::tables::Listing;
 
 /// Where the console lives.
 pub const PREFIX: &str = "/_dofs";
@@ -142,29 +143,6 @@ fn status_span(status: &str) -> String {
 
 // ---------------------------------------------------------------- queries
 
-/// Newest orders first, optionally in one status.
-pub fn recent_orders(
-    conn: &Connection,
-    status: Option<&str>,
-    limit: usize,
-) -> Result<Vec<Value>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT order_id, status, created_at, updated_at FROM orders
-         WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at DESC, order_id LIMIT ?2",
-    )?;
-    let rows = stmt
-        .query_map(params![status, limit as i64], |r| {
-            Ok(json!({
-                "order_id": r.get::<_, String>(0)?,
-                "status": r.get::<_, String>(1)?,
-                "created_at": r.get::<_, String>(2)?,
-                "updated_at": r.get::<_, String>(3)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
 fn status_counts(conn: &Connection) -> Result<BTreeMap<String, i64>, DbError> {
     let mut stmt = conn.prepare("SELECT status, count(*) FROM orders GROUP BY status")?;
     let rows = stmt
@@ -229,7 +207,9 @@ fn normalised_status(q: &OrdersQuery) -> Option<String> {
 async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
     let status = normalised_status(&q);
     let rows = db
-        .read(move |c| recent_orders(c, status.as_deref(), ORDER_LIMIT))
+        .read(move |c| {
+            crate::tables::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT))
+        })
         .await?;
     Ok(Json(rows).into_response())
 }
@@ -292,7 +272,7 @@ async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page
     let (rows, counts) = db
         .read(move |c| {
             Ok((
-                recent_orders(c, filter.as_deref(), ORDER_LIMIT)?,
+                crate::tables::order_summaries(c, filter.as_deref(), Listing::Newest(ORDER_LIMIT))?,
                 status_counts(c)?,
             ))
         })

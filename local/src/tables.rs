@@ -141,6 +141,49 @@ impl OrderStore for SqliteOrderStore {
     }
 }
 
+/// Which end of the orders table [`order_summaries`] starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Oldest first, every order (`dofs orders`).
+    OldestFirst,
+    /// Newest first, at most this many (the console).
+    Newest(usize),
+}
+
+/// The orders as `{order_id, status, created_at, updated_at}` objects,
+/// optionally only those in `status`.
+pub fn order_summaries(
+    conn: &Connection,
+    status: Option<&str>,
+    listing: Listing,
+) -> Result<Vec<serde_json::Value>, DbError> {
+    // A negative LIMIT is no limit in SQLite.
+    let (sql, limit) = match listing {
+        Listing::OldestFirst => (
+            "SELECT order_id, status, created_at, updated_at FROM orders
+             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, order_id LIMIT ?2",
+            -1,
+        ),
+        Listing::Newest(limit) => (
+            "SELECT order_id, status, created_at, updated_at FROM orders
+             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at DESC, order_id LIMIT ?2",
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ),
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(params![status, limit], |r| {
+            Ok(serde_json::json!({
+                "order_id": r.get::<_, String>(0)?,
+                "status": r.get::<_, String>(1)?,
+                "created_at": r.get::<_, String>(2)?,
+                "updated_at": r.get::<_, String>(3)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// [`FailedOrderStore`] on the `failed_orders` table.
 #[derive(Clone)]
 pub struct SqliteFailedOrderStore {
