@@ -276,17 +276,6 @@ impl Queues {
         Ok(received)
     }
 
-    /// `DeleteMessage`. Returns whether a message was deleted: `false` for a
-    /// stale receipt handle (which SQS also accepts without error).
-    pub async fn delete(&self, queue: &str, receipt_handle: &str) -> Result<bool, QueueError> {
-        let queue = queue.to_owned();
-        let handle = receipt_handle.to_owned();
-        Ok(self
-            .db
-            .write(move |conn| delete_in(conn, &queue, &handle))
-            .await?)
-    }
-
     /// `ChangeMessageVisibility`: the message becomes visible `timeout` from
     /// now. Only the latest receipt handle of an in-flight message counts.
     pub async fn change_visibility(
@@ -366,9 +355,11 @@ impl Queues {
     }
 }
 
-/// `DeleteMessage` inside a caller's write, so that a consumer can delete a
-/// whole batch and record what it did in one commit (as
-/// `DeleteMessageBatch` does in one request). `false` for a stale handle.
+/// `DeleteMessage`, inside a caller's write, so that a consumer deletes a
+/// whole batch and records what it did in one commit (as
+/// `DeleteMessageBatch` does in one request). Returns whether a message was
+/// deleted: `false` for a stale receipt handle (which SQS also accepts
+/// without error).
 pub fn delete_in(conn: &Connection, queue: &str, receipt_handle: &str) -> Result<bool, DbError> {
     let n = conn.execute_cached(
         "DELETE FROM messages WHERE queue = ?1 AND receipt_handle = ?2",
@@ -632,8 +623,9 @@ mod tests {
         let old = q.receive("q", 1).await.unwrap().remove(0);
         clock.advance(Duration::from_secs(10));
         let new = q.receive("q", 1).await.unwrap().remove(0);
-        assert!(!q.delete("q", &old.receipt_handle).await.unwrap());
-        assert!(q.delete("q", &new.receipt_handle).await.unwrap());
+        let delete = |handle: String| q.db.write(move |conn| delete_in(conn, "q", &handle));
+        assert!(!delete(old.receipt_handle).await.unwrap());
+        assert!(delete(new.receipt_handle).await.unwrap());
         clock.advance(Duration::from_secs(60));
         assert!(q.receive("q", 10).await.unwrap().is_empty());
     }
