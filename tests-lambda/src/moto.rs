@@ -56,6 +56,17 @@ impl Moto {
         }
     }
 
+    /// [`Moto::start_or_skip`] with a fresh set of resources provisioned;
+    /// a failure to provision fails `test`.
+    pub async fn provisioned_or_skip(test: &str) -> Option<(Moto, Resources)> {
+        let moto = Moto::start_or_skip(test).await?;
+        let resources = moto
+            .provision()
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e}"));
+        Some((moto, resources))
+    }
+
     pub async fn start(binary: &Path) -> Result<Moto, HarnessError> {
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("dofs-moto-{port}.log"));

@@ -82,15 +82,6 @@ impl Running {
     }
 }
 
-async fn moto_or_skip(test: &str) -> Option<(Moto, Resources)> {
-    let moto = Moto::start_or_skip(test).await?;
-    let resources = moto
-        .provision()
-        .await
-        .unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some((moto, resources))
-}
-
 #[tokio::test]
 async fn bad_configuration_is_reported_to_init_error_and_exits() {
     // (function, its environment, the variables the error must name)
@@ -166,7 +157,9 @@ async fn bad_configuration_is_reported_to_init_error_and_exits() {
 
 #[tokio::test]
 async fn api_handler_serves_http_api_events() {
-    let Some((moto, resources)) = moto_or_skip("api_handler_serves_http_api_events").await else {
+    let Some((moto, resources)) =
+        Moto::provisioned_or_skip("api_handler_serves_http_api_events").await
+    else {
         return;
     };
     let running = Running::on_moto("api_handler", &moto, &resources, &[]).await;
@@ -279,7 +272,8 @@ async fn validator_returns_the_error_types_the_workflow_matches() {
 
 #[tokio::test]
 async fn order_storage_writes_the_order_to_the_table() {
-    let Some((moto, resources)) = moto_or_skip("order_storage_writes_the_order_to_the_table").await
+    let Some((moto, resources)) =
+        Moto::provisioned_or_skip("order_storage_writes_the_order_to_the_table").await
     else {
         return;
     };
@@ -318,7 +312,7 @@ async fn order_storage_writes_the_order_to_the_table() {
 #[tokio::test]
 async fn fulfill_order_fails_only_the_poisoned_record() {
     let Some((moto, resources)) =
-        moto_or_skip("fulfill_order_fails_only_the_poisoned_record").await
+        Moto::provisioned_or_skip("fulfill_order_fails_only_the_poisoned_record").await
     else {
         return;
     };
@@ -362,7 +356,8 @@ async fn fulfill_order_fails_only_the_poisoned_record() {
 #[tokio::test]
 async fn dlq_handler_records_the_failure_and_marks_the_order_failed() {
     let Some((moto, resources)) =
-        moto_or_skip("dlq_handler_records_the_failure_and_marks_the_order_failed").await
+        Moto::provisioned_or_skip("dlq_handler_records_the_failure_and_marks_the_order_failed")
+            .await
     else {
         return;
     };

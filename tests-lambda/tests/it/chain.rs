@@ -45,10 +45,9 @@ impl Function {
 #[tokio::test]
 async fn an_order_goes_from_the_api_to_fulfilled_on_moto() {
     let test = "an_order_goes_from_the_api_to_fulfilled_on_moto";
-    let Some(moto) = Moto::start_or_skip(test).await else {
+    let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
-    let resources = moto.provision().await.unwrap();
     let aws = AwsClients::new(resources.sdk.clone());
     let api_handler = Function::start("api_handler", &moto, &resources).await;
     let validator = Function::start("validator", &moto, &resources).await;

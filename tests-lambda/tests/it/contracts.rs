@@ -12,10 +12,9 @@ use dofs_lambda_tests::moto::Moto;
 #[tokio::test]
 async fn dynamodb_and_step_functions_adapters_meet_the_port_contracts() {
     let test = "dynamodb_and_step_functions_adapters_meet_the_port_contracts";
-    let Some(moto) = Moto::start_or_skip(test).await else {
+    let Some((_moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
-    let resources = moto.provision().await.unwrap();
     let aws = AwsClients::new(resources.sdk.clone());
 
     let orders = aws.order_store(&resources.orders_table);
@@ -34,10 +33,9 @@ async fn dynamodb_and_step_functions_adapters_meet_the_port_contracts() {
 #[tokio::test]
 async fn order_queue_sends_the_order_with_its_trace_header() {
     let test = "order_queue_sends_the_order_with_its_trace_header";
-    let Some(moto) = Moto::start_or_skip(test).await else {
+    let Some((_moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
-    let resources = moto.provision().await.unwrap();
     let aws = AwsClients::new(resources.sdk.clone());
     let queue = aws.order_queue(&resources.order_queue_url);
 

@@ -98,15 +98,6 @@ impl Traced {
     }
 }
 
-async fn moto_or_skip(test: &str) -> Option<(Moto, Resources)> {
-    let moto = Moto::start_or_skip(test).await?;
-    let resources = moto
-        .provision()
-        .await
-        .unwrap_or_else(|e| panic!("{test}: {e}"));
-    Some((moto, resources))
-}
-
 fn named<'a>(found: &'a [Segment], name: &str) -> &'a Segment {
     found
         .iter()
@@ -143,7 +134,7 @@ fn assert_sent_before_the_response(found: &[Segment], posted_at: Instant) {
 #[tokio::test]
 async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_responding() {
     let test = "api_handler_sends_the_order_segments_in_lambdas_trace_before_responding";
-    let Some((moto, resources)) = moto_or_skip(test).await else {
+    let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
     let traced = Traced::on_moto("api_handler", &moto, &resources).await;
@@ -188,7 +179,7 @@ async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_responding
 #[tokio::test]
 async fn fulfill_order_sends_each_record_in_its_orders_trace_and_the_batch_in_lambdas() {
     let test = "fulfill_order_sends_each_record_in_its_orders_trace_and_the_batch_in_lambdas";
-    let Some((moto, resources)) = moto_or_skip(test).await else {
+    let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
     let traced = Traced::on_moto("fulfill_order", &moto, &resources).await;
