@@ -5,8 +5,8 @@ use clap::Parser;
 
 /// mimalloc instead of the system allocator: `dofs serve` allocates on its
 /// runtime threads and frees on the database writer thread (and the other
-/// way round), and under load glibc's malloc made the writer — the thread
-/// every write waits for — sleep on arena locks a third of the time.
+/// way round), and glibc's per-thread arenas make the writer — the thread
+/// every write waits for — contend on their locks (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,60 +2,45 @@
 //! by a crash) resumes in a new engine at the next state, and no completed
 //! task runs twice.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
+use dofs_asl::testing::ScriptedTasks;
+use dofs_asl::{StateMachine, TaskFailure};
 use dofs_core::{ExecutionStatus, OrderId, SystemClock, Workflow};
-use dofs_local::asl::{StateMachine, TaskCall, TaskFailure, TaskInvoker};
-use dofs_local::db::Db;
-use dofs_local::engine::{self, Engine, EngineConfig, LocalWorkflow};
-use dofs_local::queue::Queues;
+use dofs_local::definitions::{render, WORKFLOW_ASL};
+use dofs_local::observability::metrics::ServiceMetrics;
+use dofs_local::services::step_functions::{template_vars, EngineConfig, LocalWorkflow};
+use dofs_local::shutdown::Shutdown;
+use dofs_local::store::Db;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-/// Answers each task like the real services would, records which states
-/// called, and raises `stop` when a given state runs.
-struct Scripted {
-    calls: Mutex<Vec<String>>,
-    stop_after: Option<(String, watch::Sender<bool>)>,
-}
-
-#[async_trait]
-impl TaskInvoker for Scripted {
-    async fn invoke(
-        &self,
-        resource: &str,
-        parameters: Value,
-        call: &TaskCall,
-    ) -> Result<Value, TaskFailure> {
-        self.calls.lock().unwrap().push(call.state.clone());
-        if let Some((state, stop)) = &self.stop_after {
-            if *state == call.state {
-                stop.send_replace(true);
-            }
+/// Answers each task like the real services would.
+fn like_the_services(resource: &str, parameters: &Value) -> Result<Value, TaskFailure> {
+    Ok(match resource {
+        "arn:aws:states:::lambda:invoke" => {
+            let payload = &parameters["Payload"];
+            let order = payload
+                .get("order")
+                .cloned()
+                .unwrap_or_else(|| payload.clone());
+            json!({"Payload": {"order": order}, "StatusCode": 200})
         }
-        Ok(match resource {
-            "arn:aws:states:::lambda:invoke" => {
-                let payload = &parameters["Payload"];
-                let order = payload
-                    .get("order")
-                    .cloned()
-                    .unwrap_or_else(|| payload.clone());
-                json!({"Payload": {"order": order}, "StatusCode": 200})
-            }
-            _ => json!({"MessageId": "m-1", "MD5OfMessageBody": "x"}),
-        })
-    }
+        _ => json!({"MessageId": "m-1", "MD5OfMessageBody": "x"}),
+    })
 }
 
-fn machine(db: &Db) -> Arc<StateMachine> {
-    let queues = Queues::new(db.clone(), Arc::new(SystemClock), "http://127.0.0.1:9");
-    let rendered = engine::render_workflow(
-        engine::WORKFLOW_ASL,
-        &engine::template_vars(&queues, "dofs-order-queue", "dofs-order-dlq"),
-    )
-    .unwrap();
+fn machine() -> Arc<StateMachine> {
+    let rendered = render(WORKFLOW_ASL, &template_vars("http://127.0.0.1:9")).unwrap();
     Arc::new(StateMachine::from_json(&rendered).unwrap())
+}
+
+fn workflow(db: &Db) -> LocalWorkflow {
+    LocalWorkflow::new(
+        db.clone(),
+        Arc::new(SystemClock),
+        machine(),
+        ServiceMetrics::off(),
+    )
 }
 
 #[tokio::test]
@@ -64,35 +49,35 @@ async fn an_interrupted_execution_resumes_at_its_next_state() {
     let id = OrderId::generate();
     let submission = dofs_core::testkit::sample_submission(&id);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Shutdown::new();
     {
         let db = Db::open(dir.path()).unwrap();
-        let workflow = LocalWorkflow::new(db.clone(), Arc::new(SystemClock), machine(&db));
+        let workflow = workflow(&db);
         workflow.start(&submission, None).await.unwrap();
-        let first = Arc::new(Scripted {
-            calls: Mutex::default(),
-            stop_after: Some(("StoreOrder".into(), stop_tx)),
-        });
-        let engine = Engine::new(&workflow, first.clone(), config());
-        engine.drive(id.as_str(), Some(&stop_rx)).await.unwrap();
-        assert_eq!(
-            *first.calls.lock().unwrap(),
-            ["ValidateOrder", "StoreOrder"]
+        let stopping = stop.clone();
+        let first = Arc::new(
+            ScriptedTasks::new()
+                .otherwise(like_the_services)
+                .on_each_call(move |call| {
+                    if call.state == "StoreOrder" {
+                        stopping.trigger();
+                    }
+                }),
         );
+        let engine = workflow.engine(first.clone(), config());
+        engine.drive(id.as_str(), Some(&stop)).await.unwrap();
+        assert_eq!(first.states_called(), ["ValidateOrder", "StoreOrder"]);
         let view = workflow.describe(&id).await.unwrap().unwrap();
         assert_eq!(view.status, ExecutionStatus::Running);
     }
 
     // "Restart": a new handle on the same data dir, a new engine.
     let db = Db::open(dir.path()).unwrap();
-    let workflow = LocalWorkflow::new(db.clone(), Arc::new(SystemClock), machine(&db));
-    let second = Arc::new(Scripted {
-        calls: Mutex::default(),
-        stop_after: None,
-    });
-    let engine = Engine::new(&workflow, second.clone(), config());
+    let workflow = workflow(&db);
+    let second = Arc::new(ScriptedTasks::new().otherwise(like_the_services));
+    let engine = workflow.engine(second.clone(), config());
     assert_eq!(engine.run_due_once().await.unwrap(), 1);
-    assert_eq!(*second.calls.lock().unwrap(), ["EnqueueOrder"]);
+    assert_eq!(second.states_called(), ["EnqueueOrder"]);
     let view = workflow.describe(&id).await.unwrap().unwrap();
     assert_eq!(view.status, ExecutionStatus::Succeeded);
     assert_eq!(view.input, submission);
@@ -104,7 +89,7 @@ async fn an_interrupted_execution_resumes_at_its_next_state() {
 async fn local_workflow_passes_the_port_contract() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
-    let workflow = LocalWorkflow::new(db.clone(), Arc::new(SystemClock), machine(&db));
+    let workflow = workflow(&db);
     dofs_core::testkit::contract::workflow(&workflow).await;
     dofs_core::testkit::contract::workflow(&workflow).await;
 }

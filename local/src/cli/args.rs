@@ -1,0 +1,195 @@
+//! `dofs serve`'s arguments and their parsers, and the one conversion from
+//! arguments to a [`RuntimeConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::identity::FunctionName;
+use crate::observability::alarms::WebhookConfig;
+use crate::runtime::RuntimeConfig;
+
+/// `dofs serve` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "DOFS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Share of fulfilment attempts that fail, 0 to 1.
+    #[arg(long, env = "FAILURE_RATE", default_value_t = 0.3)]
+    pub failure_rate: f64,
+    /// Makes simulated failures deterministic.
+    #[arg(long, env = "FAILURE_SEED")]
+    pub failure_seed: Option<u64>,
+    /// Order-queue visibility timeout (short locally, so a dead-lettered
+    /// order shows up within seconds).
+    #[arg(long, env = "DOFS_VISIBILITY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub visibility_timeout: Duration,
+    /// Receives before a message moves to the dead-letter queue.
+    #[arg(long, env = "DOFS_MAX_RECEIVE_COUNT", default_value_t = 3)]
+    pub max_receive_count: u32,
+    /// Most messages per function invocation.
+    #[arg(long, env = "DOFS_BATCH_SIZE", default_value_t = 10)]
+    pub batch_size: usize,
+    /// How often idle pollers and the engine look for work.
+    #[arg(long, env = "DOFS_POLL_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How long a poller waits to fill a batch.
+    #[arg(long, env = "DOFS_BATCHING_WINDOW", default_value = "0s", value_parser = parse_duration)]
+    pub batching_window: Duration,
+    /// Concurrent pollers per queue (Lambda's SQS event source mapping
+    /// starts with five concurrent batches).
+    #[arg(long, env = "DOFS_POLLERS", default_value_t = 5)]
+    pub pollers: usize,
+    /// Executions advanced concurrently. Each waits on the database most of
+    /// the time, so many keep the writer's group commits full.
+    #[arg(long, env = "DOFS_WORKFLOW_WORKERS", default_value_t = 128)]
+    pub workflow_workers: usize,
+    /// Lambda timeout of every function.
+    #[arg(long, env = "DOFS_FUNCTION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub function_timeout: Duration,
+    /// Workflow definition to run instead of the built-in
+    /// terraform/order_workflow.asl.json.
+    #[arg(long, env = "DOFS_WORKFLOW_FILE")]
+    pub workflow_file: Option<PathBuf>,
+    /// Store spans for `dofs trace` (`off`: trace context still propagates,
+    /// nothing is stored).
+    // `Set`: a bool field is otherwise a flag that takes no value.
+    #[arg(long, env = "DOFS_TRACES", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    pub traces: bool,
+    /// How often finished spans are written to the data directory.
+    #[arg(long, env = "DOFS_TRACE_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub trace_flush_interval: Duration,
+    /// POST every alarm state change here, shaped like an SNS → HTTPS
+    /// notification (the CloudWatch alarm JSON in `Message`).
+    #[arg(long, env = "DOFS_ALARM_WEBHOOK")]
+    pub alarm_webhook: Option<String>,
+    /// POST the alarm JSON itself (SNS raw message delivery).
+    #[arg(long, env = "DOFS_ALARM_WEBHOOK_RAW")]
+    pub alarm_webhook_raw: bool,
+    /// Multiplies every alarm period (0.01: five minutes become three
+    /// seconds, so a demo alarm fires in seconds). Floor one second.
+    #[arg(long, env = "DOFS_ALARM_PERIOD_SCALE", default_value_t = 1.0)]
+    pub alarm_period_scale: f64,
+    /// Alarm definitions to use instead of the built-in dashboards/alarms.json.
+    #[arg(long, env = "DOFS_ALARMS_FILE")]
+    pub alarms_file: Option<PathBuf>,
+    /// How often queue gauges are sampled, metrics stored and alarms evaluated.
+    #[arg(long, env = "DOFS_METRICS_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
+    /// How long metric points are kept.
+    #[arg(long, env = "DOFS_METRICS_RETENTION", default_value = "1440m", value_parser = parse_duration)]
+    pub metrics_retention: Duration,
+    /// Serve the web console under /_dofs/.
+    #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    pub console: bool,
+    /// Disable the event source mapping of this function (`dlq_handler` or
+    /// `fulfill_order`), as `update-event-source-mapping --no-enabled`
+    /// would: its queue fills up (e.g. to watch the DLQ alarm fire).
+    #[arg(long, env = "DOFS_DISABLE_MAPPING", value_parser = parse_mapping_function)]
+    pub disable_mapping: Vec<FunctionName>,
+}
+
+fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
+    match FunctionName::resolve(text) {
+        Some(f @ (FunctionName::FulfillOrder | FunctionName::DlqHandler)) => Ok(f),
+        _ => Err(format!(
+            "{text:?} has no event source mapping (fulfill_order or dlq_handler)"
+        )),
+    }
+}
+
+/// Parses `on`/`off` (also true/false, 1/0, yes/no).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is not on or off")),
+    }
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+            ))
+        }
+    };
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(format!("{text:?} must be a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl ServeArgs {
+    /// The runtime configuration these arguments ask for, on `data_dir`.
+    /// Checks what clap cannot (the webhook URL's scheme).
+    pub fn into_config(self, data_dir: &Path) -> anyhow::Result<RuntimeConfig> {
+        let alarm_webhook = match self.alarm_webhook {
+            Some(url) => {
+                let parsed = reqwest::Url::parse(&url)
+                    .with_context(|| format!("--alarm-webhook {url:?} is not a URL"))?;
+                anyhow::ensure!(
+                    parsed.scheme() == "http",
+                    "--alarm-webhook {url:?}: only http:// is built in (put a TLS-terminating relay in front)"
+                );
+                Some(WebhookConfig {
+                    url,
+                    raw: self.alarm_webhook_raw,
+                })
+            }
+            None => None,
+        };
+        Ok(RuntimeConfig {
+            data_dir: data_dir.to_owned(),
+            addr: self.addr,
+            failure_rate: self.failure_rate,
+            failure_seed: self.failure_seed,
+            visibility_timeout: self.visibility_timeout,
+            max_receive_count: self.max_receive_count,
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+            batching_window: self.batching_window,
+            pollers: self.pollers,
+            workflow_workers: self.workflow_workers,
+            function_timeout: self.function_timeout,
+            workflow_file: self.workflow_file,
+            traces: self.traces,
+            trace_flush_interval: self.trace_flush_interval,
+            alarm_webhook,
+            alarm_period_scale: self.alarm_period_scale,
+            alarms_file: self.alarms_file,
+            metrics_interval: self.metrics_interval,
+            metrics_retention: self.metrics_retention,
+            console: self.console,
+            disabled_mappings: self.disable_mapping,
+            log_level: log_level(),
+        })
+    }
+}
+
+/// `RUST_LOG`, else `LOG_LEVEL`, else info.
+pub fn log_level() -> String {
+    ["RUST_LOG", "LOG_LEVEL"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned())
+}

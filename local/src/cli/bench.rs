@@ -1,0 +1,880 @@
+//! `dofs bench`: a load test of `dofs serve` as a client sees it.
+//!
+//! It starts a `dofs serve` of its own (this same executable, a fresh data
+//! directory, failure rate 0 unless told otherwise) or targets one with
+//! `--url`, submits a bounded number of orders over HTTP — closed loop at a
+//! given concurrency, or open loop at a fixed arrival rate — waits until every
+//! accepted order is terminal, and reports:
+//!
+//! - accepted orders/s (first submit → last `202`) and end-to-end orders/s
+//!   (first submit → last order terminal);
+//! - latency percentiles of the `POST /orders` and of submit → `FULFILLED`;
+//! - errors by kind (HTTP status, connection, timeout, orders that ended
+//!   FAILED/REJECTED or never ended);
+//! - the server's peak RSS (`VmHWM`), when its pid is known;
+//! - with `--restart`: the server is killed with SIGKILL once the run is over
+//!   and started again on the same data directory, and the time to its
+//!   "listening" line and to its first answered request is reported — the
+//!   restart cost of a crash with that many orders on disk.
+//!
+//! Terminal states are observed in the server's SQLite file (read-only, as
+//! `dofs orders` does), not by polling `GET /orders/{id}`: polling every open
+//! order over HTTP would add as much load as it measures. The submit →
+//! `FULFILLED` time is the order's own `updated_at` (stamped by the server
+//! when it became terminal) minus the wall-clock time the request was sent,
+//! so the observation interval does not blur it. In open-loop mode latencies
+//! start at the *scheduled* send time, so a server that falls behind shows up
+//! in the figures instead of slowing the client down (coordinated omission).
+//!
+//! Percentiles come from the sorted samples (nearest rank): the run is
+//! bounded, so keeping every sample is exact and cheap, and a histogram
+//! crate would add approximation for nothing.
+//!
+//! Loopback only: `--url` must name 127.0.0.0/8, ::1 or localhost, so a
+//! benchmark cannot be pointed at someone else's server.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::cli::parse_duration;
+use crate::store::Db;
+
+/// Most orders one run may submit.
+pub const MAX_ORDERS: usize = 1_000_000;
+
+/// `dofs bench` settings.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Orders to submit.
+    #[arg(long, default_value_t = 2_000)]
+    pub orders: usize,
+    /// Requests in flight at once (closed loop); with `--rate`, the most in
+    /// flight before sends start to lag their schedule.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Fixed arrival rate in orders/s (open loop) instead of a closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// A running `dofs serve` to target (loopback only); its data directory
+    /// is the global `--data-dir`. Without it, bench starts its own server
+    /// on a fresh temporary data directory.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The pid of the `--url` server, to report its peak RSS.
+    #[arg(long, requires = "url")]
+    pub server_pid: Option<u32>,
+    /// Upper bound on the whole run (submit and wait for terminal states).
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// `--failure-rate` of the server bench starts.
+    #[arg(long, default_value_t = 0.0, conflicts_with = "url")]
+    pub failure_rate: f64,
+    /// More `dofs serve` arguments for the server bench starts, e.g.
+    /// `--serve-arg=--pollers=4` (repeatable).
+    #[arg(long = "serve-arg", allow_hyphen_values = true, conflicts_with = "url")]
+    pub serve_args: Vec<String>,
+    /// After the run, kill the server (SIGKILL) and time its restart on the
+    /// same data directory.
+    #[arg(long, conflicts_with = "url")]
+    pub restart: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `samples`; `None` when empty.
+    pub fn of(samples: &[Duration]) -> Option<Percentiles> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let index = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[index.clamp(1, ms.len()) - 1]
+        };
+        Some(Percentiles {
+            count: ms.len(),
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: ms[ms.len() - 1],
+            mean: ms.iter().sum::<f64>() / ms.len() as f64,
+        })
+    }
+}
+
+/// The restart measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartReport {
+    /// Orders in the data directory when the server was killed.
+    pub orders_in_data_dir: u64,
+    /// Process start → "dofs listening on …".
+    pub to_listening_ms: f64,
+    /// Process start → first `GET /orders/{id}` answered 200.
+    pub to_first_response_ms: f64,
+}
+
+/// What `dofs bench` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub url: String,
+    /// Whether bench started the server itself.
+    pub spawned_server: bool,
+    pub mode: &'static str,
+    pub concurrency: usize,
+    pub rate: Option<f64>,
+    pub submitted: usize,
+    pub accepted: usize,
+    /// Terminal orders by status.
+    pub terminal: BTreeMap<String, usize>,
+    /// Accepted orders that were not terminal when the run ended.
+    pub not_terminal: usize,
+    pub accepted_per_s: f64,
+    pub end_to_end_per_s: f64,
+    pub post_latency_ms: Option<Percentiles>,
+    pub submit_to_fulfilled_ms: Option<Percentiles>,
+    /// Problems by kind: `http_<status>`, `connect`, `timeout`, `request`,
+    /// `bad_response`, `order_failed`, `order_rejected`, `not_terminal`.
+    pub errors: BTreeMap<String, usize>,
+    pub server_peak_rss_kib: Option<u64>,
+    pub duration_s: f64,
+    pub timed_out: bool,
+    pub restart: Option<RestartReport>,
+}
+
+/// Whether `url` is `http://` on a loopback host.
+pub fn check_loopback(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url:?}: only http:// URLs are benchmarked"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("{url:?} is not a loopback address: dofs bench only targets this machine");
+    }
+    Ok(())
+}
+
+/// Peak resident set size of `pid` in KiB (`VmHWM`), on Linux.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix("VmHWM:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// A `dofs serve` child process; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    /// Kept alive so the directory outlives the server.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `dofs serve` on `data_dir` and waits for its address line;
+    /// returns the server and how long that took.
+    fn start(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<(Server, Duration)> {
+        let exe = std::env::current_exe().context("cannot find the dofs executable")?;
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let started = Instant::now();
+        let mut child = Command::new(exe)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0"])
+            .arg("--failure-rate")
+            .arg(args.failure_rate.to_string())
+            .args(&args.serve_args)
+            .env_remove("FAILURE_RATE")
+            .env_remove("DOFS_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("cannot start dofs serve")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("dofs serve has no stdout pipe")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            // Drain, so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
+        let elapsed = started.elapsed();
+        let mut server = Server {
+            child,
+            url: String::new(),
+            _dir: None,
+        };
+        let Some(url) = line
+            .as_deref()
+            .and_then(|l| l.strip_prefix(crate::cli::LISTENING_LINE))
+        else {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            bail!(
+                "dofs serve did not start (first line {line:?}); log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        };
+        server.url = url.trim().to_owned();
+        Ok((server, elapsed))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// One submitted order.
+struct Submission {
+    /// When the request was sent (open loop: scheduled), wall clock.
+    sent_at: SystemTime,
+    order_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    submissions: Vec<Submission>,
+    post_latencies: Vec<Duration>,
+    errors: BTreeMap<String, usize>,
+    last_accept: Option<Instant>,
+}
+
+fn order_body(i: usize) -> String {
+    json!({
+        "customer_name": format!("Bench Customer {i}"),
+        "items": [
+            {"sku": format!("SKU-{}", i % 97), "quantity": 1 + (i % 3), "unit_price": "9.99"},
+            {"sku": "SKU-BENCH", "quantity": 2, "unit_price": "0.50"},
+        ],
+    })
+    .to_string()
+}
+
+fn classify(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connect"
+    } else {
+        "request"
+    }
+}
+
+async fn submit_one(
+    client: &reqwest::Client,
+    url: &str,
+    i: usize,
+    sent_at: SystemTime,
+    started: Instant,
+    shared: &Mutex<Shared>,
+) {
+    let result = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(order_body(i))
+        .send()
+        .await;
+    let outcome: Result<String, String> = match result {
+        Err(err) => Err(classify(&err).to_owned()),
+        Ok(response) if response.status().as_u16() == 202 => match response.json::<Value>().await {
+            Ok(body) => body["order_id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "bad_response".to_owned()),
+            Err(err) => Err(classify(&err).to_owned()),
+        },
+        Ok(response) => Err(format!("http_{}", response.status().as_u16())),
+    };
+    let latency = started.elapsed();
+    let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    shared.post_latencies.push(latency);
+    match outcome {
+        Ok(order_id) => {
+            shared.last_accept = Some(Instant::now());
+            shared.submissions.push(Submission {
+                sent_at,
+                order_id: Some(order_id),
+            });
+        }
+        Err(kind) => {
+            *shared.errors.entry(kind).or_default() += 1;
+            shared.submissions.push(Submission {
+                sent_at,
+                order_id: None,
+            });
+        }
+    }
+}
+
+/// Terminal orders seen so far: id → (status, when it became terminal).
+type Terminal = HashMap<String, (String, DateTime<Utc>)>;
+
+/// Reads the terminal orders of the data directory that are in `wanted`
+/// and not yet in `seen` (a terminal order never changes again, so it is
+/// parsed once).
+fn read_terminal(
+    data_dir: &Path,
+    wanted: &HashSet<String>,
+    seen: &Terminal,
+) -> anyhow::Result<Terminal> {
+    let db = Db::open_read_only(data_dir).with_context(|| {
+        format!(
+            "cannot read the server's data directory {}",
+            data_dir.display()
+        )
+    })?;
+    let mut stmt = db.conn().prepare(
+        "SELECT order_id, status, updated_at FROM orders
+         WHERE status IN ('FULFILLED', 'FAILED', 'REJECTED')",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut found = Terminal::new();
+    while let Some(row) = rows.next()? {
+        let id = row.get_ref(0)?.as_str()?;
+        if !wanted.contains(id) || seen.contains_key(id) {
+            continue;
+        }
+        let id = id.to_owned();
+        let status: String = row.get(1)?;
+        let at: String = row.get(2)?;
+        let at = DateTime::parse_from_rfc3339(&at)
+            .with_context(|| format!("order {id} has a bad updated_at {at:?}"))?
+            .with_timezone(&Utc);
+        found.insert(id, (status, at));
+    }
+    Ok(found)
+}
+
+fn count_orders(data_dir: &Path) -> anyhow::Result<u64> {
+    let db = Db::open_read_only(data_dir)?;
+    let n: i64 = db
+        .conn()
+        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+fn progress_bars(
+    orders: usize,
+) -> (
+    indicatif::MultiProgress,
+    indicatif::ProgressBar,
+    indicatif::ProgressBar,
+) {
+    let multi = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>9} [{bar:40}] {pos}/{len} {per_sec} {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let submitted = multi.add(indicatif::ProgressBar::new(orders as u64));
+    submitted.set_style(style.clone());
+    submitted.set_prefix("submitted");
+    let terminal = multi.add(indicatif::ProgressBar::new(orders as u64));
+    terminal.set_style(style);
+    terminal.set_prefix("terminal");
+    (multi, submitted, terminal)
+}
+
+/// Runs the benchmark; `data_dir` is the `--url` server's data directory.
+pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport> {
+    if args.orders == 0 || args.orders > MAX_ORDERS {
+        bail!("--orders must be between 1 and {MAX_ORDERS}");
+    }
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("--rate must be a positive number of orders per second");
+        }
+    }
+    let (mut server, url, data_dir): (Option<Server>, String, PathBuf) = match &args.url {
+        Some(url) => {
+            check_loopback(url)?;
+            (
+                None,
+                url.trim_end_matches('/').to_owned(),
+                data_dir.to_owned(),
+            )
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("dofs-bench-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            let data_dir = dir.path().join("data");
+            let (mut server, _) = Server::start(&data_dir, &args)?;
+            server._dir = Some(dir);
+            let url = server.url.clone();
+            (Some(server), url, data_dir)
+        }
+    };
+    let server_pid = server.as_ref().map(Server::pid).or(args.server_pid);
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let post_url = format!("{url}/orders");
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let (_multi, submitted_bar, terminal_bar) = progress_bars(args.orders);
+
+    let deadline = Instant::now() + args.timeout;
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let limit = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut timed_out = false;
+    for i in 0..args.orders {
+        let scheduled = args
+            .rate
+            .map(|rate| started + Duration::from_secs_f64(i as f64 / rate));
+        if let Some(at) = scheduled {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(remaining, Arc::clone(&limit).acquire_owned()).await
+        else {
+            timed_out = true;
+            break;
+        };
+        // Open loop: the clock starts when the request was due, not when a
+        // slot freed up (see the module doc).
+        let (t0, sent_at) = match scheduled {
+            Some(at) => (at, started_wall + at.duration_since(started)),
+            None => (Instant::now(), SystemTime::now()),
+        };
+        let client = client.clone();
+        let post_url = post_url.clone();
+        let shared = Arc::clone(&shared);
+        let bar = submitted_bar.clone();
+        tasks.spawn(async move {
+            submit_one(&client, &post_url, i, sent_at, t0, &shared).await;
+            bar.inc(1);
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    submitted_bar.finish();
+
+    let accepted: HashSet<String> = {
+        let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared
+            .submissions
+            .iter()
+            .filter_map(|s| s.order_id.clone())
+            .collect()
+    };
+    terminal_bar.set_length(accepted.len() as u64);
+    let accepted = Arc::new(accepted);
+    let mut terminal = Terminal::new();
+    loop {
+        let found = {
+            let (data_dir, accepted) = (data_dir.clone(), Arc::clone(&accepted));
+            // Only what is new is sent over; the scan itself reads the
+            // index of terminal statuses.
+            let known = std::mem::take(&mut terminal);
+            let (found, known) = tokio::task::spawn_blocking(move || {
+                read_terminal(&data_dir, &accepted, &known).map(|found| (found, known))
+            })
+            .await??;
+            terminal = known;
+            found
+        };
+        terminal.extend(found);
+        terminal_bar.set_position(terminal.len() as u64);
+        if terminal.len() == accepted.len() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
+        // Figures come from the server's timestamps, so a slower look
+        // changes none of them; it only keeps this scan off the CPU the
+        // server is being measured on.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    terminal_bar.finish();
+    let duration = started.elapsed();
+    let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
+
+    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut errors = shared.errors;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut to_fulfilled = Vec::new();
+    let mut last_terminal: Option<DateTime<Utc>> = None;
+    for submission in &shared.submissions {
+        let Some(id) = &submission.order_id else {
+            continue;
+        };
+        let Some((status, at)) = terminal.get(id) else {
+            continue;
+        };
+        *by_status.entry(status.clone()).or_default() += 1;
+        last_terminal = Some(last_terminal.map_or(*at, |last| last.max(*at)));
+        match status.as_str() {
+            "FULFILLED" => {
+                let sent: DateTime<Utc> = submission.sent_at.into();
+                // Clamped: the server's stamp and ours come from the same
+                // clock, but a step of it must not give a negative latency.
+                let ms = (*at - sent).num_microseconds().unwrap_or(0).max(0);
+                to_fulfilled.push(Duration::from_micros(ms as u64));
+            }
+            "FAILED" => *errors.entry("order_failed".into()).or_default() += 1,
+            _ => *errors.entry("order_rejected".into()).or_default() += 1,
+        }
+    }
+    let not_terminal = accepted.len() - terminal.len();
+    if not_terminal > 0 {
+        errors.insert("not_terminal".into(), not_terminal);
+    }
+    let rate_over = |n: usize, span: Duration| {
+        if n == 0 || span.is_zero() {
+            0.0
+        } else {
+            n as f64 / span.as_secs_f64()
+        }
+    };
+    let accept_span = shared
+        .last_accept
+        .map_or(Duration::ZERO, |t| t.duration_since(started));
+    let terminal_span = last_terminal
+        .and_then(|t| {
+            let started: DateTime<Utc> = started_wall.into();
+            (t - started).to_std().ok()
+        })
+        .unwrap_or_default();
+
+    let restart = match (&mut server, args.restart) {
+        (Some(running), true) => Some(measure_restart(running, &data_dir, &args, &terminal).await?),
+        _ => None,
+    };
+
+    Ok(BenchReport {
+        url,
+        spawned_server: args.url.is_none(),
+        mode: if args.rate.is_some() {
+            "fixed_rate"
+        } else {
+            "concurrency"
+        },
+        concurrency: args.concurrency,
+        rate: args.rate,
+        submitted: shared.submissions.len(),
+        accepted: accepted.len(),
+        terminal: by_status,
+        not_terminal,
+        accepted_per_s: rate_over(accepted.len(), accept_span),
+        end_to_end_per_s: rate_over(terminal.len(), terminal_span),
+        post_latency_ms: Percentiles::of(&shared.post_latencies),
+        submit_to_fulfilled_ms: Percentiles::of(&to_fulfilled),
+        errors,
+        server_peak_rss_kib,
+        duration_s: duration.as_secs_f64(),
+        timed_out,
+        restart,
+    })
+}
+
+/// Kills `server` (SIGKILL, as a crash would), starts it again on the same
+/// data directory and times it to its address line and first answer.
+async fn measure_restart(
+    server: &mut Server,
+    data_dir: &Path,
+    args: &BenchArgs,
+    terminal: &Terminal,
+) -> anyhow::Result<RestartReport> {
+    server.child.kill().context("cannot kill the server")?;
+    server.child.wait().context("cannot reap the server")?;
+    let orders_in_data_dir = count_orders(data_dir)?;
+    let started = Instant::now();
+    let (restarted, to_listening) = Server::start(data_dir, args)?;
+    let probe = terminal.keys().next().cloned();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let get_url = match &probe {
+        Some(id) => format!("{}/orders/{id}", restarted.url),
+        None => format!(
+            "{}/orders/00000000-0000-0000-0000-000000000000",
+            restarted.url
+        ),
+    };
+    let wanted = if probe.is_some() { 200 } else { 404 };
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(&get_url).send().await {
+            if response.status().as_u16() == wanted {
+                break;
+            }
+        }
+        if Instant::now() > until {
+            bail!("the restarted server did not answer {get_url} within 60s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let to_first_response = started.elapsed();
+    let dir = server._dir.take();
+    *server = restarted;
+    server._dir = dir;
+    Ok(RestartReport {
+        orders_in_data_dir,
+        to_listening_ms: to_listening.as_secs_f64() * 1e3,
+        to_first_response_ms: to_first_response.as_secs_f64() * 1e3,
+    })
+}
+
+fn fmt_percentiles(p: &Option<Percentiles>) -> String {
+    match p {
+        Some(p) => format!(
+            "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (n={})",
+            p.p50, p.p90, p.p99, p.max, p.count
+        ),
+        None => "no samples".to_owned(),
+    }
+}
+
+/// Writes the report as a table.
+pub fn write_table(out: &mut impl Write, r: &BenchReport) -> std::io::Result<()> {
+    let load = match r.rate {
+        Some(rate) => format!("{rate} orders/s (max {} in flight)", r.concurrency),
+        None => format!("{} concurrent", r.concurrency),
+    };
+    let terminal = r
+        .terminal
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let errors = if r.errors.is_empty() {
+        "none".to_owned()
+    } else {
+        r.errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rows = [
+        (
+            "server",
+            format!(
+                "{}{}",
+                r.url,
+                if r.spawned_server {
+                    " (started by bench)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ("load", load),
+        (
+            "submitted / accepted",
+            format!("{} / {}", r.submitted, r.accepted),
+        ),
+        (
+            "terminal",
+            if terminal.is_empty() {
+                "none".into()
+            } else {
+                terminal
+            },
+        ),
+        ("accepted orders/s", format!("{:.0}", r.accepted_per_s)),
+        ("end-to-end orders/s", format!("{:.0}", r.end_to_end_per_s)),
+        ("POST latency ms", fmt_percentiles(&r.post_latency_ms)),
+        (
+            "submit -> FULFILLED ms",
+            fmt_percentiles(&r.submit_to_fulfilled_ms),
+        ),
+        ("errors", errors),
+        (
+            "server peak RSS",
+            r.server_peak_rss_kib.map_or("unknown".into(), |k| {
+                format!("{:.1} MiB", k as f64 / 1024.0)
+            }),
+        ),
+        (
+            "duration",
+            format!(
+                "{:.2} s{}",
+                r.duration_s,
+                if r.timed_out { " (TIMED OUT)" } else { "" }
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        writeln!(out, "{name:<24} {value}")?;
+    }
+    if let Some(restart) = &r.restart {
+        writeln!(
+            out,
+            "{:<24} {:.1} ms to listening, {:.1} ms to first answer ({} orders on disk)",
+            "restart after SIGKILL",
+            restart.to_listening_ms,
+            restart.to_first_response_ms,
+            restart.orders_in_data_dir
+        )?;
+    }
+    Ok(())
+}
+
+/// `dofs bench`: runs, prints, and fails when an order was lost or the run
+/// timed out (so scripts can trust a zero exit).
+pub async fn bench(data_dir: &Path, args: BenchArgs) -> anyhow::Result<()> {
+    let as_json = args.json;
+    let report = run(data_dir, args).await?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write_table(&mut out, &report)?;
+    }
+    out.flush()?;
+    if report.timed_out || report.not_terminal > 0 {
+        bail!(
+            "{} accepted order(s) not terminal when the run ended{}",
+            report.not_terminal,
+            if report.timed_out { " (timed out)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let p = Percentiles::of(&samples).unwrap();
+        assert_eq!(p.count, 100);
+        assert_eq!(p.p50, 50.0);
+        assert_eq!(p.p90, 90.0);
+        assert_eq!(p.p99, 99.0);
+        assert_eq!(p.max, 100.0);
+        assert!((p.mean - 50.5).abs() < 1e-9);
+        let one = Percentiles::of(&[Duration::from_millis(7)]).unwrap();
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        assert!(Percentiles::of(&[]).is_none());
+    }
+
+    #[test]
+    fn only_loopback_urls_are_accepted() {
+        for ok in [
+            "http://127.0.0.1:3000",
+            "http://127.1.2.3:80/",
+            "http://localhost:3000",
+            "http://[::1]:3000",
+        ] {
+            assert!(check_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1:3000",
+            "http://example.com",
+            "https://127.0.0.1:3000",
+            "127.0.0.1:3000",
+            "http://[2001:db8::1]:80",
+        ] {
+            assert!(check_loopback(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_names_every_figure() {
+        let report = BenchReport {
+            url: "http://127.0.0.1:1".into(),
+            spawned_server: true,
+            mode: "concurrency",
+            concurrency: 4,
+            rate: None,
+            submitted: 3,
+            accepted: 2,
+            terminal: BTreeMap::from([("FULFILLED".into(), 2)]),
+            not_terminal: 0,
+            accepted_per_s: 10.0,
+            end_to_end_per_s: 5.0,
+            post_latency_ms: Percentiles::of(&[Duration::from_millis(3)]),
+            submit_to_fulfilled_ms: None,
+            errors: BTreeMap::from([("http_500".into(), 1)]),
+            server_peak_rss_kib: Some(2048),
+            duration_s: 1.0,
+            timed_out: false,
+            restart: None,
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for needle in [
+            "3 / 2",
+            "FULFILLED 2",
+            "http_500 1",
+            "2.0 MiB",
+            "no samples",
+            "p50 3.00",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The `dofs` command line, and only that: argument parsing (`args`), the
+//! output of the read commands (`print`), the load test (`bench`). `serve`
+//! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
+//! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
+//! data directory, also while `serve` is running (SQLite WAL lets readers
+//! and a second writer in).
+
+pub mod args;
+pub mod bench;
+mod print;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+pub use args::{parse_duration, parse_switch, ServeArgs};
+use print::*;
+
+use crate::runtime::{install_process_telemetry, Runtime};
+use crate::shutdown::Shutdown;
+
+/// The line `dofs serve` prints on stdout once it listens; scripts and the
+/// tests wait for it.
+pub const LISTENING_LINE: &str = "dofs listening on ";
+
+/// `dofs`: the DOFS local runtime.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dofs",
+    version,
+    about = "DOFS local runtime: the whole order pipeline on one machine"
+)]
+pub struct Cli {
+    /// Where the SQLite database lives.
+    #[arg(long, env = "DOFS_DATA_DIR", default_value = "./.dofs", global = true)]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway, the workflow engine and the queue pollers.
+    Serve(ServeArgs),
+    /// List orders.
+    Orders {
+        /// Only orders in this status (e.g. FULFILLED).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one order: status history, execution history, queue deliveries.
+    Order {
+        order_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Message counts per queue.
+    Queues {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every dead-lettered message back to the order queue.
+    Redrive,
+    /// Show an order's trace as a waterfall: one line per span, indented
+    /// under its parent (start offset, duration, status, key attributes).
+    Trace {
+        order_id: String,
+        /// Print the spans as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load-test a `dofs serve` (its own, or `--url`) and report throughput,
+    /// latency, errors and peak RSS.
+    Bench(bench::BenchArgs),
+    /// Recent values of every metric (custom and AWS service metrics) per
+    /// dimension.
+    Metrics {
+        /// How far back to look.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        since: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every alarm: state, reason, last change; and the recent transitions.
+    Alarms {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Orders { status, json } => print_orders(&cli.data_dir, status.as_deref(), json),
+        Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
+        Command::Queues { json } => print_queues(&cli.data_dir, json),
+        Command::Redrive => redrive(&cli.data_dir).await,
+        Command::Trace { order_id, json } => print_trace(&cli.data_dir, &order_id, json),
+        Command::Bench(args) => bench::bench(&cli.data_dir, args).await,
+        Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
+        Command::Alarms { json } => print_alarms(&cli.data_dir, json),
+    }
+}
+
+/// `dofs serve`: the whole system until SIGINT/SIGTERM, then a clean stop
+/// (see [`Runtime::run_until`]); exit 0.
+async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    // Signals are caught from here on: one that comes right after the
+    // listening line must stop the runtime, not kill the process.
+    let shutdown = Shutdown::on_signals()?;
+    let runtime = Runtime::build(args.into_config(data_dir)?, install_process_telemetry).await?;
+    println!("{LISTENING_LINE}{}", runtime.base_url());
+    runtime.run_until(shutdown).await
+}
+
+/// JSON log lines on stderr for the commands other than `serve` (which
+/// installs the runtime's telemetry); level from `RUST_LOG`, else
+/// `LOG_LEVEL`, else info.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_from_env("LOG_LEVEL"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, String> {
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Command::Serve(serve),
+                ..
+            }) => Ok(serve),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    #[test]
+    fn serve_takes_traces_on_or_off() {
+        let traces = |args: &[&str]| serve_args(args).map(|serve| serve.traces);
+        assert_eq!(traces(&["dofs", "serve"]), Ok(true));
+        assert_eq!(traces(&["dofs", "serve", "--traces", "off"]), Ok(false));
+        assert_eq!(traces(&["dofs", "serve", "--traces=on"]), Ok(true));
+        assert!(traces(&["dofs", "serve", "--traces", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn serve_takes_console_on_or_off() {
+        let console = |args: &[&str]| serve_args(args).map(|serve| serve.console);
+        assert_eq!(console(&["dofs", "serve"]), Ok(true));
+        assert_eq!(console(&["dofs", "serve", "--console", "off"]), Ok(false));
+        assert!(console(&["dofs", "serve", "--console", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn serve_defaults_are_the_runtime_defaults() {
+        let dir = std::path::Path::new("./.dofs");
+        let mut config = serve_args(&["dofs", "serve"])
+            .unwrap()
+            .into_config(dir)
+            .unwrap();
+        config.log_level = "info".to_owned();
+        assert_eq!(config, crate::runtime::RuntimeConfig::new(dir));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,197 @@
+//! One evaluation as CloudWatch does it: datapoints per aligned period, M of
+//! N breaching, the missing-data rules, and the reason text.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::observability::metrics::{self};
+use crate::store::DbError;
+
+/// One datapoint of an alarm: the start of its period and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Datapoint {
+    pub at_ms: i64,
+    pub value: Option<f64>,
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub state: AlarmState,
+    pub reason: String,
+    /// CloudWatch's `StateReasonData`.
+    pub reason_data: Value,
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn stamp(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%d/%m/%y %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Decides the state from the last `evaluation_periods` datapoints (oldest
+/// first), like CloudWatch; see the module docs for the missing-data rules.
+pub fn evaluate(alarm: &Alarm, datapoints: &[Datapoint], current: AlarmState) -> Evaluation {
+    let n = alarm.evaluation_periods;
+    let m = alarm.datapoints_to_alarm;
+    let window = &datapoints[datapoints.len().saturating_sub(n)..];
+    let present: Vec<(i64, f64)> = window
+        .iter()
+        .filter_map(|d| d.value.map(|v| (d.at_ms, v)))
+        .collect();
+    let missing = window.len() - present.len() + n.saturating_sub(window.len());
+    let breaching_present = present
+        .iter()
+        .filter(|(_, v)| alarm.comparison.breaches(*v, alarm.threshold))
+        .count();
+    let threshold = format_value(alarm.threshold);
+    let listed: Vec<String> = present
+        .iter()
+        .rev()
+        .map(|(at, v)| format!("{} ({})", format_value(*v), stamp(*at)))
+        .collect();
+    let reason_data = json!({
+        "version": "1.0",
+        "queryDate": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "statistic": match &alarm.source {
+            AlarmSource::Metric(q) => Value::from(q.statistic.as_str()),
+            AlarmSource::Math { .. } => Value::Null,
+        },
+        "period": alarm.period.as_secs(),
+        "recentDatapoints": present.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        "threshold": alarm.threshold,
+        "evaluatedDatapoints": window.iter().rev().map(|d| json!({
+            "timestamp": DateTime::<Utc>::from_timestamp_millis(d.at_ms)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "value": d.value,
+        })).collect::<Vec<_>>(),
+    });
+    if present.is_empty() {
+        let (state, reason) = match alarm.treat_missing_data {
+            MissingData::Missing => (
+                AlarmState::InsufficientData,
+                format!("Insufficient Data: {n} datapoint(s) were unknown."),
+            ),
+            MissingData::Ignore => (
+                current,
+                format!("No datapoints in the last {n} period(s); the state is kept (treat missing data: ignore)."),
+            ),
+            MissingData::Breaching => (
+                if n >= m { AlarmState::Alarm } else { AlarmState::Ok },
+                format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [Breaching]."),
+            ),
+            MissingData::NotBreaching => (
+                AlarmState::Ok,
+                format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [NonBreaching]."),
+            ),
+        };
+        return Evaluation {
+            state,
+            reason,
+            reason_data,
+        };
+    }
+    let breaching = breaching_present
+        + match alarm.treat_missing_data {
+            MissingData::Breaching => missing,
+            _ => 0,
+        };
+    let phrase = alarm.comparison.phrase();
+    let treated = match (alarm.treat_missing_data, missing) {
+        (_, 0) => String::new(),
+        (MissingData::Breaching, k) => {
+            format!(" and {k} missing datapoint(s) were treated as [Breaching]")
+        }
+        (MissingData::NotBreaching, k) => {
+            format!(" and {k} missing datapoint(s) were treated as [NonBreaching]")
+        }
+        (_, k) => format!(" ({k} missing datapoint(s) were not counted)"),
+    };
+    if breaching >= m {
+        Evaluation {
+            state: AlarmState::Alarm,
+            reason: format!(
+                "Threshold Crossed: {breaching} out of the last {n} datapoints [{}] were {phrase} the threshold ({threshold}){treated} (minimum {m} datapoints for OK -> ALARM transition).",
+                listed.join(", ")
+            ),
+            reason_data,
+        }
+    } else {
+        let ok = n - breaching;
+        Evaluation {
+            state: AlarmState::Ok,
+            reason: format!(
+                "Threshold Crossed: {ok} out of the last {n} datapoints [{}] were not {phrase} the threshold ({threshold}){treated} (minimum {} datapoints for ALARM -> OK transition).",
+                listed.join(", "),
+                n + 1 - m
+            ),
+            reason_data,
+        }
+    }
+}
+
+/// The datapoints of `alarm` for the last `evaluation_periods` complete
+/// periods before `now_ms` (oldest first), read from the metric store.
+pub fn datapoints(
+    conn: &Connection,
+    alarm: &Alarm,
+    now_ms: i64,
+) -> Result<Vec<Datapoint>, DbError> {
+    let period_ms = alarm.period.as_millis() as i64;
+    let end = now_ms - now_ms.rem_euclid(period_ms);
+    let n = alarm.evaluation_periods;
+    let from = end - period_ms * n as i64;
+    let starts = (0..n).map(|i| from + period_ms * i as i64);
+    let values: Vec<Option<f64>> = match &alarm.source {
+        AlarmSource::Metric(q) => metrics::period_stats(conn, &q.key, from, period_ms, n)?
+            .into_iter()
+            .map(|s| s.map(|s| q.statistic.of(&s)))
+            .collect(),
+        AlarmSource::Math {
+            expression,
+            metrics: inputs,
+            ..
+        } => {
+            let mut series: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
+            for (id, q) in inputs {
+                let values = metrics::period_stats(conn, &q.key, from, period_ms, n)?
+                    .into_iter()
+                    .map(|s| s.map(|s| q.statistic.of(&s)))
+                    .collect();
+                series.insert(id.as_str(), values);
+            }
+            (0..n)
+                .map(|i| {
+                    let env: BTreeMap<String, Option<f64>> = series
+                        .iter()
+                        .map(|(id, values)| ((*id).to_owned(), values[i]))
+                        .collect();
+                    // A period with no input at all has no datapoint, even
+                    // if the expression would yield a constant there.
+                    if env.values().all(Option::is_none) {
+                        None
+                    } else {
+                        expression.eval(&env)
+                    }
+                })
+                .collect()
+        }
+    };
+    Ok(starts
+        .zip(values)
+        .map(|(at_ms, value)| Datapoint { at_ms, value })
+        .collect())
+}

@@ -1,0 +1,415 @@
+//! Unit tests of the alarm definitions, math, evaluation and notifications.
+
+use super::*;
+use crate::observability::metrics::MetricsStore;
+use crate::store::Db;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+fn alarm(
+    comparison: Comparison,
+    threshold: f64,
+    n: usize,
+    m: usize,
+    missing: MissingData,
+) -> Alarm {
+    Alarm {
+        name: "dofs-test".into(),
+        id: "test".into(),
+        description: String::new(),
+        source: AlarmSource::Metric(MetricQuery {
+            key: SeriesKey::new(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                &[("QueueName", "q")],
+            ),
+            statistic: Statistic::Maximum,
+        }),
+        period_seconds: 60,
+        period: Duration::from_secs(60),
+        evaluation_periods: n,
+        datapoints_to_alarm: m,
+        threshold,
+        comparison,
+        treat_missing_data: missing,
+    }
+}
+
+fn points(values: &[Option<f64>]) -> Vec<Datapoint> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Datapoint {
+            at_ms: 1_700_000_000_000 + 60_000 * i as i64,
+            value: *v,
+        })
+        .collect()
+}
+
+fn state(a: &Alarm, values: &[Option<f64>], current: AlarmState) -> AlarmState {
+    evaluate(a, &points(values), current).state
+}
+
+#[test]
+fn each_comparison_breaches_on_its_side_of_the_threshold() {
+    use Comparison::*;
+    let cases = [
+        (
+            GreaterThanThreshold,
+            [(6.0, true), (5.0, false), (4.0, false)],
+        ),
+        (
+            GreaterThanOrEqualToThreshold,
+            [(6.0, true), (5.0, true), (4.0, false)],
+        ),
+        (LessThanThreshold, [(6.0, false), (5.0, false), (4.0, true)]),
+        (
+            LessThanOrEqualToThreshold,
+            [(6.0, false), (5.0, true), (4.0, true)],
+        ),
+    ];
+    for (cmp, values) in cases {
+        let a = alarm(cmp, 5.0, 1, 1, MissingData::Missing);
+        for (v, breach) in values {
+            let expected = if breach {
+                AlarmState::Alarm
+            } else {
+                AlarmState::Ok
+            };
+            assert_eq!(
+                state(&a, &[Some(v)], AlarmState::Ok),
+                expected,
+                "{cmp:?} {v}"
+            );
+        }
+        assert_eq!(Comparison::parse(cmp.as_str()), Some(cmp));
+    }
+    assert_eq!(
+        Comparison::parse("LessThanLowerOrGreaterThanUpperThreshold"),
+        None
+    );
+}
+
+#[test]
+fn m_of_n_needs_m_breaching_datapoints_in_the_window() {
+    let a = alarm(
+        Comparison::GreaterThanThreshold,
+        300.0,
+        5,
+        3,
+        MissingData::NotBreaching,
+    );
+    let v = |x: f64| Some(x);
+    assert_eq!(
+        state(
+            &a,
+            &[v(400.0), v(0.0), v(400.0), v(0.0), v(0.0)],
+            AlarmState::Ok
+        ),
+        AlarmState::Ok
+    );
+    assert_eq!(
+        state(
+            &a,
+            &[v(400.0), v(0.0), v(400.0), v(0.0), v(301.0)],
+            AlarmState::Ok
+        ),
+        AlarmState::Alarm
+    );
+    // Only the last N count: an older breach has aged out.
+    assert_eq!(
+        state(
+            &a,
+            &[v(900.0), v(900.0), v(0.0), v(0.0), v(0.0), v(400.0)],
+            AlarmState::Alarm
+        ),
+        AlarmState::Ok
+    );
+    let e = evaluate(
+        &a,
+        &points(&[v(400.0), v(0.0), v(400.0), v(0.0), v(301.0)]),
+        AlarmState::Ok,
+    );
+    assert!(
+        e.reason.contains("3 out of the last 5 datapoints"),
+        "{}",
+        e.reason
+    );
+    assert!(
+        e.reason.contains("greater than the threshold (300.0)"),
+        "{}",
+        e.reason
+    );
+}
+
+#[test]
+fn missing_data_treatments() {
+    let all_missing = [None, None, None];
+    let cases = [
+        (MissingData::Missing, AlarmState::InsufficientData),
+        (MissingData::Ignore, AlarmState::Alarm), // keeps the current state
+        (MissingData::Breaching, AlarmState::Alarm),
+        (MissingData::NotBreaching, AlarmState::Ok),
+    ];
+    for (treatment, expected) in cases {
+        let a = alarm(Comparison::GreaterThanThreshold, 0.0, 3, 2, treatment);
+        assert_eq!(
+            state(&a, &all_missing, AlarmState::Alarm),
+            expected,
+            "{treatment:?}"
+        );
+    }
+    let a = alarm(
+        Comparison::GreaterThanThreshold,
+        0.0,
+        3,
+        2,
+        MissingData::Ignore,
+    );
+    assert_eq!(state(&a, &all_missing, AlarmState::Ok), AlarmState::Ok);
+
+    // One breaching point and two missing, 2 of 3 to alarm.
+    let some = [Some(1.0), None, None];
+    let expect = [
+        (MissingData::Breaching, AlarmState::Alarm),
+        (MissingData::NotBreaching, AlarmState::Ok),
+        (MissingData::Missing, AlarmState::Ok),
+        (MissingData::Ignore, AlarmState::Ok),
+    ];
+    for (treatment, expected) in expect {
+        let a = alarm(Comparison::GreaterThanThreshold, 0.0, 3, 2, treatment);
+        assert_eq!(
+            state(&a, &some, AlarmState::InsufficientData),
+            expected,
+            "{treatment:?}"
+        );
+    }
+    // Two present breaching points alarm whatever the treatment.
+    for treatment in [
+        MissingData::Missing,
+        MissingData::Ignore,
+        MissingData::NotBreaching,
+    ] {
+        let a = alarm(Comparison::GreaterThanThreshold, 0.0, 3, 2, treatment);
+        assert_eq!(
+            state(&a, &[Some(1.0), None, Some(2.0)], AlarmState::Ok),
+            AlarmState::Alarm
+        );
+    }
+}
+
+#[test]
+fn metric_math_parses_and_evaluates_like_cloudwatch() {
+    let e = parse_expression("IF(invocations > 0, 100 * errors / invocations, 0)").unwrap();
+    assert_eq!(e.identifiers(), ["errors", "invocations"]);
+    let env = |e: Option<f64>, i: Option<f64>| {
+        BTreeMap::from([("errors".to_owned(), e), ("invocations".to_owned(), i)])
+    };
+    assert_eq!(e.eval(&env(Some(1.0), Some(10.0))), Some(10.0));
+    assert_eq!(e.eval(&env(Some(0.0), Some(0.0))), Some(0.0));
+    assert_eq!(e.eval(&env(Some(1.0), None)), None);
+    let p = parse_expression("1 + 2 * 3 - -4 / 2").unwrap();
+    assert_eq!(p.eval(&BTreeMap::new()), Some(9.0));
+    let p = parse_expression("(1 + 2) * 3 >= 9 AND NOT 0 || 0").unwrap();
+    assert_eq!(p.eval(&BTreeMap::new()), Some(1.0));
+    assert_eq!(
+        parse_expression("1 / 0").unwrap().eval(&BTreeMap::new()),
+        None
+    );
+    assert_eq!(
+        parse_expression("MAX(1, ABS(-7), 3)")
+            .unwrap()
+            .eval(&BTreeMap::new()),
+        Some(7.0)
+    );
+    assert_eq!(
+        parse_expression("IF(0, 1)").unwrap().eval(&BTreeMap::new()),
+        None
+    );
+    for bad in ["1 +", "IF(1)", "FOO(1)", "(1", "1 2", "a $ b"] {
+        assert!(parse_expression(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn the_shared_alarm_file_loads_with_local_names() {
+    let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
+    let names: Vec<&str> = alarms.iter().map(|a| a.name.as_str()).collect();
+    assert!(names.contains(&"dofs-dlq-depth"), "{names:?}");
+    assert!(
+        names.contains(&"dofs-fulfill_order-lambda-error-rate"),
+        "{names:?}"
+    );
+    let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
+    match &dlq.source {
+        AlarmSource::Metric(q) => {
+            assert_eq!(
+                q.key.dimensions["QueueName"],
+                crate::identity::DEAD_LETTER_QUEUE
+            );
+            assert_eq!(q.statistic, Statistic::Maximum);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dlq.period, Duration::from_secs(300));
+    let per_function = alarms
+        .iter()
+        .filter(|a| a.id == "lambda-error-rate")
+        .count();
+    assert_eq!(
+        per_function,
+        crate::services::lambda::FunctionName::ALL.len()
+    );
+    let order_age = alarms
+        .iter()
+        .find(|a| a.id == "order-queue-oldest-message-age")
+        .unwrap();
+    assert_eq!(
+        (order_age.evaluation_periods, order_age.datapoints_to_alarm),
+        (5, 3)
+    );
+
+    let scaled = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 0.01).unwrap();
+    let dlq = scaled.iter().find(|a| a.id == "dlq-depth").unwrap();
+    assert_eq!(dlq.period, Duration::from_secs(3));
+    let order_age = scaled
+        .iter()
+        .find(|a| a.id == "order-queue-oldest-message-age")
+        .unwrap();
+    assert_eq!(
+        order_age.period,
+        Duration::from_secs(1),
+        "floor of one second"
+    );
+}
+
+#[test]
+fn every_placeholder_the_file_declares_is_bound_locally() {
+    let file: Value = serde_json::from_str(crate::definitions::ALARMS_JSON).unwrap();
+    let bindings = Bindings::local();
+    for name in file["placeholders"].as_object().unwrap().keys() {
+        assert!(
+            name == "function_name" || bindings.placeholders.contains_key(name),
+            "${{{name}}} has no local value"
+        );
+    }
+}
+
+#[test]
+fn bad_definitions_are_refused_with_the_alarm_named() {
+    let file = |body: &str| format!(r#"{{"alarms": [{body}]}}"#);
+    let base = r#""name": "x", "namespace": "N", "metric_name": "M", "statistic": "Sum", "period": 60, "evaluation_periods": 1, "threshold": 0, "comparison": "GreaterThanThreshold""#;
+    assert!(load(&file(&format!("{{{base}}}")), &Bindings::local(), 1.0).is_ok());
+    let broken = [
+        base.replace("Sum", "p99"),
+        base.replace("GreaterThanThreshold", "Sideways"),
+        format!(r#"{base}, "dimensions": {{"Q": "${{nope}}"}}"#),
+        format!(r#"{base}, "datapoints_to_alarm": 2"#),
+        base.replace(r#""metric_name": "M", "#, r#""expression": "a +", "#),
+    ];
+    for body in broken {
+        let err = load(&file(&format!("{{{body}}}")), &Bindings::local(), 1.0).unwrap_err();
+        assert!(err.to_string().contains("alarm x"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 0.01).unwrap();
+    let rate = alarms
+        .iter()
+        .find(|a| a.name == "dofs-validator-lambda-error-rate")
+        .unwrap()
+        .clone();
+    let store = MetricsStore::new();
+    let period_ms = rate.period.as_millis() as i64;
+    let now = 1_700_000_000_000 - 1_700_000_000_000 % period_ms + 10;
+    let in_last_period = now - period_ms;
+    let dims = [("FunctionName", "dofs-validator")];
+    for i in 0..10 {
+        store.record_at(
+            SeriesKey::new("AWS/Lambda", "Invocations", &dims),
+            "Count",
+            1.0,
+            in_last_period,
+        );
+        store.record_at(
+            SeriesKey::new("AWS/Lambda", "Errors", &dims),
+            "Count",
+            if i < 2 { 1.0 } else { 0.0 },
+            in_last_period,
+        );
+    }
+    store.flush(&db, None).await.unwrap();
+    let a = rate.clone();
+    let points = db.read(move |c| datapoints(c, &a, now)).await.unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].value, Some(20.0));
+    assert_eq!(
+        evaluate(&rate, &points, AlarmState::Ok).state,
+        AlarmState::Alarm
+    );
+
+    let evaluator = Evaluator::register(
+        db.clone(),
+        vec![rate.clone()],
+        None,
+        std::sync::Arc::new(dofs_core::SystemClock),
+    )
+    .await
+    .unwrap();
+    let at = DateTime::<Utc>::from_timestamp_millis(now).unwrap();
+    let transitions = evaluator.evaluate_all(at).await.unwrap();
+    assert_eq!(transitions.len(), 1);
+    assert_eq!(transitions[0].old_state, AlarmState::InsufficientData);
+    assert_eq!(transitions[0].new_state, AlarmState::Alarm);
+    // Same data, same state: no second transition.
+    assert!(evaluator.evaluate_all(at).await.unwrap().is_empty());
+    let (states, history) = db
+        .read(|c| Ok((load_states(c)?, load_history(c, 10)?)))
+        .await
+        .unwrap();
+    assert_eq!(states[0].state, AlarmState::Alarm);
+    assert_eq!(history.len(), 1);
+    // A later period with no invocations: missing, treated as not breaching.
+    let later = DateTime::<Utc>::from_timestamp_millis(now + 2 * period_ms).unwrap();
+    let back = evaluator.evaluate_all(later).await.unwrap();
+    assert_eq!(back[0].new_state, AlarmState::Ok);
+}
+
+#[test]
+fn the_notification_looks_like_cloudwatch_through_sns() {
+    let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
+    let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
+    let eval = evaluate(dlq, &points(&[Some(3.0), Some(5.0)]), AlarmState::Ok);
+    let at = Utc::now();
+    let message = alarm_message(dlq, AlarmState::Ok, &eval, at);
+    assert_eq!(message["AlarmName"], "dofs-dlq-depth");
+    assert_eq!(message["NewStateValue"], "ALARM");
+    assert_eq!(message["OldStateValue"], "OK");
+    assert_eq!(
+        message["Trigger"]["MetricName"],
+        "ApproximateNumberOfMessagesVisible"
+    );
+    assert_eq!(
+        message["Trigger"]["Dimensions"][0]["value"],
+        crate::identity::DEAD_LETTER_QUEUE
+    );
+    assert_eq!(message["Trigger"]["Statistic"], "MAXIMUM");
+    let envelope = sns_envelope(&message, "dofs-dlq-depth", AlarmState::Alarm, at);
+    assert_eq!(envelope["Type"], "Notification");
+    let inner: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner, message);
+
+    let rate = alarms.iter().find(|a| a.id == "lambda-error-rate").unwrap();
+    let eval = evaluate(rate, &points(&[Some(50.0)]), AlarmState::Ok);
+    let message = alarm_message(rate, AlarmState::Ok, &eval, at);
+    let list = message["Trigger"]["Metrics"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(
+        list[0]["Expression"],
+        "IF(invocations > 0, 100 * errors / invocations, 0)"
+    );
+}

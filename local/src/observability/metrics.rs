@@ -1,0 +1,758 @@
+//! Local CloudWatch metrics: the custom EMF metrics the functions emit and
+//! the AWS service metrics the alarms watch, stored in SQLite in one-second
+//! buckets so that `dofs metrics`, the console and the alarms
+//! ([`crate::observability::alarms`]) read the same numbers.
+//!
+//! Where the values come from:
+//! - **Custom metrics** (namespace `DOFS`, dimension `function`): the
+//!   `dofs-telemetry` EMF recorder hands every flushed value to
+//!   [`MetricsStore`] through its [`MetricsSink`] hook, with the function read
+//!   from the invocation span, exactly the values the EMF lines would carry.
+//! - **AWS service metrics**, produced by the local stand-ins with the names,
+//!   units and dimensions AWS uses: `AWS/Lambda` Invocations / Errors /
+//!   Duration per `FunctionName` ([`crate::services::lambda`]), `AWS/ApiGateway`
+//!   Count / 4xx / 5xx / Latency per `ApiId` ([`api_gateway_layer`]),
+//!   `AWS/States` ExecutionsStarted / Succeeded / Failed / TimedOut per
+//!   `StateMachineArn` ([`crate::services::step_functions`]), and `AWS/SQS`
+//!   ApproximateNumberOfMessagesVisible / NotVisible / AgeOfOldestMessage per
+//!   `QueueName`, sampled from the queues on every tick like the SQS service
+//!   samples them ([`sample_queues`]).
+//!
+//! The stand-ins record through a [`ServiceMetrics`] handle they are given
+//! at construction, not a process global, so two runtimes can share a
+//! process (the in-process tests do).
+//!
+//! Cost: a value is folded into an in-memory aggregate (count, sum, min,
+//! max) keyed by series and second; [`MetricsStore::flush`] writes all of
+//! them in one job of the group-commit writer. Never a write per increment.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use dofs_telemetry::{MetricSample, MetricsSink};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::store::{Db, DbError};
+
+/// Width of a stored bucket. Alarm periods (even scaled down) are whole
+/// seconds, so a second is the finest resolution anyone reads.
+pub const BUCKET_MS: i64 = 1_000;
+
+/// The custom metrics' namespace and dimension (as in `dashboards/metrics.json`).
+pub const CUSTOM_NAMESPACE: &str = dofs_telemetry::metric::NAMESPACE;
+
+/// Which series a value belongs to: CloudWatch's identity of a metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeriesKey {
+    pub namespace: String,
+    pub name: String,
+    /// Dimension name → value, sorted (so the stored text is canonical).
+    pub dimensions: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            dimensions: dimensions
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The dimensions as stored: a JSON object with sorted keys.
+    pub fn dimensions_text(&self) -> String {
+        dimensions_text(&self.dimensions)
+    }
+}
+
+/// Canonical stored form of a dimension map.
+pub fn dimensions_text(dimensions: &BTreeMap<String, String>) -> String {
+    // A BTreeMap serializes in key order and cannot fail.
+    serde_json::to_string(dimensions).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// CloudWatch's statistic set for a bucket or a period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    pub sample_count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    pub fn one(value: f64) -> Self {
+        Self {
+            sample_count: 1,
+            sum: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.sample_count += other.sample_count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn average(&self) -> f64 {
+        if self.sample_count == 0 {
+            0.0
+        } else {
+            self.sum / self.sample_count as f64
+        }
+    }
+}
+
+/// One series waiting for the next flush.
+struct PendingSeries {
+    key: SeriesKey,
+    unit: String,
+    buckets: BTreeMap<i64, Stats>,
+}
+
+/// Series filed by a hash of their identity, so that recording a value of
+/// a known series allocates nothing (this runs for every invocation,
+/// request and execution); a hash collision only makes a list of two.
+#[derive(Default)]
+struct Pending {
+    series: HashMap<u64, Vec<PendingSeries>>,
+    buckets: usize,
+}
+
+fn identity_hash(namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    namespace.hash(&mut hasher);
+    name.hash(&mut hasher);
+    for (k, v) in dimensions {
+        k.hash(&mut hasher);
+        v.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn same_series(key: &SeriesKey, namespace: &str, name: &str, dimensions: &[(&str, &str)]) -> bool {
+    key.namespace == namespace
+        && key.name == name
+        && key.dimensions.len() == dimensions.len()
+        && key
+            .dimensions
+            .iter()
+            .zip(dimensions)
+            .all(|((k, v), (dk, dv))| k == dk && v == dv)
+}
+
+impl Pending {
+    /// Adds `stats` to the series' bucket, creating either as needed.
+    fn add(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
+        bucket: i64,
+        stats: Stats,
+    ) {
+        let hash = identity_hash(namespace, name, dimensions);
+        let list = self.series.entry(hash).or_default();
+        let index = match list
+            .iter()
+            .position(|s| same_series(&s.key, namespace, name, dimensions))
+        {
+            Some(i) => i,
+            None => {
+                list.push(PendingSeries {
+                    key: SeriesKey::new(namespace, name, dimensions),
+                    unit: unit.to_owned(),
+                    buckets: BTreeMap::new(),
+                });
+                list.len() - 1
+            }
+        };
+        let created = match list[index].buckets.entry(bucket) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(stats);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().merge(&stats);
+                false
+            }
+        };
+        if created {
+            self.buckets += 1;
+        }
+    }
+}
+
+/// The in-memory aggregate in front of the `metric_points` table; cheap to
+/// clone (clones share it).
+#[derive(Clone, Default)]
+pub struct MetricsStore {
+    pending: Arc<Mutex<Pending>>,
+}
+
+impl std::fmt::Debug for MetricsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsStore").finish_non_exhaustive()
+    }
+}
+
+impl MetricsStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `value` now.
+    pub fn record(&self, key: SeriesKey, unit: &str, value: f64) {
+        self.record_at(key, unit, value, chrono::Utc::now().timestamp_millis());
+    }
+
+    /// Records `value` at `at_ms` (milliseconds since the epoch).
+    pub fn record_at(&self, key: SeriesKey, unit: &str, value: f64, at_ms: i64) {
+        let dimensions: Vec<(&str, &str)> = key
+            .dimensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.record_parts(&key.namespace, &key.name, &dimensions, unit, value, at_ms);
+    }
+
+    /// [`Self::record_at`] without building a [`SeriesKey`] (the hot path).
+    pub fn record_parts(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
+        value: f64,
+        at_ms: i64,
+    ) {
+        if !value.is_finite() {
+            return;
+        }
+        let sorted;
+        let dimensions = if dimensions.windows(2).all(|w| w[0].0 <= w[1].0) {
+            dimensions
+        } else {
+            let mut copy = dimensions.to_vec();
+            copy.sort_unstable();
+            sorted = copy;
+            &sorted[..]
+        };
+        let bucket = at_ms - at_ms.rem_euclid(BUCKET_MS);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(namespace, name, dimensions, unit, bucket, Stats::one(value));
+    }
+
+    /// How many series-buckets wait for the next flush.
+    pub fn pending_len(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .buckets
+    }
+
+    /// Writes everything recorded so far in one group-commit job (merging
+    /// into buckets already stored) and drops points older than
+    /// `retain_since_ms`. Returns how many buckets were written. On error the
+    /// values are put back, so a busy database delays metrics but loses none.
+    pub async fn flush(&self, db: &Db, retain_since_ms: Option<i64>) -> Result<usize, DbError> {
+        let taken =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.buckets == 0 && retain_since_ms.is_none() {
+            return Ok(0);
+        }
+        let rows: Vec<(String, String, String, String, i64, Stats)> = taken
+            .series
+            .values()
+            .flatten()
+            .flat_map(|s| {
+                let dimensions = s.key.dimensions_text();
+                s.buckets.iter().map(move |(bucket, stats)| {
+                    (
+                        s.key.namespace.clone(),
+                        s.key.name.clone(),
+                        dimensions.clone(),
+                        s.unit.clone(),
+                        *bucket,
+                        *stats,
+                    )
+                })
+            })
+            .collect();
+        let result = db
+            .write(move |conn| {
+                let mut upsert = conn.prepare_cached(
+                    "INSERT INTO metric_points(namespace, name, dimensions, bucket_ms, unit,
+                         sample_count, sum, min, max)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(namespace, name, dimensions, bucket_ms) DO UPDATE SET
+                         unit = excluded.unit,
+                         sample_count = sample_count + excluded.sample_count,
+                         sum = sum + excluded.sum,
+                         min = min(min, excluded.min),
+                         max = max(max, excluded.max)",
+                )?;
+                for (namespace, name, dimensions, unit, bucket, stats) in &rows {
+                    upsert.execute(params![
+                        namespace,
+                        name,
+                        dimensions,
+                        bucket,
+                        unit,
+                        stats.sample_count as i64,
+                        stats.sum,
+                        stats.min,
+                        stats.max,
+                    ])?;
+                }
+                if let Some(since) = retain_since_ms {
+                    conn.execute("DELETE FROM metric_points WHERE bucket_ms < ?1", [since])?;
+                }
+                Ok(rows.len())
+            })
+            .await;
+        if result.is_err() {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for series in taken.series.into_values().flatten() {
+                let dimensions: Vec<(&str, &str)> = series
+                    .key
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                for (bucket, stats) in series.buckets {
+                    pending.add(
+                        &series.key.namespace,
+                        &series.key.name,
+                        &dimensions,
+                        &series.unit,
+                        bucket,
+                        stats,
+                    );
+                }
+            }
+        }
+        result
+    }
+}
+
+/// The custom metrics, from the telemetry EMF recorder.
+impl MetricsSink for MetricsStore {
+    fn record(&self, sample: &MetricSample<'_>) {
+        self.record_parts(
+            CUSTOM_NAMESPACE,
+            sample.name,
+            &[(dofs_telemetry::metric::FUNCTION_DIMENSION, sample.function)],
+            sample.unit,
+            sample.value,
+            chrono::Utc::now().timestamp_millis(),
+        );
+    }
+}
+
+/// An `AWS/States` execution counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionMetric {
+    Started,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMetric::Started => "ExecutionsStarted",
+            ExecutionMetric::Succeeded => "ExecutionsSucceeded",
+            ExecutionMetric::Failed => "ExecutionsFailed",
+            ExecutionMetric::TimedOut => "ExecutionsTimedOut",
+            ExecutionMetric::Aborted => "ExecutionsAborted",
+        }
+    }
+}
+
+/// Where the stand-ins record the AWS service metrics, with the names,
+/// units and dimensions AWS uses. A cloneable handle handed to each
+/// stand-in that emits (lambda, step functions, the gateway layer), so two
+/// runtimes in one process keep their metrics apart; [`ServiceMetrics::off`]
+/// records nothing (CLI commands, tests that don't look).
+#[derive(Clone, Debug, Default)]
+pub struct ServiceMetrics {
+    store: Option<MetricsStore>,
+}
+
+impl ServiceMetrics {
+    /// Records into `store`.
+    pub fn new(store: MetricsStore) -> Self {
+        Self { store: Some(store) }
+    }
+
+    /// Records nothing.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    fn record(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
+        value: f64,
+    ) {
+        if let Some(store) = &self.store {
+            let now = chrono::Utc::now().timestamp_millis();
+            store.record_parts(namespace, name, dimensions, unit, value, now);
+        }
+    }
+
+    /// `AWS/Lambda` Invocations, Errors and Duration of one invocation of the
+    /// function deployed as `function_name`.
+    pub fn lambda_invocation(&self, function_name: &str, failed: bool, duration_ms: f64) {
+        let dims = [("FunctionName", function_name)];
+        self.record("AWS/Lambda", "Invocations", &dims, "Count", 1.0);
+        self.record("AWS/Lambda", "Errors", &dims, "Count", flag(failed));
+        self.record("AWS/Lambda", "Duration", &dims, "Milliseconds", duration_ms);
+    }
+
+    /// An `AWS/States` execution counter of the local state machine.
+    pub fn execution(&self, metric: ExecutionMetric) {
+        let arn = crate::identity::state_machine_arn();
+        self.record(
+            "AWS/States",
+            metric.as_str(),
+            &[("StateMachineArn", &arn)],
+            "Count",
+            1.0,
+        );
+    }
+
+    /// `AWS/ApiGateway` Count, 4xx, 5xx (0 or 1 each, so Sum is the number
+    /// and Average the rate, as in CloudWatch) and Latency of one response.
+    pub fn api_response(&self, status: u16, latency_ms: f64) {
+        let dims = [("ApiId", crate::identity::API_ID)];
+        self.record("AWS/ApiGateway", "Count", &dims, "Count", 1.0);
+        let client_error = (400..500).contains(&status);
+        self.record("AWS/ApiGateway", "4xx", &dims, "Count", flag(client_error));
+        self.record("AWS/ApiGateway", "5xx", &dims, "Count", flag(status >= 500));
+        self.record(
+            "AWS/ApiGateway",
+            "Latency",
+            &dims,
+            "Milliseconds",
+            latency_ms,
+        );
+    }
+}
+
+fn flag(hit: bool) -> f64 {
+    if hit {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The API Gateway metrics of every response, including those made by the
+/// gateway's own layers (413). Install with `from_fn_with_state`.
+pub async fn api_gateway_layer(
+    axum::extract::State(metrics): axum::extract::State<ServiceMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.api_response(
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// Samples the `AWS/SQS` gauges of every queue into `store`, as the SQS
+/// service publishes them: visible, in flight, and the age in seconds of
+/// the oldest message (0 when the queue is empty).
+pub async fn sample_queues(
+    db: &Db,
+    store: &MetricsStore,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let now = now.timestamp_millis();
+    let queues = db
+        .read(move |conn| crate::services::sqs::queue_counts(conn, now))
+        .await?;
+    for queue in queues {
+        let dims = [("QueueName", queue.name.as_str())];
+        let age_s = queue
+            .oldest_sent_ms
+            .map_or(0.0, |sent| ((now - sent).max(0) / 1000) as f64);
+        for (metric, unit, value) in [
+            (
+                "ApproximateNumberOfMessagesVisible",
+                "Count",
+                queue.visible as f64,
+            ),
+            (
+                "ApproximateNumberOfMessagesNotVisible",
+                "Count",
+                queue.in_flight as f64,
+            ),
+            (
+                "ApproximateNumberOfMessagesDelayed",
+                "Count",
+                queue.delayed as f64,
+            ),
+            ("ApproximateAgeOfOldestMessage", "Seconds", age_s),
+        ] {
+            store.record_at(SeriesKey::new("AWS/SQS", metric, &dims), unit, value, now);
+        }
+    }
+    Ok(())
+}
+
+/// The statistic set of `key` in each period of `period_ms` starting at
+/// `from_ms` (`count` periods); `None` where nothing was recorded.
+pub fn period_stats(
+    conn: &Connection,
+    key: &SeriesKey,
+    from_ms: i64,
+    period_ms: i64,
+    count: usize,
+) -> Result<Vec<Option<Stats>>, DbError> {
+    let mut out = vec![None; count];
+    if count == 0 || period_ms <= 0 {
+        return Ok(out);
+    }
+    let to_ms = from_ms + period_ms * count as i64;
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            key.namespace,
+            key.name,
+            key.dimensions_text(),
+            from_ms,
+            to_ms
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Stats {
+                    sample_count: r.get::<_, i64>(1)?.max(0) as u64,
+                    sum: r.get(2)?,
+                    min: r.get(3)?,
+                    max: r.get(4)?,
+                },
+            ))
+        },
+    )?;
+    for row in rows {
+        let (bucket, stats) = row?;
+        let index = ((bucket - from_ms) / period_ms) as usize;
+        if let Some(slot) = out.get_mut(index) {
+            match slot {
+                Some(existing) => existing.merge(&stats),
+                None => *slot = Some(stats),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One series over a recent window, for `dofs metrics` and the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesSummary {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub unit: String,
+    /// Statistics over the whole window.
+    pub window: Stats,
+    pub average: f64,
+    /// The latest second with data, and its statistics.
+    pub last_at: String,
+    pub last: Stats,
+}
+
+/// Every series with data since `since_ms`, sorted by namespace, name and dimensions.
+pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT namespace, name, dimensions, unit, bucket_ms, sample_count, sum, min, max
+         FROM metric_points WHERE bucket_ms >= ?1
+         ORDER BY namespace, name, dimensions, bucket_ms",
+    )?;
+    let mut out: Vec<SeriesSummary> = Vec::new();
+    let rows = stmt.query_map([since_ms], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            Stats {
+                sample_count: r.get::<_, i64>(5)?.max(0) as u64,
+                sum: r.get(6)?,
+                min: r.get(7)?,
+                max: r.get(8)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (namespace, name, dimensions, unit, bucket, stats) = row?;
+        let dimensions: BTreeMap<String, String> = serde_json::from_str(&dimensions)?;
+        let last_at = DateTime::<Utc>::from_timestamp_millis(bucket)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        match out.last_mut() {
+            Some(s) if s.namespace == namespace && s.name == name && s.dimensions == dimensions => {
+                s.window.merge(&stats);
+                s.average = s.window.average();
+                s.unit = unit;
+                s.last = stats;
+                s.last_at = last_at;
+            }
+            _ => out.push(SeriesSummary {
+                namespace,
+                name,
+                dimensions,
+                unit,
+                window: stats,
+                average: stats.average(),
+                last_at,
+                last: stats,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SeriesKey {
+        SeriesKey::new(
+            "AWS/Lambda",
+            "Errors",
+            &[("FunctionName", "dofs-validator")],
+        )
+    }
+
+    #[test]
+    fn dimensions_are_stored_in_a_canonical_order() {
+        let a = SeriesKey::new("N", "M", &[("b", "2"), ("a", "1")]);
+        let b = SeriesKey::new("N", "M", &[("a", "1"), ("b", "2")]);
+        assert_eq!(a.dimensions_text(), r#"{"a":"1","b":"2"}"#);
+        assert_eq!(a, b);
+    }
+
+    #[tokio::test]
+    async fn values_are_aggregated_per_second_and_merged_across_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let store = MetricsStore::new();
+        let t0 = 1_700_000_000_000;
+        store.record_at(key(), "Count", 1.0, t0 + 10);
+        store.record_at(key(), "Count", 0.0, t0 + 990);
+        store.record_at(key(), "Count", 1.0, t0 + 1_000);
+        store.record_at(key(), "Count", f64::NAN, t0 + 1_000);
+        assert_eq!(store.pending_len(), 2);
+        assert_eq!(store.flush(&db, None).await.unwrap(), 2);
+        assert_eq!(store.pending_len(), 0);
+        store.record_at(key(), "Count", 5.0, t0 + 500);
+        store.flush(&db, None).await.unwrap();
+
+        let k = key();
+        let stats = db
+            .read(move |c| period_stats(c, &k, t0, 1_000, 3))
+            .await
+            .unwrap();
+        let first = stats[0].unwrap();
+        assert_eq!(first.sample_count, 3);
+        assert_eq!((first.sum, first.min, first.max), (6.0, 0.0, 5.0));
+        assert_eq!(stats[1].unwrap().sum, 1.0);
+        assert!(stats[2].is_none());
+        let k = key();
+        let whole = db
+            .read(move |c| period_stats(c, &k, t0, 2_000, 1))
+            .await
+            .unwrap();
+        assert_eq!(whole[0].unwrap().sample_count, 4);
+
+        let summary = db.read(move |c| recent(c, t0)).await.unwrap();
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].window.sum, 7.0);
+        assert_eq!(summary[0].last.sum, 1.0);
+        assert_eq!(summary[0].dimensions["FunctionName"], "dofs-validator");
+
+        // Retention drops old buckets.
+        store.flush(&db, Some(t0 + 1_000)).await.unwrap();
+        let k = key();
+        let stats = db
+            .read(move |c| period_stats(c, &k, t0, 1_000, 2))
+            .await
+            .unwrap();
+        assert!(stats[0].is_none());
+        assert!(stats[1].is_some());
+    }
+
+    #[test]
+    fn dimension_order_does_not_split_a_series() {
+        let store = MetricsStore::new();
+        store.record_parts("N", "M", &[("b", "2"), ("a", "1")], "Count", 1.0, 5);
+        store.record_parts("N", "M", &[("a", "1"), ("b", "2")], "Count", 2.0, 6);
+        store.record_parts("N", "M", &[("a", "1"), ("b", "3")], "Count", 4.0, 7);
+        assert_eq!(store.pending_len(), 2);
+        let pending = store.pending.lock().unwrap();
+        let merged = pending
+            .series
+            .values()
+            .flatten()
+            .find(|s| s.key.dimensions["b"] == "2")
+            .unwrap();
+        assert_eq!(merged.buckets[&0].sample_count, 2);
+        assert_eq!(merged.buckets[&0].sum, 3.0);
+    }
+
+    #[test]
+    fn the_sink_files_custom_metrics_under_the_function_dimension() {
+        let store = MetricsStore::new();
+        let props = BTreeMap::new();
+        MetricsSink::record(
+            &store,
+            &MetricSample {
+                name: "OrdersFulfilled",
+                unit: "Count",
+                value: 2.0,
+                function: "fulfill_order",
+                properties: &props,
+            },
+        );
+        let pending = store.pending.lock().unwrap();
+        let series = pending.series.values().flatten().next().unwrap();
+        assert_eq!(series.key.namespace, "DOFS");
+        assert_eq!(series.key.dimensions["function"], "fulfill_order");
+        assert_eq!(series.unit, "Count");
+        assert_eq!(series.buckets.values().next().unwrap().sum, 2.0);
+    }
+}

@@ -1,0 +1,62 @@
+//! The loop that makes metrics and alarms live: every interval it samples
+//! the SQS gauges (as SQS publishes them to CloudWatch), flushes the metric
+//! aggregate to the store, prunes what is past retention, and evaluates the
+//! alarms; on shutdown, one last flush.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dofs_core::Clock;
+
+use crate::observability::alarms::Evaluator;
+use crate::observability::metrics::{sample_queues, MetricsStore};
+use crate::shutdown::Shutdown;
+use crate::store::Db;
+
+/// How the metrics-and-alarms loop runs.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Sample queues, flush metrics and evaluate alarms this often.
+    pub interval: Duration,
+    /// Metric points older than this are deleted.
+    pub retention: Duration,
+}
+
+/// The loop behind `dofs serve`'s metrics and alarms: sample the SQS
+/// gauges, flush the metric aggregate, evaluate the alarms; until `stop`,
+/// then one last flush.
+pub async fn run(
+    db: Db,
+    store: MetricsStore,
+    evaluator: Arc<Evaluator>,
+    clock: Arc<dyn Clock>,
+    config: MonitorConfig,
+    stop: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.triggered() => break,
+        }
+        ticks += 1;
+        if let Err(err) = sample_queues(&db, &store, clock.now()).await {
+            tracing::warn!(error = %err, "could not sample the queues");
+        }
+        // Pruning is a range delete; once a minute is plenty.
+        let prune = (ticks % 60 == 1)
+            .then(|| clock.now().timestamp_millis() - config.retention.as_millis() as i64);
+        if let Err(err) = store.flush(&db, prune).await {
+            tracing::warn!(error = %err, "could not store metrics");
+            continue;
+        }
+        if let Err(err) = evaluator.evaluate_all(clock.now()).await {
+            tracing::warn!(error = %err, "could not evaluate the alarms");
+        }
+    }
+    if let Err(err) = store.flush(&db, None).await {
+        tracing::warn!(error = %err, "could not store the last metrics");
+    }
+}

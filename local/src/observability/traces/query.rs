@@ -1,0 +1,156 @@
+//! Reading traces back: an order's trace (the one its execution was
+//! started with), every span of a trace, and the tree order the waterfall
+//! and the console show.
+
+use std::collections::{HashMap, HashSet};
+
+use dofs_telemetry::TraceHeader;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::Map;
+
+use super::SpanRecord;
+use crate::store::DbError;
+
+/// An order's trace as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderTrace {
+    pub order_id: String,
+    pub trace_id: String,
+    /// Ordered as the waterfall prints them: depth first, children by start.
+    pub spans: Vec<SpanRecord>,
+    /// The depth of each of `spans` in the tree (0 for a root).
+    #[serde(skip)]
+    pub depths: Vec<usize>,
+    /// Other traces that touched the order (status reads, idempotent
+    /// replays), by their root spans.
+    pub other_traces: Vec<String>,
+}
+
+const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, function, order_id, start_ns, end_ns, status, attributes, events";
+
+fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SpanRecord, String, String)> {
+    let start: i64 = r.get(6)?;
+    let end: i64 = r.get(7)?;
+    Ok((
+        SpanRecord {
+            trace_id: r.get(0)?,
+            span_id: r.get(1)?,
+            parent_span_id: r.get(2)?,
+            name: r.get(3)?,
+            function: r.get(4)?,
+            order_id: r.get(5)?,
+            start,
+            end,
+            duration_ms: (end - start) as f64 / 1e6,
+            status: r.get(8)?,
+            attributes: Map::new(),
+            events: Vec::new(),
+        },
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+/// The trace an order's journey belongs to: the one its workflow execution
+/// was started with, else the trace of its earliest stored span.
+pub fn order_trace_id(conn: &Connection, order_id: &str) -> Result<Option<String>, DbError> {
+    let header = crate::services::step_functions::trace_header(conn, order_id)?;
+    if let Some(root) = header
+        .and_then(|h| h.parse::<TraceHeader>().ok())
+        .map(|h| h.root)
+    {
+        return Ok(Some(root));
+    }
+    Ok(conn
+        .query_row(
+            "SELECT trace_id FROM spans WHERE order_id = ?1 AND parent_span_id IS NULL
+             ORDER BY start_ns LIMIT 1",
+            [order_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Every stored span of `trace_id`, by start time.
+pub fn load_trace(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
+    ))?;
+    let rows = stmt
+        .query_map([trace_id], span_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(mut span, attributes, events)| {
+            span.attributes = serde_json::from_str(&attributes)?;
+            span.events = serde_json::from_str(&events)?;
+            Ok(span)
+        })
+        .collect()
+}
+
+/// The order's trace, `None` when nothing about the order was traced.
+pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrace>, DbError> {
+    let Some(trace_id) = order_trace_id(conn, order_id)? else {
+        return Ok(None);
+    };
+    let spans = load_trace(conn, &trace_id)?;
+    let mut stmt = conn.prepare(
+        "SELECT trace_id FROM spans
+         WHERE order_id = ?1 AND parent_span_id IS NULL AND trace_id != ?2 ORDER BY start_ns",
+    )?;
+    let other_traces = stmt
+        .query_map(params![order_id, trace_id], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if spans.is_empty() && other_traces.is_empty() {
+        return Ok(None);
+    }
+    let (depths, spans) = tree_order(spans).into_iter().unzip();
+    Ok(Some(OrderTrace {
+        order_id: order_id.to_owned(),
+        trace_id,
+        spans,
+        depths,
+        other_traces,
+    }))
+}
+
+/// Depth-first order with each span's depth: roots (no parent, or a parent
+/// not in the trace) and siblings by start time.
+pub fn tree_order(spans: Vec<SpanRecord>) -> Vec<(usize, SpanRecord)> {
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut children: HashMap<Option<String>, Vec<usize>> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
+        let parent = s
+            .parent_span_id
+            .as_deref()
+            .filter(|p| ids.contains(p) && *p != s.span_id)
+            .map(str::to_owned);
+        children.entry(parent).or_default().push(i);
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|&i| (spans[i].start, spans[i].end));
+    }
+    let mut order = Vec::with_capacity(spans.len());
+    let mut seen = vec![false; spans.len()];
+    let mut stack: Vec<(usize, usize)> = children
+        .get(&None)
+        .map(|roots| roots.iter().rev().map(|&i| (i, 0)).collect())
+        .unwrap_or_default();
+    while let Some((i, depth)) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        order.push((i, depth));
+        if let Some(kids) = children.get(&Some(spans[i].span_id.clone())) {
+            stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
+        }
+    }
+    // A parent cycle (never produced by us) would leave spans unvisited.
+    order.extend((0..spans.len()).filter(|&i| !seen[i]).map(|i| (i, 0)));
+    let mut slots: Vec<Option<SpanRecord>> = spans.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(i, depth)| slots[i].take().map(|s| (depth, s)))
+        .collect()
+}

@@ -1,0 +1,489 @@
+//! The composition root: [`Runtime::build`] turns a [`RuntimeConfig`] into a
+//! running system's parts — data directory, telemetry, queues, functions,
+//! the workflow engine, the event source mappings, the monitor, the gateway
+//! and the console — and [`Runtime::run_until`] runs them until a
+//! [`Shutdown`]. `dofs serve`, `dofs bench` and the in-process tests start
+//! DOFS through it and nothing else.
+//!
+//! Everything that can be refused is checked before anything is created:
+//! settings, the workflow and alarm files, the webhook URL, then the listen
+//! address (a port conflict leaves no data directory behind); only then is
+//! the data directory locked and opened.
+//!
+//! Shutdown: the gateway stops accepting and finishes its requests, every
+//! execution reaches its next persisted state, every poller finishes its
+//! batch; then the last spans and metrics are written.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dofs_asl::StateMachine;
+use dofs_core::{Clock, SystemClock};
+use dofs_telemetry::{MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport};
+use fulfill_order::FailureSimulator;
+use tokio::net::TcpListener;
+
+use crate::definitions;
+use crate::identity::{FunctionName, DEAD_LETTER_QUEUE, ORDER_QUEUE};
+use crate::observability::alarms::{self, Bindings, Evaluator, WebhookConfig};
+use crate::observability::metrics::{MetricsStore, ServiceMetrics};
+use crate::observability::monitor::{self, MonitorConfig};
+use crate::observability::traces::SpanStore;
+use crate::services::api_gateway;
+use crate::services::dynamodb::{SqliteFailedOrderStore, SqliteOrderStore};
+use crate::services::lambda::{FunctionDeps, Functions};
+use crate::services::sqs::event_source_mapping::{self, MappingConfig};
+use crate::services::sqs::{QueueConfig, Queues};
+use crate::services::step_functions::{self, Engine, EngineConfig, LocalTasks, LocalWorkflow};
+use crate::shutdown::Shutdown;
+use crate::store::Db;
+
+/// Everything a runtime is built from. [`RuntimeConfig::new`] gives the
+/// defaults `dofs serve` has (a test pins the two together).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Where the SQLite database lives (created if missing).
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Share of fulfilment attempts that fail, 0 to 1.
+    pub failure_rate: f64,
+    /// Makes simulated failures deterministic.
+    pub failure_seed: Option<u64>,
+    /// Visibility timeout of both queues.
+    pub visibility_timeout: Duration,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+    /// Most messages per function invocation.
+    pub batch_size: usize,
+    /// How often idle pollers and the engine look for work.
+    pub poll_interval: Duration,
+    /// How long a poller waits to fill a batch.
+    pub batching_window: Duration,
+    /// Concurrent pollers per queue.
+    pub pollers: usize,
+    /// Executions advanced concurrently.
+    pub workflow_workers: usize,
+    /// Lambda timeout of every function.
+    pub function_timeout: Duration,
+    /// Workflow definition to run instead of the compiled-in one.
+    pub workflow_file: Option<PathBuf>,
+    /// Store spans (trace context propagates either way).
+    pub traces: bool,
+    /// How often finished spans are written.
+    pub trace_flush_interval: Duration,
+    /// Where alarm state changes are POSTed, if anywhere.
+    pub alarm_webhook: Option<WebhookConfig>,
+    /// Multiplies every alarm period (floor one second).
+    pub alarm_period_scale: f64,
+    /// Alarm definitions to use instead of the compiled-in ones.
+    pub alarms_file: Option<PathBuf>,
+    /// How often queues are sampled, metrics stored and alarms evaluated.
+    pub metrics_interval: Duration,
+    /// How long metric points are kept.
+    pub metrics_retention: Duration,
+    /// Serve the web console under `/_dofs/`.
+    pub console: bool,
+    /// Functions whose event source mapping is disabled.
+    pub disabled_mappings: Vec<FunctionName>,
+    /// Log level filter (`info`, `dofs_local=debug,info`, ...).
+    pub log_level: String,
+}
+
+impl RuntimeConfig {
+    /// The defaults of `dofs serve`, on `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            failure_rate: 0.3,
+            failure_seed: None,
+            visibility_timeout: Duration::from_secs(2),
+            max_receive_count: 3,
+            batch_size: 10,
+            poll_interval: Duration::from_millis(250),
+            batching_window: Duration::ZERO,
+            pollers: 5,
+            workflow_workers: 128,
+            function_timeout: Duration::from_secs(30),
+            workflow_file: None,
+            traces: true,
+            trace_flush_interval: Duration::from_millis(100),
+            alarm_webhook: None,
+            alarm_period_scale: 1.0,
+            alarms_file: None,
+            metrics_interval: Duration::from_secs(1),
+            metrics_retention: Duration::from_secs(24 * 60 * 60),
+            console: true,
+            disabled_mappings: Vec::new(),
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// A built, not yet running, DOFS: listening already (so [`Runtime::addr`]
+/// is known), serving nothing until [`Runtime::run_until`].
+pub struct Runtime {
+    config: RuntimeConfig,
+    listener: TcpListener,
+    addr: SocketAddr,
+    db: Db,
+    /// Held for the runtime's life: one runtime per data directory.
+    _lock: std::fs::File,
+    telemetry: Telemetry,
+    spans: Option<Arc<SpanStore>>,
+    metric_store: MetricsStore,
+    service_metrics: ServiceMetrics,
+    clock: Arc<dyn Clock>,
+    queues: Queues,
+    functions: Arc<Functions>,
+    engine: Arc<Engine>,
+    evaluator: Arc<Evaluator>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds everything and binds the listener. `install_telemetry` puts
+    /// the given telemetry configuration in place: process-wide for
+    /// `dofs serve` ([`install_process_telemetry`]), for one thread in
+    /// tests (`dofs_telemetry::init_scoped_with_writer`).
+    pub async fn build(
+        config: RuntimeConfig,
+        install_telemetry: impl FnOnce(TelemetryConfig) -> Result<Telemetry, TelemetryError>,
+    ) -> anyhow::Result<Self> {
+        // Refusals first, before anything exists on disk.
+        let failures = FailureSimulator::new(config.failure_rate, config.failure_seed)
+            .map_err(|e| anyhow::anyhow!("invalid failure rate {}: {e}", config.failure_rate))?;
+        let alarm_list = load_alarms(&config)?;
+        let template = match &config.workflow_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read workflow file {}", path.display()))?,
+            None => definitions::WORKFLOW_ASL.to_owned(),
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let rendered = definitions::render(&template, &step_functions::template_vars(&base_url))
+            .context("cannot render the workflow definition")?;
+        let machine =
+            Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
+
+        let lock = lock_data_dir(&config.data_dir)?;
+        let db = Db::open(&config.data_dir)
+            .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
+        let spans = config.traces.then(SpanStore::new);
+        let metric_store = MetricsStore::new();
+        let service_metrics = ServiceMetrics::new(metric_store.clone());
+        let telemetry = install_telemetry(TelemetryConfig {
+            function_name: "dofs".to_owned(),
+            log_level: config.log_level.clone(),
+            traces: match &spans {
+                Some(store) => TraceExport::Custom(Arc::clone(store) as _),
+                None => TraceExport::Disabled,
+            },
+            metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
+        })
+        .context("cannot start telemetry")?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let evaluator = Evaluator::register(
+            db.clone(),
+            alarm_list,
+            config.alarm_webhook.clone(),
+            Arc::clone(&clock),
+        )
+        .await?;
+
+        let queues = Queues::new(db.clone(), Arc::clone(&clock), base_url);
+        queues
+            .declare(&QueueConfig {
+                name: DEAD_LETTER_QUEUE.into(),
+                visibility_timeout: config.visibility_timeout,
+                redrive: None,
+            })
+            .await?;
+        queues
+            .declare(&QueueConfig {
+                name: ORDER_QUEUE.into(),
+                visibility_timeout: config.visibility_timeout,
+                redrive: Some((DEAD_LETTER_QUEUE.into(), config.max_receive_count)),
+            })
+            .await?;
+
+        let workflow = LocalWorkflow::new(
+            db.clone(),
+            Arc::clone(&clock),
+            machine,
+            service_metrics.clone(),
+        );
+        let functions = Arc::new(
+            Functions::new(FunctionDeps {
+                orders: Arc::new(SqliteOrderStore::new(db.clone())),
+                failed_orders: Arc::new(SqliteFailedOrderStore::new(db.clone())),
+                workflow: Arc::new(workflow.clone()),
+                clock: Arc::clone(&clock),
+                failures,
+                timeout: config.function_timeout,
+                metrics: service_metrics.clone(),
+            })
+            .with_telemetry(telemetry.clone()),
+        );
+        let tasks = Arc::new(LocalTasks::new(Arc::clone(&functions), queues.clone()));
+        let engine = workflow.engine(
+            tasks,
+            EngineConfig {
+                workers: config.workflow_workers,
+                poll_interval: config.poll_interval,
+            },
+        );
+        Ok(Self {
+            config,
+            listener,
+            addr,
+            db,
+            _lock: lock,
+            telemetry,
+            spans,
+            metric_store,
+            service_metrics,
+            clock,
+            queues,
+            functions,
+            engine,
+            evaluator,
+        })
+    }
+
+    /// Where the gateway listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The data directory's database (tests read it).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until `shutdown` is triggered, then stops in order (see the
+    /// module doc).
+    pub async fn run_until(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Runtime {
+            config,
+            listener,
+            addr,
+            db,
+            _lock,
+            telemetry,
+            spans,
+            metric_store,
+            service_metrics,
+            clock,
+            queues,
+            functions,
+            engine,
+            evaluator,
+        } = self;
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(engine.run(shutdown.clone()));
+        if let Some(store) = &spans {
+            let flushing = telemetry.clone();
+            background.spawn(Arc::clone(store).run_writer(
+                db.clone(),
+                config.trace_flush_interval,
+                move || flushing.flush(),
+                shutdown.clone(),
+            ));
+        }
+        background.spawn(monitor::run(
+            db.clone(),
+            metric_store.clone(),
+            evaluator,
+            clock,
+            MonitorConfig {
+                interval: config.metrics_interval,
+                retention: config.metrics_retention,
+            },
+            shutdown.clone(),
+        ));
+        for mapping in mappings(&config) {
+            for _ in 0..config.pollers.max(1) {
+                background.spawn(event_source_mapping::run_mapping(
+                    db.clone(),
+                    queues.clone(),
+                    Arc::clone(&functions),
+                    mapping.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
+        tracing::info!(
+            address = %addr,
+            data_dir = %config.data_dir.display(),
+            failure_rate = config.failure_rate,
+            "dofs is serving"
+        );
+
+        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics);
+        if config.console {
+            app = crate::console::router(db.clone()).merge(app);
+        }
+        let stop = shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.triggered().await })
+        .await
+        .context("the HTTP server failed")?;
+        while let Some(joined) = background.join_next().await {
+            if let Err(err) = joined {
+                tracing::error!(error = %err, "a background task failed");
+            }
+        }
+        // The last spans (those of the work just finished) reach the disk too.
+        telemetry.flush();
+        if let Some(store) = &spans {
+            if let Err(err) = store.write_pending(&db).await {
+                tracing::error!(error = %err, "could not store the last spans");
+            }
+        }
+        if let Err(err) = metric_store.flush(&db, None).await {
+            tracing::error!(error = %err, "could not store the last metrics");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The event source mappings to run: both queues, minus the disabled ones
+/// (as `update-event-source-mapping --no-enabled` would leave them).
+fn mappings(config: &RuntimeConfig) -> Vec<MappingConfig> {
+    [
+        (ORDER_QUEUE, FunctionName::FulfillOrder),
+        (DEAD_LETTER_QUEUE, FunctionName::DlqHandler),
+    ]
+    .into_iter()
+    .filter(|(queue, function)| {
+        let disabled = config.disabled_mappings.contains(function);
+        if disabled {
+            tracing::warn!(
+                queue,
+                function = function.as_str(),
+                "event source mapping disabled"
+            );
+        }
+        !disabled
+    })
+    .map(|(queue, function)| MappingConfig {
+        queue: queue.into(),
+        function,
+        batch_size: config.batch_size,
+        batching_window: config.batching_window,
+        poll_interval: config.poll_interval,
+    })
+    .collect()
+}
+
+fn load_alarms(config: &RuntimeConfig) -> anyhow::Result<Vec<alarms::Alarm>> {
+    let text = match &config.alarms_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read alarm file {}", path.display()))?,
+        None => definitions::ALARMS_JSON.to_owned(),
+    };
+    alarms::load(&text, &Bindings::local(), config.alarm_period_scale)
+        .context("invalid alarm definitions")
+}
+
+/// `dofs serve`'s telemetry: installed for the process, JSON log lines on
+/// stderr (every line inside an order's work carries `order_id` and
+/// `trace_id`).
+pub fn install_process_telemetry(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    dofs_telemetry::init_with_writer(config, std::io::stderr)
+}
+
+/// One runtime per data directory: two would advance the same executions
+/// and poll the same queues, so an order could be worked on twice. The lock
+/// is the operating system's (`flock`), so it goes away with the process,
+/// also on `kill -9`. The read-mostly commands (`orders`, `redrive`, ...)
+/// don't take it: SQLite's WAL lets them in beside a running server.
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let path = data_dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `dofs serve` is already using the data directory {}",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_runtime_per_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("already using"), "{err}");
+        drop(first);
+        assert!(lock_data_dir(dir.path()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_setting_creates_no_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut config = RuntimeConfig::new(&data_dir);
+        config.failure_rate = 2.0;
+        config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("failure rate"), "{err}");
+        assert!(!data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_creates_no_data_dir() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut config = RuntimeConfig::new(&data_dir);
+        config.addr = taken.local_addr().unwrap();
+        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot listen"), "{err}");
+        assert!(!data_dir.exists());
+    }
+}

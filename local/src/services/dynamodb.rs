@@ -1,0 +1,320 @@
+//! The orders and failed_orders tables on SQLite, standing in for the two
+//! DynamoDB tables with the same conditional-write semantics:
+//!
+//! - `insert` is a put with `attribute_not_exists(order_id)`;
+//! - `transition` is an update with `status = :expected`, appending to the
+//!   history in the same write;
+//! - `FailedOrderStore::record` keeps the first record for an order.
+//!
+//! Every conditional write runs on the single writer thread ([`crate::store`]),
+//! so the read-check-write inside one closure is atomic. Documents are
+//! serialized and parsed by the caller, not on that thread, which every
+//! write waits for: a transition edits the stored JSON in SQLite
+//! (`json_set`, like DynamoDB's `SET`/`list_append`) and hands the new
+//! document back (`RETURNING`, like `ReturnValues=ALL_NEW`).
+
+use async_trait::async_trait;
+use dofs_core::{
+    FailedOrder, FailedOrderStore, InsertOutcome, Order, OrderId, OrderStatus, OrderStore,
+    PortError, StatusChange, TransitionOutcome,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::store::{CachedStatements, Db, DbError};
+
+/// [`OrderStore`] on the `orders` table.
+#[derive(Clone)]
+pub struct SqliteOrderStore {
+    db: Db,
+}
+
+impl SqliteOrderStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// Reads one order; the row's JSON document is the whole aggregate.
+pub fn load_order(conn: &Connection, order_id: &str) -> Result<Option<Order>, DbError> {
+    load_order_doc(conn, order_id)?
+        .as_deref()
+        .map(parse_order)
+        .transpose()
+}
+
+fn load_order_doc(conn: &Connection, order_id: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row_cached(
+            "SELECT doc FROM orders WHERE order_id = ?1",
+            [order_id],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+fn parse_order(doc: &str) -> Result<Order, DbError> {
+    Ok(serde_json::from_str(doc)?)
+}
+
+#[async_trait]
+impl OrderStore for SqliteOrderStore {
+    async fn get(&self, order_id: &OrderId) -> Result<Option<Order>, PortError> {
+        let id = order_id.to_string();
+        Ok(self.db.read(move |conn| load_order(conn, &id)).await?)
+    }
+
+    async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError> {
+        let id = order.order_id.to_string();
+        let status = order.status.as_str();
+        let doc = serde_json::to_string(order).map_err(DbError::from)?;
+        let created_at = order.created_at.to_rfc3339();
+        let updated_at = order.updated_at.to_rfc3339();
+        let existing = self
+            .db
+            .write(move |conn| {
+                let inserted = conn.execute_cached(
+                    "INSERT INTO orders(order_id, status, doc, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO NOTHING",
+                    params![id, status, doc, created_at, updated_at],
+                )?;
+                if inserted == 1 {
+                    return Ok(None);
+                }
+                load_order_doc(conn, &id)
+            })
+            .await?;
+        Ok(match existing {
+            None => InsertOutcome::Inserted,
+            Some(doc) => InsertOutcome::AlreadyExists(parse_order(&doc)?),
+        })
+    }
+
+    async fn transition(
+        &self,
+        order_id: &OrderId,
+        expected: OrderStatus,
+        change: StatusChange,
+    ) -> Result<TransitionOutcome, PortError> {
+        let id = order_id.to_string();
+        let status = change.status.as_str();
+        let updated_at = change.at.to_rfc3339();
+        // The document's own spelling of the time and of the history entry.
+        let at_json = match serde_json::to_value(change.at).map_err(DbError::from)? {
+            serde_json::Value::String(at) => at,
+            other => other.to_string(),
+        };
+        let change_json = serde_json::to_string(&change).map_err(DbError::from)?;
+        let (applied, doc) = self
+            .db
+            .write(move |conn| {
+                // Like a DynamoDB conditional update, the store checks only
+                // the condition; the status machine is the caller's job.
+                let updated: Option<String> = conn
+                    .query_row_cached(
+                        "UPDATE orders SET status = ?3, updated_at = ?4,
+                             doc = json_set(doc, '$.status', ?3, '$.updated_at', ?5,
+                                            '$.history[#]', json(?6))
+                         WHERE order_id = ?1 AND status = ?2
+                         RETURNING doc",
+                        params![
+                            id,
+                            expected.as_str(),
+                            status,
+                            updated_at,
+                            at_json,
+                            change_json
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                Ok(match updated {
+                    Some(doc) => (true, Some(doc)),
+                    None => (false, load_order_doc(conn, &id)?),
+                })
+            })
+            .await?;
+        Ok(match (applied, doc) {
+            (_, None) => TransitionOutcome::NotFound,
+            (true, Some(doc)) => TransitionOutcome::Applied(parse_order(&doc)?),
+            (false, Some(doc)) => TransitionOutcome::Unchanged(parse_order(&doc)?),
+        })
+    }
+}
+
+/// Which end of the orders table [`order_summaries`] starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Oldest first, every order (`dofs orders`).
+    OldestFirst,
+    /// Newest first, at most this many (the console).
+    Newest(usize),
+}
+
+/// The orders as `{order_id, status, created_at, updated_at}` objects,
+/// optionally only those in `status`.
+pub fn order_summaries(
+    conn: &Connection,
+    status: Option<&str>,
+    listing: Listing,
+) -> Result<Vec<serde_json::Value>, DbError> {
+    // A negative LIMIT is no limit in SQLite.
+    let (sql, limit) = match listing {
+        Listing::OldestFirst => (
+            "SELECT order_id, status, created_at, updated_at FROM orders
+             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, order_id LIMIT ?2",
+            -1,
+        ),
+        Listing::Newest(limit) => (
+            "SELECT order_id, status, created_at, updated_at FROM orders
+             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at DESC, order_id LIMIT ?2",
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ),
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(params![status, limit], |r| {
+            Ok(serde_json::json!({
+                "order_id": r.get::<_, String>(0)?,
+                "status": r.get::<_, String>(1)?,
+                "created_at": r.get::<_, String>(2)?,
+                "updated_at": r.get::<_, String>(3)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// [`FailedOrderStore`] on the `failed_orders` table.
+#[derive(Clone)]
+pub struct SqliteFailedOrderStore {
+    db: Db,
+}
+
+impl SqliteFailedOrderStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// Reads one failed order.
+pub fn load_failed_order(
+    conn: &Connection,
+    order_id: &str,
+) -> Result<Option<FailedOrder>, DbError> {
+    let doc: Option<String> = conn
+        .query_row(
+            "SELECT doc FROM failed_orders WHERE order_id = ?1",
+            [order_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    doc.map(|doc| serde_json::from_str(&doc).map_err(DbError::from))
+        .transpose()
+}
+
+#[async_trait]
+impl FailedOrderStore for SqliteFailedOrderStore {
+    async fn record(&self, failed: &FailedOrder) -> Result<(), PortError> {
+        let id = failed.order_id.to_string();
+        let doc = serde_json::to_string(failed).map_err(DbError::from)?;
+        let failed_at = failed.failed_at.to_rfc3339();
+        Ok(self
+            .db
+            .write(move |conn| {
+                conn.execute_cached(
+                    "INSERT INTO failed_orders(order_id, doc, failed_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(order_id) DO NOTHING",
+                    params![id, doc, failed_at],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn get(&self, order_id: &OrderId) -> Result<Option<FailedOrder>, PortError> {
+        let id = order_id.to_string();
+        Ok(self
+            .db
+            .read(move |conn| load_failed_order(conn, &id))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use dofs_core::testkit;
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn order_store_passes_the_port_contract() {
+        let (_dir, db) = open();
+        testkit::contract::order_store(&SqliteOrderStore::new(db)).await;
+    }
+
+    #[tokio::test]
+    async fn failed_order_store_passes_the_port_contract() {
+        let (_dir, db) = open();
+        testkit::contract::failed_order_store(&SqliteFailedOrderStore::new(db)).await;
+    }
+
+    #[tokio::test]
+    async fn only_one_of_many_racing_transitions_applies() {
+        let (_dir, db) = open();
+        let store = SqliteOrderStore::new(db);
+        let order = testkit::sample_order(OrderStatus::Pending);
+        store.insert(&order).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let store = store.clone();
+            let id = order.order_id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .transition(
+                        &id,
+                        OrderStatus::Pending,
+                        StatusChange::new(OrderStatus::Fulfilled, Utc::now()),
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut applied = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), TransitionOutcome::Applied(_)) {
+                applied += 1;
+            }
+        }
+        assert_eq!(applied, 1);
+        let stored = store.get(&order.order_id).await.unwrap().unwrap();
+        assert_eq!(stored.status, OrderStatus::Fulfilled);
+        assert_eq!(stored.history.len(), order.history.len() + 1);
+    }
+
+    /// The document SQLite edits is the document serde would have written.
+    #[tokio::test]
+    async fn a_transition_edits_the_document_as_the_model_would() {
+        let (_dir, db) = open();
+        let store = SqliteOrderStore::new(db);
+        let order = testkit::sample_order(OrderStatus::Pending);
+        store.insert(&order).await.unwrap();
+        let change = StatusChange::new(OrderStatus::Failed, Utc::now())
+            .with_reason("every attempt \"failed\"");
+        let mut expected = order.clone();
+        expected.status = change.status;
+        expected.updated_at = change.at;
+        expected.history.push(change.clone());
+        let outcome = store
+            .transition(&order.order_id, OrderStatus::Pending, change)
+            .await
+            .unwrap();
+        assert_eq!(outcome, TransitionOutcome::Applied(expected.clone()));
+        assert_eq!(store.get(&order.order_id).await.unwrap(), Some(expected));
+    }
+}

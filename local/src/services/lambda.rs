@@ -1,0 +1,301 @@
+//! The five Lambda functions, wired to the local adapters and invoked the
+//! way Lambda invokes them: the payload goes through JSON (as it does over
+//! the Runtime API), the handler gets a real `lambda_runtime::Context`
+//! (request id, deadline, function ARN, X-Ray trace header), and an error
+//! comes back as Lambda reports it, `{"errorType", "errorMessage"}`.
+//!
+//! Each invocation runs in its own task, so a panicking handler is reported
+//! as a function error instead of taking the runtime down, and under the
+//! function's timeout, as Lambda would enforce it.
+//!
+//! With telemetry attached ([`Functions::with_telemetry`]) an invocation goes
+//! through `dofs_telemetry::invoke`, exactly as the Lambda bootstraps do:
+//! the invocation span is named after the function and parented on the
+//! trace header, and its spans and metrics are flushed when it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_handler::ApiHandler;
+use dlq_handler::DlqHandler;
+use dofs_core::{Clock, FailedOrderStore, OrderStore, PortError, Workflow};
+use fulfill_order::{FailureSimulator, FulfillOrder};
+use lambda_runtime::{Context, LambdaEvent};
+use order_storage::OrderStorage;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+use validator::Validator;
+
+pub use crate::identity::FunctionName;
+use crate::observability::metrics::ServiceMetrics;
+
+/// A function error, as Lambda reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {error_message}")]
+pub struct FunctionError {
+    pub error_type: String,
+    pub error_message: String,
+}
+
+impl FunctionError {
+    fn new(error_type: &str, error_message: impl Into<String>) -> Self {
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: error_message.into(),
+        }
+    }
+
+    /// `{"errorType": .., "errorMessage": ..}`: the body of a failed
+    /// invocation, and what Step Functions puts in a task failure's Cause.
+    pub fn to_json(&self) -> Value {
+        json!({"errorType": self.error_type, "errorMessage": self.error_message})
+    }
+}
+
+impl From<PortError> for FunctionError {
+    fn from(err: PortError) -> Self {
+        Self::new(err.error_type(), err.chain())
+    }
+}
+
+/// What the functions are wired to.
+pub struct FunctionDeps {
+    pub orders: Arc<dyn OrderStore>,
+    pub failed_orders: Arc<dyn FailedOrderStore>,
+    pub workflow: Arc<dyn Workflow>,
+    pub clock: Arc<dyn Clock>,
+    pub failures: FailureSimulator,
+    /// The Lambda timeout every function runs under.
+    pub timeout: Duration,
+    /// Where the `AWS/Lambda` metrics of each invocation go.
+    pub metrics: ServiceMetrics,
+}
+
+/// The five functions, ready to invoke.
+pub struct Functions {
+    api_handler: Arc<ApiHandler>,
+    validator: Arc<Validator>,
+    order_storage: Arc<OrderStorage>,
+    fulfill_order: Arc<FulfillOrder>,
+    dlq_handler: Arc<DlqHandler>,
+    timeout: Duration,
+    metrics: ServiceMetrics,
+    telemetry: Option<dofs_telemetry::Telemetry>,
+}
+
+impl Functions {
+    pub fn new(deps: FunctionDeps) -> Self {
+        let FunctionDeps {
+            orders,
+            failed_orders,
+            workflow,
+            clock,
+            failures,
+            timeout,
+            metrics,
+        } = deps;
+        Self {
+            api_handler: Arc::new(ApiHandler::new(
+                workflow,
+                Arc::clone(&orders),
+                Arc::clone(&clock),
+            )),
+            validator: Arc::new(Validator::new(Arc::clone(&clock))),
+            order_storage: Arc::new(OrderStorage::new(Arc::clone(&orders), Arc::clone(&clock))),
+            fulfill_order: Arc::new(FulfillOrder::new(
+                Arc::clone(&orders),
+                Arc::clone(&clock),
+                failures,
+            )),
+            dlq_handler: Arc::new(DlqHandler::new(orders, failed_orders, clock)),
+            timeout,
+            metrics,
+            telemetry: None,
+        }
+    }
+
+    /// Runs every invocation under `telemetry` (see the module docs).
+    pub fn with_telemetry(mut self, telemetry: dofs_telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Invokes `function` with a JSON payload, as `Invoke` with
+    /// `RequestResponse` would. `trace_header` becomes the context's
+    /// `xray_trace_id` (what Lambda sets in `_X_AMZN_TRACE_ID`).
+    pub async fn invoke(
+        &self,
+        function: FunctionName,
+        payload: Value,
+        trace_header: Option<String>,
+    ) -> Result<Value, FunctionError> {
+        let context = self.context(function, trace_header);
+        if let Some(telemetry) = &self.telemetry {
+            let invocation = dofs_telemetry::Invocation {
+                function: Some(function.as_str().to_owned()),
+                request_id: context.request_id.clone(),
+                trace_header: context
+                    .xray_trace_id
+                    .as_deref()
+                    .and_then(|h| h.parse().ok()),
+            };
+            // The handler's task is spawned on the first poll, inside the
+            // invocation span, so the handler's spans are its children.
+            return dofs_telemetry::invoke(telemetry, invocation, || {
+                self.run(function, payload, context)
+            })
+            .await;
+        }
+        let span = tracing::info_span!(
+            "invoke",
+            function = function.as_str(),
+            request_id = %context.request_id,
+            trace_id = context.xray_trace_id.as_deref().unwrap_or_default(),
+        );
+        async {
+            let result = self.run(function, payload, context).await;
+            match &result {
+                Ok(_) => tracing::debug!("invocation succeeded"),
+                Err(err) => tracing::warn!(
+                    error_type = %err.error_type,
+                    error = %err.error_message,
+                    "invocation failed"
+                ),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The invocation itself, counted in the `AWS/Lambda` metrics
+    /// (Invocations, Errors, Duration) as Lambda counts it.
+    async fn run(
+        &self,
+        function: FunctionName,
+        payload: Value,
+        context: Context,
+    ) -> Result<Value, FunctionError> {
+        let started = std::time::Instant::now();
+        let result = self.run_handler(function, payload, context).await;
+        self.metrics.lambda_invocation(
+            &function.deployed_name(),
+            result.is_err(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        result
+    }
+
+    /// The handler in its own task, under the timeout.
+    async fn run_handler(
+        &self,
+        function: FunctionName,
+        payload: Value,
+        context: Context,
+    ) -> Result<Value, FunctionError> {
+        let timeout = self.timeout;
+        let task = match function {
+            FunctionName::ApiHandler => {
+                let h = Arc::clone(&self.api_handler);
+                spawn_typed(payload, context, move |e| async move { h.handle(e).await })
+            }
+            FunctionName::Validator => {
+                let h = Arc::clone(&self.validator);
+                spawn_typed(payload, context, move |e| async move { h.handle(e).await })
+            }
+            FunctionName::OrderStorage => {
+                let h = Arc::clone(&self.order_storage);
+                spawn_typed(payload, context, move |e| async move { h.handle(e).await })
+            }
+            FunctionName::FulfillOrder => {
+                let h = Arc::clone(&self.fulfill_order);
+                spawn_typed(payload, context, move |e| async move { h.handle(e).await })
+            }
+            FunctionName::DlqHandler => {
+                let h = Arc::clone(&self.dlq_handler);
+                spawn_typed(payload, context, move |e| async move { h.handle(e).await })
+            }
+        };
+        let task = task?;
+        let abort = task.abort_handle();
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => Err(FunctionError::new(
+                "Runtime.ExitError",
+                "the function panicked; see the log",
+            )),
+            Ok(Err(join)) => Err(FunctionError::new("Runtime.ExitError", join.to_string())),
+            Err(_) => {
+                abort.abort();
+                Err(FunctionError::new(
+                    "Sandbox.Timedout",
+                    format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                ))
+            }
+        }
+    }
+
+    fn context(&self, function: FunctionName, trace_header: Option<String>) -> Context {
+        let deadline =
+            chrono::Utc::now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
+        let config = lambda_runtime::Config {
+            function_name: function.deployed_name(),
+            memory: 128,
+            version: "$LATEST".into(),
+            log_group: format!("/aws/lambda/{}", function.deployed_name()),
+            log_stream: format!("local/[$LATEST]{}", uuid::Uuid::new_v4().simple()),
+        };
+        let mut context = Context::default();
+        context.request_id = uuid::Uuid::new_v4().to_string();
+        context.deadline = deadline;
+        context.invoked_function_arn = function.arn();
+        context.xray_trace_id = trace_header;
+        context.env_config = Arc::new(config);
+        context
+    }
+}
+
+type Invocation = tokio::task::JoinHandle<Result<Value, FunctionError>>;
+
+/// Deserializes the payload into the handler's event type (Lambda's runtime
+/// does the same, and reports a mismatch as `Runtime.UnmarshalError`) and
+/// runs the handler in its own task.
+fn spawn_typed<E, O, F, Fut>(
+    payload: Value,
+    context: Context,
+    handler: F,
+) -> Result<Invocation, FunctionError>
+where
+    E: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: FnOnce(LambdaEvent<E>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<O, PortError>> + Send + 'static,
+{
+    let event: E = serde_json::from_value(payload)
+        .map_err(|e| FunctionError::new("Runtime.UnmarshalError", e.to_string()))?;
+    let event = LambdaEvent::new(event, context);
+    Ok(tokio::spawn(
+        async move {
+            let output = handler(event).await.map_err(FunctionError::from)?;
+            serde_json::to_value(output)
+                .map_err(|e| FunctionError::new("Runtime.MarshalError", e.to_string()))
+        }
+        .in_current_span(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_errors_serialize_like_lambda() {
+        let err: FunctionError = PortError::transient("table busy").into();
+        assert_eq!(
+            err.to_json(),
+            json!({"errorType": "TransientError", "errorMessage": "table busy"})
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The AWS stand-ins, one module per service, each with the semantics the
+//! handlers see on AWS (each module's doc names the AWS behaviour it copies).
+
+pub mod api_gateway;
+pub mod dynamodb;
+pub mod lambda;
+pub mod sqs;
+pub mod step_functions;
