@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{fast_args, order_body, Dofs};
+use crate::helpers::{fast_args, order_body, spawn_runtime};
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn bad_requests_get_clear_json_errors_never_5xx() {
-    let dofs = Dofs::spawn(&fast_args(0.0));
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
     let client = &dofs.client;
 
     let malformed = client
@@ -70,9 +70,9 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
     assert!(wrong_method.headers().get("allow").is_some());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
-    let dofs = Dofs::spawn(&fast_args(0.0));
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
     let (status, first) = dofs.post_order(&order_body(1), Some("key-123")).await;
     assert_eq!(status, 202, "{first}");
     assert_eq!(first["status"], "RECEIVED");
@@ -109,4 +109,6 @@ async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
     // The same key with another body is a conflict, not a second order.
     let (status, _) = dofs.post_order(&order_body(2), Some("key-123")).await;
     assert_eq!(status, 409);
+    // In process, a stop is as clean as SIGTERM's.
+    dofs.stop().await.unwrap();
 }

@@ -5,17 +5,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{fast_args, Dofs};
+use crate::helpers::{fast_args, spawn_runtime, Served};
 
-async fn get(dofs: &Dofs, path: &str) -> (u16, String) {
+async fn get(dofs: &Served, path: &str) -> (u16, String) {
     let response = dofs.client.get(dofs.url(path)).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn console_pages_show_orders_traces_metrics_and_alarms() {
-    let dofs = Dofs::spawn(&fast_args(0.0));
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
     let ids = dofs.submit(3).await;
     dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
     let id = &ids[0];

@@ -1,24 +1,170 @@
-//! Spawning the real `dofs serve` on a free port with its own data dir, and
-//! talking to it over HTTP and the CLI.
+//! Two ways to run DOFS for a test, each on a free port with its own data
+//! dir: [`spawn_runtime`] builds the [`Runtime`] in this process (the
+//! default: fast, and its logs are captured); [`Dofs::spawn`] starts the
+//! real `dofs serve` binary, for what only a process shows (crashes,
+//! signals, the CLI against a live server). Both deref to [`Served`]: the
+//! HTTP API and the data directory.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser as _;
+use dofs_local::cli::{Cli, Command as CliCommand, LISTENING_LINE};
+use dofs_local::runtime::Runtime;
+use dofs_local::shutdown::Shutdown;
+use dofs_telemetry::testing::Capture;
 use serde_json::{json, Value};
 
 pub const DOFS: &str = env!("CARGO_BIN_EXE_dofs");
 
-/// A running `dofs serve`.
-pub struct Dofs {
-    child: Option<Child>,
+/// A running DOFS, seen from outside: its HTTP API and its data directory.
+pub struct Served {
     pub base: String,
     pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// A `dofs serve` process.
+pub struct Dofs {
+    served: Served,
+    child: Option<Child>,
     log: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    pub client: reqwest::Client,
+}
+
+impl Deref for Dofs {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
+/// A [`Runtime`] in this process, on the test's (current-thread) tokio
+/// runtime, with its telemetry installed for this thread only, so tests in
+/// parallel keep their spans, metrics and logs apart.
+pub struct InProcess {
+    served: Served,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    logs: Capture,
+    _telemetry: dofs_telemetry::ScopeGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Deref for InProcess {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Builds and starts a runtime in this process with `dofs serve`'s
+/// arguments (parsed by the same clap definition as the binary's).
+pub async fn spawn_runtime(args: &[String]) -> InProcess {
+    assert_eq!(
+        tokio::runtime::Handle::current().runtime_flavor(),
+        tokio::runtime::RuntimeFlavor::CurrentThread,
+        "spawn_runtime needs #[tokio::test] (current thread): its telemetry is this thread's"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let argv = [
+        "dofs",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(args.iter().cloned());
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let CliCommand::Serve(serve) = cli.command else {
+        unreachable!("parsed a serve command line")
+    };
+    let mut config = serve.into_config(&cli.data_dir).unwrap();
+    config.log_level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let logs = Capture::new();
+    let mut guard = None;
+    let runtime = Runtime::build(config, |telemetry| {
+        let (telemetry, scope) = dofs_telemetry::init_scoped_with_writer(telemetry, logs.clone())?;
+        guard = Some(scope);
+        Ok(telemetry)
+    })
+    .await
+    .unwrap();
+    let served = Served {
+        base: runtime.base_url(),
+        data_dir,
+        client: client(),
+    };
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(runtime.run_until(shutdown.clone()));
+    InProcess {
+        served,
+        shutdown,
+        task: Some(task),
+        logs,
+        _telemetry: guard.unwrap(),
+        _dir: dir,
+    }
+}
+
+impl InProcess {
+    /// The log lines written so far, each parsed (a line that is not one
+    /// JSON object fails the test).
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.logs()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let logs = self.logs();
+        let start = logs.len().saturating_sub(40);
+        let lines: Vec<String> = logs[start..].iter().map(Value::to_string).collect();
+        format!("--- dofs log (last lines) ---\n{}", lines.join("\n"))
+    }
+
+    /// Polls until every order is terminal (see [`Served::wait_terminal`]).
+    pub async fn wait_terminal(
+        &self,
+        ids: &[String],
+        deadline: Duration,
+    ) -> HashMap<String, String> {
+        self.served
+            .wait_terminal(ids, deadline)
+            .await
+            .unwrap_or_else(|pending| panic!("{pending}\n{}", self.log_tail()))
+    }
+
+    /// Stops as SIGTERM would and returns the runtime's result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if std::env::var("TEST_LOG").is_ok() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.shutdown.trigger();
+    }
 }
 
 /// Settings that keep the tests short.
@@ -38,6 +184,94 @@ pub fn fast_args(failure_rate: f64) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/orders"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_order(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submits `n` valid orders and returns their ids.
+    pub async fn submit(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let (status, body) = self.post_order(&order_body(i), None).await;
+            assert_eq!(status, 202, "POST /orders #{i}: {body}");
+            ids.push(body["order_id"].as_str().unwrap().to_owned());
+        }
+        ids
+    }
+
+    /// Polls until every order is FULFILLED, FAILED or REJECTED; at the
+    /// deadline, says what is still pending.
+    pub async fn wait_terminal(
+        &self,
+        ids: &[String],
+        deadline: Duration,
+    ) -> Result<HashMap<String, String>, String> {
+        let until = Instant::now() + deadline;
+        let mut done = HashMap::new();
+        loop {
+            for id in ids {
+                if done.contains_key(id) {
+                    continue;
+                }
+                let (status, body) = self.get_order(id).await;
+                if status == 200 {
+                    let s = body["status"].as_str().unwrap_or_default().to_owned();
+                    if matches!(s.as_str(), "FULFILLED" | "FAILED" | "REJECTED") {
+                        done.insert(id.clone(), s);
+                    }
+                }
+            }
+            if done.len() == ids.len() {
+                return Ok(done);
+            }
+            if Instant::now() > until {
+                let pending: Vec<_> = ids
+                    .iter()
+                    .filter(|id| !done.contains_key(*id))
+                    .take(5)
+                    .collect();
+                return Err(format!(
+                    "{} of {} orders not terminal after {deadline:?}, e.g. {pending:?}",
+                    ids.len() - done.len(),
+                    ids.len(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs a `dofs` CLI command on this data dir and parses its JSON output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        cli_json(&self.data_dir, args)
+    }
 }
 
 impl Dofs {
@@ -96,20 +330,19 @@ impl Dofs {
             }
         };
         let base = line
-            .strip_prefix("dofs listening on ")
+            .strip_prefix(LISTENING_LINE)
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .trim()
             .to_owned();
         Dofs {
+            served: Served {
+                base,
+                data_dir: data_dir.to_owned(),
+                client: client(),
+            },
             child: Some(child),
-            base,
-            data_dir: data_dir.to_owned(),
             log,
             _dir: None,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
         }
     }
 
@@ -119,96 +352,16 @@ impl Dofs {
         self._dir.take()
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(self.url("/orders"))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn get_order(&self, id: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(self.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Submits `n` valid orders and returns their ids.
-    pub async fn submit(&self, n: usize) -> Vec<String> {
-        let mut ids = Vec::with_capacity(n);
-        for i in 0..n {
-            let (status, body) = self.post_order(&order_body(i), None).await;
-            assert_eq!(status, 202, "POST /orders #{i}: {body}");
-            ids.push(body["order_id"].as_str().unwrap().to_owned());
-        }
-        ids
-    }
-
-    /// Polls until every order is FULFILLED, FAILED or REJECTED, or panics
-    /// at the deadline with what is still pending.
+    /// Polls until every order is terminal (see [`Served::wait_terminal`]).
     pub async fn wait_terminal(
         &self,
         ids: &[String],
         deadline: Duration,
     ) -> HashMap<String, String> {
-        let until = Instant::now() + deadline;
-        let mut done = HashMap::new();
-        loop {
-            for id in ids {
-                if done.contains_key(id) {
-                    continue;
-                }
-                let (status, body) = self.get_order(id).await;
-                if status == 200 {
-                    let s = body["status"].as_str().unwrap_or_default().to_owned();
-                    if matches!(s.as_str(), "FULFILLED" | "FAILED" | "REJECTED") {
-                        done.insert(id.clone(), s);
-                    }
-                }
-            }
-            if done.len() == ids.len() {
-                return done;
-            }
-            if Instant::now() > until {
-                let pending: Vec<_> = ids
-                    .iter()
-                    .filter(|id| !done.contains_key(*id))
-                    .take(5)
-                    .collect();
-                panic!(
-                    "{} of {} orders not terminal after {deadline:?}, e.g. {pending:?}\n{}",
-                    ids.len() - done.len(),
-                    ids.len(),
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Runs a `dofs` CLI command on this data dir and parses its JSON output.
-    pub fn cli_json(&self, args: &[&str]) -> Value {
-        cli_json(&self.data_dir, args)
-    }
-
-    /// Everything the server wrote to stderr (its log) so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.served
+            .wait_terminal(ids, deadline)
+            .await
+            .unwrap_or_else(|pending| panic!("{pending}\n{}", self.log_tail()))
     }
 
     pub fn log_tail(&self) -> String {

@@ -13,7 +13,7 @@ use dofs_core::OrderId;
 use fulfill_order::FailureSimulator;
 use serde_json::Value;
 
-use crate::helpers::{fast_args, order_body, Dofs, DOFS};
+use crate::helpers::{fast_args, order_body, spawn_runtime, InProcess, Served, DOFS};
 
 const FAILURE_RATE: f64 = 0.5;
 /// `fast_args` runs the server with this seed.
@@ -47,7 +47,7 @@ fn key_for(fate: Fate) -> String {
         .unwrap()
 }
 
-fn dofs_text(dofs: &Dofs, args: &[&str]) -> (bool, String, String) {
+fn dofs_text(dofs: &Served, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(DOFS)
         .arg("--data-dir")
         .arg(&dofs.data_dir)
@@ -75,7 +75,7 @@ fn spans(trace: &Value) -> &Vec<Value> {
 /// Polls `dofs trace --json` until the trace holds every span in `expected`
 /// (a name may be repeated: that many spans) — spans reach the disk a
 /// flush interval after they end.
-fn wait_for_trace(dofs: &Dofs, order_id: &str, expected: &[&str]) -> Value {
+async fn wait_for_trace(dofs: &InProcess, order_id: &str, expected: &[&str]) -> Value {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let (ok, stdout, stderr) = dofs_text(dofs, &["trace", order_id, "--json"]);
@@ -112,7 +112,7 @@ fn wait_for_trace(dofs: &Dofs, order_id: &str, expected: &[&str]) -> Value {
                 dofs.log_tail()
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -194,9 +194,9 @@ const SUBMIT_AND_STORE: &[&str] = &[
     "EnqueueOrder",
 ];
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_trace() {
-    let dofs = Dofs::spawn(&fast_args(FAILURE_RATE));
+    let dofs = spawn_runtime(&fast_args(FAILURE_RATE)).await;
     let mut orders = Vec::new();
     for (i, fate) in [Fate::Fulfilled, Fate::Retried, Fate::DeadLettered]
         .into_iter()
@@ -225,7 +225,7 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
         if *fate == Fate::DeadLettered {
             expected.push("dlq_handler.record");
         }
-        let trace = wait_for_trace(&dofs, order_id, &expected);
+        let trace = wait_for_trace(&dofs, order_id, &expected).await;
         assert_one_connected_trace(&trace, order_id, trace_id);
 
         // The workflow's states hang under api_handler's submit span, and
@@ -362,11 +362,10 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
 
     // Logs: every line is one JSON object; inside an order's work each
     // line names the order and its trace.
-    let log = dofs.log_text();
+    // (Captured in process: `logs()` fails on a line that is not one JSON object.)
     let mut order_lines = 0;
-    for line in log.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+    for entry in dofs.logs() {
+        let line = entry.to_string();
         for key in ["timestamp", "level", "message", "function"] {
             assert!(entry[key].is_string(), "{key} in {line}");
         }
