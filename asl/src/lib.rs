@@ -1,14 +1,13 @@
 //! `dofs-asl`: an Amazon States Language interpreter that runs a state
-//! machine one state at a time. The DOFS local runtime executes
-//! `terraform/order_workflow.asl.json` with it, so it runs exactly the
-//! workflow Terraform deploys; any other ASL file runs the same way with a
-//! [`TaskInvoker`] of your own.
+//! machine one state at a time. DOFS runs `terraform/order_workflow.asl.json`
+//! with it locally, so the local workflow is exactly the one Terraform deploys;
+//! any other ASL file runs the same way with a [`TaskInvoker`] of your own.
 //!
 //! Why our own: the `asl` crate (0.2) calls tasks and waits by blocking, parses
 //! `Retry` without executing it and cannot resume an execution; the `fakecloud-*`
-//! crates are AGPL. What the runtime needs is different anyway: a *step* function,
-//! [`StateMachine::advance`], that runs exactly one state and returns a
-//! serializable [`Cursor`]. The engine persists the cursor before calling again,
+//! crates are AGPL. What a durable host needs is different anyway: a *step*
+//! function, [`StateMachine::advance`], that runs exactly one state and returns a
+//! serializable [`Cursor`]. The host persists the cursor before calling again,
 //! so a crash resumes at the last completed state, and retry back-off and `Wait`
 //! come back as [`Next::Sleep`] with a wake-up time instead of a sleeping task.
 //!
@@ -17,13 +16,120 @@
 //! functions listed in `intrinsic`), ResultSelector, ResultPath and OutputPath,
 //! applied in the order of
 //! <https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html>;
-//! Retry and Catch with AWS's error-name rules. Parallel and Map are rejected when
-//! the definition is loaded.
+//! Retry and Catch with AWS's error-name rules
+//! (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>).
+//! Parallel and Map are rejected when the definition is loaded.
 //!
-//! Modules: `history` ([`HistoryEvent`] and its kinds), `definition` (loading and
-//! structural validation), `path` (JSONPath reads and ResultPath writes),
-//! `payload` (Parameters/ResultSelector templates), `intrinsic`, `choice`,
-//! `retry` (retriers, catchers, error matching), `machine` (the interpreter).
+//! # Running a definition
+//!
+//! Parse it with [`StateMachine::from_json`], start a [`Cursor`] with
+//! [`StateMachine::start`], and call [`StateMachine::advance`] until it returns
+//! [`Next::Succeeded`] or [`Next::Failed`]. Task states call your
+//! [`TaskInvoker`]; [`Next::Sleep`] asks you to call again at `until`.
+//!
+//! ```rust
+//! use async_trait::async_trait;
+//! use chrono::Utc;
+//! use dofs_asl::{ExecutionContext, Next, StateMachine, TaskCall, TaskFailure, TaskInvoker};
+//! use rand::SeedableRng;
+//! use serde_json::{json, Value};
+//!
+//! /// Answers the one resource the definition below uses.
+//! struct Greeter;
+//!
+//! #[async_trait]
+//! impl TaskInvoker for Greeter {
+//!     async fn invoke(
+//!         &self,
+//!         resource: &str,
+//!         parameters: Value,
+//!         _call: &TaskCall,
+//!     ) -> Result<Value, TaskFailure> {
+//!         match resource {
+//!             "greet" => {
+//!                 let name = parameters["name"].as_str().unwrap_or("you");
+//!                 Ok(json!(format!("Hello, {name}!")))
+//!             }
+//!             // `error` is what the state's Retry/Catch `ErrorEquals` match on.
+//!             other => Err(TaskFailure::new("UnknownResource", other)),
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let machine = StateMachine::from_json(
+//!         r#"{
+//!             "StartAt": "Greet",
+//!             "States": {
+//!                 "Greet": {"Type": "Task", "Resource": "greet",
+//!                           "Parameters": {"name.$": "$.name"},
+//!                           "ResultPath": "$.greeting", "Next": "Pause"},
+//!                 "Pause": {"Type": "Wait", "Seconds": 0, "Next": "Done"},
+//!                 "Done": {"Type": "Succeed"}
+//!             }
+//!         }"#,
+//!     )?;
+//!     let input = json!({"name": "Ada"});
+//!     let ctx = ExecutionContext {
+//!         execution_name: "example".to_owned(),
+//!         execution_arn: "arn:aws:states:eu-west-1:000000000000:execution:greeter:example".into(),
+//!         state_machine_arn: "arn:aws:states:eu-west-1:000000000000:stateMachine:greeter".into(),
+//!         start_time: Utc::now(),
+//!         trace_header: None,
+//!         input: input.clone(),
+//!     };
+//!
+//!     // `advance` is async but needs no particular executor: a current-thread
+//!     // tokio runtime (with timers, for the sleeps) is enough here.
+//!     let runtime = tokio::runtime::Builder::new_current_thread()
+//!         .enable_time()
+//!         .build()?;
+//!     let result = runtime.block_on(async {
+//!         // Drives retry jitter, States.UUID and States.MathRandom.
+//!         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//!         let mut cursor = machine.start(input);
+//!         loop {
+//!             // A durable host persists `cursor` here (it is Serialize), at
+//!             // least before states where `machine.has_side_effects(..)`, and
+//!             // records `step.events` as the execution history.
+//!             let step = machine
+//!                 .advance(cursor, &ctx, &Greeter, Utc::now(), &mut rng)
+//!                 .await;
+//!             match step.next {
+//!                 Next::Continue(next) => cursor = next,
+//!                 Next::Sleep { cursor: next, until } => {
+//!                     // `until` may already be past: sleep for what is left, if anything.
+//!                     let left = (until - Utc::now()).to_std().unwrap_or_default();
+//!                     tokio::time::sleep(left).await;
+//!                     cursor = next;
+//!                 }
+//!                 Next::Succeeded { output } => break Ok(output),
+//!                 Next::Failed { error, cause } => break Err(TaskFailure::new(error, cause)),
+//!             }
+//!         }
+//!     });
+//!
+//!     assert_eq!(result?, json!({"name": "Ada", "greeting": "Hello, Ada!"}));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Modules
+//!
+//! The public API is re-exported at the crate root; the modules behind it are:
+//! - `history`: [`HistoryEvent`], [`HistoryEventKind`] and [`StateType`], the
+//!   execution history as Step Functions names it;
+//! - `definition`: loading a definition and its structural validation;
+//! - `machine`: the interpreter proper, [`StateMachine::advance`];
+//! - `path`: JSONPath reads (InputPath, OutputPath, `.$` fields) and ResultPath writes;
+//! - `payload`: Parameters and ResultSelector templates;
+//! - `intrinsic`: the intrinsic functions (`States.Format`, ...);
+//! - `choice`: Choice rules;
+//! - `retry`: retriers, catchers and error-name matching;
+//! - [`errors`] (public): the `States.*` error names;
+//! - `testing` (public, behind the feature `testing`): `ScriptedTasks`, a
+//!   [`TaskInvoker`] that answers from a script, for tests of anything that
+//!   drives a [`StateMachine`].
 
 mod choice;
 mod definition;
@@ -102,7 +208,7 @@ impl StateMachine {
         Cursor::at(&self.definition.start_at, input)
     }
 
-    /// The execution-level `TimeoutSeconds`. The engine enforces it: an execution
+    /// The execution-level `TimeoutSeconds`. The host enforces it: an execution
     /// still running at `start_time + timeout` fails with `States.Timeout`.
     pub fn timeout(&self) -> Option<Duration> {
         self.definition.timeout_seconds.map(Duration::from_secs)
@@ -117,7 +223,7 @@ impl StateMachine {
     /// Whether running `state` reaches outside the execution (a Task calls
     /// a service). Every other state is a pure function of the cursor (and
     /// the clock and random numbers): running it again after a crash changes
-    /// nothing anyone saw, so the engine need not commit before it.
+    /// nothing anyone saw, so the host need not persist the cursor before it.
     pub fn has_side_effects(&self, state: &str) -> bool {
         self.definition
             .states
@@ -149,7 +255,7 @@ impl StateMachine {
 }
 
 /// Where an execution stands: the state to run next and that state's input.
-/// Serializable so the engine can persist it between steps.
+/// Serializable so the host can persist it between steps.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Cursor {
     pub state: String,
@@ -230,8 +336,9 @@ pub enum Next {
     },
 }
 
-/// Calls a Task's resource. Implemented by the engine (Lambda functions in
-/// process, the SQS queues) and by test fakes.
+/// Calls a Task's resource. Implemented by the host (which knows how to reach
+/// its Lambda functions, queues, ...) and by test fakes such as
+/// `testing::ScriptedTasks`.
 #[async_trait]
 pub trait TaskInvoker: Send + Sync {
     /// `resource` as written (e.g. "arn:aws:states:::lambda:invoke",

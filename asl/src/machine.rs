@@ -71,11 +71,11 @@ impl Recorder<'_> {
 
 impl StateMachine {
     /// Runs exactly one state from `cursor` and says what happens next. Pure apart
-    /// from the task call: the caller persists the returned cursor before the next
-    /// Task (see `Engine::drive`), so a crash resumes at the last completed Task
-    /// and re-runs only pure states. `now` is the time of
-    /// the step (for events, `$$.State.EnteredTime`, and retry/Wait wake-ups); `rng`
-    /// drives retry jitter, `States.UUID` and `States.MathRandom`.
+    /// from the task call: the host persists the returned cursor before the next
+    /// Task, so a crash resumes at the last completed Task and re-runs only pure
+    /// states. `now` is the time of the step (for events, `$$.State.EnteredTime`,
+    /// and retry/Wait wake-ups); `rng` drives retry jitter, `States.UUID` and
+    /// `States.MathRandom`.
     pub async fn advance(
         &self,
         cursor: Cursor,

@@ -315,7 +315,7 @@ impl Runtime {
             db.clone(),
             metric_store.clone(),
             evaluator,
-            clock,
+            Arc::clone(&clock),
             MonitorConfig {
                 interval: config.metrics_interval,
                 retention: config.metrics_retention,
@@ -340,7 +340,7 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics);
+        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics, clock);
         if config.console {
             app = crate::console::router(db.clone()).merge(app);
         }

@@ -29,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use dofs_core::Clock;
 use dofs_telemetry::TraceHeader;
 use serde_json::{json, Map, Value};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -39,19 +40,24 @@ use tracing::Instrument;
 use crate::observability::metrics::ServiceMetrics;
 use crate::services::lambda::{FunctionError, FunctionName, Functions};
 
-/// Largest request body the gateway passes on: 64 KiB.
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// Largest request body the gateway passes on: API Gateway's HTTP API
+/// payload quota, 10 MB
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+/// api_handler refuses far less (64 KiB), and on AWS its 413 is the one a
+/// client sees; here too.
+pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 /// The gateway's state.
 pub struct Gateway {
     functions: Arc<Functions>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The axum router of the gateway.
-pub fn router(functions: Arc<Functions>, metrics: ServiceMetrics) -> Router {
+pub fn router(functions: Arc<Functions>, metrics: ServiceMetrics, clock: Arc<dyn Clock>) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state(Arc::new(Gateway { functions }))
+        .with_state(Arc::new(Gateway { functions, clock }))
         // Outermost last: the JSON rewrite must wrap the limit layer to see
         // its plain-text 413.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -64,7 +70,8 @@ pub fn router(functions: Arc<Functions>, metrics: ServiceMetrics) -> Router {
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({"error": {"code": code, "message": message}});
+    // The same shape as api_handler's errors (`details` always present).
+    let body = json!({"error": {"code": code, "message": message, "details": []}});
     (
         status,
         [(
@@ -128,16 +135,55 @@ fn is_textual(content_type: Option<&str>) -> bool {
         || ct.starts_with("application/x-www-form-urlencoded")
 }
 
-/// Builds the payload-2.0 event for one request.
-pub fn build_event(
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    source_ip: &str,
-    request_id: &str,
-) -> Value {
+/// What the gateway knows of one request when it builds the event.
+pub struct GatewayRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub source_ip: &'a str,
+    pub request_id: &'a str,
+    /// When the request arrived (`requestContext.time` / `timeEpoch`).
+    pub at: DateTime<Utc>,
+}
+
+/// Builds the payload-2.0 event for one request
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>).
+pub fn build_event(request: &GatewayRequest<'_>) -> Value {
+    let (headers, cookies) = header_map_and_cookies(request.headers);
+    let query_params = query_parameters(request.query);
+    let (route_key, path_params) = route(request.method, request.path);
+    let (body, is_base64) = body_field(request.headers, request.body);
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.query,
+        "headers": headers,
+        "requestContext": request_context(request, &route_key),
+        "isBase64Encoded": is_base64,
+    });
+    if let Some(map) = event.as_object_mut() {
+        if !cookies.is_empty() {
+            map.insert("cookies".into(), json!(cookies));
+        }
+        if !query_params.is_empty() {
+            map.insert("queryStringParameters".into(), Value::Object(query_params));
+        }
+        if !path_params.is_empty() {
+            map.insert("pathParameters".into(), Value::Object(path_params));
+        }
+        if !body.is_null() {
+            map.insert("body".into(), body);
+        }
+    }
+    event
+}
+
+/// Headers as payload 2.0 has them: lower-case names, repeated headers
+/// joined with commas, and `Cookie` moved to its own `cookies` list.
+fn header_map_and_cookies(headers: &HeaderMap) -> (Map<String, Value>, Vec<String>) {
     let mut header_map = Map::new();
     let mut cookies = Vec::new();
     for (name, value) in headers {
@@ -161,73 +207,67 @@ pub fn build_event(
             }
         }
     }
-    let mut query_params = Map::new();
+    (header_map, cookies)
+}
+
+/// `queryStringParameters`: repeated keys joined with commas.
+fn query_parameters(query: &str) -> Map<String, Value> {
+    let mut params = Map::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match query_params.get_mut(k) {
+        match params.get_mut(k) {
             Some(Value::String(existing)) => {
                 existing.push(',');
                 existing.push_str(v);
             }
             _ => {
-                query_params.insert(k.to_owned(), Value::String(v.to_owned()));
+                params.insert(k.to_owned(), Value::String(v.to_owned()));
             }
         }
     }
-    let (route_key, path_params) = route(method, path);
+    params
+}
+
+/// The body as text when the content type is textual, else base64.
+fn body_field(headers: &HeaderMap, body: &[u8]) -> (Value, bool) {
+    if body.is_empty() {
+        return (Value::Null, false);
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let (body, is_base64) = if body.is_empty() {
-        (Value::Null, false)
-    } else {
-        match std::str::from_utf8(body) {
-            Ok(text) if is_textual(content_type) => (Value::String(text.to_owned()), false),
-            _ => (Value::String(BASE64.encode(body)), true),
-        }
-    };
-    let now = Utc::now();
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": header_map,
-        "requestContext": {
-            "accountId": crate::identity::ACCOUNT_ID,
-            "apiId": crate::identity::API_ID,
-            "domainName": headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost"),
-            "domainPrefix": "local",
-            "stage": "$default",
-            "requestId": request_id,
-            "routeKey": route_key,
-            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-            "http": {
-                "method": method.as_str(),
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
-            },
-        },
-        "isBase64Encoded": is_base64,
-    });
-    if let Some(map) = event.as_object_mut() {
-        if !cookies.is_empty() {
-            map.insert("cookies".into(), json!(cookies));
-        }
-        if !query_params.is_empty() {
-            map.insert("queryStringParameters".into(), Value::Object(query_params));
-        }
-        if !path_params.is_empty() {
-            map.insert("pathParameters".into(), Value::Object(path_params));
-        }
-        if !body.is_null() {
-            map.insert("body".into(), body);
-        }
+    match std::str::from_utf8(body) {
+        Ok(text) if is_textual(content_type) => (Value::String(text.to_owned()), false),
+        _ => (Value::String(BASE64.encode(body)), true),
     }
-    event
+}
+
+fn request_context(request: &GatewayRequest<'_>, route_key: &str) -> Value {
+    let header_text = |name: header::HeaderName| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    json!({
+        "accountId": crate::identity::ACCOUNT_ID,
+        "apiId": crate::identity::API_ID,
+        "domainName": header_text(header::HOST).unwrap_or_else(|| "localhost".to_owned()),
+        "domainPrefix": "local",
+        "stage": "$default",
+        "requestId": request.request_id,
+        "routeKey": route_key,
+        "time": request.at.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "timeEpoch": request.at.timestamp_millis(),
+        "http": {
+            "method": request.method.as_str(),
+            "path": request.path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": request.source_ip,
+            "userAgent": header_text(header::USER_AGENT).unwrap_or_default(),
+        },
+    })
 }
 
 /// The caller's trace, if it sent a valid `X-Amzn-Trace-Id`.
@@ -379,15 +419,16 @@ async fn handle(
         .in_scope(dofs_telemetry::outgoing_trace_header)
         .unwrap_or_else(|| trace_header_for(&parts.headers));
     span.record("trace_id", trace.root.as_str());
-    let event = build_event(
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query().unwrap_or(""),
-        &parts.headers,
-        &body,
-        &peer.ip().to_string(),
-        &request_id,
-    );
+    let event = build_event(&GatewayRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+        source_ip: &peer.ip().to_string(),
+        request_id: &request_id,
+        at: gateway.clock.now(),
+    });
     if let Some(route) = event.get("routeKey").and_then(Value::as_str) {
         span.record("http.route", route);
     }
@@ -425,6 +466,25 @@ mod tests {
         assert_eq!(route(&Method::GET, "/orders/a/b").0, "$default");
     }
 
+    fn request<'a>(
+        method: &'a Method,
+        path: &'a str,
+        query: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> GatewayRequest<'a> {
+        GatewayRequest {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            source_ip: "127.0.0.1",
+            request_id: "req-1",
+            at: Utc::now(),
+        }
+    }
+
     #[test]
     fn builds_a_payload_v2_event_that_deserializes() {
         let mut headers = HeaderMap::new();
@@ -432,15 +492,13 @@ mod tests {
         headers.append("X-Multi", HeaderValue::from_static("a"));
         headers.append("X-Multi", HeaderValue::from_static("b"));
         headers.insert("Cookie", HeaderValue::from_static("a=1; b=2"));
-        let event = build_event(
+        let event = build_event(&request(
             &Method::GET,
             "/orders/o-1",
             "x=1&x=2&y=",
             &headers,
             b"",
-            "127.0.0.1",
-            "req-1",
-        );
+        ));
         let typed: ApiGatewayV2httpRequest = serde_json::from_value(event.clone()).unwrap();
         assert_eq!(typed.route_key.as_deref(), Some("GET /orders/{order_id}"));
         assert_eq!(typed.raw_path.as_deref(), Some("/orders/o-1"));
@@ -463,15 +521,13 @@ mod tests {
             "content-type",
             HeaderValue::from_static("application/octet-stream"),
         );
-        let event = build_event(
+        let event = build_event(&request(
             &Method::POST,
             "/orders",
             "",
             &headers,
             &[0xff, 0x00],
-            "::1",
-            "r",
-        );
+        ));
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], BASE64.encode([0xff, 0x00]));
         let mut headers = HeaderMap::new();
@@ -479,7 +535,7 @@ mod tests {
             "content-type",
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        let event = build_event(&Method::POST, "/orders", "", &headers, b"{}", "::1", "r");
+        let event = build_event(&request(&Method::POST, "/orders", "", &headers, b"{}"));
         assert_eq!(event["isBase64Encoded"], false);
         assert_eq!(event["body"], "{}");
     }

@@ -81,6 +81,7 @@ pub struct Functions {
     fulfill_order: Arc<FulfillOrder>,
     dlq_handler: Arc<DlqHandler>,
     timeout: Duration,
+    clock: Arc<dyn Clock>,
     metrics: ServiceMetrics,
     telemetry: Option<dofs_telemetry::Telemetry>,
 }
@@ -109,8 +110,9 @@ impl Functions {
                 Arc::clone(&clock),
                 failures,
             )),
-            dlq_handler: Arc::new(DlqHandler::new(orders, failed_orders, clock)),
+            dlq_handler: Arc::new(DlqHandler::new(orders, failed_orders, Arc::clone(&clock))),
             timeout,
+            clock,
             metrics,
             telemetry: None,
         }
@@ -238,8 +240,7 @@ impl Functions {
     }
 
     fn context(&self, function: FunctionName, trace_header: Option<String>) -> Context {
-        let deadline =
-            chrono::Utc::now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
+        let deadline = self.clock.now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
         let config = lambda_runtime::Config {
             function_name: function.deployed_name(),
             memory: 128,

@@ -55,9 +55,25 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
         .send()
         .await
         .unwrap();
+    // api_handler's own 413, as on AWS (the gateway's limit is 10 MB).
     assert_eq!(huge.status().as_u16(), 413);
     let body: serde_json::Value = huge.json().await.unwrap();
-    assert!(body["error"].is_object(), "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+
+    // Past API Gateway's own quota the gateway answers, in JSON too.
+    let too_huge = client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .body(vec![
+            b' ';
+            dofs_local::services::api_gateway::BODY_LIMIT + 1
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_huge.status().as_u16(), 413);
+    let body: serde_json::Value = too_huge.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 
     let (status, _) = dofs.get_order("0b4f8a36-0000-4000-8000-000000000000").await;
     assert_eq!(status, 404);

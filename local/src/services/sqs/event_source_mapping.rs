@@ -18,12 +18,12 @@
 //! order id, receive count, outcome), which is how `dofs order` can show how
 //! many times an order was attempted.
 
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use chrono::Utc;
 use dofs_telemetry::TraceHeader;
 use rusqlite::params;
 use serde_json::{json, Map, Value};
@@ -252,7 +252,15 @@ pub async fn poll_once(
             Some(_) => Outcome::Deleted,
         })
         .collect();
-    settle_batch(db, &config.queue, config.function, &batch, &outcomes).await?;
+    settle_batch(
+        db,
+        &config.queue,
+        config.function,
+        &batch,
+        &outcomes,
+        queues.now(),
+    )
+    .await?;
     Ok(batch.len())
 }
 
@@ -269,8 +277,9 @@ async fn settle_batch(
     function: FunctionName,
     batch: &[ReceivedMessage],
     outcomes: &[Outcome],
+    at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let at = Utc::now().to_rfc3339();
+    let at = at.to_rfc3339();
     let rows: Vec<(String, String, Option<String>, u32, Outcome)> = batch
         .iter()
         .zip(outcomes)

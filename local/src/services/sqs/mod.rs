@@ -26,6 +26,7 @@
 
 pub mod event_source_mapping;
 
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -200,6 +201,11 @@ impl Queues {
             })
             .await?;
         Ok(())
+    }
+
+    /// The queues' clock's now (what receive and delete times are).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     fn now_ms(&self) -> i64 {
@@ -394,86 +400,111 @@ fn receive_in(
     let mut redriven = None;
     // Oldest-visible first, in the order of the `messages_visible` index
     // (queue, visible_at_ms, seq): SQLite walks the index and stops after
-    // `LIMIT` rows. `ORDER BY seq` alone made it collect and sort every
-    // visible message on each receive (a temp B-tree, seen with EXPLAIN
-    // QUERY PLAN) — on the writer thread, so a backlog of thousands slowed
-    // every write. A standard queue promises no order; messages sent in the
-    // same millisecond still come out in send order.
-    let mut select = conn.prepare_cached(
-        "SELECT seq, message_id, body, md5_of_body, message_attributes, trace_header, sent_ms,
-                receive_count, first_receive_ms
-         FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2
-         ORDER BY visible_at_ms, seq LIMIT ?3",
-    )?;
+    // `LIMIT` rows, where `ORDER BY seq` alone would sort every visible
+    // message on each receive, on the writer thread. A standard queue
+    // promises no order; messages sent in the same millisecond still come
+    // out in send order.
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT {VISIBLE_COLUMNS} FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2
+         ORDER BY visible_at_ms, seq LIMIT ?3"
+    ))?;
     loop {
         let wanted = max.saturating_sub(received.len());
         if wanted == 0 {
             break;
         }
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            i64,
-            u32,
-            Option<i64>,
-        );
-        let rows: Vec<Row> = select
-            .query_map(params![queue, now, wanted as i64], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                    row.get(7)?,
-                    row.get(8)?,
-                ))
-            })?
+        let rows: Vec<VisibleRow> = select
+            .query_map(params![queue, now, wanted as i64], VisibleRow::from_row)?
             .collect::<Result<_, _>>()?;
         if rows.is_empty() {
             break;
         }
-        for (seq, message_id, body, md5, attrs, trace_header, sent_ms, count, first) in rows {
-            if let Some((dlq, max_receive)) = &redrive {
-                if count >= *max_receive {
-                    conn.execute_cached(
-                        "UPDATE messages SET queue = ?2, receipt_handle = NULL, visible_at_ms = ?3
-                         WHERE seq = ?1",
-                        params![seq, dlq, now],
-                    )?;
+        for row in rows {
+            match &redrive {
+                Some((dlq, max_receive)) if row.receive_count >= *max_receive => {
+                    redrive_row(conn, row.seq, dlq, now)?;
                     redriven = Some(dlq.clone());
-                    continue;
                 }
+                _ => received.push(hand_out_row(conn, queue, row, now, visibility_ms)?),
             }
-            let handle = uuid::Uuid::new_v4().to_string();
-            let count = count + 1;
-            let first = first.unwrap_or(now);
-            conn.execute_cached(
-                "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, receipt_handle = ?4,
-                     visible_at_ms = ?5 WHERE seq = ?1",
-                params![seq, count, first, handle, now + visibility_ms],
-            )?;
-            received.push(ReceivedMessage {
-                queue: queue.to_owned(),
-                message_id,
-                receipt_handle: handle,
-                body,
-                md5_of_body: md5,
-                attributes: serde_json::from_str(&attrs)?,
-                trace_header,
-                sent_ms,
-                receive_count: count,
-                first_receive_ms: first,
-            });
         }
     }
     Ok(Some((received, redriven)))
+}
+
+/// The columns [`VisibleRow::from_row`] reads.
+const VISIBLE_COLUMNS: &str = "seq, message_id, body, md5_of_body, message_attributes, \
+     trace_header, sent_ms, receive_count, first_receive_ms";
+
+/// A visible message as `receive_in` finds it.
+struct VisibleRow {
+    seq: i64,
+    message_id: String,
+    body: String,
+    md5_of_body: String,
+    attributes: String,
+    trace_header: Option<String>,
+    sent_ms: i64,
+    receive_count: u32,
+    first_receive_ms: Option<i64>,
+}
+
+impl VisibleRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get("seq")?,
+            message_id: row.get("message_id")?,
+            body: row.get("body")?,
+            md5_of_body: row.get("md5_of_body")?,
+            attributes: row.get("message_attributes")?,
+            trace_header: row.get("trace_header")?,
+            sent_ms: row.get("sent_ms")?,
+            receive_count: row.get("receive_count")?,
+            first_receive_ms: row.get("first_receive_ms")?,
+        })
+    }
+}
+
+/// Moves a message that was received `maxReceiveCount` times to its
+/// dead-letter queue, visible there at once (SQS's redrive policy).
+fn redrive_row(conn: &Connection, seq: i64, dlq: &str, now: i64) -> Result<(), DbError> {
+    conn.execute_cached(
+        "UPDATE messages SET queue = ?2, receipt_handle = NULL, visible_at_ms = ?3
+         WHERE seq = ?1",
+        params![seq, dlq, now],
+    )?;
+    Ok(())
+}
+
+/// Hands a message out: one more receive, a new receipt handle, invisible
+/// for the visibility timeout.
+fn hand_out_row(
+    conn: &Connection,
+    queue: &str,
+    row: VisibleRow,
+    now: i64,
+    visibility_ms: i64,
+) -> Result<ReceivedMessage, DbError> {
+    let handle = uuid::Uuid::new_v4().to_string();
+    let count = row.receive_count + 1;
+    let first = row.first_receive_ms.unwrap_or(now);
+    conn.execute_cached(
+        "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, receipt_handle = ?4,
+             visible_at_ms = ?5 WHERE seq = ?1",
+        params![row.seq, count, first, handle, now + visibility_ms],
+    )?;
+    Ok(ReceivedMessage {
+        queue: queue.to_owned(),
+        message_id: row.message_id,
+        receipt_handle: handle,
+        body: row.body,
+        md5_of_body: row.md5_of_body,
+        attributes: serde_json::from_str(&row.attributes)?,
+        trace_header: row.trace_header,
+        sent_ms: row.sent_ms,
+        receive_count: count,
+        first_receive_ms: first,
+    })
 }
 
 /// Counts per queue at `now_ms`: what `GetQueueAttributes` answers, and

@@ -1,0 +1,177 @@
+//! The JSON twins of the pages, under `/_dofs/api/`, and the read models
+//! behind them. The HTML pages ([`super::pages`]) render these same values,
+//! so a page can never show something its twin does not return; the
+//! dependency points from the pages to here, never back.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::observability::alarms;
+use crate::observability::metrics;
+use crate::services::dynamodb::{self, Listing};
+use crate::store::{Db, DbError};
+
+/// Most orders a list shows (newest first). A busy data directory holds
+/// far more, and a page that size still renders instantly; `dofs orders`
+/// is the way to see them all.
+pub(super) const ORDER_LIMIT: usize = 500;
+/// How far back the metrics views look: long enough to cover a `dofs bench`
+/// run, short enough that the summary is about what is happening now.
+pub(super) const METRICS_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// How many alarm state changes the alarm views show.
+const ALARM_HISTORY: usize = 50;
+
+/// A database problem. The response says only that it happened: the error
+/// (SQL, paths) goes to the log, never into a body a browser shows.
+pub(super) struct ConsoleError(DbError);
+
+impl From<DbError> for ConsoleError {
+    fn from(err: DbError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "console query failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the console could not read the data directory; see the log",
+        )
+            .into_response()
+    }
+}
+
+/// What every console handler, HTML or JSON, returns.
+pub(super) type Page = Result<Response, ConsoleError>;
+
+/// `?status=` of the order lists.
+#[derive(Debug, Deserialize)]
+pub(super) struct OrdersQuery {
+    status: Option<String>,
+}
+
+impl OrdersQuery {
+    /// The filter as stored: statuses are upper case in the table, but a
+    /// person typing the URL writes `?status=pending`; blank means no
+    /// filter.
+    pub(super) fn status(&self) -> Option<String> {
+        self.status
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_uppercase)
+    }
+}
+
+/// Every alarm's current state and its latest changes, newest first: what
+/// both alarm views show.
+pub(super) fn alarm_history(
+    conn: &Connection,
+) -> Result<(Vec<alarms::StoredState>, Vec<alarms::Transition>), DbError> {
+    Ok((
+        alarms::load_states(conn)?,
+        alarms::load_history(conn, ALARM_HISTORY)?,
+    ))
+}
+
+/// Every series with data inside [`METRICS_WINDOW_MS`].
+pub(super) fn metrics_report(conn: &Connection) -> Result<Vec<metrics::SeriesSummary>, DbError> {
+    let since = chrono::Utc::now().timestamp_millis() - METRICS_WINDOW_MS;
+    metrics::recent(conn, since)
+}
+
+/// The order as `dofs order --json` shows it, with each trace span's depth
+/// and nanosecond bounds inlined, so the waterfall (here or in a script)
+/// needs nothing but the span list. `None` when neither the order nor its
+/// execution exists.
+pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<Value>, DbError> {
+    let report = crate::inspect::order_report(conn, order_id)?;
+    if !report.exists() {
+        return Ok(None);
+    }
+    let trace = report.trace.as_ref().map(|trace| {
+        let spans: Vec<Value> = trace
+            .spans
+            .iter()
+            .zip(&trace.depths)
+            .map(|(span, depth)| {
+                let mut v = serde_json::to_value(span).unwrap_or(Value::Null);
+                v["depth"] = json!(depth);
+                v["start_ns"] = json!(span.start);
+                v["end_ns"] = json!(span.end);
+                v
+            })
+            .collect();
+        json!({"trace_id": trace.trace_id, "spans": spans, "other_traces": trace.other_traces})
+    });
+    let mut report = serde_json::to_value(&report)?;
+    report["trace"] = trace.unwrap_or(Value::Null);
+    Ok(Some(report))
+}
+
+/// `GET /_dofs/api/orders[?status=]`
+pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
+    let status = q.status();
+    let rows = db
+        .read(move |c| {
+            dynamodb::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT))
+        })
+        .await?;
+    Ok(Json(rows).into_response())
+}
+
+/// `GET /_dofs/api/orders/{order_id}`
+pub(super) async fn order_json(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
+    let detail = db.read(move |c| order_detail(c, &order_id)).await?;
+    Ok(match detail {
+        Some(d) => Json(d).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "no such order"})),
+        )
+            .into_response(),
+    })
+}
+
+/// `GET /_dofs/api/metrics`
+pub(super) async fn metrics_json(State(db): State<Db>) -> Page {
+    Ok(Json(db.read(metrics_report).await?).into_response())
+}
+
+/// `GET /_dofs/api/alarms`
+pub(super) async fn alarms_json(State(db): State<Db>) -> Page {
+    let (alarms, history) = db.read(alarm_history).await?;
+    Ok(Json(json!({"alarms": alarms, "history": history})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::super::testing::{get, seeded};
+
+    #[tokio::test]
+    async fn json_twins_answer_and_unknown_orders_are_404() {
+        let (_dir, app, order_id) = seeded().await;
+        for uri in ["/_dofs/api/alarms", "/_dofs/api/metrics"] {
+            let (status, _) = get(&app, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+        let (status, body) = get(&app, "/_dofs/api/orders?status=pending").await;
+        assert_eq!(status, StatusCode::OK);
+        let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(rows[0]["order_id"], order_id, "{body}");
+        let (status, body) = get(&app, &format!("/_dofs/api/orders/{order_id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(detail["order"]["status"], "PENDING", "{body}");
+        let (status, _) = get(&app, "/_dofs/api/orders/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,398 @@
+//! The HTML pages: overview, orders, one order, metrics and alarms. Each
+//! reads the same model as its JSON twin in [`super::api`] and renders it
+//! with [`super::html`]; every value from the data directory is escaped
+//! there on its way into the markup.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::api::{
+    alarm_history, metrics_report, order_detail, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
+};
+use super::html::{compact, escape, page, status_span, str_of, url_encode};
+use crate::observability::alarms;
+use crate::services::dynamodb::{self, Listing};
+use crate::store::Db;
+
+/// `GET /_dofs/`: orders by status and the alarms, the two things to glance
+/// at while the pipeline runs.
+pub(super) async fn overview(State(db): State<Db>) -> Page {
+    let (counts, alarm_states) = db
+        .read(|c| Ok((dynamodb::status_counts(c)?, alarms::load_states(c)?)))
+        .await?;
+    let mut body =
+        String::from("<h2>Orders by status</h2><table><tr><th>Status</th><th>Orders</th></tr>");
+    for (status, n) in &counts {
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/_dofs/orders?status={}\">{}</a></td><td>{n}</td></tr>",
+            url_encode(status),
+            status_span(status)
+        );
+    }
+    body.push_str(
+        "</table><h2>Alarms</h2><table><tr><th>Alarm</th><th>State</th><th>Since</th></tr>",
+    );
+    for a in &alarm_states {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            escape(&a.name),
+            status_span(a.state.as_str()),
+            escape(&a.changed_at)
+        );
+    }
+    body.push_str("</table>");
+    Ok(page("Overview", true, &body))
+}
+
+/// `GET /_dofs/orders[?status=]`: the newest orders, with one filter link
+/// per status that has orders.
+pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
+    let status = q.status();
+    let filter = status.clone();
+    let (rows, counts) = db
+        .read(move |c| {
+            Ok((
+                dynamodb::order_summaries(c, filter.as_deref(), Listing::Newest(ORDER_LIMIT))?,
+                dynamodb::status_counts(c)?,
+            ))
+        })
+        .await?;
+    let mut body = String::from("<p>Status: <a href=\"/_dofs/orders\">all</a>");
+    for (s, n) in &counts {
+        let _ = write!(
+            body,
+            " · <a href=\"/_dofs/orders?status={}\">{}</a> ({n})",
+            url_encode(s),
+            escape(s)
+        );
+    }
+    let _ = write!(
+        body,
+        "</p><p>{} order(s){}, newest first (at most {ORDER_LIMIT}).</p>\
+         <table><tr><th>Order</th><th>Status</th><th>Created</th><th>Updated</th></tr>",
+        rows.len(),
+        status
+            .as_deref()
+            .map(|s| format!(" in {}", escape(s)))
+            .unwrap_or_default()
+    );
+    for o in &rows {
+        let id = str_of(o, "order_id");
+        let _ = write!(
+            body,
+            "<tr><td class=\"mono\"><a href=\"/_dofs/orders/{}\">{}</a></td><td>{}</td>\
+             <td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            url_encode(id),
+            escape(id),
+            status_span(str_of(o, "status")),
+            escape(str_of(o, "created_at")),
+            escape(str_of(o, "updated_at"))
+        );
+    }
+    body.push_str("</table>");
+    Ok(page("Orders", true, &body))
+}
+
+/// `GET /_dofs/orders/{order_id}`: everything known about one order, one
+/// section per source. A section whose source has nothing is left out
+/// (most orders are never dead-lettered), so the page shows only what
+/// happened.
+pub(super) async fn order_page(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
+    let id = order_id.clone();
+    let Some(report) = db.read(move |c| order_detail(c, &id)).await? else {
+        let body = format!("<p>No order <code>{}</code>.</p>", escape(&order_id));
+        let mut response = page("Order not found", false, &body);
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(response);
+    };
+    let order = &report["order"];
+    let mut body = format!(
+        "<p>Order <code>{}</code>: {}</p>",
+        escape(&order_id),
+        // The workflow stores the order in one of its steps, so for a
+        // moment there is an execution and no order row yet.
+        status_span(
+            order
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("(not stored yet)")
+        )
+    );
+    if let Some(history) = order["history"].as_array() {
+        render_history(&mut body, history);
+    }
+    if let Some(items) = order["items"].as_array() {
+        render_items(&mut body, items);
+    }
+    if let Some(trace) = report["trace"].as_object() {
+        render_trace(&mut body, trace);
+    }
+    if let Some(execution) = report["execution"].as_object() {
+        render_execution(&mut body, execution);
+    }
+    if let Some(deliveries) = report["deliveries"].as_array().filter(|d| !d.is_empty()) {
+        render_deliveries(&mut body, deliveries);
+    }
+    if let Some(failed) = report["failed_order"].as_object() {
+        render_failed(&mut body, failed);
+    }
+    Ok(page(&format!("Order {order_id}"), false, &body))
+}
+
+/// One row per status change. The entry's other fields (a rejection or
+/// failure reason) go in one cell, so a field added to `StatusChange`
+/// shows up without a change here.
+fn render_history(body: &mut String, history: &[Value]) {
+    body.push_str(
+        "<h2>Status history</h2><table><tr><th>At</th><th>Status</th><th>Detail</th></tr>",
+    );
+    for h in history {
+        let mut detail = h.clone();
+        if let Some(map) = detail.as_object_mut() {
+            map.remove("at");
+            map.remove("status");
+        }
+        let _ = write!(
+            body,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            escape(str_of(h, "at")),
+            status_span(str_of(h, "status")),
+            escape(&compact(&detail))
+        );
+    }
+    body.push_str("</table>");
+}
+
+fn render_items(body: &mut String, items: &[Value]) {
+    body.push_str("<h2>Items</h2><table><tr><th>SKU</th><th>Quantity</th><th>Unit price</th></tr>");
+    for item in items {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(str_of(item, "sku")),
+            escape(&compact(&item["quantity"])),
+            escape(&compact(&item["unit_price"]))
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// The order's trace as a waterfall: each span is a bar placed by its
+/// offset from the first span and sized by its duration, indented by its
+/// depth in the tree.
+fn render_trace(body: &mut String, trace: &Map<String, Value>) {
+    let spans = trace
+        .get("spans")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let start = spans
+        .iter()
+        .filter_map(|s| s["start_ns"].as_i64())
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .filter_map(|s| s["end_ns"].as_i64())
+        .max()
+        .unwrap_or(start);
+    // At least 1 ns, so a trace of instant spans does not divide by zero.
+    let total = (end - start).max(1) as f64;
+    let _ = write!(
+        body,
+        "<h2>Trace <code>{}</code></h2><p>{} span(s) over {:.1} ms.</p>\
+         <table><tr><th>Span</th><th>Function</th><th>Start</th><th>Duration</th><th>Status</th><th>Waterfall</th></tr>",
+        escape(trace.get("trace_id").and_then(Value::as_str).unwrap_or_default()),
+        spans.len(),
+        total / 1e6
+    );
+    for s in &spans {
+        let depth = s["depth"].as_u64().unwrap_or(0) as usize;
+        let s_start = s["start_ns"].as_i64().unwrap_or(start);
+        let s_end = s["end_ns"].as_i64().unwrap_or(s_start);
+        let left = (s_start - start) as f64 / total * 100.0;
+        // A minimum width keeps sub-microsecond spans visible.
+        let width = ((s_end - s_start) as f64 / total * 100.0).max(0.3);
+        let status = str_of(s, "status");
+        let class = match status {
+            "error" => "bar error",
+            "warn" => "bar warn",
+            _ => "bar",
+        };
+        let _ = write!(
+            body,
+            "<tr><td style=\"padding-left:{}px\">{}</td><td>{}</td><td class=\"mono\">+{:.1} ms</td>\
+             <td class=\"mono\">{:.1} ms</td><td>{}</td>\
+             <td><div class=\"wf\"><div class=\"{class}\" style=\"left:{left:.2}%;width:{width:.2}%\"></div></div></td></tr>",
+            8 + depth * 16,
+            escape(str_of(s, "name")),
+            escape(str_of(s, "function")),
+            (s_start - start) as f64 / 1e6,
+            s["duration_ms"].as_f64().unwrap_or_default(),
+            status_span(status)
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// The Step Functions execution and its history events.
+fn render_execution(body: &mut String, execution: &Map<String, Value>) {
+    let _ = write!(
+        body,
+        "<h2>Workflow execution: {}</h2><table><tr><th>At</th><th>Event</th><th>State</th></tr>",
+        status_span(
+            execution
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        )
+    );
+    for e in execution
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = write!(
+            body,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(str_of(e, "timestamp")),
+            escape(str_of(e, "type")),
+            escape(str_of(e, "state"))
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// Each time a queue handed the order to a function, and what came of it:
+/// the receive count is what shows a retry on its way to the DLQ.
+fn render_deliveries(body: &mut String, deliveries: &[Value]) {
+    body.push_str(
+        "<h2>Queue deliveries</h2><table><tr><th>At</th><th>Queue</th><th>Function</th>\
+         <th>Receive #</th><th>Outcome</th></tr>",
+    );
+    for d in deliveries {
+        let _ = write!(
+            body,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(str_of(d, "at")),
+            escape(str_of(d, "queue")),
+            escape(str_of(d, "function")),
+            escape(&compact(&d["receive_count"])),
+            escape(str_of(d, "outcome"))
+        );
+    }
+    body.push_str("</table>");
+}
+
+/// The `failed_orders` record, shown whole: it is what an operator reads
+/// before a redrive, and its payload has no fixed shape.
+fn render_failed(body: &mut String, failed: &Map<String, Value>) {
+    let _ = write!(
+        body,
+        "<h2>Dead-lettered</h2><pre class=\"mono\">{}</pre>",
+        escape(&serde_json::to_string_pretty(failed).unwrap_or_default())
+    );
+}
+
+/// `GET /_dofs/metrics`: one row per series over [`METRICS_WINDOW_MS`].
+pub(super) async fn metrics_page(State(db): State<Db>) -> Page {
+    let rows = db.read(metrics_report).await?;
+    let mut body = format!(
+        "<p>Series with data in the last {} minutes: sum, average, minimum and maximum over the window, \
+         and the latest second with data.</p><table><tr><th>Namespace</th><th>Metric</th><th>Dimensions</th>\
+         <th>Unit</th><th>Samples</th><th>Sum</th><th>Avg</th><th>Min</th><th>Max</th><th>Last</th></tr>",
+        METRICS_WINDOW_MS / 60_000
+    );
+    for s in &rows {
+        let dims: Vec<String> = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{:.2}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            escape(&s.namespace),
+            escape(&s.name),
+            escape(&dims.join(", ")),
+            escape(&s.unit),
+            s.window.sample_count,
+            s.window.sum,
+            s.average,
+            s.window.min,
+            s.window.max,
+            escape(&s.last_at)
+        );
+    }
+    body.push_str("</table>");
+    Ok(page("Metrics", true, &body))
+}
+
+/// `GET /_dofs/alarms`: every alarm's state, then the latest changes.
+pub(super) async fn alarms_page(State(db): State<Db>) -> Page {
+    let (states, history) = db.read(alarm_history).await?;
+    let mut body = String::from(
+        "<table><tr><th>Alarm</th><th>State</th><th>Since</th><th>Reason</th><th>Description</th></tr>",
+    );
+    for a in &states {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.name),
+            status_span(a.state.as_str()),
+            escape(&a.changed_at),
+            escape(&a.reason),
+            escape(&a.description)
+        );
+    }
+    body.push_str("</table><h2>History</h2><table><tr><th>At</th><th>Alarm</th><th>Change</th><th>Reason</th></tr>");
+    for t in &history {
+        let _ = write!(
+            body,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{} → {}</td><td>{}</td></tr>",
+            escape(&t.at),
+            escape(&t.name),
+            status_span(t.old_state.as_str()),
+            status_span(t.new_state.as_str()),
+            escape(&t.reason)
+        );
+    }
+    body.push_str("</table>");
+    Ok(page("Alarms", true, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::super::testing::{get, seeded, EVIL};
+    use super::escape;
+
+    #[tokio::test]
+    async fn pages_render_escaped_data_and_unknown_orders_are_404() {
+        let (_dir, app, order_id) = seeded().await;
+        let (status, html) = get(&app, "/_dofs/orders?status=pending").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(&format!("/_dofs/orders/{order_id}")),
+            "{html}"
+        );
+        let (status, html) = get(&app, &format!("/_dofs/orders/{order_id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&escape(EVIL)), "{html}");
+        assert!(!html.contains(EVIL));
+        for uri in ["/_dofs/", "/_dofs/metrics", "/_dofs/alarms"] {
+            let (status, _) = get(&app, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+        let (status, _) = get(&app, "/_dofs/orders/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

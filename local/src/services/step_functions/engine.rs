@@ -1,0 +1,472 @@
+//! [`Engine`]: the scheduler that finds due executions (handed off at start,
+//! or found by a scan after a restart, a sleep or a retry), and `drive`,
+//! which advances one execution state by state and persists it before
+//! every Task, when it sleeps and when it ends.
+
+use super::state_spans;
+use super::store::{append_events, load_execution, status_name, EventRow};
+use super::tasks::child_header;
+use super::workflow::{Handoff, LocalWorkflow};
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dofs_core::{Clock, ExecutionStatus};
+use rand::SeedableRng;
+use rusqlite::params;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::identity::{execution_arn, state_machine_arn};
+use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
+use crate::shutdown::Shutdown;
+use crate::store::{CachedStatements, Db, DbError};
+use dofs_asl::{
+    Cursor, ExecutionContext, HistoryEvent, HistoryEventKind, Next, StateMachine, TaskInvoker,
+};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Executions advanced concurrently.
+    pub workers: usize,
+    /// How often due executions are looked for when nothing wakes the engine.
+    pub poll_interval: Duration,
+}
+
+/// Runs the executions of one state machine.
+pub struct Engine {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    machine: Arc<StateMachine>,
+    tasks: Arc<dyn TaskInvoker>,
+    handoff: Arc<Handoff>,
+    metrics: ServiceMetrics,
+    config: EngineConfig,
+    running: Mutex<HashSet<String>>,
+    /// The earliest wake-up (Unix ms) of an execution that went to sleep
+    /// since the scheduler last looked; `i64::MAX` for none.
+    earliest_sleep_ms: AtomicI64,
+}
+
+/// What one scan of the executions table found.
+struct Scan {
+    due: Vec<String>,
+    /// More were due than asked for.
+    more: bool,
+    /// When the next sleeping execution is due, if any.
+    next_at_ms: Option<i64>,
+}
+
+/// Why driving an execution stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl Engine {
+    pub(super) fn new(
+        workflow: &LocalWorkflow,
+        tasks: Arc<dyn TaskInvoker>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db: workflow.db.clone(),
+            clock: Arc::clone(&workflow.clock),
+            machine: Arc::clone(&workflow.machine),
+            tasks,
+            handoff: Arc::clone(&workflow.handoff),
+            metrics: workflow.metrics.clone(),
+            config,
+            running: Mutex::new(HashSet::new()),
+            earliest_sleep_ms: AtomicI64::new(i64::MAX),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.running.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// RUNNING executions due now (oldest first, at most `limit`, none that
+    /// is being driven) and when the next sleeping one is due, in one read.
+    async fn scan(&self, limit: usize) -> Result<Scan, DbError> {
+        let now = self.clock.now().timestamp_millis();
+        let busy: Vec<String> = self.running().iter().cloned().collect();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT name FROM executions WHERE status = 'RUNNING' AND next_run_ms <= ?1
+                     ORDER BY next_run_ms LIMIT ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![now, (limit + busy.len() + 1) as i64], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                let mut due: Vec<String> = rows.into_iter().filter(|n| !busy.contains(n)).collect();
+                let more = due.len() > limit;
+                due.truncate(limit);
+                let next_at_ms: Option<i64> = conn.query_row_cached(
+                    "SELECT min(next_run_ms) FROM executions WHERE status = 'RUNNING' AND next_run_ms > ?1",
+                    [now],
+                    |r| r.get(0),
+                )?;
+                Ok(Scan { due, more, next_at_ms })
+            })
+            .await
+    }
+
+    /// Takes `name` for driving unless it is being driven already.
+    fn claim(&self, name: &str) -> bool {
+        self.running().insert(name.to_owned())
+    }
+
+    /// The scheduler: drives executions, each in its own task, at most
+    /// `workers` at a time, until `shutdown` turns true; then waits for the
+    /// running ones to reach their next commit.
+    ///
+    /// New executions come from [`LocalWorkflow::start`]'s handoff queue.
+    /// The executions table is scanned only for the rest — executions left
+    /// RUNNING by an earlier process, retries and Waits coming due — at
+    /// start, when a sleeping execution comes due, every `poll_interval`
+    /// regardless (so nothing depends on the handoff alone), and at once
+    /// again while a scan finds more than `workers` and nothing else is
+    /// queued. What a scan finds joins the same queue, where no execution
+    /// waits twice; one driven again anyway (a scan reads the table while
+    /// it finishes) is driven from its last commit, which is always correct.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
+        let mut handles = tokio::task::JoinSet::new();
+        let mut next_scan = tokio::time::Instant::now();
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
+            if sleeper != i64::MAX {
+                next_scan = next_scan.min(now + self.until(sleeper));
+            }
+            if now >= next_scan {
+                next_scan = now + self.config.poll_interval;
+                // Found executions queue behind the started ones. While
+                // that queue is long, the engine is busy anyway: a scan
+                // for more waits for the interval (a scan per finished
+                // execution made a backlog feed on itself).
+                match self.scan(self.config.workers.max(1)).await {
+                    Ok(scan) => {
+                        let mut started = self.handoff.queue();
+                        if scan.more && started.is_empty() {
+                            next_scan = now;
+                        } else if let Some(at) = scan.next_at_ms {
+                            next_scan = next_scan.min(now + self.until(at));
+                        }
+                        for name in scan.due {
+                            started.push(name);
+                        }
+                    }
+                    Err(err) => tracing::error!(error = %err, "could not list due executions"),
+                }
+            }
+            let mut ready: Vec<String> = Vec::new();
+            {
+                let mut started = self.handoff.queue();
+                while ready.len() < slots.available_permits() {
+                    let Some(name) = started.pop() else {
+                        break;
+                    };
+                    // Already being driven (found by a scan while its start
+                    // was being queued): that drive takes it on.
+                    if self.claim(&name) {
+                        ready.push(name);
+                    }
+                }
+            }
+            for name in ready {
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    // Cannot happen (one task takes permits); if it did,
+                    // the next scan finds the execution again.
+                    self.running().remove(&name);
+                    continue;
+                };
+                let engine = Arc::clone(&self);
+                let stop = shutdown.clone();
+                handles.spawn(async move {
+                    match engine.drive(&name, Some(&stop)).await {
+                        Ok(Some(until)) => {
+                            engine
+                                .earliest_sleep_ms
+                                .fetch_min(until.timestamp_millis(), Ordering::SeqCst);
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                        }
+                    }
+                    engine.running().remove(&name);
+                    drop(permit);
+                    engine.handoff.wake.notify_one();
+                });
+            }
+            while handles.try_join_next().is_some() {}
+            // With every slot taken, only a finishing drive (which wakes
+            // this loop) can make room; a due scan waits for it.
+            let wait = if slots.available_permits() == 0 {
+                self.config.poll_interval
+            } else {
+                next_scan.saturating_duration_since(tokio::time::Instant::now())
+            };
+            tokio::select! {
+                _ = self.handoff.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.triggered() => {}
+            }
+        }
+        while handles.join_next().await.is_some() {}
+    }
+
+    /// How long from now until the Unix time `at_ms`, by the engine's clock.
+    fn until(&self, at_ms: i64) -> Duration {
+        let now = self.clock.now().timestamp_millis();
+        Duration::from_millis(at_ms.saturating_sub(now).max(0) as u64)
+    }
+
+    /// Runs every execution that is due now until each sleeps or ends, one
+    /// after the other; returns how many were driven (for tests and tools).
+    pub async fn run_due_once(&self) -> Result<usize, EngineError> {
+        let due = self.scan(usize::MAX / 4).await?.due;
+        for name in &due {
+            self.drive(name, None).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Advances one execution state by state until it sleeps, ends, or
+    /// `stop` turns true. The cursor and history are committed before every
+    /// Task (a completed Task's result is durable before the next Task
+    /// starts), when the execution sleeps, and when it ends; pure states
+    /// (Pass, Choice, Succeed, Fail) ride along with the next commit.
+    /// Returns when the execution is due again if it went to sleep.
+    pub async fn drive(
+        &self,
+        name: &str,
+        stop: Option<&Shutdown>,
+    ) -> Result<Option<DateTime<Utc>>, EngineError> {
+        let owned = name.to_owned();
+        let Some(record) = self
+            .db
+            .read(move |conn| load_execution(conn, &owned))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.status != ExecutionStatus::Running {
+            return Ok(None);
+        }
+        // Queued twice and put to sleep (a retry back-off, a Wait) by the
+        // other drive: not due yet.
+        if let Some(due) = record.next_run_ms {
+            if due > self.clock.now().timestamp_millis() {
+                return Ok(DateTime::from_timestamp_millis(due));
+            }
+        }
+        let Some(mut cursor) = record.cursor.clone() else {
+            return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
+        };
+        let ctx = ExecutionContext {
+            execution_name: name.to_owned(),
+            execution_arn: execution_arn(name),
+            state_machine_arn: state_machine_arn(),
+            start_time: record.started_at,
+            trace_header: record.trace_header.clone(),
+            input: record.input.clone(),
+        };
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        // History events of the steps run since the last commit.
+        let mut pending: Vec<HistoryEvent> = Vec::new();
+        loop {
+            if stop.is_some_and(Shutdown::is_triggered) && pending.is_empty() {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            if let Some(deadline) = self.machine.deadline(record.started_at) {
+                if now >= deadline {
+                    let update = Update::Failed(
+                        "States.Timeout".into(),
+                        format!(
+                            "the execution did not finish within {:?}",
+                            self.machine.timeout().unwrap_or_default()
+                        ),
+                        ExecutionStatus::TimedOut,
+                        now,
+                    );
+                    let event = HistoryEvent::new(
+                        HistoryEventKind::ExecutionTimedOut,
+                        None,
+                        now,
+                        &json!({"error": "States.Timeout"}),
+                    );
+                    pending.push(event);
+                    self.persist(name, update, pending).await?;
+                    return Ok(None);
+                }
+            }
+            let span = state_spans::state_span(
+                name,
+                &cursor.state,
+                cursor.retry_count() + 1,
+                record.trace_header.as_deref(),
+            );
+            let step_ctx = ExecutionContext {
+                trace_header: state_spans::task_trace_header(&span)
+                    .or_else(|| child_header(record.trace_header.as_deref())),
+                ..ctx.clone()
+            };
+            let step = self
+                .machine
+                .advance(cursor, &step_ctx, self.tasks.as_ref(), now, &mut rng)
+                .instrument(span.clone())
+                .await;
+            state_spans::finish_state_span(&span, &step.events);
+            drop(span);
+            let at = self.clock.now();
+            pending.extend(step.events);
+            let mut sleeps_until = None;
+            let (update, again) = match step.next {
+                // A pure state next: run it before committing, so the
+                // cursor after it is written together with this one's events.
+                // A crash in between re-runs this step from the last commit,
+                // exactly as for a crash during the step itself.
+                Next::Continue(next) if !self.machine.has_side_effects(&next.state) => {
+                    cursor = next;
+                    continue;
+                }
+                Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
+                Next::Sleep {
+                    cursor: next,
+                    until,
+                } => {
+                    sleeps_until = Some(until);
+                    (Update::Cursor(next, until), None)
+                }
+                Next::Succeeded { output } => (Update::Succeeded(output, at), None),
+                Next::Failed { error, cause } => (
+                    Update::Failed(error, cause, ExecutionStatus::Failed, at),
+                    None,
+                ),
+            };
+            self.persist(name, update, std::mem::take(&mut pending))
+                .await?;
+            match again {
+                Some(next) => cursor = next,
+                None => return Ok(sleeps_until),
+            }
+        }
+    }
+
+    async fn persist(
+        &self,
+        name: &str,
+        update: Update,
+        mut events: Vec<HistoryEvent>,
+    ) -> Result<(), DbError> {
+        let name = name.to_owned();
+        // The JSON is made here, off the writer thread (see `EventRow`).
+        let change = match update {
+            Update::Cursor(cursor, due) => {
+                Change::Cursor(serde_json::to_string(&cursor)?, due.timestamp_millis())
+            }
+            Update::Succeeded(output, at) => {
+                if !events
+                    .iter()
+                    .any(|e| e.kind == HistoryEventKind::ExecutionSucceeded)
+                {
+                    events.push(HistoryEvent::new(
+                        HistoryEventKind::ExecutionSucceeded,
+                        None,
+                        at,
+                        &json!({"output": output}),
+                    ));
+                }
+                Change::Succeeded(serde_json::to_string(&output)?, at.to_rfc3339())
+            }
+            Update::Failed(error, cause, status, at) => {
+                if !events.iter().any(|e| e.kind.ends_in_failure()) {
+                    events.push(HistoryEvent::new(
+                        HistoryEventKind::ExecutionFailed,
+                        None,
+                        at,
+                        &json!({"error": error, "cause": cause}),
+                    ));
+                }
+                Change::Failed(error, cause, status, at.to_rfc3339())
+            }
+        };
+        let rows = EventRow::all(events);
+        let closed = self
+            .db
+            .write(move |conn| {
+                match change {
+                    Change::Cursor(cursor, due_ms) => {
+                        conn.execute_cached(
+                            "UPDATE executions SET cursor = ?2, next_run_ms = ?3 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![name, cursor, due_ms],
+                        )?;
+                        append_events(conn, &name, &rows)?;
+                        Ok(None)
+                    }
+                    Change::Succeeded(output, at) => {
+                        let closed = conn.execute_cached(
+                            "UPDATE executions SET status = 'SUCCEEDED', cursor = NULL, next_run_ms = NULL,
+                                 output = ?2, stopped_at = ?3 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![name, output, at],
+                        )?;
+                        append_events(conn, &name, &rows)?;
+                        Ok((closed > 0).then_some(ExecutionMetric::Succeeded))
+                    }
+                    Change::Failed(error, cause, status, at) => {
+                        let closed = conn.execute_cached(
+                            "UPDATE executions SET status = ?4, cursor = NULL, next_run_ms = NULL,
+                                 error = ?2, cause = ?3, stopped_at = ?5 WHERE name = ?1 AND status = 'RUNNING'",
+                            params![name, error, cause, status_name(status), at],
+                        )?;
+                        append_events(conn, &name, &rows)?;
+                        let metric = match status {
+                            ExecutionStatus::TimedOut => ExecutionMetric::TimedOut,
+                            ExecutionStatus::Aborted => ExecutionMetric::Aborted,
+                            _ => ExecutionMetric::Failed,
+                        };
+                        Ok((closed > 0).then_some(metric))
+                    }
+                }
+            })
+            .await?;
+        // Counted once committed, as CloudWatch counts what happened.
+        if let Some(metric) = closed {
+            self.metrics.execution(metric);
+        }
+        Ok(())
+    }
+}
+
+/// What a drive step learned about an execution.
+enum Update {
+    Cursor(Cursor, DateTime<Utc>),
+    Succeeded(Value, DateTime<Utc>),
+    Failed(String, String, ExecutionStatus, DateTime<Utc>),
+}
+
+/// An [`Update`] as the row change it makes, JSON already serialized.
+enum Change {
+    /// The next cursor and when it is due (Unix ms).
+    Cursor(String, i64),
+    /// The output and the stop time.
+    Succeeded(String, String),
+    Failed(String, String, ExecutionStatus, String),
+}

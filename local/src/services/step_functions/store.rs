@@ -1,0 +1,208 @@
+//! The executions and their history in SQLite (`executions`,
+//! `execution_events`): the rows, their decoding, and the reads
+//! `DescribeExecution`, `GetExecutionHistory` and the trace lookup need.
+
+use chrono::{DateTime, Utc};
+use dofs_core::ExecutionStatus;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::store::{CachedStatements, DbError};
+use dofs_asl::{Cursor, HistoryEvent, HistoryEventKind};
+
+/// The status as Step Functions names it (`RUNNING`, `TIMED_OUT`, ...).
+pub fn status_name(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Running => "RUNNING",
+        ExecutionStatus::Succeeded => "SUCCEEDED",
+        ExecutionStatus::Failed => "FAILED",
+        ExecutionStatus::TimedOut => "TIMED_OUT",
+        ExecutionStatus::Aborted => "ABORTED",
+    }
+}
+
+/// One execution as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecutionRecord {
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub input: Value,
+    pub trace_header: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    #[serde(skip)]
+    pub cursor: Option<Cursor>,
+    /// When a RUNNING execution is due to run its cursor (Unix ms).
+    #[serde(skip)]
+    pub next_run_ms: Option<i64>,
+}
+
+/// The X-Ray trace header execution `name` was started with (the order's
+/// trace), if it was started with one.
+pub fn trace_header(conn: &Connection, name: &str) -> Result<Option<String>, DbError> {
+    let header: Option<Option<String>> = conn
+        .query_row(
+            "SELECT trace_header FROM executions WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(header.flatten())
+}
+
+/// The columns [`ExecutionRecord::from_row`] reads, in a `SELECT`.
+const EXECUTION_COLUMNS: &str = "name, status, input, trace_header, cursor, started_at, \
+     stopped_at, output, error, cause, next_run_ms";
+
+/// A column's text decoded by `decode`, a failure reported as the column's.
+fn decoded<T, E>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    decode: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(column)?;
+    decode(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// [`decoded`] for a nullable column.
+fn decoded_opt<T, E>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    decode: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<Option<T>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| {
+        decode(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+impl ExecutionRecord {
+    /// One row of `SELECT {EXECUTION_COLUMNS} FROM executions`.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get("name")?,
+            status: decoded(row, "status", |t| {
+                serde_json::from_value(Value::String(t.to_owned()))
+            })?,
+            input: decoded(row, "input", |t| serde_json::from_str(t))?,
+            trace_header: row.get("trace_header")?,
+            started_at: decoded(row, "started_at", parse_rfc3339)?,
+            stopped_at: decoded_opt(row, "stopped_at", parse_rfc3339)?,
+            output: decoded_opt(row, "output", |t| serde_json::from_str(t))?,
+            error: row.get("error")?,
+            cause: row.get("cause")?,
+            cursor: decoded_opt(row, "cursor", |t| serde_json::from_str(t))?,
+            next_run_ms: row.get("next_run_ms")?,
+        })
+    }
+}
+
+fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads one execution, by name (read by `dofs order`, the console and the
+/// engine before each drive).
+pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionRecord>, DbError> {
+    Ok(conn
+        .query_row_cached(
+            &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE name = ?1"),
+            [name],
+            ExecutionRecord::from_row,
+        )
+        .optional()?)
+}
+
+/// The history events of one execution, oldest first.
+pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, kind, state, at, detail FROM execution_events WHERE execution = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(seq, kind, state, at, detail)| {
+            Ok(json!({
+                "id": seq,
+                "type": kind,
+                "state": state,
+                "timestamp": at,
+                "detail": serde_json::from_str::<Value>(&detail)?,
+            }))
+        })
+        .collect()
+}
+
+/// A history event ready for its row. The JSON is made by the caller, off
+/// the writer thread: every write waits for that thread, so nothing that
+/// can be done before it is done on it.
+pub(super) struct EventRow {
+    kind: HistoryEventKind,
+    state: Option<String>,
+    at: String,
+    detail: String,
+}
+
+impl EventRow {
+    pub(super) fn all(events: Vec<HistoryEvent>) -> Vec<Self> {
+        events
+            .into_iter()
+            .map(|event| Self {
+                at: event.at.to_rfc3339(),
+                kind: event.kind,
+                state: event.state,
+                detail: String::from(Box::<str>::from(event.detail)),
+            })
+            .collect()
+    }
+}
+
+pub(super) fn append_events(
+    conn: &Connection,
+    name: &str,
+    events: &[EventRow],
+) -> Result<(), DbError> {
+    let mut seq: i64 = conn.query_row_cached(
+        "SELECT coalesce(max(seq), 0) FROM execution_events WHERE execution = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO execution_events(execution, seq, kind, state, at, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for event in events {
+        seq += 1;
+        insert.execute(params![
+            name,
+            seq,
+            event.kind.as_str(),
+            event.state,
+            event.at,
+            event.detail
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The schema: one migration per version, and the check that a database's
+//! version is one this build can use.
+//!
+//! The version lives in `PRAGMA user_version`. [`migrate`] (the writer's
+//! open) brings an older database up to [`SCHEMA_VERSION`];
+//! [`require_current`] (the read-only open) accepts only that version,
+//! because a reader next to a running `serve` must never change the file.
+//! Neither ever resets a database it cannot use.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::DbError;
+
+/// The schema, one entry per version; entry `i` migrates version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE orders (
+    order_id   TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX orders_by_status ON orders(status, created_at);
+
+CREATE TABLE failed_orders (
+    order_id  TEXT PRIMARY KEY,
+    doc       TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+
+CREATE TABLE queues (
+    name                  TEXT PRIMARY KEY,
+    visibility_timeout_ms INTEGER NOT NULL,
+    dead_letter_queue     TEXT,
+    max_receive_count     INTEGER
+);
+
+CREATE TABLE messages (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id        TEXT NOT NULL UNIQUE,
+    queue             TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    md5_of_body       TEXT NOT NULL,
+    message_attributes TEXT NOT NULL,
+    trace_header      TEXT,
+    sent_ms           INTEGER NOT NULL,
+    visible_at_ms     INTEGER NOT NULL,
+    receive_count     INTEGER NOT NULL DEFAULT 0,
+    first_receive_ms  INTEGER,
+    receipt_handle    TEXT UNIQUE
+);
+CREATE INDEX messages_visible ON messages(queue, visible_at_ms, seq);
+
+CREATE TABLE executions (
+    name        TEXT PRIMARY KEY,
+    input       TEXT NOT NULL,
+    trace_header TEXT,
+    status      TEXT NOT NULL,
+    cursor      TEXT,
+    next_run_ms INTEGER,
+    started_at  TEXT NOT NULL,
+    stopped_at  TEXT,
+    output      TEXT,
+    error       TEXT,
+    cause       TEXT
+);
+CREATE INDEX executions_due ON executions(status, next_run_ms);
+
+CREATE TABLE execution_events (
+    execution TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    state     TEXT,
+    at        TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    PRIMARY KEY (execution, seq)
+);
+
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,
+    function      TEXT NOT NULL,
+    message_id    TEXT NOT NULL,
+    order_id      TEXT,
+    receive_count INTEGER NOT NULL,
+    outcome       TEXT NOT NULL,
+    at            TEXT NOT NULL
+);
+CREATE INDEX deliveries_by_order ON deliveries(order_id);
+"#,
+    // 2: spans (crate::observability::traces). Times in Unix nanoseconds; attributes and
+    // events as JSON. A rowid table (rows are appended) read by trace; only
+    // trace roots are indexed by order (a trace is found by its root), which
+    // keeps the cost per span to one small index entry.
+    r#"
+CREATE TABLE spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    function       TEXT NOT NULL,
+    order_id       TEXT,
+    start_ns       INTEGER NOT NULL,
+    end_ns         INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    attributes     TEXT NOT NULL,
+    events         TEXT NOT NULL
+);
+CREATE INDEX spans_by_trace ON spans(trace_id);
+CREATE INDEX span_roots_by_order ON spans(order_id) WHERE parent_span_id IS NULL;
+"#,
+    // 3: metrics and alarms (crate::observability::metrics, crate::observability::alarms). One row per
+    // series and second, merged by upsert; dimensions as canonical JSON.
+    r#"
+CREATE TABLE metric_points (
+    namespace    TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    dimensions   TEXT NOT NULL,
+    bucket_ms    INTEGER NOT NULL,
+    unit         TEXT NOT NULL,
+    sample_count INTEGER NOT NULL,
+    sum          REAL NOT NULL,
+    min          REAL NOT NULL,
+    max          REAL NOT NULL,
+    PRIMARY KEY (namespace, name, dimensions, bucket_ms)
+) WITHOUT ROWID;
+CREATE INDEX metric_points_by_time ON metric_points(bucket_ms);
+
+CREATE TABLE alarm_states (
+    name         TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    reason_data  TEXT NOT NULL,
+    changed_at   TEXT NOT NULL,
+    evaluated_at TEXT,
+    description  TEXT NOT NULL
+);
+
+CREATE TABLE alarm_history (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    name      TEXT NOT NULL,
+    old_state TEXT NOT NULL,
+    new_state TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    at        TEXT NOT NULL
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per
+/// migration, so a crash leaves it at some whole version.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let found = user_version(conn, path)?;
+    if found > SCHEMA_VERSION {
+        return Err(mismatch(path, found));
+    }
+    let done = usize::try_from(found).map_err(|_| mismatch(path, found))?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Accepts only a database at exactly [`SCHEMA_VERSION`]: a read-only open
+/// never migrates.
+pub(super) fn require_current(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let found = user_version(conn, path)?;
+    if found == SCHEMA_VERSION {
+        Ok(())
+    } else {
+        Err(mismatch(path, found))
+    }
+}
+
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, DbError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|source| DbError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The error for a database at schema version `found`, which is not
+/// [`SCHEMA_VERSION`].
+fn mismatch(path: &Path, found: i64) -> DbError {
+    let path = path.to_owned();
+    let supported = SCHEMA_VERSION;
+    if found > supported {
+        DbError::TooNew {
+            path,
+            found,
+            supported,
+        }
+    } else if found < 0 {
+        // No dofs writes a negative version.
+        DbError::Corrupt(format!(
+            "{} has schema version {found}, which no dofs writes, so it is not a DOFS \
+             database; move it away or use another --data-dir",
+            path.display()
+        ))
+    } else {
+        DbError::TooOld {
+            path,
+            found,
+            supported,
+        }
+    }
+}
