@@ -269,7 +269,7 @@ fn parse_state(value: &Value) -> Result<State, String> {
         "Fail" => ["Error", "ErrorPath", "Cause", "CausePath"].to_vec(),
         "Parallel" | "Map" => {
             return Err(format!(
-                "`{kind_name}` states are not supported by the local runtime"
+                "`{kind_name}` states are not supported by this interpreter (dofs-asl runs Task, Pass, Choice, Wait, Succeed and Fail)"
             ))
         }
         other => return Err(format!("unknown state type `{other}`")),

@@ -13,8 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = dofs_local::cli::Cli::parse();
-    // `serve` installs its own telemetry (with the span store).
-    if !matches!(cli.command, dofs_local::cli::Command::Serve(_)) {
+    // `serve` (and `bench --in-process`) install the runtime's telemetry.
+    if !cli.command.installs_telemetry() {
         dofs_local::cli::init_logging();
     }
     match dofs_local::cli::run(cli).await {

@@ -43,12 +43,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
-use clap::Args;
+use clap::{Args, Parser as _};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::cli::parse_duration;
+use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
 use crate::store::Db;
 
 /// Most orders one run may submit.
@@ -89,6 +91,11 @@ pub struct BenchArgs {
     /// same data directory.
     #[arg(long, conflicts_with = "url")]
     pub restart: bool,
+    /// Run the server inside the bench process ([`crate::runtime::Runtime`])
+    /// instead of as a child `dofs serve`. No restart then, and the peak RSS
+    /// is the whole process's, the client's included.
+    #[arg(long, conflicts_with_all = ["url", "restart"])]
+    pub in_process: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -143,8 +150,10 @@ pub struct RestartReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub url: String,
-    /// Whether bench started the server itself.
+    /// Whether bench started the server as a child process.
     pub spawned_server: bool,
+    /// Whether the server ran inside the bench process.
+    pub in_process: bool,
     pub mode: &'static str,
     pub concurrency: usize,
     pub rate: Option<f64>,
@@ -197,6 +206,62 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// The server a run targets.
+enum Target {
+    /// `--url`: someone else's.
+    External,
+    /// A `dofs serve` child.
+    Spawned(Server),
+    /// A runtime in this process.
+    InProcess(InProcessServer),
+}
+
+/// A [`Runtime`] bench started in its own process; stopped when dropped.
+struct InProcessServer {
+    url: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessServer {
+    /// Builds the runtime on a fresh data directory in `dir` with the
+    /// arguments a spawned server would get, its log in `data.log`.
+    async fn start(dir: tempfile::TempDir, args: &BenchArgs) -> anyhow::Result<Self> {
+        let data_dir = dir.path().join("data");
+        let argv = ["dofs", "serve", "--addr", "127.0.0.1:0"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["--failure-rate".to_owned(), args.failure_rate.to_string()])
+            .chain(args.serve_args.iter().cloned());
+        let serve = match super::Cli::try_parse_from(argv)?.command {
+            super::Command::Serve(serve) => serve,
+            _ => bail!("--serve-arg did not parse as dofs serve arguments"),
+        };
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let runtime = Runtime::build(serve.into_config(&data_dir)?, move |config| {
+            dofs_telemetry::init_with_writer(config, std::sync::Mutex::new(log))
+        })
+        .await?;
+        let url = runtime.base_url();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(runtime.run_until(shutdown.clone()));
+        Ok(Self {
+            url,
+            shutdown,
+            task,
+            _dir: dir,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.task.await?
+    }
 }
 
 /// A `dofs serve` child process; killed when dropped.
@@ -444,28 +509,12 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
             bail!("--rate must be a positive number of orders per second");
         }
     }
-    let (mut server, url, data_dir): (Option<Server>, String, PathBuf) = match &args.url {
-        Some(url) => {
-            check_loopback(url)?;
-            (
-                None,
-                url.trim_end_matches('/').to_owned(),
-                data_dir.to_owned(),
-            )
-        }
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("dofs-bench-")
-                .tempdir()
-                .context("cannot create a temporary data directory")?;
-            let data_dir = dir.path().join("data");
-            let (mut server, _) = Server::start(&data_dir, &args)?;
-            server._dir = Some(dir);
-            let url = server.url.clone();
-            (Some(server), url, data_dir)
-        }
+    let (mut target, url, data_dir) = start_target(data_dir, &args).await?;
+    let server_pid = match &target {
+        Target::External => args.server_pid,
+        Target::Spawned(server) => Some(server.pid()),
+        Target::InProcess(_) => Some(std::process::id()),
     };
-    let server_pid = server.as_ref().map(Server::pid).or(args.server_pid);
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
@@ -604,14 +653,24 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         })
         .unwrap_or_default();
 
-    let restart = match (&mut server, args.restart) {
-        (Some(running), true) => Some(measure_restart(running, &data_dir, &args, &terminal).await?),
+    let restart = match (&mut target, args.restart) {
+        (Target::Spawned(running), true) => {
+            Some(measure_restart(running, &data_dir, &args, &terminal).await?)
+        }
         _ => None,
     };
+    let in_process = matches!(target, Target::InProcess(_));
+    if let Target::InProcess(server) = target {
+        server
+            .stop()
+            .await
+            .context("the in-process server failed")?;
+    }
 
     Ok(BenchReport {
         url,
-        spawned_server: args.url.is_none(),
+        spawned_server: args.url.is_none() && !in_process,
+        in_process,
         mode: if args.rate.is_some() {
             "fixed_rate"
         } else {
@@ -633,6 +692,36 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         timed_out,
         restart,
     })
+}
+
+/// The server to load: `--url`'s, or one bench starts on a fresh temporary
+/// data directory (a child process, or in this process).
+async fn start_target(
+    data_dir: &Path,
+    args: &BenchArgs,
+) -> anyhow::Result<(Target, String, PathBuf)> {
+    if let Some(url) = &args.url {
+        check_loopback(url)?;
+        return Ok((
+            Target::External,
+            url.trim_end_matches('/').to_owned(),
+            data_dir.to_owned(),
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("dofs-bench-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+    let data_dir = dir.path().join("data");
+    if args.in_process {
+        let server = InProcessServer::start(dir, args).await?;
+        let url = server.url.clone();
+        return Ok((Target::InProcess(server), url, data_dir));
+    }
+    let (mut server, _) = Server::start(&data_dir, args)?;
+    server._dir = Some(dir);
+    let url = server.url.clone();
+    Ok((Target::Spawned(server), url, data_dir))
 }
 
 /// Kills `server` (SIGKILL, as a crash would), starts it again on the same
@@ -846,6 +935,7 @@ mod tests {
         let report = BenchReport {
             url: "http://127.0.0.1:1".into(),
             spawned_server: true,
+            in_process: false,
             mode: "concurrency",
             concurrency: 4,
             rate: None,

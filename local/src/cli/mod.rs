@@ -91,6 +91,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command builds a runtime, which installs telemetry for
+    /// the process (so `main` must not install logging first).
+    pub fn installs_telemetry(&self) -> bool {
+        match self {
+            Command::Serve(_) => true,
+            Command::Bench(args) => args.in_process,
+            _ => false,
+        }
+    }
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -215,3 +215,98 @@ fn mismatch(path: &Path, found: i64) -> DbError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Db, DbError, DB_FILE};
+    use super::*;
+
+    /// A database file in `dir` at schema version `version`, with the
+    /// tables of the first `migrations` migrations.
+    fn database_at(dir: &Path, version: i64, migrations: usize) {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        for sql in &MIGRATIONS[..migrations] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    fn version_of(dir: &Path) -> i64 {
+        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn refuses_a_database_from_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = Db::open(dir.path()).err().unwrap();
+        assert!(matches!(err, DbError::TooNew { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_with_both_versions_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = SCHEMA_VERSION + 1;
+        database_at(dir.path(), found, MIGRATIONS.len());
+        let expected = format!(
+            "the database {} has schema version {found}, but this dofs supports versions up to \
+             {SCHEMA_VERSION}: a newer dofs wrote it; use that dofs, or give this one another \
+             --data-dir",
+            dir.path().join(DB_FILE).display()
+        );
+
+        let read_only = Db::open_read_only(dir.path()).err().unwrap();
+        assert!(matches!(read_only, DbError::TooNew { .. }), "{read_only}");
+        assert_eq!(read_only.to_string(), expected);
+
+        let writer = Db::open(dir.path()).err().unwrap();
+        assert!(matches!(writer, DbError::TooNew { .. }), "{writer}");
+        assert_eq!(writer.to_string(), expected);
+        // Never downgraded or reset.
+        assert_eq!(version_of(dir.path()), found);
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_refused_by_a_reader_and_migrated_by_open() {
+        let dir = tempfile::tempdir().unwrap();
+        database_at(dir.path(), 1, 1);
+
+        let read_only = Db::open_read_only(dir.path()).err().unwrap();
+        assert!(matches!(read_only, DbError::TooOld { .. }), "{read_only}");
+        assert_eq!(
+            read_only.to_string(),
+            format!(
+                "the database {} has schema version 1, older than this dofs's {SCHEMA_VERSION}, \
+                 and reading never migrates; start this dofs's `dofs serve` on the data \
+                 directory once to upgrade it",
+                dir.path().join(DB_FILE).display()
+            )
+        );
+        assert_eq!(version_of(dir.path()), 1, "a reader must not migrate");
+
+        let db = Db::open(dir.path()).unwrap();
+        let spans: i64 = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(spans, 0);
+        assert_eq!(version_of(dir.path()), SCHEMA_VERSION);
+        assert!(Db::open_read_only(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_negative_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        database_at(dir.path(), -1, 0);
+        let err = Db::open(dir.path()).err().unwrap();
+        assert!(matches!(err, DbError::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains("not a DOFS database"), "{err}");
+        assert_eq!(version_of(dir.path()), -1);
+    }
+}

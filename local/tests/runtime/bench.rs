@@ -42,6 +42,26 @@ fn assert_percentiles(report: &Value, key: &str, count: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bench_runs_its_server_in_process_when_asked() {
+    let report = run_bench(&[
+        "--orders",
+        "6",
+        "--concurrency",
+        "2",
+        "--in-process",
+        "--serve-arg=--poll-interval=50ms",
+    ]);
+    assert_eq!(report["in_process"], true, "{report}");
+    assert_eq!(report["spawned_server"], false, "{report}");
+    assert_eq!(report["accepted"], 6);
+    assert_eq!(report["terminal"]["FULFILLED"], 6, "{report}");
+    assert_eq!(report["not_terminal"], 0);
+    assert!(report["restart"].is_null());
+    assert!(report["server_peak_rss_kib"].as_u64().unwrap() > 0);
+    assert_percentiles(&report, "post_latency_ms", 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bench_with_its_own_server_reports_every_figure_and_the_restart() {
     let report = run_bench(&[
         "--orders",
