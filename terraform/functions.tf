@@ -20,9 +20,8 @@ locals {
       ORDERS_TABLE = module.orders_table.name
     }
     fulfill_order = {
-      ORDERS_TABLE    = module.orders_table.name
-      ORDER_QUEUE_URL = module.order_queue.queue_url
-      FAILURE_RATE    = tostring(var.failure_rate)
+      ORDERS_TABLE = module.orders_table.name
+      FAILURE_RATE = tostring(var.failure_rate)
     }
     dlq_handler = {
       ORDERS_TABLE        = module.orders_table.name

@@ -1,4 +1,4 @@
-//! SDK errors → [`PortError`], in one place for all three services.
+//! SDK errors → [`PortError`], in one place for both services.
 //!
 //! The kind decides what the caller does: `Transient` is retried (by the
 //! workflow's `Retry`, or by SQS redelivering the message), anything else is
@@ -10,7 +10,7 @@ use std::error::Error as StdError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use dofs_core::{ErrorKind, PortError};
 
-/// Error codes that mean "slow down or try again" on DynamoDB, SQS and Step
+/// Error codes that mean "slow down or try again" on DynamoDB and Step
 /// Functions. The SDK already retried these with backoff before we see them;
 /// reporting them as transient lets the next layer retry later.
 const TRANSIENT_CODES: &[&str] = &[
@@ -32,7 +32,6 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeout",
     "RequestTimeoutException",
     "KMSThrottlingException",
-    "AWS.SimpleQueueService.RequestThrottled",
 ];
 
 /// Error codes that mean the request itself is wrong for this input.

@@ -1,14 +1,9 @@
-//! `dofs-aws`: the `dofs-core` ports on AWS, and what the Lambda bootstraps
+//! `dofs-aws`: the `dofs-core` ports on the AWS SDK, and the clients they
 //! share.
 //!
 //! - [`dynamodb`]: [`DynamoOrderStore`] and [`DynamoFailedOrderStore`], the
 //!   orders and failed_orders tables, with conditional writes.
-//! - [`sqs`]: [`SqsOrderQueue`], sending orders with an `AWSTraceHeader`.
 //! - [`sfn`]: [`StepFunctionsWorkflow`], one execution per order.
-//! - [`config`]: each function's configuration from the environment,
-//!   validated at startup with every problem named.
-//! - [`startup`]: reporting a failed start to `/runtime/init/error`, which
-//!   `lambda_runtime` does not do for errors raised before `run`.
 //!
 //! SDK errors become [`dofs_core::PortError`]s in one place (a private
 //! `error` module): throttling, 5xx and timeouts are `Transient`, validation
@@ -17,17 +12,21 @@
 //!
 //! Clients are built once per process from the standard configuration chain
 //! ([`AwsClients`], [`sdk_config`]), which honours `AWS_ENDPOINT_URL` (moto in tests).
+//!
+//! The adapters' contract suites (`dofs_core::testkit::contract`) run on
+//! moto in `harness/tests/it/contracts.rs` (package `dofs-lambda-harness`,
+//! which starts and provisions moto); the unit tests here need no AWS.
+//!
+//! What a Lambda bootstrap needs besides the SDK (configuration from the
+//! environment, init errors, SQS batch handling) is in `dofs-lambda`, so that
+//! code can do without this crate.
 
-pub mod config;
 pub mod dynamodb;
 mod error;
 pub mod sfn;
-pub mod sqs;
-pub mod startup;
 
 pub use dynamodb::{DynamoFailedOrderStore, DynamoOrderStore};
-pub use sfn::{StateMachineArn, StepFunctionsWorkflow};
-pub use sqs::SqsOrderQueue;
+pub use sfn::StepFunctionsWorkflow;
 
 use std::sync::OnceLock;
 
@@ -45,7 +44,6 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 pub struct AwsClients {
     sdk: aws_config::SdkConfig,
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
-    sqs: OnceLock<aws_sdk_sqs::Client>,
     sfn: OnceLock<aws_sdk_sfn::Client>,
 }
 
@@ -59,7 +57,6 @@ impl AwsClients {
         Self {
             sdk,
             dynamodb: OnceLock::new(),
-            sqs: OnceLock::new(),
             sfn: OnceLock::new(),
         }
     }
@@ -71,12 +68,6 @@ impl AwsClients {
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         self.dynamodb
             .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
-            .clone()
-    }
-
-    pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        self.sqs
-            .get_or_init(|| aws_sdk_sqs::Client::new(&self.sdk))
             .clone()
     }
 
@@ -94,11 +85,7 @@ impl AwsClients {
         DynamoFailedOrderStore::new(self.dynamodb(), table)
     }
 
-    pub fn order_queue(&self, queue_url: impl Into<String>) -> SqsOrderQueue {
-        SqsOrderQueue::new(self.sqs(), queue_url)
-    }
-
-    pub fn workflow(&self, state_machine: StateMachineArn) -> StepFunctionsWorkflow {
+    pub fn workflow(&self, state_machine: dofs_core::StateMachineArn) -> StepFunctionsWorkflow {
         StepFunctionsWorkflow::new(self.sfn(), state_machine)
     }
 }

@@ -13,73 +13,11 @@ use aws_sdk_sfn::types::ExecutionStatus as SfnStatus;
 use aws_sdk_sfn::Client;
 use chrono::{DateTime, Utc};
 use dofs_core::{
-    ExecutionStatus, ExecutionView, OrderId, OrderSubmission, PortError, StartOutcome, Workflow,
+    ExecutionStatus, ExecutionView, OrderId, OrderSubmission, PortError, StartOutcome,
+    StateMachineArn, Workflow,
 };
 
 use crate::error::{corrupt, port_error};
-
-/// A state machine ARN was not of the form
-/// `arn:<partition>:states:<region>:<account>:stateMachine:<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a Step Functions state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)")]
-pub struct InvalidStateMachineArn(pub String);
-
-/// A parsed state machine ARN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateMachineArn {
-    arn: String,
-    /// Everything before `:stateMachine:`.
-    prefix_len: usize,
-}
-
-impl StateMachineArn {
-    pub fn parse(arn: &str) -> Result<Self, InvalidStateMachineArn> {
-        let invalid = || InvalidStateMachineArn(arn.to_owned());
-        let parts: Vec<&str> = arn.split(':').collect();
-        // arn : partition : states : region : account : stateMachine : name
-        match parts.as_slice() {
-            ["arn", partition, "states", region, account, "stateMachine", name]
-                if !partition.is_empty()
-                    && !region.is_empty()
-                    && !account.is_empty()
-                    && !name.is_empty() =>
-            {
-                let prefix_len = arn.len() - name.len() - ":stateMachine:".len();
-                Ok(Self {
-                    arn: arn.to_owned(),
-                    prefix_len,
-                })
-            }
-            _ => Err(invalid()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.arn
-    }
-
-    /// The state machine's name.
-    pub fn name(&self) -> &str {
-        &self.arn[self.prefix_len + ":stateMachine:".len()..]
-    }
-
-    /// The ARN of this state machine's execution called `execution_name`:
-    /// `arn:...:execution:<state machine name>:<execution name>`.
-    pub fn execution_arn(&self, execution_name: &str) -> String {
-        format!(
-            "{}:execution:{}:{}",
-            &self.arn[..self.prefix_len],
-            self.name(),
-            execution_name
-        )
-    }
-}
-
-impl std::fmt::Display for StateMachineArn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.arn)
-    }
-}
 
 /// [`Workflow`] on a Step Functions state machine.
 #[derive(Debug, Clone)]
@@ -205,48 +143,5 @@ impl Workflow for StepFunctionsWorkflow {
             input,
             started_at,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn execution_arn_is_derived_from_the_state_machine_arn() {
-        let arn = StateMachineArn::parse(
-            "arn:aws:states:eu-west-1:123456789012:stateMachine:dofs-orders",
-        )
-        .unwrap();
-        assert_eq!(arn.name(), "dofs-orders");
-        assert_eq!(
-            arn.execution_arn("o-1"),
-            "arn:aws:states:eu-west-1:123456789012:execution:dofs-orders:o-1"
-        );
-    }
-
-    #[test]
-    fn other_partitions_are_accepted() {
-        let arn =
-            StateMachineArn::parse("arn:aws-cn:states:cn-north-1:123456789012:stateMachine:m")
-                .unwrap();
-        assert_eq!(
-            arn.execution_arn("x"),
-            "arn:aws-cn:states:cn-north-1:123456789012:execution:m:x"
-        );
-    }
-
-    #[test]
-    fn rejects_what_is_not_a_state_machine_arn() {
-        for bad in [
-            "",
-            "dofs-orders",
-            "arn:aws:states:eu-west-1:123456789012:activity:x",
-            "arn:aws:lambda:eu-west-1:123456789012:function:x",
-            "arn:aws:states:eu-west-1:123456789012:stateMachine:",
-            "arn:aws:states:eu-west-1:123456789012:execution:m:o-1",
-        ] {
-            assert!(StateMachineArn::parse(bad).is_err(), "{bad:?}");
-        }
     }
 }

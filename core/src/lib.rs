@@ -11,7 +11,9 @@
 //! - [`contracts`]: the JSON payloads passed between the workflow steps and on
 //!   the queues.
 //! - [`ports`]: the small async traits the functions are written against
-//!   (`OrderStore`, `FailedOrderStore`, `OrderQueue`, `Workflow`, `Clock`).
+//!   (`OrderStore`, `FailedOrderStore`, `Workflow`, `Clock`).
+//! - [`arn`]: [`StateMachineArn`], the workflow's address, shared by the
+//!   functions' configuration and the Step Functions adapter.
 //! - [`error`]: error types shared by ports and handlers, with the Lambda
 //!   `errorType` names that the workflow's `Retry`/`Catch` match.
 //! - `testkit` (feature `testkit`): in-memory adapters and the port contract
@@ -20,6 +22,7 @@
 //! Feature `lambda` converts [`PortError`] into a `lambda_runtime`
 //! `Diagnostic`, so a handler's `errorType` is its [`ErrorKind`].
 
+pub mod arn;
 pub mod contracts;
 pub mod error;
 pub mod model;
@@ -32,6 +35,7 @@ pub mod validation;
 #[cfg(feature = "lambda")]
 mod lambda;
 
+pub use arn::{InvalidStateMachineArn, StateMachineArn};
 pub use contracts::{
     DeadLetter, OrderSubmission, StorageRequest, StoredOrder, ValidatedOrder, WorkflowFailure,
 };
@@ -40,7 +44,7 @@ pub use model::{
     CustomerName, FailedOrder, LineItem, Money, Order, OrderId, OrderRequest, Quantity, Sku,
 };
 pub use ports::{
-    Clock, ExecutionStatus, ExecutionView, FailedOrderStore, InsertOutcome, OrderQueue, OrderStore,
+    Clock, ExecutionStatus, ExecutionView, FailedOrderStore, InsertOutcome, OrderStore,
     StartOutcome, SystemClock, TransitionOutcome, Workflow,
 };
 pub use status::{OrderStatus, StatusChange, TransitionError};

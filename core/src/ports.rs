@@ -1,8 +1,8 @@
 //! The ports: one small async trait per capability, so a handler takes only
 //! what it uses and a test fake is a few lines.
 //!
-//! Implementations: `dofs-aws` (DynamoDB, SQS, Step Functions) and
-//! `dofs-local` (SQLite); in-memory fakes for tests live in
+//! Implementations: `dofs-aws` (DynamoDB, Step Functions) and `dofs-local`
+//! (SQLite); in-memory fakes for tests live in
 //! [`crate::testkit`] behind the `testkit` feature, with the contract suite
 //! every adapter must pass.
 
@@ -64,14 +64,6 @@ pub trait FailedOrderStore: Send + Sync {
     async fn record(&self, failed: &FailedOrder) -> Result<(), PortError>;
 
     async fn get(&self, order_id: &OrderId) -> Result<Option<FailedOrder>, PortError>;
-}
-
-/// The order queue, for senders outside the workflow (redrive, tests).
-#[async_trait]
-pub trait OrderQueue: Send + Sync {
-    /// Sends `order` as the message body; `trace_header` becomes the
-    /// message's `AWSTraceHeader` system attribute. Returns the message id.
-    async fn send(&self, order: &Order, trace_header: Option<&str>) -> Result<String, PortError>;
 }
 
 /// Result of [`Workflow::start`].

@@ -1,4 +1,4 @@
-//! `dofs-lambda-tests`: runs the five DOFS Lambda bootstraps the way Lambda
+//! `dofs-lambda-harness`: runs the five DOFS Lambda bootstraps the way Lambda
 //! runs them, without AWS.
 //!
 //! - [`tools`]: finds the outside tools (moto, python) in `target/tools/venv`
@@ -18,8 +18,12 @@
 //! - [`xray`]: a UDP stand-in for the X-Ray daemon and a validator of the
 //!   segment documents it receives.
 //!
-//! The integration tests are in `tests/it/`; `src/bin/lambda_bench.rs`
-//! measures cold start and memory against a Python + boto3 bootstrap.
+//! The integration tests are in `tests/it/` (among them the `dofs-aws`
+//! adapters' contract suites on moto, `tests/it/contracts.rs`) and
+//! `tests/telemetry_run.rs` (dofs-telemetry's runtime loop against
+//! [`runtime_api`], in-process, so it has a binary of its own);
+//! `src/bin/lambda_bench.rs` measures cold start and memory against a
+//! Python + boto3 bootstrap.
 
 pub mod events;
 pub mod function;

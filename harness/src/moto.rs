@@ -317,7 +317,6 @@ impl Resources {
             ("ORDERS_TABLE", self.orders_table.clone()),
             ("FAILED_ORDERS_TABLE", self.failed_orders_table.clone()),
             ("STATE_MACHINE_ARN", self.state_machine_arn.clone()),
-            ("ORDER_QUEUE_URL", self.order_queue_url.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

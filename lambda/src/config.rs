@@ -1,10 +1,18 @@
 //! Lambda configuration from the environment, checked once at startup.
 //!
-//! Each function has a config type listing exactly the variables it needs.
+//! Each function has a config type listing exactly the variables it needs
+//! (`terraform/tests/check_consistency.py` checks that each function's
+//! `from_env` names exactly what `terraform/functions.tf` gives it).
 //! Loading one reports *every* missing or invalid variable by name in a
 //! single [`ConfigError`], so a broken deployment is fixed in one go; the
 //! bootstrap turns that error into a `/runtime/init/error` (see
 //! [`crate::startup`]). Nothing here reads the environment after startup.
+//!
+//! SDK-free by design: values are parsed into plain types. The state
+//! machine is a [`StateMachineArn`] from `dofs-core` — the type the
+//! `dofs-aws` Step Functions adapter takes — rather than anything of the
+//! SDK's, so a crate that needs a function's configuration (or its handler
+//! library) does not compile the AWS SDK.
 //!
 //! `LOG_LEVEL` belongs to `dofs-telemetry`, which reads it when it sets up
 //! logging.
@@ -12,12 +20,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::sfn::StateMachineArn;
+use dofs_core::StateMachineArn;
 
 pub const ORDERS_TABLE: &str = "ORDERS_TABLE";
 pub const FAILED_ORDERS_TABLE: &str = "FAILED_ORDERS_TABLE";
 pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
-pub const ORDER_QUEUE_URL: &str = "ORDER_QUEUE_URL";
 pub const FAILURE_RATE: &str = "FAILURE_RATE";
 /// Optional: seeds fulfill_order's simulated failures, for reproducible runs.
 pub const FAILURE_SEED: &str = "FAILURE_SEED";
@@ -127,7 +134,6 @@ const TABLE_EXPECTED: &str =
     "a DynamoDB table name (3-255 characters of A-Z a-z 0-9 _ - .) or table ARN";
 const ARN_EXPECTED: &str =
     "a state machine ARN, arn:aws:states:<region>:<account>:stateMachine:<name>";
-const URL_EXPECTED: &str = "an SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<name>";
 const RATE_EXPECTED: &str = "a number from 0 to 1, such as 0.3";
 const SEED_EXPECTED: &str = "an unsigned 64-bit integer";
 
@@ -173,21 +179,6 @@ impl<'a> Reader<'a> {
                 self.problem(variable, Some(value), ARN_EXPECTED);
                 None
             }
-        }
-    }
-
-    fn queue_url(&mut self, variable: &'static str) -> Option<String> {
-        let value = self.required(variable, URL_EXPECTED)?;
-        let ok = value.parse::<http::Uri>().ok().is_some_and(|uri| {
-            matches!(uri.scheme_str(), Some("http" | "https"))
-                && uri.authority().is_some()
-                && uri.path().trim_matches('/').contains('/')
-        });
-        if ok {
-            Some(value.to_owned())
-        } else {
-            self.problem(variable, Some(value), URL_EXPECTED);
-            None
         }
     }
 
@@ -337,20 +328,6 @@ impl DlqHandlerConfig {
     }
 }
 
-/// Senders to the order queue outside the workflow (redrive tools, tests).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderQueueConfig {
-    pub order_queue_url: String,
-}
-
-impl OrderQueueConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let mut r = Reader::new(env);
-        let url = r.queue_url(ORDER_QUEUE_URL);
-        r.finish(url.map(|order_queue_url| Self { order_queue_url }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,16 +414,5 @@ mod tests {
     #[test]
     fn validator_needs_nothing() {
         assert!(ValidatorConfig::from_env(&Env::default()).is_ok());
-    }
-
-    #[test]
-    fn queue_urls_must_be_urls() {
-        let ok = Env::from_pairs([(
-            ORDER_QUEUE_URL,
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/dofs-orders",
-        )]);
-        assert!(OrderQueueConfig::from_env(&ok).is_ok());
-        let bad = Env::from_pairs([(ORDER_QUEUE_URL, "dofs-orders")]);
-        assert!(OrderQueueConfig::from_env(&bad).is_err());
     }
 }

@@ -11,16 +11,18 @@
 //! The records of one batch are independent (a standard queue promises no
 //! order), so [`handle_records`] works on several at once: a batch of ten
 //! costs about one DynamoDB round trip instead of ten.
+//!
+//! The records are `aws_lambda_events` types, the JSON shapes of the event
+//! Lambda delivers, not the SQS SDK's: nothing here calls SQS (deleting the
+//! handled records is the event source mapping's job).
 
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use dofs_core::PortError;
+use dofs_telemetry::{record_order_id, set_parent_from_header, TraceHeader};
 use futures_util::stream::{self, StreamExt};
 use tracing::Span;
-
-use crate::context::{record_order_id, set_parent_from_header};
-use crate::TraceHeader;
 
 /// The SQS system attribute with the number of times a message was received.
 pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";

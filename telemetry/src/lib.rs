@@ -25,9 +25,11 @@
 //!   [`record_order_id`], [`current_trace_id`].
 //! - [`invocation`]: [`run`] for Lambda, [`invoke`] for one call.
 //! - [`metric`]: the custom metric names; [`trace_header`]: the X-Ray header.
+//! - `testing` (feature `testing`): what tests of telemetry output share — a
+//!   `Capture` writer for log and EMF lines and a `SpanData` builder.
 //!
-//! The local runtime (one process, five functions) uses [`init_local`] with
-//! [`TraceExport::Custom`] / [`MetricsExport::Custom`] sinks and calls
+//! The local runtime (one process, five functions) uses [`init_with_writer`]
+//! with [`TraceExport::Custom`] / [`MetricsExport::Custom`] sinks and calls
 //! [`invoke`] with [`Invocation::function`] set: the function name, like the
 //! order, is read from the current span, never from the process.
 //!
@@ -42,7 +44,8 @@ pub mod error;
 pub mod invocation;
 mod logs;
 pub mod metric;
-pub mod sqs;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace_header;
 pub mod traces;
 
@@ -209,14 +212,6 @@ fn build(
 /// global `metrics` recorder. Once per process.
 pub fn init(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     init_with_writer(config, std::io::stdout)
-}
-
-/// [`init`] for the local runtime: the same, documented separately because
-/// there `config.function_name` is only the default (`dofs`) and each
-/// [`invoke`] names its function; pair it with [`TraceExport::Custom`] and
-/// [`MetricsExport::Custom`] to store spans and metrics.
-pub fn init_local(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-    init(config)
 }
 
 /// [`init`] with logs and EMF lines going to `writer` (tests capture them).

@@ -342,34 +342,7 @@ pub fn xray_trace_id(trace_id: TraceId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanKind, Status};
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::borrow::Cow;
-    use std::time::SystemTime;
-
-    fn span(id: u64, parent: u64, attrs: Vec<KeyValue>) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(7u128),
-                SpanId::from(id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::from(parent),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: Cow::Borrowed("s"),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            attributes: attrs,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: Default::default(),
-        }
-    }
+    use crate::testing::{span, TRACE_ID};
 
     fn order(span: &SpanData) -> Option<String> {
         span.attributes
@@ -381,11 +354,11 @@ mod tests {
     #[test]
     fn descendants_inherit_the_nearest_order_id() {
         let mut spans = vec![
-            span(3, 2, vec![]),
-            span(2, 1, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")]),
-            span(4, 1, vec![]),
-            span(1, 0, vec![]),
-            span(5, 3, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-2")]),
+            span(3, 2).build(),
+            span(2, 1).attr(ORDER_ID_ANNOTATION, "o-1").build(),
+            span(4, 1).build(),
+            span(1, 0).build(),
+            span(5, 3).attr(ORDER_ID_ANNOTATION, "o-2").build(),
         ];
         inherit_order_ids(&mut spans);
         assert_eq!(order(&spans[0]).as_deref(), Some("o-1"));
@@ -446,16 +419,8 @@ mod tests {
         let sink = Arc::new(Collect::default());
         let processor = InvocationProcessor::new(Some(sink.clone()));
         processor.open.lock().unwrap().insert(SpanId::from(1u64));
-        processor.on_end(span(2, 1, vec![]));
-        let mut other = span(9, 0, vec![]);
-        other.span_context = SpanContext::new(
-            TraceId::from(8u128),
-            SpanId::from(9u64),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
-        processor.on_end(other);
+        processor.on_end(span(2, 1).build());
+        processor.on_end(span(9, 0).trace(8).build());
         processor.force_flush().unwrap();
         let ids: Vec<SpanId> = sink
             .0
@@ -469,13 +434,13 @@ mod tests {
             [SpanId::from(9u64)],
             "another invocation's finished tree leaves; the child waits"
         );
-        processor.on_end(span(1, 0, vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")]));
+        processor.on_end(span(1, 0).attr(ORDER_ID_ANNOTATION, "o-1").build());
         processor.force_flush().unwrap();
         let exported = sink.0.lock().unwrap();
         assert_eq!(exported.len(), 3);
         assert!(exported
             .iter()
-            .filter(|s| s.span_context.trace_id() == TraceId::from(7u128))
+            .filter(|s| s.span_context.trace_id() == TraceId::from(TRACE_ID))
             .all(|s| order(s).as_deref() == Some("o-1")));
         assert!(processor.buffer.lock().unwrap().is_empty());
     }
@@ -491,16 +456,8 @@ mod tests {
     #[test]
     fn a_failing_sink_never_fails_the_flush_and_unsampled_spans_are_skipped() {
         let processor = InvocationProcessor::new(Some(Arc::new(Failing)));
-        processor.on_end(span(1, 0, vec![]));
-        let mut unsampled = span(2, 0, vec![]);
-        unsampled.span_context = SpanContext::new(
-            TraceId::from(7u128),
-            SpanId::from(2u64),
-            TraceFlags::default(),
-            false,
-            TraceState::default(),
-        );
-        processor.on_end(unsampled);
+        processor.on_end(span(1, 0).build());
+        processor.on_end(span(2, 0).unsampled().build());
         assert_eq!(processor.buffer.lock().unwrap().len(), 1);
         assert!(processor.force_flush().is_ok());
         assert!(processor.force_flush().is_ok());

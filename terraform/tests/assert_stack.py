@@ -125,7 +125,7 @@ class StackTest(unittest.TestCase):
             "api_handler": {"ORDERS_TABLE": self.out["orders_table_name"], "STATE_MACHINE_ARN": self.out["state_machine_arn"]},
             "validator": {},
             "order_storage": {"ORDERS_TABLE": self.out["orders_table_name"]},
-            "fulfill_order": {"ORDERS_TABLE": self.out["orders_table_name"], "ORDER_QUEUE_URL": self.order_queue, "FAILURE_RATE": "0.25"},
+            "fulfill_order": {"ORDERS_TABLE": self.out["orders_table_name"], "FAILURE_RATE": "0.25"},
             "dlq_handler": {"ORDERS_TABLE": self.out["orders_table_name"], "FAILED_ORDERS_TABLE": self.out["failed_orders_table_name"]},
         }
         for fn in FUNCTIONS:

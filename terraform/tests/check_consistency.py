@@ -10,8 +10,14 @@ Checks, without AWS or Terraform:
 - every alarm definition is complete and its placeholders are declared and
   bound by Terraform; the alarms the design asks for are all there;
 - the five function names agree between Terraform, the lambdas/ crates, the
-  workspace members and metrics.json; every environment variable Terraform
-  gives a function is one the Rust code reads;
+  workspace members and metrics.json;
+- per function, the environment Terraform gives it (functions.tf
+  `function_environment.<fn>`) is exactly what its configuration reads: the
+  `*Config::from_env` its bootstrap (lambdas/<fn>/src/main.rs) calls, in
+  lambda/src/config.rs, reads every variable Terraform sets, and Terraform
+  sets every variable it requires (an optional one, such as FAILURE_SEED,
+  may be left unset); the variables the lambda_function module adds to
+  every function are read by dofs-telemetry's configuration;
 - the ASL placeholders are exactly what Terraform renders it with, and the
   queues and tables behind them are the ones the functions are given.
 Exits non-zero listing every problem.
@@ -84,6 +90,47 @@ def locals_of(doc):
     return merged
 
 
+def config_variables():
+    """Per `*Config` type of lambda/src/config.rs, the variables its `from_env`
+    reads, as (required, optional) sets of names.
+
+    The file is rustfmt-formatted: `from_env` reads each variable with one
+    `r.<reader>(CONSTANT)` call, and a reader is required when it goes
+    through `Reader::required`."""
+    with open(os.path.join(REPO, "lambda", "src", "config.rs"), encoding="utf-8") as f:
+        text = f.read()
+    constants = dict(re.findall(r'^pub const ([A-Z][A-Z0-9_]*): &str = "([^"]+)";', text, re.M))
+    readers = {
+        name: "self.required(variable" in body
+        for name, body in re.findall(r"^    fn (\w+)\(&mut self, variable: &'static str\) [^{]*\{\n(.*?)^    \}$", text, re.M | re.S)
+    }
+    configs = {}
+    for config, body in re.findall(r"^impl (\w+Config) \{\n(.*?)^\}$", text, re.M | re.S):
+        from_env = re.search(r"^    pub fn from_env\(.*?^    \}$", body, re.M | re.S)
+        if from_env is None:
+            continue
+        required, optional = set(), set()
+        for reader, constant in re.findall(r"\br\.(\w+)\(([A-Z][A-Z0-9_]*)\)", from_env.group(0)):
+            if reader not in readers or constant not in constants:
+                problem(f"lambda/src/config.rs: {config}::from_env reads {constant} with {reader}, which this check cannot resolve")
+                continue
+            (required if readers[reader] else optional).add(constants[constant])
+        configs[config] = (required, optional)
+    if not configs:
+        problem("lambda/src/config.rs: no *Config::from_env found")
+    return configs
+
+
+def function_config(fn):
+    """The `*Config` type whose `from_env` lambdas/<fn>/src/main.rs calls."""
+    with open(os.path.join(REPO, "lambdas", fn, "src", "main.rs"), encoding="utf-8") as f:
+        called = set(re.findall(r"\b(\w+Config)::from_env\b", f.read())) - {"TelemetryConfig"}
+    if len(called) != 1:
+        problem(f"lambdas/{fn}/src/main.rs: expected one *Config::from_env call, found {sorted(called)}")
+        return None
+    return called.pop()
+
+
 def check_metric(where, namespace, name, dims, catalog, functions):
     if namespace == catalog["namespace"]:
         entry = next((m for m in catalog["metrics"] if m["name"] == name), None)
@@ -138,24 +185,31 @@ def main():
         if m["function"] != "*" and m["function"] not in functions:
             problem(f"metrics.json: {m['name']} names unknown function {m['function']}")
 
-    # --- environment variables the Rust code reads ---------------------------------
-    rust = ""
-    for top in ("lambdas", "aws", "telemetry", "core"):
-        for root, _, files in os.walk(os.path.join(REPO, top)):
-            for name in files:
-                if name.endswith(".rs"):
-                    with open(os.path.join(root, name), encoding="utf-8") as f:
-                        rust += f.read()
+    # --- environment variables: Terraform vs each function's configuration -------------
+    configs = config_variables()
     tf_functions = locals_of(load_hcl("terraform", "functions.tf"))
     env_by_fn = tf_functions["function_environment"]
     if set(env_by_fn) != set(functions):
         problem(f"functions.tf environment covers {sorted(env_by_fn)}, not every function")
+    for fn, env in env_by_fn.items():
+        config = function_config(fn)
+        if config is None:
+            continue
+        if config not in configs:
+            problem(f"lambdas/{fn}/src/main.rs: {config} has no from_env in lambda/src/config.rs")
+            continue
+        required, optional = configs[config]
+        for var in sorted(set(env) - required - optional):
+            problem(f"{fn}: Terraform sets {var}, which {config}::from_env does not read")
+        for var in sorted(required - set(env)):
+            problem(f"{fn}: {config}::from_env requires {var}, which functions.tf does not set")
     with open(os.path.join(REPO, "terraform", "modules", "lambda_function", "main.tf"), encoding="utf-8") as f:
         module_env = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+=", f.read(), re.M))
-    for fn, env in env_by_fn.items():
-        for var in set(env) | module_env:
-            if f'"{var}"' not in rust:
-                problem(f"{fn}: Terraform sets {var}, which no Rust code reads")
+    with open(os.path.join(REPO, "telemetry", "src", "config.rs"), encoding="utf-8") as f:
+        telemetry_config = f.read()
+    for var in sorted(module_env):
+        if f'"{var}"' not in telemetry_config:
+            problem(f"modules/lambda_function sets {var} on every function, which dofs-telemetry's config does not read")
 
     # --- alarms ------------------------------------------------------------------
     declared = set(alarms.get("placeholders", {}))
@@ -240,7 +294,7 @@ def main():
         if rendered.get(key) != expr:
             problem(f"workflow.tf: {key} should be {expr}, is {rendered.get(key)}")
     env_text = json.dumps(env_by_fn)
-    for needle in ("module.order_queue.queue_url", "module.orders_table.name", "module.failed_orders_table.name", "local.state_machine_arn"):
+    for needle in ("module.orders_table.name", "module.failed_orders_table.name", "local.state_machine_arn"):
         if needle not in env_text:
             problem(f"functions.tf: no function is given {needle}")
 

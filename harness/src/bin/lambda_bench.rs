@@ -1,11 +1,11 @@
 //! Cold start, memory and package size of the five Rust bootstraps next to
 //! a Python 3 + boto3 bootstrap doing the same client setup
-//! (`tests-lambda/python/bootstrap.py`), measured in the same run on the
+//! (`harness/python/bootstrap.py`), measured in the same run on the
 //! same machine, under the fake Runtime API with AWS on moto.
 //!
 //! ```text
 //! scripts/package-lambdas.sh            # optional: measure the shipped zips
-//! cargo run -p dofs-lambda-tests --release --bin lambda_bench -- [runs]
+//! cargo run -p dofs-lambda-harness --release --bin lambda_bench -- [runs]
 //! ```
 //!
 //! `lambda_bench [--runs N] [--invocations N] [--json] [--debug] [--env K=V]...`
@@ -35,11 +35,11 @@ use std::time::{Duration, Instant};
 use dofs_aws::AwsClients;
 use dofs_core::testkit::{sample_order, sample_submission};
 use dofs_core::{OrderId, OrderStatus, OrderStore};
-use dofs_lambda_tests::events::{self, SqsRecord};
-use dofs_lambda_tests::function::{build_bootstraps, FunctionProcess, Profile, FUNCTIONS};
-use dofs_lambda_tests::moto::{Moto, Resources};
-use dofs_lambda_tests::runtime_api::{Outcome, RuntimeApi};
-use dofs_lambda_tests::{target_dir, tools, workspace_root, HarnessError};
+use dofs_lambda_harness::events::{self, SqsRecord};
+use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile, FUNCTIONS};
+use dofs_lambda_harness::moto::{Moto, Resources};
+use dofs_lambda_harness::runtime_api::{Outcome, RuntimeApi};
+use dofs_lambda_harness::{target_dir, tools, workspace_root, HarnessError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -193,7 +193,7 @@ async fn measure_once(
     resources: &Resources,
 ) -> Result<Sample, HarnessError> {
     let api = RuntimeApi::start(function).await?;
-    let mut full_env = dofs_lambda_tests::function::lambda_env(function, &api.host_port());
+    let mut full_env = dofs_lambda_harness::function::lambda_env(function, &api.host_port());
     full_env.extend(env.iter().cloned());
     let args: Vec<&str> = candidate.args.iter().map(String::as_str).collect();
     let process = FunctionProcess::spawn(function, &candidate.program, &args, &full_env)?;
@@ -226,7 +226,7 @@ async fn measure_warm(
     invocations: usize,
 ) -> Result<Warm, HarnessError> {
     let api = RuntimeApi::start(function).await?;
-    let mut full_env = dofs_lambda_tests::function::lambda_env(function, &api.host_port());
+    let mut full_env = dofs_lambda_harness::function::lambda_env(function, &api.host_port());
     full_env.extend(env.iter().cloned());
     let args: Vec<&str> = candidate.args.iter().map(String::as_str).collect();
     let process = FunctionProcess::spawn(function, &candidate.program, &args, &full_env)?;
@@ -346,7 +346,7 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
     }
 
     let scratch = std::env::temp_dir().join(format!("dofs-lambda-bench-{}", std::process::id()));
-    let handler = workspace_root().join("tests-lambda/python/bootstrap.py");
+    let handler = workspace_root().join("harness/python/bootstrap.py");
     let python_zip = python_zip_bytes(&scratch_dir(&scratch)?, &python, &handler);
     let mut build_dir = None;
     let zip_arch = std::fs::read_to_string(target_dir().join("lambda/ARCH"))

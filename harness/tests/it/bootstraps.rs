@@ -8,10 +8,10 @@ use std::time::Duration;
 use dofs_aws::AwsClients;
 use dofs_core::testkit::{sample_order, sample_submission};
 use dofs_core::{OrderId, OrderStatus, OrderStore};
-use dofs_lambda_tests::events::{self, SqsRecord};
-use dofs_lambda_tests::function::{build_bootstraps, FunctionProcess, Profile};
-use dofs_lambda_tests::moto::{Moto, Resources};
-use dofs_lambda_tests::runtime_api::RuntimeApi;
+use dofs_lambda_harness::events::{self, SqsRecord};
+use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile};
+use dofs_lambda_harness::moto::{Moto, Resources};
+use dofs_lambda_harness::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -48,7 +48,7 @@ impl Running {
         Running::start(name, env).await
     }
 
-    async fn invoke(&self, payload: Value) -> dofs_lambda_tests::runtime_api::Outcome {
+    async fn invoke(&self, payload: Value) -> dofs_lambda_harness::runtime_api::Outcome {
         match self.api.invoke(payload).await {
             Ok(outcome) => outcome,
             Err(err) => panic!("{err}\n{}", self.process.transcript()),
@@ -182,7 +182,7 @@ async fn api_handler_serves_http_api_events() {
         .sfn()
         .describe_execution()
         .execution_arn(
-            dofs_aws::StateMachineArn::parse(&resources.state_machine_arn)
+            dofs_core::StateMachineArn::parse(&resources.state_machine_arn)
                 .unwrap()
                 .execution_arn(&order_id),
         )

@@ -6,13 +6,15 @@
 //! fulfill_order's batch; the order ends FULFILLED in moto's table and
 //! api_handler reports it so.
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use dofs_aws::{AwsClients, StateMachineArn};
-use dofs_core::{Order, OrderId, OrderQueue, OrderStatus, OrderStore};
-use dofs_lambda_tests::events::{self, SqsRecord};
-use dofs_lambda_tests::function::{build_bootstraps, FunctionProcess, Profile};
-use dofs_lambda_tests::moto::{Moto, Resources};
-use dofs_lambda_tests::runtime_api::RuntimeApi;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
+use dofs_aws::AwsClients;
+use dofs_core::{OrderId, OrderStatus, OrderStore, StateMachineArn};
+use dofs_lambda_harness::events::{self, SqsRecord};
+use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile};
+use dofs_lambda_harness::moto::{Moto, Resources};
+use dofs_lambda_harness::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
 
 struct Function {
@@ -55,7 +57,7 @@ async fn an_order_goes_from_the_api_to_fulfilled_on_moto() {
     let fulfill_order = Function::start("fulfill_order", &moto, &resources).await;
 
     // 1. POST /orders.
-    let api_trace = dofs_lambda_tests::runtime_api::new_trace_header();
+    let api_trace = dofs_lambda_harness::runtime_api::new_trace_header();
     let reply = api_handler
         .invoke(
             events::post_order(&events::order_request(), Some("chain-test-key")),
@@ -91,10 +93,23 @@ async fn an_order_goes_from_the_api_to_fulfilled_on_moto() {
         .await;
     assert_eq!(stored["order"]["status"], "PENDING", "{stored}");
 
-    // 4. EnqueueOrder: the stored order on the queue, with AWSTraceHeader.
-    let order: Order = serde_json::from_value(stored["order"].clone()).unwrap();
-    aws.order_queue(&resources.order_queue_url)
-        .send(&order, Some(&workflow_trace))
+    // 4. EnqueueOrder: the stored order on the queue, with AWSTraceHeader,
+    // as the ASL's sqs:sendMessage (tracing on) sends it.
+    let trace_attribute = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(&workflow_trace)
+        .build()
+        .unwrap();
+    resources
+        .sqs()
+        .send_message()
+        .queue_url(&resources.order_queue_url)
+        .message_body(stored["order"].to_string())
+        .message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            trace_attribute,
+        )
+        .send()
         .await
         .unwrap();
 

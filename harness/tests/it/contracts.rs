@@ -1,13 +1,12 @@
-//! The dofs-core port contract suites, run on the DynamoDB, SQS and Step
-//! Functions adapters against moto.
+//! The dofs-core port contract suites, run on the dofs-aws DynamoDB and
+//! Step Functions adapters against moto (`aws/src/lib.rs` points here).
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use dofs_aws::{AwsClients, StateMachineArn};
+use dofs_aws::AwsClients;
 use dofs_core::testkit::{contract, sample_order};
-use dofs_core::{ErrorKind, OrderId, OrderQueue, OrderStatus, OrderStore, Workflow};
-use dofs_lambda_tests::moto::Moto;
+use dofs_core::{ErrorKind, OrderId, OrderStatus, OrderStore, StateMachineArn, Workflow};
+use dofs_lambda_harness::moto::Moto;
 
 #[tokio::test]
 async fn dynamodb_and_step_functions_adapters_meet_the_port_contracts() {
@@ -28,56 +27,6 @@ async fn dynamodb_and_step_functions_adapters_meet_the_port_contracts() {
     let arn = StateMachineArn::parse(&resources.state_machine_arn).unwrap();
     let workflow = aws.workflow(arn);
     contract::workflow(&workflow).await;
-}
-
-#[tokio::test]
-async fn order_queue_sends_the_order_with_its_trace_header() {
-    let test = "order_queue_sends_the_order_with_its_trace_header";
-    let Some((_moto, resources)) = Moto::provisioned_or_skip(test).await else {
-        return;
-    };
-    let aws = AwsClients::new(resources.sdk.clone());
-    let queue = aws.order_queue(&resources.order_queue_url);
-
-    let order = sample_order(OrderStatus::Pending);
-    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let message_id = queue.send(&order, Some(header)).await.unwrap();
-    let untraced = sample_order(OrderStatus::Pending);
-    queue.send(&untraced, None).await.unwrap();
-
-    let received = resources
-        .sqs()
-        .receive_message()
-        .queue_url(&resources.order_queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    let messages = received.messages();
-    assert_eq!(messages.len(), 2, "{messages:?}");
-    let traced = messages
-        .iter()
-        .find(|m| m.message_id() == Some(message_id.as_str()))
-        .expect("the traced message");
-    let body: dofs_core::Order = serde_json::from_str(traced.body().unwrap()).unwrap();
-    assert_eq!(body, order, "the body is the order as JSON");
-    assert_eq!(
-        traced
-            .attributes()
-            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
-            .map(String::as_str),
-        Some(header)
-    );
-    let other = messages
-        .iter()
-        .find(|m| m.message_id() != Some(message_id.as_str()))
-        .unwrap();
-    assert!(other
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
-        .is_none());
 }
 
 #[tokio::test]
@@ -112,7 +61,7 @@ async fn sdk_errors_keep_their_kind_and_source() {
     assert!(wf.start(&submission, None).await.is_ok());
 
     // Nobody listening: a dispatch failure, which is transient.
-    let closed_port = dofs_lambda_tests::moto::free_port().unwrap();
+    let closed_port = dofs_lambda_harness::moto::free_port().unwrap();
     let unreachable = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{closed_port}"))

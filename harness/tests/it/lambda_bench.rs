@@ -3,8 +3,8 @@
 //! and the ratios are there. No timing assertion: the figures are what the
 //! benchmark is for.
 
-use dofs_lambda_tests::function::FUNCTIONS;
-use dofs_lambda_tests::tools;
+use dofs_lambda_harness::function::FUNCTIONS;
+use dofs_lambda_harness::tools;
 use serde_json::Value;
 
 #[test]

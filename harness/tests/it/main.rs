@@ -1,5 +1,5 @@
 //! Integration tests of the AWS side of DOFS, all against moto and the
-//! fake Lambda Runtime API from `dofs-lambda-tests`:
+//! fake Lambda Runtime API from `dofs-lambda-harness`:
 //!
 //! - `contracts`: the port contract suites on the dofs-aws adapters;
 //! - `bootstraps`: each built bootstrap binary run as Lambda runs it;

@@ -4,7 +4,7 @@
 //! in the trace Lambda (or the SQS record's `AWSTraceHeader`) named, with
 //! the `order_id` annotation, and on the daemon before the response was
 //! posted (the daemon is drained the moment `/response` arrives, see
-//! `dofs_lambda_tests::xray`).
+//! `dofs_lambda_harness::xray`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,11 +12,11 @@ use std::time::Instant;
 use dofs_aws::AwsClients;
 use dofs_core::testkit::{sample_order, sample_submission};
 use dofs_core::{OrderId, OrderStatus, OrderStore};
-use dofs_lambda_tests::events::{self, SqsRecord};
-use dofs_lambda_tests::function::{build_bootstraps, FunctionProcess, Profile};
-use dofs_lambda_tests::moto::{Moto, Resources};
-use dofs_lambda_tests::runtime_api::{new_trace_header, Outcome, RuntimeApi};
-use dofs_lambda_tests::xray::{segments, Segment, XrayDaemon};
+use dofs_lambda_harness::events::{self, SqsRecord};
+use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile};
+use dofs_lambda_harness::moto::{Moto, Resources};
+use dofs_lambda_harness::runtime_api::{new_trace_header, Outcome, RuntimeApi};
+use dofs_lambda_harness::xray::{segments, Segment, XrayDaemon};
 use serde_json::{json, Value};
 
 /// A trace header as Lambda passes it, and its parts.

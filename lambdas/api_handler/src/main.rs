@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use api_handler::ApiHandler;
-use dofs_aws::config::{ApiHandlerConfig, Env};
-use dofs_aws::startup::{because, or_exit};
 use dofs_aws::AwsClients;
 use dofs_core::SystemClock;
+use dofs_lambda::config::{ApiHandlerConfig, Env};
+use dofs_lambda::startup::{because, or_exit};
 use dofs_telemetry::TelemetryConfig;
 
 #[tokio::main]

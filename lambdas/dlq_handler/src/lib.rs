@@ -24,12 +24,12 @@ use dofs_core::{
     Clock, DeadLetter, FailedOrder, FailedOrderStore, InsertOutcome, Order, OrderId, OrderStatus,
     OrderStore, OrderSubmission, PortError, StatusChange, TransitionOutcome,
 };
+use dofs_lambda::sqs::{handle_records, join_record_trace, receive_count};
 use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use tracing::Instrument as _;
 
-pub use dofs_telemetry::sqs::{receive_count, RECEIVE_COUNT_ATTRIBUTE, TRACE_HEADER_ATTRIBUTE};
 /// `FailedOrder::error` for an order the order queue gave up on.
 pub const FULFILLMENT_FAILED: &str = "FulfillmentFailed";
 /// `FailedOrder::error` for a message whose body could not be read.
@@ -102,7 +102,7 @@ impl DlqHandler {
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, PortError> {
-        dofs_telemetry::sqs::handle_records(&event.payload.records, |record| async move {
+        handle_records(&event.payload.records, |record| async move {
             let message_id = record.message_id.clone().unwrap_or_default();
             let receive_count = receive_count(record);
             let plan = self.plan(record.body.as_deref().unwrap_or_default(), receive_count);
@@ -117,7 +117,7 @@ impl DlqHandler {
                 message_id = %message_id,
                 receive_count,
             );
-            dofs_telemetry::sqs::join_record_trace(&span, record, order_id);
+            join_record_trace(&span, record, order_id);
             let result = match plan {
                 Ok(plan) => self.process(plan).instrument(span.clone()).await,
                 Err(reason) => Err(PortError::invalid_input(reason)),

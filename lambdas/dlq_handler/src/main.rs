@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use dlq_handler::DlqHandler;
-use dofs_aws::config::{DlqHandlerConfig, Env};
-use dofs_aws::startup::{because, or_exit};
 use dofs_aws::AwsClients;
 use dofs_core::SystemClock;
+use dofs_lambda::config::{DlqHandlerConfig, Env};
+use dofs_lambda::startup::{because, or_exit};
 use dofs_telemetry::TelemetryConfig;
 
 #[tokio::main]

@@ -8,6 +8,7 @@ use dofs_core::testkit::{
     MemoryOrderStore,
 };
 use dofs_core::ErrorKind;
+use dofs_lambda::sqs::RECEIVE_COUNT_ATTRIBUTE;
 use lambda_runtime::Context;
 use serde_json::{json, Value};
 

@@ -20,11 +20,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use dofs_core::{
     Clock, Order, OrderId, OrderStatus, OrderStore, PortError, StatusChange, TransitionOutcome,
 };
+use dofs_lambda::sqs::{handle_records, join_record_trace, receive_count};
 use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument as _;
-
-pub use dofs_telemetry::sqs::{receive_count, RECEIVE_COUNT_ATTRIBUTE, TRACE_HEADER_ATTRIBUTE};
 
 /// A `FAILURE_RATE` outside `[0, 1]` (or not a number).
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -135,7 +134,7 @@ impl FulfillOrder {
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, PortError> {
-        dofs_telemetry::sqs::handle_records(&event.payload.records, |record| async move {
+        handle_records(&event.payload.records, |record| async move {
             let message_id = record.message_id.clone().unwrap_or_default();
             let receive_count = receive_count(record);
             let order = record.body.as_deref().map(serde_json::from_str::<Order>);
@@ -150,7 +149,7 @@ impl FulfillOrder {
                 message_id = %message_id,
                 receive_count,
             );
-            dofs_telemetry::sqs::join_record_trace(&span, record, order_id);
+            join_record_trace(&span, record, order_id);
             let outcome = async {
                 match &order {
                     Some(Ok(order)) => self.fulfil(order, receive_count).await,

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use dofs_aws::config::{Env, FulfillOrderConfig};
-use dofs_aws::startup::{because, or_exit};
 use dofs_aws::AwsClients;
 use dofs_core::SystemClock;
+use dofs_lambda::config::{Env, FulfillOrderConfig};
+use dofs_lambda::startup::{because, or_exit};
 use dofs_telemetry::TelemetryConfig;
 use fulfill_order::{FailureSimulator, FulfillOrder};
 

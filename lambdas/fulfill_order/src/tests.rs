@@ -5,6 +5,7 @@ use super::*;
 use aws_lambda_events::sqs::SqsMessage;
 use dofs_core::testkit::{sample_order, sample_time, FixedClock, MemoryOrderStore};
 use dofs_core::ErrorKind;
+use dofs_lambda::sqs::RECEIVE_COUNT_ATTRIBUTE;
 use lambda_runtime::Context;
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -255,16 +256,6 @@ fn seeded_rate_is_respected_over_many_orders() {
             "rate {rate}: observed {observed}"
         );
     }
-}
-
-#[test]
-fn receive_count_defaults_to_one() {
-    let mut message = SqsMessage::default();
-    assert_eq!(receive_count(&message), 1);
-    message
-        .attributes
-        .insert(RECEIVE_COUNT_ATTRIBUTE.to_owned(), "4".to_owned());
-    assert_eq!(receive_count(&message), 4);
 }
 
 /// Captures metrics emitted on this thread (`#[tokio::test]` runs on one).

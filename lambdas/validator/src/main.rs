@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use dofs_aws::config::{Env, ValidatorConfig};
-use dofs_aws::startup::{because, or_exit};
 use dofs_core::SystemClock;
+use dofs_lambda::config::{Env, ValidatorConfig};
+use dofs_lambda::startup::{because, or_exit};
 use dofs_telemetry::TelemetryConfig;
 use validator::Validator;
 

@@ -1,7 +1,7 @@
 //! The JSON twins of the pages, under `/_dofs/api/`, and the read models
-//! behind them. The HTML pages ([`super::pages`]) render these same values,
-//! so a page can never show something its twin does not return; the
-//! dependency points from the pages to here, never back.
+//! behind them. The HTML pages ([`super::pages`]) render these same read
+//! models, so a page and its twin agree; the dependency points from the
+//! pages to here, never back.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,14 +16,13 @@ use crate::observability::metrics;
 use crate::services::dynamodb::{self, Listing};
 use crate::store::{Db, DbError};
 
-/// Most orders a list shows (newest first). A busy data directory holds
-/// far more, and a page that size still renders instantly; `dofs orders`
-/// is the way to see them all.
+/// Most orders a list shows (newest first), so the page size is bounded
+/// however many orders the data directory holds; `dofs orders` lists all.
 pub(super) const ORDER_LIMIT: usize = 500;
-/// How far back the metrics views look: long enough to cover a `dofs bench`
-/// run, short enough that the summary is about what is happening now.
+/// How far back the metrics views look, so the summary is about what is
+/// happening now rather than about the data directory's whole life.
 pub(super) const METRICS_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// How many alarm state changes the alarm views show.
+/// How many of the newest alarm state changes the alarm views show.
 const ALARM_HISTORY: usize = 50;
 
 /// A database problem. The response says only that it happened: the error
@@ -115,7 +114,6 @@ pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<V
     Ok(Some(report))
 }
 
-/// `GET /_dofs/api/orders[?status=]`
 pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
     let status = q.status();
     let rows = db
@@ -126,7 +124,8 @@ pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuer
     Ok(Json(rows).into_response())
 }
 
-/// `GET /_dofs/api/orders/{order_id}`
+/// Even the 404 has a JSON body, so a script can parse every answer of
+/// the twins as JSON.
 pub(super) async fn order_json(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
     let detail = db.read(move |c| order_detail(c, &order_id)).await?;
     Ok(match detail {
@@ -139,12 +138,10 @@ pub(super) async fn order_json(State(db): State<Db>, Path(order_id): Path<String
     })
 }
 
-/// `GET /_dofs/api/metrics`
 pub(super) async fn metrics_json(State(db): State<Db>) -> Page {
     Ok(Json(db.read(metrics_report).await?).into_response())
 }
 
-/// `GET /_dofs/api/alarms`
 pub(super) async fn alarms_json(State(db): State<Db>) -> Page {
     let (alarms, history) = db.read(alarm_history).await?;
     Ok(Json(json!({"alarms": alarms, "history": history})).into_response())

@@ -1,60 +1,12 @@
 //! Captured output and a fake X-Ray daemon for the tests.
 
-use std::io::Write;
 use std::net::UdpSocket;
-use std::sync::{Arc, Mutex};
 
+pub use dofs_telemetry::testing::Capture;
 use dofs_telemetry::{
     init_scoped_with_writer, MetricsExport, ScopeGuard, Telemetry, TelemetryConfig, TraceExport,
 };
 use serde_json::Value;
-
-/// Everything written as logs or EMF, line by line.
-#[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    /// Every line, parsed; panics on a line that is not one JSON object.
-    pub fn lines(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        if std::env::var_os("TEST_LOG").is_some() {
-            eprintln!("{text}");
-        }
-        text.lines()
-            .map(|line| {
-                let value: Value =
-                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                assert!(value.is_object(), "not an object: {line}");
-                value
-            })
-            .collect()
-    }
-
-    /// Log lines (EMF lines have `_aws`).
-    pub fn logs(&self) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|l| l.get("_aws").is_none())
-            .collect()
-    }
-
-    pub fn emf(&self) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|l| l.get("_aws").is_some())
-            .collect()
-    }
-}
 
 /// A UDP socket on 127.0.0.1:0 standing in for the X-Ray daemon.
 pub struct Daemon {
@@ -114,15 +66,14 @@ pub fn setup(
     traces: TraceExport,
     metrics: MetricsExport,
 ) -> Setup {
-    let output = Capture::default();
-    let writer = output.clone();
+    let output = Capture::new();
     let config = TelemetryConfig {
         function_name: function.to_owned(),
         log_level: log_level.to_owned(),
         traces,
         metrics,
     };
-    let (telemetry, guard) = init_scoped_with_writer(config, move || writer.clone()).unwrap();
+    let (telemetry, guard) = init_scoped_with_writer(config, output.clone()).unwrap();
     Setup {
         telemetry,
         output,
