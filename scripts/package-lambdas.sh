@@ -6,7 +6,7 @@
 # standard library for aarch64-unknown-linux-gnu (rustup target add) and a
 # cross linker, which cargo-lambda brings as zig (PyPI `ziglang`, installed
 # by scripts/tools.sh). When the aarch64 standard library is not installed
-# (as on the offline dev machine) the script builds x86_64 zips instead and
+# the script builds x86_64 zips instead and
 # says so: those serve local tests and measurements only, and CodeBuild
 # (buildspec.yml), which adds the target, builds the arm64 zips that are
 # deployed. target/lambda/ARCH records which architecture the zips are.
@@ -50,8 +50,9 @@ esac
 package_args=()
 for fn in "${functions[@]}"; do package_args+=(-p "$fn"); done
 
-echo "package-lambdas: cargo lambda build --release $arch_flag --output-format zip (${functions[*]})" >&2
-cargo lambda build --release "$arch_flag" --output-format zip "${package_args[@]}" "$@"
+# The lambda-release profile (Cargo.toml): whole-program LTO, one codegen unit.
+echo "package-lambdas: cargo lambda build --profile lambda-release $arch_flag --output-format zip (${functions[*]})" >&2
+cargo lambda build --profile lambda-release "$arch_flag" --output-format zip "${package_args[@]}" "$@"
 
 status=0
 printf '%-14s %-8s %12s\n' function arch "zip bytes" >&2

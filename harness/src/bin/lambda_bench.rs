@@ -19,7 +19,7 @@
 //! last one — the difference is the growth, which must stay about zero —
 //! and the peak RSS (`VmHWM`) at the end. The zip is
 //! `target/lambda/<fn>/bootstrap.zip` when packaged (its binary is the one
-//! measured), else a release build (`--debug`: a debug build, for the shape
+//! measured), else a `lambda-release` build (`--debug`: a debug build, for the shape
 //! test only) is measured and the zip column is empty. Last, the ratios
 //! Python / Rust. Warm latencies include moto's own time for the AWS call
 //! each invocation makes, the same for both runtimes. This prints numbers;
@@ -374,7 +374,7 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
                 };
                 Candidate {
                     runtime: match options.profile {
-                        Profile::Release => "rust (release)",
+                        Profile::Release => "rust (lambda-release)",
                         Profile::Debug => "rust (debug)",
                     },
                     program: dir.join(function),
