@@ -50,6 +50,7 @@ use tokio::sync::Semaphore;
 
 use crate::cli::parse_duration;
 use crate::runtime::Runtime;
+use crate::services::dynamodb::{status_counts, terminal_orders};
 use crate::shutdown::Shutdown;
 use crate::store::Db;
 
@@ -444,34 +445,18 @@ fn read_terminal(
             data_dir.display()
         )
     })?;
-    let mut stmt = db.conn().prepare(
-        "SELECT order_id, status, updated_at FROM orders
-         WHERE status IN ('FULFILLED', 'FAILED', 'REJECTED')",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut found = Terminal::new();
-    while let Some(row) = rows.next()? {
-        let id = row.get_ref(0)?.as_str()?;
-        if !wanted.contains(id) || seen.contains_key(id) {
-            continue;
-        }
-        let id = id.to_owned();
-        let status: String = row.get(1)?;
-        let at: String = row.get(2)?;
-        let at = DateTime::parse_from_rfc3339(&at)
-            .with_context(|| format!("order {id} has a bad updated_at {at:?}"))?
-            .with_timezone(&Utc);
-        found.insert(id, (status, at));
-    }
-    Ok(found)
+    let found = terminal_orders(db.conn(), |id| {
+        wanted.contains(id) && !seen.contains_key(id)
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|o| (o.order_id, (o.status.to_string(), o.at)))
+        .collect())
 }
 
 fn count_orders(data_dir: &Path) -> anyhow::Result<u64> {
     let db = Db::open_read_only(data_dir)?;
-    let n: i64 = db
-        .conn()
-        .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
-    Ok(n.max(0) as u64)
+    Ok(status_counts(db.conn())?.values().sum())
 }
 
 fn progress_bars(

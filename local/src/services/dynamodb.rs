@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use dofs_core::{
     FailedOrder, FailedOrderStore, InsertOutcome, Order, OrderId, OrderStatus, OrderStore,
     PortError, StatusChange, TransitionOutcome,
@@ -200,6 +201,50 @@ pub fn status_counts(conn: &Connection) -> Result<BTreeMap<String, u64>, DbError
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// An order that reached a terminal status, and when (its `updated_at`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalOrder {
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// Every order in a terminal status (FULFILLED, FAILED, REJECTED), for
+/// `dofs bench`, which watches the server's file instead of polling the
+/// API. `keep` filters by id before anything is allocated for the row.
+pub fn terminal_orders(
+    conn: &Connection,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<TerminalOrder>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT order_id, status, updated_at FROM orders
+         WHERE status IN ('FULFILLED', 'FAILED', 'REJECTED')",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        if !keep(id) {
+            continue;
+        }
+        let order_id = id.to_owned();
+        let status: String = row.get(1)?;
+        let at: String = row.get(2)?;
+        let status = status
+            .parse::<OrderStatus>()
+            .map_err(|_| DbError::Corrupt(format!("order {order_id} has status {status:?}")))?;
+        let at = DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| DbError::Corrupt(format!("order {order_id} has updated_at {at:?}: {e}")))?
+            .with_timezone(&Utc);
+        found.push(TerminalOrder {
+            order_id,
+            status,
+            at,
+        });
+    }
+    Ok(found)
 }
 
 /// [`FailedOrderStore`] on the `failed_orders` table.

@@ -327,6 +327,41 @@ impl ReadOnlyDb {
     }
 }
 
+/// A text column decoded by `decode` (JSON, a timestamp, an enum), for the
+/// `from_row` of each record type: a failure is the column's conversion
+/// error, so a damaged row reads as what it is.
+pub fn decoded<T, E>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    decode: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(column)?;
+    decode(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// [`decoded`] for a nullable column.
+pub fn decoded_opt<T, E>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    decode: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<Option<T>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| {
+        decode(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

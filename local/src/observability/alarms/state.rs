@@ -1,12 +1,12 @@
 //! Alarm state and history in SQLite (`alarm_states`, `alarm_history`):
 //! what `dofs alarms` and the console read.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::*;
-use crate::store::DbError;
+use crate::store::{decoded, DbError};
 
 /// The stored state of one alarm.
 #[derive(Debug, Clone, Serialize)]
@@ -30,44 +30,54 @@ pub struct Transition {
     pub at: String,
 }
 
-fn parse_state(text: &str) -> Result<AlarmState, DbError> {
-    AlarmState::parse(text).ok_or_else(|| DbError::Corrupt(format!("unknown alarm state {text:?}")))
+/// An `AlarmState` column that holds something else.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown alarm state {0:?}")]
+struct UnknownState(String);
+
+fn parse_state(text: &str) -> Result<AlarmState, UnknownState> {
+    AlarmState::parse(text).ok_or_else(|| UnknownState(text.to_owned()))
+}
+
+/// The columns [`StoredState::from_row`] reads.
+const STATE_COLUMNS: &str =
+    "name, state, reason, reason_data, changed_at, evaluated_at, description";
+
+impl StoredState {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get("name")?,
+            state: decoded(row, "state", parse_state)?,
+            reason: row.get("reason")?,
+            reason_data: decoded(row, "reason_data", |t| serde_json::from_str(t))?,
+            changed_at: row.get("changed_at")?,
+            evaluated_at: row.get("evaluated_at")?,
+            description: row.get("description")?,
+        })
+    }
+}
+
+impl Transition {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get("name")?,
+            old_state: decoded(row, "old_state", parse_state)?,
+            new_state: decoded(row, "new_state", parse_state)?,
+            reason: row.get("reason")?,
+            at: row.get("at")?,
+        })
+    }
 }
 
 /// Every stored alarm state, by name.
 pub fn load_states(conn: &Connection) -> Result<Vec<StoredState>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT name, state, reason, reason_data, changed_at, evaluated_at, description
-         FROM alarm_states ORDER BY name",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {STATE_COLUMNS} FROM alarm_states ORDER BY name"
+    ))?;
+    let states = stmt
+        .query_map([], StoredState::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(
-            |(name, state, reason, data, changed_at, evaluated_at, description)| {
-                Ok(StoredState {
-                    name,
-                    state: parse_state(&state)?,
-                    reason,
-                    reason_data: serde_json::from_str(&data)?,
-                    changed_at,
-                    evaluated_at,
-                    description,
-                })
-            },
-        )
-        .collect()
+    Ok(states)
 }
 
 /// The most recent transitions, newest first.
@@ -75,41 +85,19 @@ pub fn load_history(conn: &Connection, limit: usize) -> Result<Vec<Transition>, 
     let mut stmt = conn.prepare(
         "SELECT name, old_state, new_state, reason, at FROM alarm_history ORDER BY id DESC LIMIT ?1",
     )?;
-    let rows = stmt
-        .query_map([limit as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?
+    let transitions = stmt
+        .query_map([limit as i64], Transition::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(name, old, new, reason, at)| {
-            Ok(Transition {
-                name,
-                old_state: parse_state(&old)?,
-                new_state: parse_state(&new)?,
-                reason,
-                at,
-            })
-        })
-        .collect()
+    Ok(transitions)
 }
 
 /// Reads a stored state, by name.
 pub fn load_state(conn: &Connection, name: &str) -> Result<Option<StoredState>, DbError> {
-    let exists: Option<String> = conn
+    Ok(conn
         .query_row(
-            "SELECT name FROM alarm_states WHERE name = ?1",
+            &format!("SELECT {STATE_COLUMNS} FROM alarm_states WHERE name = ?1"),
             [name],
-            |r| r.get(0),
+            StoredState::from_row,
         )
-        .optional()?;
-    match exists {
-        None => Ok(None),
-        Some(_) => Ok(load_states(conn)?.into_iter().find(|s| s.name == name)),
-    }
+        .optional()?)
 }

@@ -4,68 +4,34 @@ use super::*;
 use crate::services::step_functions::state_spans::{
     finish_state_span, state_span, task_trace_header,
 };
+use dofs_telemetry::testing::span;
 use dofs_telemetry::traces::ORDER_ID_ANNOTATION;
 use dofs_telemetry::TraceHeader;
-use opentelemetry::trace::Status;
-use opentelemetry::trace::{Event, SpanContext, SpanKind, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{Event, Status};
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
 use serde_json::json;
-use std::borrow::Cow;
-
-fn span(id: u64, parent: u64, name: &'static str, attrs: Vec<KeyValue>) -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from(0x5759e988bd862e3fe1be46a994272793u128),
-            SpanId::from(id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: SpanId::from(parent),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
-        name: Cow::Borrowed(name),
-        start_time: UNIX_EPOCH + Duration::from_millis(1_000 + id),
-        end_time: UNIX_EPOCH + Duration::from_millis(1_010 + id),
-        attributes: attrs,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: Status::Unset,
-        instrumentation_scope: Default::default(),
-    }
-}
 
 #[test]
 fn records_inherit_function_and_order_and_promote_failure_reasons() {
-    let invocation = span(
-        1,
-        0,
-        "fulfill_order",
-        vec![KeyValue::new("function", "fulfill_order")],
-    );
-    let mut record = span(
-        2,
-        1,
-        "fulfill_order.record",
-        vec![
-            KeyValue::new(ORDER_ID_ANNOTATION, "o-1"),
-            KeyValue::new("receive_count", 2i64),
-        ],
-    );
-    let mut events = SpanEvents::default();
-    events.events.push(Event::new(
-        "fulfilment failed",
-        UNIX_EPOCH + Duration::from_millis(1_005),
-        vec![
-            KeyValue::new("level", "WARN"),
-            KeyValue::new("reason", "simulated fulfilment failure"),
-        ],
-        0,
-    ));
-    record.events = events;
-    let child = span(3, 2, "update_status", vec![]);
+    let invocation = span(1, 0)
+        .name("fulfill_order")
+        .attr("function", "fulfill_order")
+        .build();
+    let record = span(2, 1)
+        .name("fulfill_order.record")
+        .attr(ORDER_ID_ANNOTATION, "o-1")
+        .attr("receive_count", 2i64)
+        .event(Event::new(
+            "fulfilment failed",
+            UNIX_EPOCH + Duration::from_millis(1_005),
+            vec![
+                KeyValue::new("level", "WARN"),
+                KeyValue::new("reason", "simulated fulfilment failure"),
+            ],
+            0,
+        ))
+        .build();
+    let child = span(3, 2).name("update_status").build();
     let records = records_from_spans(vec![child, record, invocation]);
     let by_name = |n: &str| records.iter().find(|r| r.name == n).unwrap();
     assert_eq!(by_name("update_status").function, "fulfill_order");
@@ -91,20 +57,17 @@ fn records_inherit_function_and_order_and_promote_failure_reasons() {
 #[test]
 fn a_trace_with_two_orders_lends_neither_and_names_fall_back_to_their_prefix() {
     let records = records_from_spans(vec![
-        span(1, 0, "batch", vec![]),
-        span(
-            2,
-            1,
-            "validator.validate",
-            vec![KeyValue::new(ORDER_ID_ANNOTATION, "a")],
-        ),
-        span(3, 1, "x", vec![KeyValue::new(ORDER_ID_ANNOTATION, "b")]),
+        span(1, 0).name("batch").build(),
+        span(2, 1)
+            .name("validator.validate")
+            .attr(ORDER_ID_ANNOTATION, "a")
+            .build(),
+        span(3, 1).name("x").attr(ORDER_ID_ANNOTATION, "b").build(),
     ]);
     assert_eq!(records[0].order_id, None);
     assert_eq!(records[1].function, "validator");
     assert_eq!(records[2].function, "dofs");
-    let mut error = span(4, 0, "y", vec![]);
-    error.status = Status::error("boom");
+    let error = span(4, 0).name("y").status(Status::error("boom")).build();
     assert_eq!(records_from_spans(vec![error])[0].status, "error");
 }
 
@@ -214,25 +177,19 @@ async fn stored_spans_read_back_as_the_orders_trace_beside_its_status_reads() {
     let db = Db::open(dir.path()).unwrap();
     let store = SpanStore::new();
     let journey = records_from_spans(vec![
-        span(
-            1,
-            0,
-            "api_gateway",
-            vec![KeyValue::new("function", "api_gateway")],
-        ),
-        span(
-            2,
-            1,
-            "api_handler.submit_order",
-            vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")],
-        ),
+        span(1, 0)
+            .name("api_gateway")
+            .attr("function", "api_gateway")
+            .build(),
+        span(2, 1)
+            .name("api_handler.submit_order")
+            .attr(ORDER_ID_ANNOTATION, "o-1")
+            .build(),
     ]);
-    let mut read = records_from_spans(vec![span(
-        9,
-        0,
-        "api_handler.get_order",
-        vec![KeyValue::new(ORDER_ID_ANNOTATION, "o-1")],
-    )]);
+    let mut read = records_from_spans(vec![span(9, 0)
+        .name("api_handler.get_order")
+        .attr(ORDER_ID_ANNOTATION, "o-1")
+        .build()]);
     read[0].trace_id = "1-00000000-000000000000000000000002".into();
     store
         .pending

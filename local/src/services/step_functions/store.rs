@@ -7,7 +7,7 @@ use dofs_core::ExecutionStatus;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::store::{CachedStatements, DbError};
+use crate::store::{decoded, decoded_opt, CachedStatements, DbError};
 use dofs_asl::{Cursor, HistoryEvent, HistoryEventKind};
 
 /// The status as Step Functions names it (`RUNNING`, `TIMED_OUT`, ...).
@@ -56,39 +56,6 @@ pub fn trace_header(conn: &Connection, name: &str) -> Result<Option<String>, DbE
 /// The columns [`ExecutionRecord::from_row`] reads, in a `SELECT`.
 const EXECUTION_COLUMNS: &str = "name, status, input, trace_header, cursor, started_at, \
      stopped_at, output, error, cause, next_run_ms";
-
-/// A column's text decoded by `decode`, a failure reported as the column's.
-fn decoded<T, E>(
-    row: &rusqlite::Row<'_>,
-    column: &str,
-    decode: impl FnOnce(&str) -> Result<T, E>,
-) -> rusqlite::Result<T>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = row.get(column)?;
-    decode(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-/// [`decoded`] for a nullable column.
-fn decoded_opt<T, E>(
-    row: &rusqlite::Row<'_>,
-    column: &str,
-    decode: impl FnOnce(&str) -> Result<T, E>,
-) -> rusqlite::Result<Option<T>>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let text: Option<String> = row.get(column)?;
-    text.map(|text| {
-        decode(&text).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
-    })
-    .transpose()
-}
 
 impl ExecutionRecord {
     /// One row of `SELECT {EXECUTION_COLUMNS} FROM executions`.
