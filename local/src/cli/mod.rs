@@ -205,4 +205,59 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    /// The README's `dofs serve` table lists every flag, with the
+    /// environment variable and default the binary really has.
+    #[test]
+    fn readme_flag_table_matches_the_serve_command() {
+        use clap::CommandFactory;
+        let readme = include_str!("../../../README.md");
+        let cell = |text: &str| text.trim().trim_matches('`').to_owned();
+        let rows: Vec<(String, String, String)> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `--"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').collect();
+                (cell(cells[1]), cell(cells[2]), cell(cells[3]))
+            })
+            .collect();
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let args: Vec<&clap::Arg> = cli
+            .get_arguments()
+            .chain(serve.get_arguments())
+            .filter(|a| a.get_long().is_some_and(|l| l != "help" && l != "version"))
+            .collect();
+        let documented: Vec<&str> = rows.iter().map(|(flag, _, _)| flag.as_str()).collect();
+        for arg in &args {
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let Some((_, env, default)) = rows.iter().find(|(f, _, _)| *f == flag) else {
+                panic!("README's flag table lacks {flag}");
+            };
+            let real_env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(Some(env.clone()), real_env, "{flag}: environment variable");
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+                assert_eq!(default, "off", "{flag}: a switch, off unless given");
+                continue;
+            }
+            match defaults.as_slice() {
+                [] => assert!(
+                    default == "none" || default.starts_with("built-in"),
+                    "{flag}: README says default {default:?}, the binary has none"
+                ),
+                [real] => assert_eq!(default, real, "{flag}: default"),
+                many => panic!("{flag}: several defaults {many:?}"),
+            }
+        }
+        assert_eq!(
+            documented.len(),
+            args.len(),
+            "README documents flags the binary lacks: {documented:?}"
+        );
+    }
 }

@@ -231,7 +231,7 @@ fn render_trace(body: &mut String, trace: &Map<String, Value>) {
              <td><div class=\"wf\"><div class=\"{class}\" style=\"left:{left:.2}%;width:{width:.2}%\"></div></div></td></tr>",
             8 + depth * 16,
             escape(str_of(s, "name")),
-            escape(str_of(s, "function")),
+            escape(str_of(s, "component")),
             (s_start - start) as f64 / 1e6,
             s["duration_ms"].as_f64().unwrap_or_default(),
             status_span(status)

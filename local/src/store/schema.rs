@@ -148,6 +148,9 @@ CREATE TABLE alarm_history (
     at        TEXT NOT NULL
 );
 "#,
+    // 4: a span's `function` column holds the gateway and the Step
+    // Functions stand-in too: it names the component.
+    "ALTER TABLE spans RENAME COLUMN function TO component;",
 ];
 
 /// The schema version this build writes.

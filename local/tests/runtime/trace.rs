@@ -132,7 +132,13 @@ fn assert_one_connected_trace(trace: &Value, order_id: &str, trace_id: &str) {
     let mut roots = Vec::new();
     for span in spans {
         for key in [
-            "trace_id", "span_id", "name", "function", "start", "end", "status",
+            "trace_id",
+            "span_id",
+            "name",
+            "component",
+            "start",
+            "end",
+            "status",
         ] {
             assert!(span[key].is_string(), "{key} of {span}");
         }
@@ -235,7 +241,7 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
             assert_eq!(spans.len(), 1, "{state} ran once");
             let span = spans[0];
             assert_eq!(parent_name(&trace, span), "api_handler.submit_order");
-            assert_eq!(span["function"], "step_functions");
+            assert_eq!(span["component"], "step_functions");
             assert_eq!(span["attributes"]["state.type"], "Task");
             assert_eq!(span["attributes"]["attempt"], 1);
             assert_eq!(span["status"], "ok");
@@ -265,7 +271,7 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
         assert_eq!(counts, (1..=attempts as i64).collect::<Vec<_>>());
         for record in &records {
             assert_eq!(parent_name(&trace, record), "EnqueueOrder");
-            assert_eq!(record["function"], "fulfill_order");
+            assert_eq!(record["component"], "fulfill_order");
             let receives = count(&record["attributes"]["receive_count"]);
             let should_fail = match fate {
                 Fate::Fulfilled => false,
@@ -290,7 +296,7 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
         if *fate == Fate::DeadLettered {
             assert_eq!(dead.len(), 1);
             assert_eq!(parent_name(&trace, dead[0]), "EnqueueOrder");
-            assert_eq!(dead[0]["function"], "dlq_handler");
+            assert_eq!(dead[0]["component"], "dlq_handler");
             assert!(count(&dead[0]["attributes"]["receive_count"]) >= 1);
         } else {
             assert!(dead.is_empty());

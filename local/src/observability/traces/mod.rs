@@ -64,8 +64,9 @@ pub struct SpanRecord {
     /// `None` for a trace's root.
     pub parent_span_id: Option<String>,
     pub name: String,
-    /// The function (or `api_gateway`, `step_functions`) that did the work.
-    pub function: String,
+    /// What did the work: a function, or the `api_gateway` or
+    /// `step_functions` stand-in.
+    pub component: String,
     pub order_id: Option<String>,
     #[serde(serialize_with = "as_rfc3339")]
     pub start: i64,
@@ -204,7 +205,7 @@ impl SpanStore {
 
 fn insert_spans(conn: &Connection, spans: &[(SpanRecord, String, String)]) -> Result<(), DbError> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO spans(trace_id, span_id, parent_span_id, name, function, order_id,
+        "INSERT INTO spans(trace_id, span_id, parent_span_id, name, component, order_id,
              start_ns, end_ns, status, attributes, events)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
@@ -214,7 +215,7 @@ fn insert_spans(conn: &Connection, spans: &[(SpanRecord, String, String)]) -> Re
             s.span_id,
             s.parent_span_id,
             s.name,
-            s.function,
+            s.component,
             s.order_id,
             s.start,
             s.end,

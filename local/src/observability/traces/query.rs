@@ -27,7 +27,7 @@ pub struct OrderTrace {
     pub other_traces: Vec<String>,
 }
 
-const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, function, order_id, start_ns, end_ns, status, attributes, events";
+const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, component, order_id, start_ns, end_ns, status, attributes, events";
 
 fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SpanRecord, String, String)> {
     let start: i64 = r.get(6)?;
@@ -38,7 +38,7 @@ fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SpanRecord, String,
             span_id: r.get(1)?,
             parent_span_id: r.get(2)?,
             name: r.get(3)?,
-            function: r.get(4)?,
+            component: r.get(4)?,
             order_id: r.get(5)?,
             start,
             end,

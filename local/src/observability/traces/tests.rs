@@ -34,7 +34,7 @@ fn records_inherit_function_and_order_and_promote_failure_reasons() {
     let child = span(3, 2).name("update_status").build();
     let records = records_from_spans(vec![child, record, invocation]);
     let by_name = |n: &str| records.iter().find(|r| r.name == n).unwrap();
-    assert_eq!(by_name("update_status").function, "fulfill_order");
+    assert_eq!(by_name("update_status").component, "fulfill_order");
     assert_eq!(by_name("update_status").order_id.as_deref(), Some("o-1"));
     assert_eq!(
         by_name("fulfill_order").order_id.as_deref(),
@@ -65,8 +65,8 @@ fn a_trace_with_two_orders_lends_neither_and_names_fall_back_to_their_prefix() {
         span(3, 1).name("x").attr(ORDER_ID_ANNOTATION, "b").build(),
     ]);
     assert_eq!(records[0].order_id, None);
-    assert_eq!(records[1].function, "validator");
-    assert_eq!(records[2].function, "dofs");
+    assert_eq!(records[1].component, "validator");
+    assert_eq!(records[2].component, "dofs");
     let error = span(4, 0).name("y").status(Status::error("boom")).build();
     assert_eq!(records_from_spans(vec![error])[0].status, "error");
 }
@@ -77,7 +77,7 @@ fn rec(id: &str, parent: Option<&str>, start: i64) -> SpanRecord {
         span_id: id.into(),
         parent_span_id: parent.map(str::to_owned),
         name: id.into(),
-        function: "f".into(),
+        component: "f".into(),
         order_id: Some("o".into()),
         start,
         end: start + 1_000_000,
@@ -154,7 +154,7 @@ fn state_spans_carry_type_attempt_error_and_the_execution_trace() {
     assert_eq!(records.len(), 1, "{records:#?}");
     let r = &records[0];
     assert_eq!(r.name, "StoreOrder");
-    assert_eq!(r.function, crate::identity::STATES_COMPONENT);
+    assert_eq!(r.component, crate::identity::STATES_COMPONENT);
     assert_eq!(r.trace_id, "1-5759e988-bd862e3fe1be46a994272793");
     assert_eq!(r.parent_span_id.as_deref(), Some("53995c3f42cd8ad8"));
     assert_eq!(

@@ -67,7 +67,7 @@ pub fn render_waterfall(trace: &OrderTrace) -> String {
             format_duration(span.duration_ms),
             span.status,
             span.name,
-            span.function,
+            span.component,
         );
         for key in KEY_ATTRIBUTES {
             if let Some(value) = span.attributes.get(*key) {

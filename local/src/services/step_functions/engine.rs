@@ -4,7 +4,7 @@
 //! every Task, when it sleeps and when it ends.
 
 use super::state_spans;
-use super::store::{append_events, load_execution, status_name, EventRow};
+use super::store::{append_events, load_execution, status_name, EventRow, ExecutionRecord};
 use super::tasks::child_header;
 use super::workflow::{Handoff, LocalWorkflow};
 
@@ -279,14 +279,7 @@ impl Engine {
         let Some(mut cursor) = record.cursor.clone() else {
             return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
         };
-        let ctx = ExecutionContext {
-            execution_name: name.to_owned(),
-            execution_arn: execution_arn(name),
-            state_machine_arn: state_machine_arn(),
-            start_time: record.started_at,
-            trace_header: record.trace_header.clone(),
-            input: record.input.clone(),
-        };
+        let ctx = execution_context(name, &record);
         let mut rng = rand::rngs::StdRng::from_os_rng();
         // History events of the steps run since the last commit.
         let mut pending: Vec<HistoryEvent> = Vec::new();
@@ -295,78 +288,114 @@ impl Engine {
                 return Ok(None);
             }
             let now = self.clock.now();
-            if let Some(deadline) = self.machine.deadline(record.started_at) {
-                if now >= deadline {
-                    let update = Update::Failed(
-                        "States.Timeout".into(),
-                        format!(
-                            "the execution did not finish within {:?}",
-                            self.machine.timeout().unwrap_or_default()
-                        ),
-                        ExecutionStatus::TimedOut,
-                        now,
-                    );
-                    let event = HistoryEvent::new(
-                        HistoryEventKind::ExecutionTimedOut,
-                        None,
-                        now,
-                        &json!({"error": "States.Timeout"}),
-                    );
-                    pending.push(event);
-                    self.persist(name, update, pending).await?;
-                    return Ok(None);
-                }
+            if let Some((update, event)) = self.timed_out(record.started_at, now) {
+                pending.push(event);
+                self.persist(name, update, pending).await?;
+                return Ok(None);
             }
-            let span = state_spans::state_span(
-                name,
-                &cursor.state,
-                cursor.retry_count() + 1,
-                record.trace_header.as_deref(),
-            );
-            let step_ctx = ExecutionContext {
-                trace_header: state_spans::task_trace_header(&span)
-                    .or_else(|| child_header(record.trace_header.as_deref())),
-                ..ctx.clone()
-            };
-            let step = self
-                .machine
-                .advance(cursor, &step_ctx, self.tasks.as_ref(), now, &mut rng)
-                .instrument(span.clone())
-                .await;
-            state_spans::finish_state_span(&span, &step.events);
-            drop(span);
-            let at = self.clock.now();
+            let step = self.run_state(cursor, &ctx, now, &mut rng).await;
             pending.extend(step.events);
-            let mut sleeps_until = None;
-            let (update, again) = match step.next {
-                // A pure state next: run it before committing, so the
-                // cursor after it is written together with this one's events.
-                // A crash in between re-runs this step from the last commit,
-                // exactly as for a crash during the step itself.
-                Next::Continue(next) if !self.machine.has_side_effects(&next.state) => {
-                    cursor = next;
-                    continue;
+            match self.plan(step.next, self.clock.now()) {
+                Plan::RunPure(next) => cursor = next,
+                Plan::Commit { update, then } => {
+                    self.persist(name, update, std::mem::take(&mut pending))
+                        .await?;
+                    match then {
+                        Then::Continue(next) => cursor = next,
+                        Then::Sleep(until) => return Ok(Some(until)),
+                        Then::End => return Ok(None),
+                    }
                 }
-                Next::Continue(next) => (Update::Cursor(next.clone(), at), Some(next)),
-                Next::Sleep {
-                    cursor: next,
-                    until,
-                } => {
-                    sleeps_until = Some(until);
-                    (Update::Cursor(next, until), None)
-                }
-                Next::Succeeded { output } => (Update::Succeeded(output, at), None),
-                Next::Failed { error, cause } => (
-                    Update::Failed(error, cause, ExecutionStatus::Failed, at),
-                    None,
-                ),
-            };
-            self.persist(name, update, std::mem::take(&mut pending))
-                .await?;
-            match again {
-                Some(next) => cursor = next,
-                None => return Ok(sleeps_until),
             }
+        }
+    }
+
+    /// The execution-level timeout, if it has passed: the update that ends
+    /// the execution and its `ExecutionTimedOut` event.
+    fn timed_out(
+        &self,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<(Update, HistoryEvent)> {
+        let deadline = self.machine.deadline(started_at)?;
+        if now < deadline {
+            return None;
+        }
+        let update = Update::Failed(
+            dofs_asl::errors::TIMEOUT.into(),
+            format!(
+                "the execution did not finish within {:?}",
+                self.machine.timeout().unwrap_or_default()
+            ),
+            ExecutionStatus::TimedOut,
+            now,
+        );
+        let event = HistoryEvent::new(
+            HistoryEventKind::ExecutionTimedOut,
+            None,
+            now,
+            &json!({"error": dofs_asl::errors::TIMEOUT}),
+        );
+        Some((update, event))
+    }
+
+    /// Runs the cursor's state inside its state span; the task it calls
+    /// gets Root + Parent = that span.
+    async fn run_state(
+        &self,
+        cursor: Cursor,
+        ctx: &ExecutionContext,
+        now: DateTime<Utc>,
+        rng: &mut rand::rngs::StdRng,
+    ) -> dofs_asl::Step {
+        let span = state_spans::state_span(
+            &ctx.execution_name,
+            &cursor.state,
+            cursor.retry_count() + 1,
+            ctx.trace_header.as_deref(),
+        );
+        let step_ctx = ExecutionContext {
+            trace_header: state_spans::task_trace_header(&span)
+                .or_else(|| child_header(ctx.trace_header.as_deref())),
+            ..ctx.clone()
+        };
+        let step = self
+            .machine
+            .advance(cursor, &step_ctx, self.tasks.as_ref(), now, rng)
+            .instrument(span.clone())
+            .await;
+        state_spans::finish_state_span(&span, &step.events);
+        step
+    }
+
+    /// What to do after a step. A pure state next runs before committing,
+    /// so the cursor after it is written together with this step's events;
+    /// a crash in between re-runs this step from the last commit, exactly as
+    /// for a crash during the step itself.
+    fn plan(&self, next: Next, at: DateTime<Utc>) -> Plan {
+        match next {
+            Next::Continue(next) if !self.machine.has_side_effects(&next.state) => {
+                Plan::RunPure(next)
+            }
+            Next::Continue(next) => Plan::Commit {
+                update: Update::Cursor(next.clone(), at),
+                then: Then::Continue(next),
+            },
+            Next::Sleep {
+                cursor: next,
+                until,
+            } => Plan::Commit {
+                update: Update::Cursor(next, until),
+                then: Then::Sleep(until),
+            },
+            Next::Succeeded { output } => Plan::Commit {
+                update: Update::Succeeded(output, at),
+                then: Then::End,
+            },
+            Next::Failed { error, cause } => Plan::Commit {
+                update: Update::Failed(error, cause, ExecutionStatus::Failed, at),
+                then: Then::End,
+            },
         }
     }
 
@@ -455,6 +484,31 @@ impl Engine {
     }
 }
 
+/// The execution context of a stored execution.
+fn execution_context(name: &str, record: &ExecutionRecord) -> ExecutionContext {
+    ExecutionContext {
+        execution_name: name.to_owned(),
+        execution_arn: execution_arn(name),
+        state_machine_arn: state_machine_arn(),
+        start_time: record.started_at,
+        trace_header: record.trace_header.clone(),
+        input: record.input.clone(),
+    }
+}
+
+/// After a step: run the next (pure) state first, or commit.
+enum Plan {
+    RunPure(Cursor),
+    Commit { update: Update, then: Then },
+}
+
+/// After a commit.
+enum Then {
+    Continue(Cursor),
+    Sleep(DateTime<Utc>),
+    End,
+}
+
 /// What a drive step learned about an execution.
 enum Update {
     Cursor(Cursor, DateTime<Utc>),
@@ -469,4 +523,172 @@ enum Change {
     /// The output and the stop time.
     Succeeded(String, String),
     Failed(String, String, ExecutionStatus, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::{render, WORKFLOW_ASL};
+    use crate::services::step_functions::template_vars;
+    use dofs_asl::testing::ScriptedTasks;
+    use dofs_asl::TaskFailure;
+    use dofs_core::testkit::{sample_submission, ManualClock};
+    use dofs_core::{OrderId, Workflow};
+
+    /// Answers each task as the real services would.
+    fn like_the_services(resource: &str, parameters: &Value) -> Result<Value, TaskFailure> {
+        Ok(match resource {
+            "arn:aws:states:::lambda:invoke" => {
+                let payload = &parameters["Payload"];
+                let order = payload
+                    .get("order")
+                    .cloned()
+                    .unwrap_or_else(|| payload.clone());
+                json!({"Payload": {"order": order}, "StatusCode": 200})
+            }
+            _ => json!({"MessageId": "m-1", "MD5OfMessageBody": "x"}),
+        })
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        workflow: LocalWorkflow,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let clock = Arc::new(ManualClock::new(
+            DateTime::from_timestamp_millis(1_800_000_000_000).unwrap(),
+        ));
+        let rendered = render(WORKFLOW_ASL, &template_vars("http://127.0.0.1:9")).unwrap();
+        let machine = Arc::new(StateMachine::from_json(&rendered).unwrap());
+        let workflow = LocalWorkflow::new(db, clock.clone(), machine, ServiceMetrics::off());
+        Setup {
+            _dir: dir,
+            clock,
+            workflow,
+        }
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            workers: 4,
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+
+    fn drain(engine: &Engine) -> Vec<String> {
+        let mut queue = engine.handoff.queue();
+        std::iter::from_fn(|| queue.pop()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_started_execution_is_queued_once_even_when_a_scan_finds_it_too() {
+        let s = setup();
+        let id = OrderId::generate();
+        s.workflow
+            .start(&sample_submission(&id), None)
+            .await
+            .unwrap();
+        let engine = s.workflow.engine(Arc::new(ScriptedTasks::new()), config());
+        let scan = engine.scan(10).await.unwrap();
+        assert_eq!(scan.due, [id.to_string()], "due at once");
+        assert!(!scan.more);
+        for name in scan.due {
+            engine.handoff.queue().push(name);
+        }
+        assert_eq!(drain(&engine), [id.to_string()], "queued once");
+    }
+
+    #[tokio::test]
+    async fn an_execution_being_driven_is_neither_claimed_again_nor_scanned() {
+        let s = setup();
+        let id = OrderId::generate();
+        s.workflow
+            .start(&sample_submission(&id), None)
+            .await
+            .unwrap();
+        let engine = s.workflow.engine(Arc::new(ScriptedTasks::new()), config());
+        assert!(engine.claim(id.as_str()));
+        assert!(!engine.claim(id.as_str()));
+        assert!(engine.scan(10).await.unwrap().due.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retrying_execution_sleeps_until_its_back_off_and_the_scan_knows_when() {
+        let s = setup();
+        let id = OrderId::generate();
+        s.workflow
+            .start(&sample_submission(&id), None)
+            .await
+            .unwrap();
+        let tasks = Arc::new(
+            ScriptedTasks::new()
+                .fail("ValidateOrder", "TransientError", "the table is down")
+                .otherwise(like_the_services),
+        );
+        let engine = s.workflow.engine(tasks.clone(), config());
+        let until = engine
+            .drive(id.as_str(), None)
+            .await
+            .unwrap()
+            .expect("a transient failure retries after a back-off");
+        let now = s.clock.now();
+        // FULL jitter: the delay is drawn from [0, IntervalSeconds].
+        assert!(
+            until >= now && until <= now + chrono::Duration::seconds(1),
+            "{until}"
+        );
+        let scan = engine.scan(10).await.unwrap();
+        if until > now {
+            assert!(scan.due.is_empty(), "not due before its back-off");
+            assert_eq!(scan.next_at_ms, Some(until.timestamp_millis()));
+        }
+        s.clock.advance(chrono::Duration::seconds(2));
+        assert_eq!(engine.run_due_once().await.unwrap(), 1);
+        assert_eq!(
+            tasks.states_called(),
+            [
+                "ValidateOrder",
+                "ValidateOrder",
+                "StoreOrder",
+                "EnqueueOrder"
+            ]
+        );
+        let view = s.workflow.describe(&id).await.unwrap().unwrap();
+        assert_eq!(view.status, ExecutionStatus::Succeeded);
+        assert_eq!(engine.run_due_once().await.unwrap(), 0, "nothing left");
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_drives_a_started_execution_to_its_end_and_stops_on_shutdown() {
+        let s = setup();
+        let id = OrderId::generate();
+        let tasks = Arc::new(ScriptedTasks::new().otherwise(like_the_services));
+        let engine = s.workflow.engine(tasks.clone(), config());
+        let shutdown = Shutdown::new();
+        let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
+        s.workflow
+            .start(&sample_submission(&id), None)
+            .await
+            .unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let view = s.workflow.describe(&id).await.unwrap().unwrap();
+            if view.status == ExecutionStatus::Succeeded {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "still {:?}",
+                view.status
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.trigger();
+        running.await.unwrap();
+        assert_eq!(tasks.states_called().len(), 3, "each task once");
+    }
 }
