@@ -34,10 +34,9 @@
 //! benchmark cannot be pointed at someone else's server.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +47,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use super::serve_process::ServeProcess;
 use crate::cli::parse_duration;
 use crate::runtime::Runtime;
 use crate::services::dynamodb::{status_counts, terminal_orders};
@@ -265,19 +265,11 @@ impl InProcessServer {
     }
 }
 
-/// A `dofs serve` child process; killed when dropped.
+/// The `dofs serve` child bench started, with its temporary directory.
 struct Server {
-    child: Child,
-    url: String,
+    process: ServeProcess,
     /// Kept alive so the directory outlives the server.
     _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -285,64 +277,22 @@ impl Server {
     /// returns the server and how long that took.
     fn start(data_dir: &Path, args: &BenchArgs) -> anyhow::Result<(Server, Duration)> {
         let exe = std::env::current_exe().context("cannot find the dofs executable")?;
-        let log_path = data_dir.with_extension("log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let started = Instant::now();
-        let mut child = Command::new(exe)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
-            .arg("--failure-rate")
-            .arg(args.failure_rate.to_string())
-            .args(&args.serve_args)
-            .env_remove("FAILURE_RATE")
-            .env_remove("DOFS_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("cannot start dofs serve")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("dofs serve has no stdout pipe")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok);
-            let _ = tx.send(first);
-            // Drain, so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).ok().flatten();
-        let elapsed = started.elapsed();
-        let mut server = Server {
-            child,
-            url: String::new(),
-            _dir: None,
-        };
-        let Some(url) = line
-            .as_deref()
-            .and_then(|l| l.strip_prefix(crate::cli::LISTENING_LINE))
-        else {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            bail!(
-                "dofs serve did not start (first line {line:?}); log tail:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        };
-        server.url = url.trim().to_owned();
-        Ok((server, elapsed))
+        let mut serve_args = vec!["--failure-rate".to_owned(), args.failure_rate.to_string()];
+        serve_args.extend(args.serve_args.iter().cloned());
+        let log = data_dir.with_extension("log");
+        let no_env: [(&str, &str); 0] = [];
+        let (process, elapsed) = ServeProcess::start(&exe, data_dir, &serve_args, &log, no_env)?;
+        Ok((
+            Server {
+                process,
+                _dir: None,
+            },
+            elapsed,
+        ))
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    fn url(&self) -> String {
+        self.process.url().to_owned()
     }
 }
 
@@ -497,7 +447,7 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
     let (mut target, url, data_dir) = start_target(data_dir, &args).await?;
     let server_pid = match &target {
         Target::External => args.server_pid,
-        Target::Spawned(server) => Some(server.pid()),
+        Target::Spawned(server) => server.process.pid(),
         Target::InProcess(_) => Some(std::process::id()),
     };
 
@@ -705,7 +655,7 @@ async fn start_target(
     }
     let (mut server, _) = Server::start(&data_dir, args)?;
     server._dir = Some(dir);
-    let url = server.url.clone();
+    let url = server.url();
     Ok((Target::Spawned(server), url, data_dir))
 }
 
@@ -717,8 +667,7 @@ async fn measure_restart(
     args: &BenchArgs,
     terminal: &Terminal,
 ) -> anyhow::Result<RestartReport> {
-    server.child.kill().context("cannot kill the server")?;
-    server.child.wait().context("cannot reap the server")?;
+    server.process.kill().context("cannot kill the server")?;
     let orders_in_data_dir = count_orders(data_dir)?;
     let started = Instant::now();
     let (restarted, to_listening) = Server::start(data_dir, args)?;
@@ -727,10 +676,10 @@ async fn measure_restart(
         .timeout(Duration::from_secs(10))
         .build()?;
     let get_url = match &probe {
-        Some(id) => format!("{}/orders/{id}", restarted.url),
+        Some(id) => format!("{}/orders/{id}", restarted.url()),
         None => format!(
             "{}/orders/00000000-0000-0000-0000-000000000000",
-            restarted.url
+            restarted.url()
         ),
     };
     let wanted = if probe.is_some() { 200 } else { 404 };

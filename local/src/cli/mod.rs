@@ -8,6 +8,7 @@
 pub mod args;
 pub mod bench;
 mod print;
+pub mod serve_process;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

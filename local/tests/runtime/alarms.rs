@@ -127,7 +127,10 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
     assert_eq!(trigger["MetricName"], "ApproximateNumberOfMessagesVisible");
     assert_eq!(trigger["Namespace"], "AWS/SQS");
     assert_eq!(trigger["Dimensions"][0]["name"], "QueueName");
-    assert_eq!(trigger["Dimensions"][0]["value"], "dofs-order-dlq");
+    assert_eq!(
+        trigger["Dimensions"][0]["value"],
+        dofs_local::identity::DEAD_LETTER_QUEUE
+    );
     assert_eq!(trigger["ComparisonOperator"], "GreaterThanThreshold");
     assert_eq!(trigger["EvaluationPeriods"], 2);
     assert_eq!(trigger["Threshold"], 0.0);
@@ -191,7 +194,7 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
         "AWS/SQS",
         "ApproximateAgeOfOldestMessage",
         "QueueName",
-        "dofs-order-queue"
+        dofs_local::identity::ORDER_QUEUE
     ));
     assert!(has(
         "AWS/States",

@@ -6,14 +6,14 @@
 //! HTTP API and the data directory.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use dofs_local::cli::{Cli, Command as CliCommand, LISTENING_LINE};
+use dofs_local::cli::serve_process::ServeProcess;
+use dofs_local::cli::{Cli, Command as CliCommand};
 use dofs_local::runtime::Runtime;
 use dofs_local::shutdown::Shutdown;
 use dofs_telemetry::testing::Capture;
@@ -31,8 +31,7 @@ pub struct Served {
 /// A `dofs serve` process.
 pub struct Dofs {
     served: Served,
-    child: Option<Child>,
-    log: PathBuf,
+    process: Option<ServeProcess>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -288,60 +287,17 @@ impl Dofs {
     pub fn spawn_in(data_dir: &Path, args: &[String]) -> Dofs {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut child = Command::new(DOFS)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("FAILURE_RATE")
-            .env_remove("FAILURE_SEED")
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn dofs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "dofs did not print its address; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        };
-        let base = line
-            .strip_prefix(LISTENING_LINE)
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .to_owned();
+        let level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+        let (process, _) =
+            ServeProcess::start(Path::new(DOFS), data_dir, args, &log, [("RUST_LOG", level)])
+                .unwrap_or_else(|e| panic!("{e:#}"));
         Dofs {
             served: Served {
-                base,
+                base: process.url().to_owned(),
                 data_dir: data_dir.to_owned(),
                 client: client(),
             },
-            child: Some(child),
-            log,
+            process: Some(process),
             _dir: None,
         }
     }
@@ -365,44 +321,27 @@ impl Dofs {
     }
 
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(40);
-        format!(
-            "--- dofs log (last lines) ---\n{}",
-            lines[start..].join("\n")
-        )
+        let tail = self
+            .process
+            .as_ref()
+            .map(|p| p.log_tail(40))
+            .unwrap_or_default();
+        format!("--- dofs log (last lines) ---\n{tail}")
     }
 
     /// SIGTERM, then waits for the exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                panic!(
-                    "dofs did not stop within 30s of SIGTERM\n{}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut process = self.process.take()?;
+        let tail = process.log_tail(40);
+        process
+            .terminate(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e:#}\n{tail}"))
     }
 
     /// SIGKILL, no goodbyes (a crash).
     pub fn crash(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
         }
     }
 }
