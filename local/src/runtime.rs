@@ -185,7 +185,8 @@ impl Runtime {
         let db = Db::open(&config.data_dir)
             .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
         let spans = config.traces.then(SpanStore::new);
-        let metric_store = MetricsStore::new();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
         let service_metrics = ServiceMetrics::new(metric_store.clone());
         let telemetry = install_telemetry(TelemetryConfig {
             function_name: "dofs".to_owned(),
@@ -197,7 +198,6 @@ impl Runtime {
             metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
         })
         .context("cannot start telemetry")?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let evaluator = Evaluator::register(
             db.clone(),
             alarm_list,
@@ -340,9 +340,9 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics, clock);
+        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock));
         if config.console {
-            app = crate::console::router(db.clone()).merge(app);
+            app = crate::console::router(db.clone(), Arc::clone(&clock)).merge(app);
         }
         let stop = shutdown.clone();
         axum::serve(

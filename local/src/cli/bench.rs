@@ -433,6 +433,66 @@ fn progress_bars(
 
 /// Runs the benchmark; `data_dir` is the `--url` server's data directory.
 pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport> {
+    validate(&args)?;
+    let (mut target, url, data_dir) = start_target(data_dir, &args).await?;
+    let server_pid = match &target {
+        Target::External => args.server_pid,
+        Target::Spawned(server) => server.process.pid(),
+        Target::InProcess(_) => Some(std::process::id()),
+    };
+    let (_multi, submitted_bar, terminal_bar) = progress_bars(args.orders);
+    let clocks = Clocks::start(args.timeout);
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let submit_timed_out = submit_all(&url, &args, &clocks, &shared, &submitted_bar).await?;
+    let accepted: HashSet<String> = {
+        let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared
+            .submissions
+            .iter()
+            .filter_map(|s| s.order_id.clone())
+            .collect()
+    };
+    terminal_bar.set_length(accepted.len() as u64);
+    let accepted_count = accepted.len();
+    let (terminal, wait_timed_out) =
+        wait_terminal(&data_dir, Arc::new(accepted), &clocks, &terminal_bar).await?;
+    let duration = clocks.started.elapsed();
+    let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
+
+    let restart = match (&mut target, args.restart) {
+        (Target::Spawned(running), true) => {
+            Some(measure_restart(running, &data_dir, &args, &terminal).await?)
+        }
+        _ => None,
+    };
+    let in_process = matches!(target, Target::InProcess(_));
+    if let Target::InProcess(server) = target {
+        server
+            .stop()
+            .await
+            .context("the in-process server failed")?;
+    }
+    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut report = summarise(shared, &terminal, accepted_count, &clocks);
+    report.url = url;
+    report.spawned_server = args.url.is_none() && !in_process;
+    report.in_process = in_process;
+    report.mode = if args.rate.is_some() {
+        "fixed_rate"
+    } else {
+        "concurrency"
+    };
+    report.concurrency = args.concurrency;
+    report.rate = args.rate;
+    report.server_peak_rss_kib = server_peak_rss_kib;
+    report.duration_s = duration.as_secs_f64();
+    report.timed_out = submit_timed_out || wait_timed_out;
+    report.restart = restart;
+    Ok(report)
+}
+
+/// The settings clap cannot check.
+fn validate(args: &BenchArgs) -> anyhow::Result<()> {
     if args.orders == 0 || args.orders > MAX_ORDERS {
         bail!("--orders must be between 1 and {MAX_ORDERS}");
     }
@@ -444,36 +504,53 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
             bail!("--rate must be a positive number of orders per second");
         }
     }
-    let (mut target, url, data_dir) = start_target(data_dir, &args).await?;
-    let server_pid = match &target {
-        Target::External => args.server_pid,
-        Target::Spawned(server) => server.process.pid(),
-        Target::InProcess(_) => Some(std::process::id()),
-    };
+    Ok(())
+}
 
+/// When the run started (monotonic and wall clock) and when it must end.
+struct Clocks {
+    started: Instant,
+    started_wall: SystemTime,
+    deadline: Instant,
+}
+
+impl Clocks {
+    fn start(timeout: Duration) -> Self {
+        let started = Instant::now();
+        Self {
+            started,
+            started_wall: SystemTime::now(),
+            deadline: started + timeout,
+        }
+    }
+}
+
+/// Submits every order, closed loop (at most `concurrency` in flight) or
+/// open loop (at `rate`); returns whether the deadline cut it short.
+async fn submit_all(
+    url: &str,
+    args: &BenchArgs,
+    clocks: &Clocks,
+    shared: &Arc<Mutex<Shared>>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<bool> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(30))
         .build()
         .context("cannot build the HTTP client")?;
     let post_url = format!("{url}/orders");
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let (_multi, submitted_bar, terminal_bar) = progress_bars(args.orders);
-
-    let deadline = Instant::now() + args.timeout;
-    let started = Instant::now();
-    let started_wall = SystemTime::now();
     let limit = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut timed_out = false;
     for i in 0..args.orders {
         let scheduled = args
             .rate
-            .map(|rate| started + Duration::from_secs_f64(i as f64 / rate));
+            .map(|rate| clocks.started + Duration::from_secs_f64(i as f64 / rate));
         if let Some(at) = scheduled {
             tokio::time::sleep_until(at.into()).await;
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = clocks.deadline.saturating_duration_since(Instant::now());
         let Ok(Ok(permit)) =
             tokio::time::timeout(remaining, Arc::clone(&limit).acquire_owned()).await
         else {
@@ -483,13 +560,13 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         // Open loop: the clock starts when the request was due, not when a
         // slot freed up (see the module doc).
         let (t0, sent_at) = match scheduled {
-            Some(at) => (at, started_wall + at.duration_since(started)),
+            Some(at) => (at, clocks.started_wall + at.duration_since(clocks.started)),
             None => (Instant::now(), SystemTime::now()),
         };
         let client = client.clone();
         let post_url = post_url.clone();
-        let shared = Arc::clone(&shared);
-        let bar = submitted_bar.clone();
+        let shared = Arc::clone(shared);
+        let bar = bar.clone();
         tasks.spawn(async move {
             submit_one(&client, &post_url, i, sent_at, t0, &shared).await;
             bar.inc(1);
@@ -497,22 +574,23 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         });
     }
     while tasks.join_next().await.is_some() {}
-    submitted_bar.finish();
+    bar.finish();
+    Ok(timed_out)
+}
 
-    let accepted: HashSet<String> = {
-        let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
-        shared
-            .submissions
-            .iter()
-            .filter_map(|s| s.order_id.clone())
-            .collect()
-    };
-    terminal_bar.set_length(accepted.len() as u64);
-    let accepted = Arc::new(accepted);
+/// Watches the server's data directory until every accepted order is
+/// terminal or the deadline passes; returns what was found and whether the
+/// deadline cut it short.
+async fn wait_terminal(
+    data_dir: &Path,
+    accepted: Arc<HashSet<String>>,
+    clocks: &Clocks,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(Terminal, bool)> {
     let mut terminal = Terminal::new();
-    loop {
+    let timed_out = loop {
         let found = {
-            let (data_dir, accepted) = (data_dir.clone(), Arc::clone(&accepted));
+            let (data_dir, accepted) = (data_dir.to_owned(), Arc::clone(&accepted));
             // Only what is new is sent over; the scan itself reads the
             // index of terminal statuses.
             let known = std::mem::take(&mut terminal);
@@ -524,24 +602,30 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
             found
         };
         terminal.extend(found);
-        terminal_bar.set_position(terminal.len() as u64);
+        bar.set_position(terminal.len() as u64);
         if terminal.len() == accepted.len() {
-            break;
+            break false;
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            break;
+        if Instant::now() >= clocks.deadline {
+            break true;
         }
         // Figures come from the server's timestamps, so a slower look
         // changes none of them; it only keeps this scan off the CPU the
         // server is being measured on.
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    terminal_bar.finish();
-    let duration = started.elapsed();
-    let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
+    };
+    bar.finish();
+    Ok((terminal, timed_out))
+}
 
-    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+/// The figures of a run, from what the client saw and the terminal
+/// states the server stamped; the caller fills in the run's settings.
+fn summarise(
+    shared: Shared,
+    terminal: &Terminal,
+    accepted: usize,
+    clocks: &Clocks,
+) -> BenchReport {
     let mut errors = shared.errors;
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut to_fulfilled = Vec::new();
@@ -567,7 +651,7 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
             _ => *errors.entry("order_rejected".into()).or_default() += 1,
         }
     }
-    let not_terminal = accepted.len() - terminal.len();
+    let not_terminal = accepted.saturating_sub(terminal.len());
     if not_terminal > 0 {
         errors.insert("not_terminal".into(), not_terminal);
     }
@@ -580,53 +664,34 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
     };
     let accept_span = shared
         .last_accept
-        .map_or(Duration::ZERO, |t| t.duration_since(started));
+        .map_or(Duration::ZERO, |t| t.duration_since(clocks.started));
     let terminal_span = last_terminal
         .and_then(|t| {
-            let started: DateTime<Utc> = started_wall.into();
+            let started: DateTime<Utc> = clocks.started_wall.into();
             (t - started).to_std().ok()
         })
         .unwrap_or_default();
-
-    let restart = match (&mut target, args.restart) {
-        (Target::Spawned(running), true) => {
-            Some(measure_restart(running, &data_dir, &args, &terminal).await?)
-        }
-        _ => None,
-    };
-    let in_process = matches!(target, Target::InProcess(_));
-    if let Target::InProcess(server) = target {
-        server
-            .stop()
-            .await
-            .context("the in-process server failed")?;
-    }
-
-    Ok(BenchReport {
-        url,
-        spawned_server: args.url.is_none() && !in_process,
-        in_process,
-        mode: if args.rate.is_some() {
-            "fixed_rate"
-        } else {
-            "concurrency"
-        },
-        concurrency: args.concurrency,
-        rate: args.rate,
+    BenchReport {
+        url: String::new(),
+        spawned_server: false,
+        in_process: false,
+        mode: "concurrency",
+        concurrency: 0,
+        rate: None,
         submitted: shared.submissions.len(),
-        accepted: accepted.len(),
+        accepted,
         terminal: by_status,
         not_terminal,
-        accepted_per_s: rate_over(accepted.len(), accept_span),
+        accepted_per_s: rate_over(accepted, accept_span),
         end_to_end_per_s: rate_over(terminal.len(), terminal_span),
         post_latency_ms: Percentiles::of(&shared.post_latencies),
         submit_to_fulfilled_ms: Percentiles::of(&to_fulfilled),
         errors,
-        server_peak_rss_kib,
-        duration_s: duration.as_secs_f64(),
-        timed_out,
-        restart,
-    })
+        server_peak_rss_kib: None,
+        duration_s: 0.0,
+        timed_out: false,
+        restart: None,
+    }
 }
 
 /// The server to load: `--url`'s, or one bench starts on a fresh temporary

@@ -3,7 +3,10 @@
 //! models, so a page and its twin agree; the dependency points from the
 //! pages to here, never back.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
+use dofs_core::Clock;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -80,9 +83,11 @@ pub(super) fn alarm_history(
 }
 
 /// Every series with data inside [`METRICS_WINDOW_MS`].
-pub(super) fn metrics_report(conn: &Connection) -> Result<Vec<metrics::SeriesSummary>, DbError> {
-    let since = chrono::Utc::now().timestamp_millis() - METRICS_WINDOW_MS;
-    metrics::recent(conn, since)
+pub(super) fn metrics_report(
+    conn: &Connection,
+    now_ms: i64,
+) -> Result<Vec<metrics::SeriesSummary>, DbError> {
+    metrics::recent(conn, now_ms - METRICS_WINDOW_MS)
 }
 
 /// The order as `dofs order --json` shows it, with each trace span's depth
@@ -138,8 +143,12 @@ pub(super) async fn order_json(State(db): State<Db>, Path(order_id): Path<String
     })
 }
 
-pub(super) async fn metrics_json(State(db): State<Db>) -> Page {
-    Ok(Json(db.read(metrics_report).await?).into_response())
+pub(super) async fn metrics_json(
+    State(db): State<Db>,
+    State(clock): State<Arc<dyn Clock>>,
+) -> Page {
+    let now_ms = clock.now().timestamp_millis();
+    Ok(Json(db.read(move |c| metrics_report(c, now_ms)).await?).into_response())
 }
 
 pub(super) async fn alarms_json(State(db): State<Db>) -> Page {

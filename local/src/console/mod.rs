@@ -24,14 +24,39 @@ use axum::Router;
 
 pub use html::escape;
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use dofs_core::Clock;
+
 use crate::store::Db;
 
 /// Where the console lives. API Gateway paths never start with `_`, so
 /// nothing under it can shadow a route of the API it shares a listener with.
 pub const PREFIX: &str = "/_dofs";
 
+/// What the console's handlers read: the data directory and the runtime's
+/// clock (the metric windows end at its "now").
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl FromRef<ConsoleState> for Db {
+    fn from_ref(state: &ConsoleState) -> Db {
+        state.db.clone()
+    }
+}
+
+impl FromRef<ConsoleState> for Arc<dyn Clock> {
+    fn from_ref(state: &ConsoleState) -> Arc<dyn Clock> {
+        Arc::clone(&state.clock)
+    }
+}
+
 /// The console's routes, to merge into the gateway's router.
-pub fn router(db: Db) -> Router {
+pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::to("/_dofs/") }))
         .route("/_dofs/", get(pages::overview))
@@ -43,7 +68,7 @@ pub fn router(db: Db) -> Router {
         .route("/_dofs/api/orders/{order_id}", get(api::order_json))
         .route("/_dofs/api/metrics", get(api::metrics_json))
         .route("/_dofs/api/alarms", get(api::alarms_json))
-        .with_state(db)
+        .with_state(ConsoleState { db, clock })
 }
 
 /// The fixture the page and API tests share: a fresh data directory
@@ -74,7 +99,7 @@ mod testing {
             .insert(&order)
             .await
             .unwrap();
-        (dir, super::router(db), order.order_id.to_string())
+        (dir, super::router(db, std::sync::Arc::new(dofs_core::SystemClock)), order.order_id.to_string())
     }
 
     pub(super) async fn get(app: &Router, uri: &str) -> (StatusCode, String) {

@@ -5,7 +5,10 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
+use dofs_core::Clock;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -301,8 +304,12 @@ fn render_failed(body: &mut String, failed: &Map<String, Value>) {
 }
 
 /// `GET /_dofs/metrics`: one row per series over [`METRICS_WINDOW_MS`].
-pub(super) async fn metrics_page(State(db): State<Db>) -> Page {
-    let rows = db.read(metrics_report).await?;
+pub(super) async fn metrics_page(
+    State(db): State<Db>,
+    State(clock): State<Arc<dyn Clock>>,
+) -> Page {
+    let now_ms = clock.now().timestamp_millis();
+    let rows = db.read(move |c| metrics_report(c, now_ms)).await?;
     let mut body = format!(
         "<p>Series with data in the last {} minutes: sum, average, minimum and maximum over the window, \
          and the latest second with data.</p><table><tr><th>Namespace</th><th>Metric</th><th>Dimensions</th>\

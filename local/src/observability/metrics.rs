@@ -36,6 +36,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use dofs_core::{Clock, SystemClock};
 use dofs_telemetry::{MetricSample, MetricsSink};
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -200,9 +201,16 @@ impl Pending {
 
 /// The in-memory aggregate in front of the `metric_points` table; cheap to
 /// clone (clones share it).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MetricsStore {
     pending: Arc<Mutex<Pending>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MetricsStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 impl std::fmt::Debug for MetricsStore {
@@ -212,13 +220,27 @@ impl std::fmt::Debug for MetricsStore {
 }
 
 impl MetricsStore {
+    /// A store whose "now" is the system clock's.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A store whose "now" is `clock`'s (the runtime's).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            pending: Arc::default(),
+            clock,
+        }
+    }
+
+    /// Now, by the store's clock, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
     /// Records `value` now.
     pub fn record(&self, key: SeriesKey, unit: &str, value: f64) {
-        self.record_at(key, unit, value, chrono::Utc::now().timestamp_millis());
+        self.record_at(key, unit, value, self.now_ms());
     }
 
     /// Records `value` at `at_ms` (milliseconds since the epoch).
@@ -362,7 +384,7 @@ impl MetricsSink for MetricsStore {
             &[(dofs_telemetry::metric::FUNCTION_DIMENSION, sample.function)],
             sample.unit,
             sample.value,
-            chrono::Utc::now().timestamp_millis(),
+            self.now_ms(),
         );
     }
 }
@@ -419,7 +441,7 @@ impl ServiceMetrics {
         value: f64,
     ) {
         if let Some(store) = &self.store {
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = store.now_ms();
             store.record_parts(namespace, name, dimensions, unit, value, now);
         }
     }

@@ -169,67 +169,8 @@ fn build(
 ) -> Result<Alarm, AlarmError> {
     let id = def.name.as_str();
     let source = match (&def.expression, &def.metric_name) {
-        (Some(expression), None) => {
-            let parsed =
-                parse_expression(expression).map_err(|problem| AlarmError::Expression {
-                    alarm: id.to_owned(),
-                    expression: expression.clone(),
-                    problem,
-                })?;
-            let mut metrics = BTreeMap::new();
-            for (mid, m) in &def.metrics {
-                if !mid.starts_with(|c: char| c.is_ascii_lowercase()) {
-                    return Err(invalid(
-                        id,
-                        format!("metric id {mid:?} must start with a lowercase letter"),
-                    ));
-                }
-                metrics.insert(
-                    mid.clone(),
-                    metric_query(
-                        id,
-                        &m.namespace,
-                        &m.metric_name,
-                        &m.dimensions,
-                        &m.statistic,
-                        vars,
-                    )?,
-                );
-            }
-            for used in parsed.identifiers() {
-                if !metrics.contains_key(&used) {
-                    return Err(AlarmError::Expression {
-                        alarm: id.to_owned(),
-                        expression: expression.clone(),
-                        problem: format!("{used:?} is not one of the alarm's metrics"),
-                    });
-                }
-            }
-            AlarmSource::Math {
-                expression: parsed,
-                expression_text: expression.clone(),
-                label: def.label.clone(),
-                metrics,
-            }
-        }
-        (None, Some(metric_name)) => {
-            let namespace = def
-                .namespace
-                .as_deref()
-                .ok_or_else(|| invalid(id, "namespace is missing"))?;
-            let statistic = def
-                .statistic
-                .as_deref()
-                .ok_or_else(|| invalid(id, "statistic is missing"))?;
-            AlarmSource::Metric(metric_query(
-                id,
-                namespace,
-                metric_name,
-                &def.dimensions,
-                statistic,
-                vars,
-            )?)
-        }
+        (Some(expression), None) => build_math_source(def, expression, vars)?,
+        (None, Some(metric_name)) => build_metric_source(def, metric_name, vars)?,
         _ => {
             return Err(invalid(
                 id,
@@ -237,22 +178,7 @@ fn build(
             ))
         }
     };
-    if def.period == 0 {
-        return Err(invalid(id, "period must be positive"));
-    }
-    if def.evaluation_periods == 0 {
-        return Err(invalid(id, "evaluation_periods must be at least 1"));
-    }
-    let datapoints_to_alarm = def.datapoints_to_alarm.unwrap_or(def.evaluation_periods);
-    if datapoints_to_alarm == 0 || datapoints_to_alarm > def.evaluation_periods {
-        return Err(invalid(
-            id,
-            "datapoints_to_alarm must be between 1 and evaluation_periods",
-        ));
-    }
-    let period_ms = ((def.period as f64 * period_scale * 1000.0).round() as u64).max(1000);
-    // Whole seconds, so periods line up with the stored one-second buckets.
-    let period = Duration::from_secs(period_ms.div_ceil(1000));
+    let (period, datapoints_to_alarm) = validate_periods(def, period_scale)?;
     Ok(Alarm {
         name,
         id: id.to_owned(),
@@ -272,4 +198,100 @@ fn build(
             )
         })?,
     })
+}
+
+/// A metric-math alarm: the expression parsed, every id it uses one of the
+/// alarm's metrics (ids start lowercase, as CloudWatch requires).
+fn build_math_source(
+    def: &FileAlarm,
+    expression: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<AlarmSource, AlarmError> {
+    let id = def.name.as_str();
+    let bad_expression = |problem: String| AlarmError::Expression {
+        alarm: id.to_owned(),
+        expression: expression.to_owned(),
+        problem,
+    };
+    let parsed = parse_expression(expression).map_err(bad_expression)?;
+    let mut metrics = BTreeMap::new();
+    for (mid, m) in &def.metrics {
+        if !mid.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(invalid(
+                id,
+                format!("metric id {mid:?} must start with a lowercase letter"),
+            ));
+        }
+        let query = metric_query(
+            id,
+            &m.namespace,
+            &m.metric_name,
+            &m.dimensions,
+            &m.statistic,
+            vars,
+        )?;
+        metrics.insert(mid.clone(), query);
+    }
+    if let Some(used) = parsed
+        .identifiers()
+        .into_iter()
+        .find(|used| !metrics.contains_key(used))
+    {
+        return Err(bad_expression(format!(
+            "{used:?} is not one of the alarm's metrics"
+        )));
+    }
+    Ok(AlarmSource::Math {
+        expression: parsed,
+        expression_text: expression.to_owned(),
+        label: def.label.clone(),
+        metrics,
+    })
+}
+
+/// A single-metric alarm: namespace and statistic are required.
+fn build_metric_source(
+    def: &FileAlarm,
+    metric_name: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<AlarmSource, AlarmError> {
+    let id = def.name.as_str();
+    let namespace = def
+        .namespace
+        .as_deref()
+        .ok_or_else(|| invalid(id, "namespace is missing"))?;
+    let statistic = def
+        .statistic
+        .as_deref()
+        .ok_or_else(|| invalid(id, "statistic is missing"))?;
+    Ok(AlarmSource::Metric(metric_query(
+        id,
+        namespace,
+        metric_name,
+        &def.dimensions,
+        statistic,
+        vars,
+    )?))
+}
+
+/// The scaled period and `datapoints_to_alarm`, after CloudWatch's checks
+/// (positive period, 1 ≤ M ≤ N).
+fn validate_periods(def: &FileAlarm, period_scale: f64) -> Result<(Duration, usize), AlarmError> {
+    let id = def.name.as_str();
+    if def.period == 0 {
+        return Err(invalid(id, "period must be positive"));
+    }
+    if def.evaluation_periods == 0 {
+        return Err(invalid(id, "evaluation_periods must be at least 1"));
+    }
+    let datapoints_to_alarm = def.datapoints_to_alarm.unwrap_or(def.evaluation_periods);
+    if datapoints_to_alarm == 0 || datapoints_to_alarm > def.evaluation_periods {
+        return Err(invalid(
+            id,
+            "datapoints_to_alarm must be between 1 and evaluation_periods",
+        ));
+    }
+    let period_ms = ((def.period as f64 * period_scale * 1000.0).round() as u64).max(1000);
+    // Whole seconds, so periods line up with the stored one-second buckets.
+    Ok((Duration::from_secs(period_ms.div_ceil(1000)), datapoints_to_alarm))
 }

@@ -44,28 +44,43 @@ fn stamp(ms: i64) -> String {
 
 /// Decides the state from the last `evaluation_periods` datapoints (oldest
 /// first), like CloudWatch; see the module docs for the missing-data rules.
-pub fn evaluate(alarm: &Alarm, datapoints: &[Datapoint], current: AlarmState) -> Evaluation {
+/// `now` is the evaluation's time (the reason data's `queryDate`).
+pub fn evaluate(
+    alarm: &Alarm,
+    datapoints: &[Datapoint],
+    current: AlarmState,
+    now: DateTime<Utc>,
+) -> Evaluation {
     let n = alarm.evaluation_periods;
-    let m = alarm.datapoints_to_alarm;
     let window = &datapoints[datapoints.len().saturating_sub(n)..];
     let present: Vec<(i64, f64)> = window
         .iter()
         .filter_map(|d| d.value.map(|v| (d.at_ms, v)))
         .collect();
-    let missing = window.len() - present.len() + n.saturating_sub(window.len());
-    let breaching_present = present
-        .iter()
-        .filter(|(_, v)| alarm.comparison.breaches(*v, alarm.threshold))
-        .count();
-    let threshold = format_value(alarm.threshold);
-    let listed: Vec<String> = present
-        .iter()
-        .rev()
-        .map(|(at, v)| format!("{} ({})", format_value(*v), stamp(*at)))
-        .collect();
-    let reason_data = json!({
+    let reason_data = reason_data(alarm, window, &present, now);
+    let (state, reason) = if present.is_empty() {
+        all_missing_outcome(alarm, current)
+    } else {
+        let missing = window.len() - present.len() + n.saturating_sub(window.len());
+        threshold_outcome(alarm, &present, missing)
+    };
+    Evaluation {
+        state,
+        reason,
+        reason_data,
+    }
+}
+
+/// CloudWatch's `StateReasonData` for one evaluation.
+fn reason_data(
+    alarm: &Alarm,
+    window: &[Datapoint],
+    present: &[(i64, f64)],
+    now: DateTime<Utc>,
+) -> Value {
+    json!({
         "version": "1.0",
-        "queryDate": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "queryDate": now.to_rfc3339_opts(SecondsFormat::Millis, true),
         "statistic": match &alarm.source {
             AlarmSource::Metric(q) => Value::from(q.statistic.as_str()),
             AlarmSource::Math { .. } => Value::Null,
@@ -78,37 +93,58 @@ pub fn evaluate(alarm: &Alarm, datapoints: &[Datapoint], current: AlarmState) ->
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
             "value": d.value,
         })).collect::<Vec<_>>(),
-    });
-    if present.is_empty() {
-        let (state, reason) = match alarm.treat_missing_data {
-            MissingData::Missing => (
-                AlarmState::InsufficientData,
-                format!("Insufficient Data: {n} datapoint(s) were unknown."),
-            ),
-            MissingData::Ignore => (
-                current,
-                format!("No datapoints in the last {n} period(s); the state is kept (treat missing data: ignore)."),
-            ),
-            MissingData::Breaching => (
-                if n >= m { AlarmState::Alarm } else { AlarmState::Ok },
-                format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [Breaching]."),
-            ),
-            MissingData::NotBreaching => (
-                AlarmState::Ok,
-                format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [NonBreaching]."),
-            ),
-        };
-        return Evaluation {
-            state,
-            reason,
-            reason_data,
-        };
+    })
+}
+
+/// Every datapoint of the window is missing: `treat_missing_data` alone
+/// decides.
+fn all_missing_outcome(alarm: &Alarm, current: AlarmState) -> (AlarmState, String) {
+    let n = alarm.evaluation_periods;
+    let m = alarm.datapoints_to_alarm;
+    match alarm.treat_missing_data {
+        MissingData::Missing => (
+            AlarmState::InsufficientData,
+            format!("Insufficient Data: {n} datapoint(s) were unknown."),
+        ),
+        MissingData::Ignore => (
+            current,
+            format!("No datapoints in the last {n} period(s); the state is kept (treat missing data: ignore)."),
+        ),
+        MissingData::Breaching => (
+            if n >= m { AlarmState::Alarm } else { AlarmState::Ok },
+            format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [Breaching]."),
+        ),
+        MissingData::NotBreaching => (
+            AlarmState::Ok,
+            format!("Threshold Crossed: no datapoints were received for {n} period(s) and {n} missing datapoint(s) were treated as [NonBreaching]."),
+        ),
     }
+}
+
+/// M of N: ALARM when at least `datapoints_to_alarm` datapoints breach
+/// (missing ones counting as `treat_missing_data` says), else OK.
+fn threshold_outcome(
+    alarm: &Alarm,
+    present: &[(i64, f64)],
+    missing: usize,
+) -> (AlarmState, String) {
+    let n = alarm.evaluation_periods;
+    let m = alarm.datapoints_to_alarm;
+    let breaching_present = present
+        .iter()
+        .filter(|(_, v)| alarm.comparison.breaches(*v, alarm.threshold))
+        .count();
     let breaching = breaching_present
         + match alarm.treat_missing_data {
             MissingData::Breaching => missing,
             _ => 0,
         };
+    let threshold = format_value(alarm.threshold);
+    let listed: Vec<String> = present
+        .iter()
+        .rev()
+        .map(|(at, v)| format!("{} ({})", format_value(*v), stamp(*at)))
+        .collect();
     let phrase = alarm.comparison.phrase();
     let treated = match (alarm.treat_missing_data, missing) {
         (_, 0) => String::new(),
@@ -121,25 +157,23 @@ pub fn evaluate(alarm: &Alarm, datapoints: &[Datapoint], current: AlarmState) ->
         (_, k) => format!(" ({k} missing datapoint(s) were not counted)"),
     };
     if breaching >= m {
-        Evaluation {
-            state: AlarmState::Alarm,
-            reason: format!(
+        (
+            AlarmState::Alarm,
+            format!(
                 "Threshold Crossed: {breaching} out of the last {n} datapoints [{}] were {phrase} the threshold ({threshold}){treated} (minimum {m} datapoints for OK -> ALARM transition).",
                 listed.join(", ")
             ),
-            reason_data,
-        }
+        )
     } else {
         let ok = n - breaching;
-        Evaluation {
-            state: AlarmState::Ok,
-            reason: format!(
+        (
+            AlarmState::Ok,
+            format!(
                 "Threshold Crossed: {ok} out of the last {n} datapoints [{}] were not {phrase} the threshold ({threshold}){treated} (minimum {} datapoints for ALARM -> OK transition).",
                 listed.join(", "),
                 n + 1 - m
             ),
-            reason_data,
-        }
+        )
     }
 }
 

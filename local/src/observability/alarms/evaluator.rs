@@ -97,7 +97,7 @@ impl Evaluator {
                             .copied()
                             .unwrap_or(AlarmState::InsufficientData);
                         let points = datapoints(conn, alarm, now_ms)?;
-                        Ok((alarm.clone(), old, evaluate(alarm, &points, old)))
+                        Ok((alarm.clone(), old, evaluate(alarm, &points, old, now)))
                     })
                     .collect::<Result<Vec<_>, DbError>>()
             })

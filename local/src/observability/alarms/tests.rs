@@ -47,7 +47,7 @@ fn points(values: &[Option<f64>]) -> Vec<Datapoint> {
 }
 
 fn state(a: &Alarm, values: &[Option<f64>], current: AlarmState) -> AlarmState {
-    evaluate(a, &points(values), current).state
+    evaluate(a, &points(values), current, Utc::now()).state
 }
 
 #[test]
@@ -129,6 +129,7 @@ fn m_of_n_needs_m_breaching_datapoints_in_the_window() {
         &a,
         &points(&[v(400.0), v(0.0), v(400.0), v(0.0), v(301.0)]),
         AlarmState::Ok,
+        Utc::now(),
     );
     assert!(
         e.reason.contains("3 out of the last 5 datapoints"),
@@ -348,7 +349,7 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].value, Some(20.0));
     assert_eq!(
-        evaluate(&rate, &points, AlarmState::Ok).state,
+        evaluate(&rate, &points, AlarmState::Ok, Utc::now()).state,
         AlarmState::Alarm
     );
 
@@ -383,7 +384,7 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
 fn the_notification_looks_like_cloudwatch_through_sns() {
     let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
     let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
-    let eval = evaluate(dlq, &points(&[Some(3.0), Some(5.0)]), AlarmState::Ok);
+    let eval = evaluate(dlq, &points(&[Some(3.0), Some(5.0)]), AlarmState::Ok, Utc::now());
     let at = Utc::now();
     let message = alarm_message(dlq, AlarmState::Ok, &eval, at);
     assert_eq!(message["AlarmName"], "dofs-dlq-depth");
@@ -404,7 +405,7 @@ fn the_notification_looks_like_cloudwatch_through_sns() {
     assert_eq!(inner, message);
 
     let rate = alarms.iter().find(|a| a.id == "lambda-error-rate").unwrap();
-    let eval = evaluate(rate, &points(&[Some(50.0)]), AlarmState::Ok);
+    let eval = evaluate(rate, &points(&[Some(50.0)]), AlarmState::Ok, Utc::now());
     let message = alarm_message(rate, AlarmState::Ok, &eval, at);
     let list = message["Trigger"]["Metrics"].as_array().unwrap();
     assert_eq!(list.len(), 3);

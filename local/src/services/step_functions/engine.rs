@@ -148,72 +148,8 @@ impl Engine {
             if shutdown.is_triggered() {
                 break;
             }
-            let now = tokio::time::Instant::now();
-            let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
-            if sleeper != i64::MAX {
-                next_scan = next_scan.min(now + self.until(sleeper));
-            }
-            if now >= next_scan {
-                next_scan = now + self.config.poll_interval;
-                // Found executions queue behind the started ones. While
-                // that queue is long, the engine is busy anyway: a scan
-                // for more waits for the interval (a scan per finished
-                // execution made a backlog feed on itself).
-                match self.scan(self.config.workers.max(1)).await {
-                    Ok(scan) => {
-                        let mut started = self.handoff.queue();
-                        if scan.more && started.is_empty() {
-                            next_scan = now;
-                        } else if let Some(at) = scan.next_at_ms {
-                            next_scan = next_scan.min(now + self.until(at));
-                        }
-                        for name in scan.due {
-                            started.push(name);
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "could not list due executions"),
-                }
-            }
-            let mut ready: Vec<String> = Vec::new();
-            {
-                let mut started = self.handoff.queue();
-                while ready.len() < slots.available_permits() {
-                    let Some(name) = started.pop() else {
-                        break;
-                    };
-                    // Already being driven (found by a scan while its start
-                    // was being queued): that drive takes it on.
-                    if self.claim(&name) {
-                        ready.push(name);
-                    }
-                }
-            }
-            for name in ready {
-                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                    // Cannot happen (one task takes permits); if it did,
-                    // the next scan finds the execution again.
-                    self.running().remove(&name);
-                    continue;
-                };
-                let engine = Arc::clone(&self);
-                let stop = shutdown.clone();
-                handles.spawn(async move {
-                    match engine.drive(&name, Some(&stop)).await {
-                        Ok(Some(until)) => {
-                            engine
-                                .earliest_sleep_ms
-                                .fetch_min(until.timestamp_millis(), Ordering::SeqCst);
-                        }
-                        Ok(None) => {}
-                        Err(err) => {
-                            tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
-                        }
-                    }
-                    engine.running().remove(&name);
-                    drop(permit);
-                    engine.handoff.wake.notify_one();
-                });
-            }
+            next_scan = self.schedule_scan(next_scan).await;
+            self.dispatch_ready(&slots, &mut handles, &shutdown);
             while handles.try_join_next().is_some() {}
             // With every slot taken, only a finishing drive (which wakes
             // this loop) can make room; a due scan waits for it.
@@ -229,6 +165,88 @@ impl Engine {
             }
         }
         while handles.join_next().await.is_some() {}
+    }
+
+    /// Scans the executions table when a scan is due (or a sleeper came
+    /// due), queues what it found behind the started executions, and
+    /// returns when the next scan is due.
+    async fn schedule_scan(&self, mut next_scan: tokio::time::Instant) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
+        if sleeper != i64::MAX {
+            next_scan = next_scan.min(now + self.until(sleeper));
+        }
+        if now < next_scan {
+            return next_scan;
+        }
+        next_scan = now + self.config.poll_interval;
+        // Found executions queue behind the started ones. While that queue
+        // is long the engine is busy anyway, so a scan for more waits for
+        // the interval rather than feed a backlog with rescans.
+        match self.scan(self.config.workers.max(1)).await {
+            Ok(scan) => {
+                let mut queued = self.handoff.queue();
+                if scan.more && queued.is_empty() {
+                    next_scan = now;
+                } else if let Some(at) = scan.next_at_ms {
+                    next_scan = next_scan.min(now + self.until(at));
+                }
+                for name in scan.due {
+                    queued.push(name);
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "could not list due executions"),
+        }
+        next_scan
+    }
+
+    /// Starts a drive for each queued execution there is a free slot for.
+    fn dispatch_ready(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        handles: &mut tokio::task::JoinSet<()>,
+        shutdown: &Shutdown,
+    ) {
+        let mut ready: Vec<String> = Vec::new();
+        {
+            let mut queued = self.handoff.queue();
+            while ready.len() < slots.available_permits() {
+                let Some(name) = queued.pop() else {
+                    break;
+                };
+                // Already being driven (found by a scan while its start
+                // was being queued): that drive takes it on.
+                if self.claim(&name) {
+                    ready.push(name);
+                }
+            }
+        }
+        for name in ready {
+            let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+                // Cannot happen (one task takes permits); if it did, the
+                // next scan finds the execution again.
+                self.running().remove(&name);
+                continue;
+            };
+            let engine = Arc::clone(self);
+            let stop = shutdown.clone();
+            handles.spawn(async move {
+                match engine.drive(&name, Some(&stop)).await {
+                    Ok(Some(until)) => {
+                        engine
+                            .earliest_sleep_ms
+                            .fetch_min(until.timestamp_millis(), Ordering::SeqCst);
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                    }
+                }
+                engine.running().remove(&name);
+                drop(permit);
+                engine.handoff.wake.notify_one();
+            });
+        }
     }
 
     /// How long from now until the Unix time `at_ms`, by the engine's clock.
