@@ -340,7 +340,8 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let mut app = api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock));
+        let mut app =
+            api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock));
         if config.console {
             app = crate::console::router(db.clone(), Arc::clone(&clock)).merge(app);
         }

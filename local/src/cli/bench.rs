@@ -620,12 +620,7 @@ async fn wait_terminal(
 
 /// The figures of a run, from what the client saw and the terminal
 /// states the server stamped; the caller fills in the run's settings.
-fn summarise(
-    shared: Shared,
-    terminal: &Terminal,
-    accepted: usize,
-    clocks: &Clocks,
-) -> BenchReport {
+fn summarise(shared: Shared, terminal: &Terminal, accepted: usize, clocks: &Clocks) -> BenchReport {
     let mut errors = shared.errors;
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut to_fulfilled = Vec::new();

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use dofs_core::Clock;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dofs_core::Clock;
 use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};

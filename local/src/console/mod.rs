@@ -99,7 +99,11 @@ mod testing {
             .insert(&order)
             .await
             .unwrap();
-        (dir, super::router(db, std::sync::Arc::new(dofs_core::SystemClock)), order.order_id.to_string())
+        (
+            dir,
+            super::router(db, std::sync::Arc::new(dofs_core::SystemClock)),
+            order.order_id.to_string(),
+        )
     }
 
     pub(super) async fn get(app: &Router, uri: &str) -> (StatusCode, String) {

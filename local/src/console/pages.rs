@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use dofs_core::Clock;
 use axum::http::StatusCode;
+use dofs_core::Clock;
 use serde_json::{Map, Value};
 
 use super::api::{

@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
-use crate::helpers::{cli_json, fast_args, Dofs};
+use crate::helpers::{cli_json, fast_args, Dofs, Harness as _};
 
 /// Notifications received: (SNS message type header, body).
 type Received = Arc<Mutex<Vec<(String, Value)>>>;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{fast_args, order_body, spawn_runtime};
+use crate::helpers::{fast_args, order_body, spawn_runtime, Harness as _};
 
 #[tokio::test]
 async fn bad_requests_get_clear_json_errors_never_5xx() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{fast_args, spawn_runtime, Served};
+use crate::helpers::{fast_args, spawn_runtime, Harness as _, Served};
 
 async fn get(dofs: &Served, path: &str) -> (u16, String) {
     let response = dofs.client.get(dofs.url(path)).send().await.unwrap();

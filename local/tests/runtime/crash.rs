@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::helpers::{fast_args, order_body, Dofs};
+use crate::helpers::{fast_args, order_body, Dofs, Harness as _};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_accepted_order_survives_repeated_kill_9() {

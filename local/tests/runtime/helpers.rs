@@ -28,6 +28,33 @@ pub struct Served {
     pub client: reqwest::Client,
 }
 
+/// A running DOFS a test drives: its API and its log.
+pub(crate) trait Harness: Deref<Target = Served> {
+    /// The last lines of the server's log, for failure messages.
+    fn log_tail(&self) -> String;
+
+    /// Polls until every order is terminal (see [`Served::poll_terminal`]);
+    /// at the deadline the test fails with what is pending and the log.
+    async fn wait_terminal(&self, ids: &[String], deadline: Duration) -> HashMap<String, String> {
+        self.deref()
+            .poll_terminal(ids, deadline)
+            .await
+            .unwrap_or_else(|pending| panic!("{pending}\n{}", self.log_tail()))
+    }
+}
+
+impl Harness for Dofs {
+    fn log_tail(&self) -> String {
+        Dofs::log_tail(self)
+    }
+}
+
+impl Harness for InProcess {
+    fn log_tail(&self) -> String {
+        InProcess::log_tail(self)
+    }
+}
+
 /// A `dofs serve` process.
 pub struct Dofs {
     served: Served,
@@ -135,18 +162,6 @@ impl InProcess {
         format!("--- dofs log (last lines) ---\n{}", lines.join("\n"))
     }
 
-    /// Polls until every order is terminal (see [`Served::wait_terminal`]).
-    pub async fn wait_terminal(
-        &self,
-        ids: &[String],
-        deadline: Duration,
-    ) -> HashMap<String, String> {
-        self.served
-            .wait_terminal(ids, deadline)
-            .await
-            .unwrap_or_else(|pending| panic!("{pending}\n{}", self.log_tail()))
-    }
-
     /// Stops as SIGTERM would and returns the runtime's result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.trigger();
@@ -228,7 +243,7 @@ impl Served {
 
     /// Polls until every order is FULFILLED, FAILED or REJECTED; at the
     /// deadline, says what is still pending.
-    pub async fn wait_terminal(
+    pub async fn poll_terminal(
         &self,
         ids: &[String],
         deadline: Duration,
@@ -306,18 +321,6 @@ impl Dofs {
     /// handle (e.g. to replace it after a crash) does not delete the data.
     pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
         self._dir.take()
-    }
-
-    /// Polls until every order is terminal (see [`Served::wait_terminal`]).
-    pub async fn wait_terminal(
-        &self,
-        ids: &[String],
-        deadline: Duration,
-    ) -> HashMap<String, String> {
-        self.served
-            .wait_terminal(ids, deadline)
-            .await
-            .unwrap_or_else(|pending| panic!("{pending}\n{}", self.log_tail()))
     }
 
     pub fn log_tail(&self) -> String {

@@ -10,7 +10,6 @@ mod api;
 mod bench;
 mod console;
 mod crash;
-mod engine_resume;
 mod helpers;
 mod pipeline;
 mod trace;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{fast_args, Dofs};
+use crate::helpers::{fast_args, Dofs, Harness as _};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_no_failures_every_order_is_fulfilled() {

@@ -13,7 +13,7 @@ use dofs_core::OrderId;
 use fulfill_order::FailureSimulator;
 use serde_json::Value;
 
-use crate::helpers::{fast_args, order_body, spawn_runtime, InProcess, Served, DOFS};
+use crate::helpers::{fast_args, order_body, spawn_runtime, Harness as _, InProcess, Served, DOFS};
 
 const FAILURE_RATE: f64 = 0.5;
 /// `fast_args` runs the server with this seed.

@@ -293,5 +293,8 @@ fn validate_periods(def: &FileAlarm, period_scale: f64) -> Result<(Duration, usi
     }
     let period_ms = ((def.period as f64 * period_scale * 1000.0).round() as u64).max(1000);
     // Whole seconds, so periods line up with the stored one-second buckets.
-    Ok((Duration::from_secs(period_ms.div_ceil(1000)), datapoints_to_alarm))
+    Ok((
+        Duration::from_secs(period_ms.div_ceil(1000)),
+        datapoints_to_alarm,
+    ))
 }

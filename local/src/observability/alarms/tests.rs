@@ -384,7 +384,12 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
 fn the_notification_looks_like_cloudwatch_through_sns() {
     let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
     let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
-    let eval = evaluate(dlq, &points(&[Some(3.0), Some(5.0)]), AlarmState::Ok, Utc::now());
+    let eval = evaluate(
+        dlq,
+        &points(&[Some(3.0), Some(5.0)]),
+        AlarmState::Ok,
+        Utc::now(),
+    );
     let at = Utc::now();
     let message = alarm_message(dlq, AlarmState::Ok, &eval, at);
     assert_eq!(message["AlarmName"], "dofs-dlq-depth");

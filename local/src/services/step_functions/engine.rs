@@ -709,4 +709,69 @@ mod tests {
         running.await.unwrap();
         assert_eq!(tasks.states_called().len(), 3, "each task once");
     }
+
+    #[tokio::test]
+    async fn an_interrupted_execution_resumes_in_a_new_engine_at_its_next_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = render(WORKFLOW_ASL, &template_vars("http://127.0.0.1:9")).unwrap();
+        let machine = Arc::new(StateMachine::from_json(&rendered).unwrap());
+        let workflow = |db: &Db| {
+            let clock = Arc::new(dofs_core::SystemClock);
+            LocalWorkflow::new(
+                db.clone(),
+                clock,
+                Arc::clone(&machine),
+                ServiceMetrics::off(),
+            )
+        };
+        let id = OrderId::generate();
+        let submission = sample_submission(&id);
+        let stop = Shutdown::new();
+        {
+            let db = Db::open(dir.path()).unwrap();
+            let workflow = workflow(&db);
+            workflow.start(&submission, None).await.unwrap();
+            let stopping = stop.clone();
+            let first = Arc::new(
+                ScriptedTasks::new()
+                    .otherwise(like_the_services)
+                    .on_each_call(move |call| {
+                        if call.state == "StoreOrder" {
+                            stopping.trigger();
+                        }
+                    }),
+            );
+            let engine = workflow.engine(first.clone(), config());
+            engine.drive(id.as_str(), Some(&stop)).await.unwrap();
+            assert_eq!(first.states_called(), ["ValidateOrder", "StoreOrder"]);
+            let view = workflow.describe(&id).await.unwrap().unwrap();
+            assert_eq!(view.status, ExecutionStatus::Running);
+        }
+        // "Restart": a new handle on the same data dir, a new engine.
+        let db = Db::open(dir.path()).unwrap();
+        let workflow = workflow(&db);
+        let second = Arc::new(ScriptedTasks::new().otherwise(like_the_services));
+        let engine = workflow.engine(second.clone(), config());
+        assert_eq!(engine.run_due_once().await.unwrap(), 1);
+        assert_eq!(
+            second.states_called(),
+            ["EnqueueOrder"],
+            "no completed task runs twice"
+        );
+        let view = workflow.describe(&id).await.unwrap().unwrap();
+        assert_eq!(view.status, ExecutionStatus::Succeeded);
+        assert_eq!(view.input, submission);
+        assert_eq!(
+            engine.run_due_once().await.unwrap(),
+            0,
+            "nothing left to run"
+        );
+    }
+
+    #[tokio::test]
+    async fn local_workflow_passes_the_port_contract() {
+        let s = setup();
+        dofs_core::testkit::contract::workflow(&s.workflow).await;
+        dofs_core::testkit::contract::workflow(&s.workflow).await;
+    }
 }
