@@ -10,7 +10,7 @@ use super::choice::{self, Branch};
 use super::path::{Path, ReferencePath};
 use super::payload::{Expr, Template};
 use super::retry::{check_all_is_last, check_fields, parse_result_path, Catcher, Retrier};
-use super::{AslError, StateType};
+use super::{quotas, AslError, StateType};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Definition {
@@ -36,7 +36,7 @@ pub(crate) enum Transition {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Task(Task),
+    Task(Box<Task>),
     Pass {
         parameters: Option<Template>,
         result: Option<Value>,
@@ -78,15 +78,28 @@ pub(crate) struct Task {
     pub(crate) parameters: Option<Template>,
     pub(crate) result_selector: Option<Template>,
     pub(crate) result_path: Option<ReferencePath>,
-    pub(crate) timeout_seconds: Option<u64>,
+    /// `TimeoutSeconds` or `TimeoutSecondsPath`.
+    pub(crate) timeout: Option<Seconds>,
+    /// `HeartbeatSeconds` or `HeartbeatSecondsPath`.
+    pub(crate) heartbeat: Option<Seconds>,
+    /// `Credentials`, a template like `Parameters`.
+    pub(crate) credentials: Option<Template>,
     pub(crate) retry: Vec<Retrier>,
     pub(crate) catch: Vec<Catcher>,
     pub(crate) transition: Transition,
 }
 
+/// A Task's timeout or heartbeat: fixed, or read from the input.
+#[derive(Debug, Clone)]
+pub(crate) enum Seconds {
+    Fixed(u64),
+    /// The path and the field's name (`TimeoutSecondsPath`, ...).
+    Path(Path, &'static str),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum WaitFor {
-    Seconds(u64),
+    Seconds(i64),
     SecondsPath(Path),
     Timestamp(chrono::DateTime<chrono::Utc>),
     TimestampPath(Path),
@@ -98,7 +111,29 @@ pub(crate) enum FailField {
     Dynamic(Expr),
 }
 
-const IO_FIELDS: [&str; 4] = ["Type", "Comment", "InputPath", "OutputPath"];
+const IO_FIELDS: [&str; 5] = [
+    "Type",
+    "Comment",
+    "QueryLanguage",
+    "InputPath",
+    "OutputPath",
+];
+
+/// Fields of valid ASL that this interpreter does not run, and why.
+const UNSUPPORTED_FIELDS: [(&str, &str); 3] = [
+    (
+        "Assign",
+        "variables (`Assign`) are not supported by this interpreter",
+    ),
+    (
+        "Arguments",
+        "`Arguments` belongs to the JSONata query language, which this interpreter does not run",
+    ),
+    (
+        "Output",
+        "`Output` belongs to the JSONata query language, which this interpreter does not run",
+    ),
+];
 
 impl Definition {
     pub(crate) fn parse(text: &str) -> Result<Self, AslError> {
@@ -118,11 +153,7 @@ impl Definition {
             ],
         )
         .map_err(|m| invalid("definition", m))?;
-        if let Some(language) = root.get("QueryLanguage") {
-            if language != "JSONPath" {
-                return Err(invalid("QueryLanguage", "only \"JSONPath\" is supported"));
-            }
-        }
+        query_language(root.get("QueryLanguage"), "QueryLanguage")?;
         let start_at = root
             .get("StartAt")
             .and_then(Value::as_str)
@@ -149,7 +180,7 @@ impl Definition {
                     "state names must have 1 to 80 characters",
                 ));
             }
-            let state = parse_state(value).map_err(|m| invalid(&format!("States.{name}"), m))?;
+            let state = parse_state(name, value)?;
             states.insert(name.clone(), state);
         }
         let definition = Self {
@@ -235,12 +266,54 @@ fn invalid(at: &str, message: impl Into<String>) -> AslError {
     }
 }
 
-fn parse_state(value: &Value) -> Result<State, String> {
-    let map = value.as_object().ok_or("a state must be an object")?;
+fn unsupported(at: &str, message: impl Into<String>) -> AslError {
+    AslError::Unsupported {
+        at: at.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// `QueryLanguage`, at the top level or in a state: `"JSONPath"` (the
+/// default) runs, `"JSONata"` is valid ASL this interpreter does not run.
+fn query_language(value: Option<&Value>, at: &str) -> Result<(), AslError> {
+    match value.map(|v| v.as_str()) {
+        None | Some(Some("JSONPath")) => Ok(()),
+        Some(Some("JSONata")) => Err(unsupported(
+            at,
+            "the JSONata query language is not supported by this interpreter; use \"JSONPath\"",
+        )),
+        Some(_) => Err(invalid(at, "must be \"JSONPath\" or \"JSONata\"")),
+    }
+}
+
+/// A state, or where and why it cannot be run.
+fn parse_state(name: &str, value: &Value) -> Result<State, AslError> {
+    let at = format!("States.{name}");
+    let map = value
+        .as_object()
+        .ok_or_else(|| invalid(&at, "a state must be an object"))?;
     let kind_name = map
         .get("Type")
         .and_then(Value::as_str)
-        .ok_or("`Type` must be a string")?;
+        .ok_or_else(|| invalid(&at, "`Type` must be a string"))?;
+    if matches!(kind_name, "Parallel" | "Map") {
+        return Err(unsupported(
+            &format!("{at}.Type"),
+            format!(
+                "`{kind_name}` states are not supported by this interpreter, which runs Task, Pass, Choice, Wait, Succeed and Fail states"
+            ),
+        ));
+    }
+    query_language(map.get("QueryLanguage"), &format!("{at}.QueryLanguage"))?;
+    for (field, why) in UNSUPPORTED_FIELDS {
+        if map.contains_key(field) {
+            return Err(unsupported(&format!("{at}.{field}"), why));
+        }
+    }
+    parse_state_fields(kind_name, map).map_err(|m| invalid(&at, m))
+}
+
+fn parse_state_fields(kind_name: &str, map: &Map<String, Value>) -> Result<State, String> {
     let allowed: Vec<&str> = match kind_name {
         "Task" => [
             "Resource",
@@ -248,6 +321,10 @@ fn parse_state(value: &Value) -> Result<State, String> {
             "ResultSelector",
             "ResultPath",
             "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
             "Retry",
             "Catch",
             "Next",
@@ -267,22 +344,21 @@ fn parse_state(value: &Value) -> Result<State, String> {
         .to_vec(),
         "Succeed" => Vec::new(),
         "Fail" => ["Error", "ErrorPath", "Cause", "CausePath"].to_vec(),
-        "Parallel" | "Map" => {
-            return Err(format!(
-                "`{kind_name}` states are not supported by this interpreter (dofs-asl runs Task, Pass, Choice, Wait, Succeed and Fail)"
-            ))
-        }
         other => return Err(format!("unknown state type `{other}`")),
     };
     let io: &[&str] = if kind_name == "Fail" {
-        &IO_FIELDS[..2]
+        &IO_FIELDS[..3]
     } else {
         &IO_FIELDS
     };
     let all: Vec<&str> = io.iter().copied().chain(allowed).collect();
-    check_fields(map, &all)?;
+    if let Some(field) = map.keys().find(|k| !all.contains(&k.as_str())) {
+        return Err(format!(
+            "field `{field}` is not allowed in a {kind_name} state"
+        ));
+    }
     let kind = match kind_name {
-        "Task" => Kind::Task(parse_task(map)?),
+        "Task" => Kind::Task(Box::new(parse_task(map)?)),
         "Pass" => Kind::Pass {
             parameters: optional_template(map, "Parameters")?,
             result: map.get("Result").cloned(),
@@ -329,13 +405,31 @@ fn parse_task(map: &Map<String, Value>) -> Result<Task, String> {
         .filter(|r| !r.is_empty())
         .ok_or("a Task needs a string `Resource`")?
         .to_owned();
-    let timeout_seconds = match map.get("TimeoutSeconds") {
+    let timeout = seconds_field(map, "TimeoutSeconds", "TimeoutSecondsPath")?;
+    let heartbeat = seconds_field(map, "HeartbeatSeconds", "HeartbeatSecondsPath")?;
+    // HeartbeatSeconds: "Must be a positive, non-zero integer less than the
+    // number of seconds specified in the TimeoutSeconds field. If not
+    // provided, the default value is 99999999" (of TimeoutSeconds too).
+    if let Some(Seconds::Fixed(beat)) = heartbeat {
+        let limit = match timeout {
+            Some(Seconds::Fixed(limit)) => limit,
+            Some(Seconds::Path(..)) => u64::MAX,
+            None => quotas::MAX_SECONDS_FIELD,
+        };
+        if beat >= limit {
+            return Err(format!(
+                "`HeartbeatSeconds` ({beat}) must be less than `TimeoutSeconds` ({limit})"
+            ));
+        }
+    }
+    let credentials = match map.get("Credentials") {
         None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| (1..=99_999_999).contains(n))
-                .ok_or("`TimeoutSeconds` must be a positive integer")?,
-        ),
+        Some(value @ Value::Object(_)) => {
+            Some(Template::compile(value).map_err(|m| format!("`Credentials`: {m}"))?)
+        }
+        Some(_) => {
+            return Err("`Credentials` must be an object (e.g. {\"RoleArn\": ...})".to_owned())
+        }
     };
     let retry = list(map, "Retry")?
         .iter()
@@ -356,7 +450,9 @@ fn parse_task(map: &Map<String, Value>) -> Result<Task, String> {
         parameters: optional_template(map, "Parameters")?,
         result_selector: optional_template(map, "ResultSelector")?,
         result_path: parse_result_path(map.get("ResultPath"))?,
-        timeout_seconds,
+        timeout,
+        heartbeat,
+        credentials,
         retry,
         catch,
         transition: transition(map)?,
@@ -383,7 +479,8 @@ fn parse_wait(map: &Map<String, Value>) -> Result<WaitFor, String> {
         "Seconds" => WaitFor::Seconds(
             value
                 .as_u64()
-                .filter(|n| *n <= 99_999_999)
+                .filter(|n| *n <= quotas::MAX_SECONDS_FIELD)
+                .and_then(|n| i64::try_from(n).ok())
                 .ok_or("`Seconds` must be an integer from 0 to 99999999")?,
         ),
         "SecondsPath" => WaitFor::SecondsPath(Path::parse(text()?)?),
@@ -394,6 +491,44 @@ fn parse_wait(map: &Map<String, Value>) -> Result<WaitFor, String> {
         ),
         _ => WaitFor::TimestampPath(Path::parse(text()?)?),
     })
+}
+
+/// `TimeoutSeconds`/`TimeoutSecondsPath` (or the heartbeat pair): at most
+/// one, a positive integer up to 99999999 or a reference path ("When
+/// resolved, the reference path must select fields whose values are
+/// positive integers").
+fn seconds_field(
+    map: &Map<String, Value>,
+    fixed: &str,
+    dynamic: &'static str,
+) -> Result<Option<Seconds>, String> {
+    match (map.get(fixed), map.get(dynamic)) {
+        (Some(_), Some(_)) => Err(format!(
+            "a Task state cannot include both `{fixed}` and `{dynamic}`"
+        )),
+        (Some(v), None) => v
+            .as_u64()
+            .filter(|n| (1..=quotas::MAX_SECONDS_FIELD).contains(n))
+            .map(|n| Some(Seconds::Fixed(n)))
+            .ok_or_else(|| format!("`{fixed}` must be an integer from 1 to 99999999")),
+        (None, Some(v)) => {
+            let text = v
+                .as_str()
+                .ok_or_else(|| format!("`{dynamic}` must be a string"))?;
+            let local = text
+                .strip_prefix("$$")
+                .map_or_else(|| text.to_owned(), |rest| format!("${rest}"));
+            if ReferencePath::parse(&local).is_none() {
+                return Err(format!(
+                    "`{dynamic}` must be a reference path such as `$.a.b`"
+                ));
+            }
+            Path::parse(text)
+                .map(|p| Some(Seconds::Path(p, dynamic)))
+                .map_err(|m| format!("`{dynamic}`: {m}"))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn fail_field(

@@ -1,20 +1,52 @@
-//! Intrinsic functions (`States.Format('{}', $.a)`) usable in `.$` fields.
+//! The intrinsic functions (`States.Format('{}', $.a)`) usable in `.$` fields:
+//! all eighteen of
+//! <https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html>
+//! (`States.Format`, `StringToJson`, `JsonToString`, `Array`,
+//! `ArrayPartition`, `ArrayContains`, `ArrayRange`, `ArrayGetItem`,
+//! `ArrayLength`, `ArrayUnique`, `Base64Encode`, `Base64Decode`, `Hash`,
+//! `JsonMerge`, `MathRandom`, `MathAdd`, `StringSplit`, `UUID`), with the
+//! argument rules ("Input validation") and limits that page states. String
+//! literals are single-quoted, and `'`, `{`, `}` and `\` are escaped with `\`.
 //!
-//! Supported: States.Format, States.StringToJson, States.JsonToString,
-//! States.Array, States.UUID, States.MathAdd, States.MathRandom,
-//! States.ArrayLength, States.ArrayGetItem, States.ArrayContains,
-//! States.StringSplit. Others are rejected when the definition is loaded.
-//! Semantics follow
-//! <https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html>:
-//! string literals are single-quoted, and `'`, `{`, `}` and `\` are escaped with
-//! `\`; a failure at run time is `States.IntrinsicFailure`.
+//! A call that is malformed (unknown function, wrong number of arguments,
+//! more than 10 calls in one field) is rejected when the definition is
+//! loaded; an argument of the wrong type or out of range at run time is
+//! `States.IntrinsicFailure` ("This error occurs when the attempt to invoke
+//! an intrinsic function within a payload template fails",
+//! concepts-error-handling); a path argument that matches nothing is
+//! `States.Runtime`, as for any other `.$` path.
+//!
+//! Where the page is silent, the choice made is marked *unverified* below and
+//! listed in the crate documentation.
 
+use base64::Engine as _;
+use md5::Digest as _;
 use rand::{Rng, RngCore, SeedableRng};
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
+use super::digest;
 use super::errors;
 use super::path::Path;
+use super::payload::json_size;
 use super::TaskFailure;
+
+/// "You can nest up to 10 intrinsic functions within a field in your
+/// workflows" — the page's example, `myArn`, is called one "that includes
+/// nine nested intrinsic functions" and holds nine calls in all, at most five
+/// deep, so the limit is read as the number of calls in the field
+/// (unverified: AWS may count depth instead).
+pub(crate) const MAX_CALLS_PER_FIELD: usize = 10;
+
+/// "The new array can contain up to 1000 elements" (`States.ArrayRange`).
+const MAX_RANGE_ITEMS: i64 = 1000;
+
+/// "a data string of up to 10,000 characters" (`Base64Encode`,
+/// `Base64Decode`); "10,000 characters or less" (`Hash`).
+const MAX_STRING_CHARS: usize = 10_000;
+
+/// `States.MathAdd`: "You must specify integer values in the range of
+/// -2147483648 and 2147483647."
+const MATH_ADD_RANGE: std::ops::RangeInclusive<i64> = (i32::MIN as i64)..=(i32::MAX as i64);
 
 /// A parsed intrinsic function call.
 #[derive(Debug, Clone)]
@@ -29,41 +61,90 @@ enum Function {
     StringToJson,
     JsonToString,
     Array,
-    Uuid,
-    MathAdd,
-    MathRandom,
-    ArrayLength,
-    ArrayGetItem,
+    ArrayPartition,
     ArrayContains,
+    ArrayRange,
+    ArrayGetItem,
+    ArrayLength,
+    ArrayUnique,
+    Base64Encode,
+    Base64Decode,
+    Hash,
+    JsonMerge,
+    MathRandom,
+    MathAdd,
     StringSplit,
+    Uuid,
 }
 
 impl Function {
-    fn by_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "States.Format" => Self::Format,
-            "States.StringToJson" => Self::StringToJson,
-            "States.JsonToString" => Self::JsonToString,
-            "States.Array" => Self::Array,
-            "States.UUID" => Self::Uuid,
-            "States.MathAdd" => Self::MathAdd,
-            "States.MathRandom" => Self::MathRandom,
-            "States.ArrayLength" => Self::ArrayLength,
-            "States.ArrayGetItem" => Self::ArrayGetItem,
-            "States.ArrayContains" => Self::ArrayContains,
-            "States.StringSplit" => Self::StringSplit,
-            _ => return None,
-        })
+    const ALL: [Function; 18] = [
+        Self::Format,
+        Self::StringToJson,
+        Self::JsonToString,
+        Self::Array,
+        Self::ArrayPartition,
+        Self::ArrayContains,
+        Self::ArrayRange,
+        Self::ArrayGetItem,
+        Self::ArrayLength,
+        Self::ArrayUnique,
+        Self::Base64Encode,
+        Self::Base64Decode,
+        Self::Hash,
+        Self::JsonMerge,
+        Self::MathRandom,
+        Self::MathAdd,
+        Self::StringSplit,
+        Self::Uuid,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Format => "States.Format",
+            Self::StringToJson => "States.StringToJson",
+            Self::JsonToString => "States.JsonToString",
+            Self::Array => "States.Array",
+            Self::ArrayPartition => "States.ArrayPartition",
+            Self::ArrayContains => "States.ArrayContains",
+            Self::ArrayRange => "States.ArrayRange",
+            Self::ArrayGetItem => "States.ArrayGetItem",
+            Self::ArrayLength => "States.ArrayLength",
+            Self::ArrayUnique => "States.ArrayUnique",
+            Self::Base64Encode => "States.Base64Encode",
+            Self::Base64Decode => "States.Base64Decode",
+            Self::Hash => "States.Hash",
+            Self::JsonMerge => "States.JsonMerge",
+            Self::MathRandom => "States.MathRandom",
+            Self::MathAdd => "States.MathAdd",
+            Self::StringSplit => "States.StringSplit",
+            Self::Uuid => "States.UUID",
+        }
     }
 
-    /// Allowed argument counts, inclusive.
+    fn by_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Allowed argument counts, inclusive, as the page gives them.
     fn arity(self) -> (usize, usize) {
         match self {
             Self::Format => (1, usize::MAX),
             Self::Array => (0, usize::MAX),
             Self::Uuid => (0, 0),
-            Self::StringToJson | Self::JsonToString | Self::ArrayLength => (1, 1),
-            Self::MathAdd | Self::ArrayGetItem | Self::ArrayContains | Self::StringSplit => (2, 2),
+            Self::StringToJson
+            | Self::JsonToString
+            | Self::ArrayLength
+            | Self::ArrayUnique
+            | Self::Base64Encode
+            | Self::Base64Decode => (1, 1),
+            Self::ArrayPartition
+            | Self::ArrayContains
+            | Self::ArrayGetItem
+            | Self::Hash
+            | Self::MathAdd
+            | Self::StringSplit => (2, 2),
+            Self::ArrayRange | Self::JsonMerge => (3, 3),
             Self::MathRandom => (2, 3),
         }
     }
@@ -84,19 +165,39 @@ impl Call {
         let mut parser = Parser {
             chars: text.chars().collect(),
             pos: 0,
+            calls: 0,
         };
         let call = parser.call()?;
         parser.skip_ws();
         if parser.pos != parser.chars.len() {
             return Err(format!("unexpected text after the call in `{text}`"));
         }
+        if parser.calls > MAX_CALLS_PER_FIELD {
+            return Err(format!(
+                "`{text}` has {} intrinsic function calls; a field may nest at most {MAX_CALLS_PER_FIELD}",
+                parser.calls
+            ));
+        }
         Ok(call)
     }
 
+    /// Evaluates the call outside any field (unit tests).
+    #[cfg(test)]
     pub(crate) fn eval(
         &self,
         input: &Value,
         context: &Value,
+        rng: &mut (dyn RngCore + Send),
+    ) -> Result<Value, TaskFailure> {
+        self.eval_in(input, context, "", rng)
+    }
+
+    /// Evaluates the call; `field` (the `.$` key) names it in error causes.
+    pub(crate) fn eval_in(
+        &self,
+        input: &Value,
+        context: &Value,
+        field: &str,
         rng: &mut (dyn RngCore + Send),
     ) -> Result<Value, TaskFailure> {
         let mut values = Vec::with_capacity(self.args.len());
@@ -104,19 +205,230 @@ impl Call {
             values.push(match arg {
                 Arg::Str(raw) => Value::String(unescape(raw)),
                 Arg::Literal(value) => value.clone(),
-                Arg::Path(path) => path.select(input, context, "intrinsic argument")?,
-                Arg::Call(call) => call.eval(input, context, rng)?,
+                Arg::Path(path) => path.select(input, context, field)?,
+                Arg::Call(call) => call.eval_in(input, context, field, rng)?,
             });
         }
+        let f = Fn {
+            name: self.function.name(),
+            field,
+        };
         match self.function {
-            Function::Format => self.format(&values),
+            Function::Format => self.format(&f, &values),
             Function::StringToJson => {
-                let text = string_arg(&values[0], "States.StringToJson")?;
+                let text = f.string(&values[0], "its argument")?;
+                // Unverified: an empty or blank string gives `null`, as
+                // executions recorded on AWS show; the page only says "The
+                // interpreter applies a JSON parser".
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
                 serde_json::from_str(text)
-                    .map_err(|e| fail(format!("States.StringToJson: invalid JSON: {e}")))
+                    .map_err(|e| f.fail(format!("the string is not JSON: {e}")))
             }
             Function::JsonToString => Ok(Value::String(values[0].to_string())),
             Function::Array => Ok(Value::Array(values)),
+            Function::ArrayPartition => {
+                let items = f.array(&values[0], "the first argument")?;
+                f.within_payload(&values[0])?;
+                let size = f.integer(&values[1], "the chunk size")?;
+                let size = usize::try_from(size)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        f.fail(format!(
+                            "the chunk size must be a non-zero, positive integer, got {}",
+                            values[1]
+                        ))
+                    })?;
+                Ok(Value::Array(
+                    items
+                        .chunks(size)
+                        .map(|chunk| Value::Array(chunk.to_vec()))
+                        .collect(),
+                ))
+            }
+            Function::ArrayContains => {
+                let items = f.array(&values[0], "the first argument")?;
+                f.within_payload(&values[0])?;
+                Ok(Value::Bool(items.contains(&values[1])))
+            }
+            Function::ArrayRange => {
+                let first = f.integer(&values[0], "the first argument")?;
+                let last = f.integer(&values[1], "the second argument")?;
+                let step = f.integer(&values[2], "the increment")?;
+                if step == 0 {
+                    return Err(
+                        f.fail("the increment (third argument) must be non-zero".to_owned())
+                    );
+                }
+                // Unverified: an increment that points away from the final
+                // element gives an empty array; the page only requires it
+                // to be non-zero.
+                let count = if (last - first).signum() * step.signum() < 0 {
+                    0
+                } else {
+                    (last - first) / step + 1
+                };
+                if count > MAX_RANGE_ITEMS {
+                    return Err(f.fail(format!(
+                        "the array would have {count} items; it can't contain more than {MAX_RANGE_ITEMS}"
+                    )));
+                }
+                Ok(Value::Array(
+                    (0..count).map(|i| Value::from(first + i * step)).collect(),
+                ))
+            }
+            Function::ArrayGetItem => {
+                let items = f.array(&values[0], "the first argument")?;
+                // Unverified: the index is rounded like every other integer
+                // argument on the page; the page states no rule for it.
+                let index = f.integer(&values[1], "the index")?;
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .cloned()
+                    .ok_or_else(|| {
+                        f.fail(format!(
+                            "index {index} is out of bounds for an array of {} items",
+                            items.len()
+                        ))
+                    })
+            }
+            Function::ArrayLength => Ok(Value::from(f.array(&values[0], "its argument")?.len())),
+            Function::ArrayUnique => {
+                let items = f.array(&values[0], "its argument")?;
+                let mut unique: Vec<Value> = Vec::with_capacity(items.len());
+                for item in items {
+                    if !unique.contains(item) {
+                        unique.push(item.clone());
+                    }
+                }
+                Ok(Value::Array(unique))
+            }
+            Function::Base64Encode => {
+                let text = f.string(&values[0], "its argument")?;
+                f.at_most_chars(text)?;
+                // Unverified: standard Base64 (RFC 4648) without line breaks;
+                // the page says "MIME Base64 encoding scheme", whose line
+                // breaks every 76 characters it does not show.
+                Ok(Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+                ))
+            }
+            Function::Base64Decode => {
+                let text = f.string(&values[0], "its argument")?;
+                f.at_most_chars(text)?;
+                // MIME decoding skips line breaks; padding is optional.
+                let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                let bytes = base64::engine::general_purpose::GeneralPurpose::new(
+                    &base64::alphabet::STANDARD,
+                    base64::engine::general_purpose::GeneralPurposeConfig::new()
+                        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                )
+                .decode(compact.as_bytes())
+                .map_err(|e| f.fail(format!("the string is not Base64: {e}")))?;
+                // Unverified: decoded bytes that are not UTF-8 fail; the
+                // page only shows text.
+                String::from_utf8(bytes)
+                    .map(Value::String)
+                    .map_err(|_| f.fail("the decoded data is not UTF-8 text".to_owned()))
+            }
+            Function::Hash => {
+                // Unverified: "The data you provide must be an object string
+                // containing 10,000 characters or less" is read as "a string
+                // of at most 10,000 characters"; any other value fails.
+                let data = f.string(&values[0], "the data (first argument)")?;
+                f.at_most_chars(data)?;
+                let algorithm = f.string(&values[1], "the algorithm (second argument)")?;
+                let bytes = data.as_bytes();
+                let digest = match algorithm {
+                    "MD5" => md5::Md5::digest(bytes).to_vec(),
+                    "SHA-1" => digest::sha1(bytes).to_vec(),
+                    "SHA-256" => digest::sha256(bytes).to_vec(),
+                    "SHA-384" => digest::sha384(bytes),
+                    "SHA-512" => digest::sha512(bytes),
+                    other => {
+                        return Err(f.fail(format!(
+                            "the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, got '{other}'"
+                        )))
+                    }
+                };
+                Ok(Value::String(digest::hex(&digest)))
+            }
+            Function::JsonMerge => {
+                let first = f.object(&values[0], "the first argument")?;
+                let second = f.object(&values[1], "the second argument")?;
+                match values[2] {
+                    Value::Bool(false) => {}
+                    Value::Bool(true) => {
+                        return Err(f.fail(
+                            "only the shallow merging mode is supported: the third argument must be false"
+                                .to_owned(),
+                        ))
+                    }
+                    ref other => {
+                        return Err(f.fail(format!(
+                            "the third argument must be the boolean false, got {other}"
+                        )))
+                    }
+                }
+                let mut merged: Map<String, Value> = first.clone();
+                for (key, value) in second {
+                    merged.insert(key.clone(), value.clone());
+                }
+                Ok(Value::Object(merged))
+            }
+            Function::MathRandom => {
+                let start = f.integer(&values[0], "the start number")?;
+                let end = f.integer(&values[1], "the end number")?;
+                // "a random number between the specified start number
+                // (inclusive) and end number (exclusive)". Unverified: an
+                // empty range (start >= end) fails.
+                if start >= end {
+                    return Err(f.fail(format!(
+                        "the start number {start} must be below the end number {end}"
+                    )));
+                }
+                let n = match values.get(2) {
+                    // "If you use this function with the same seed value, it
+                    // will return identical numbers" — identical here, not
+                    // the numbers AWS draws for that seed.
+                    Some(seed) => {
+                        let seed = f.integer(seed, "the seed")?;
+                        rand::rngs::StdRng::seed_from_u64(seed as u64).random_range(start..end)
+                    }
+                    None => rng.random_range(start..end),
+                };
+                Ok(Value::from(n))
+            }
+            Function::MathAdd => {
+                let a = f.integer(&values[0], "the first argument")?;
+                let b = f.integer(&values[1], "the second argument")?;
+                for n in [a, b] {
+                    if !MATH_ADD_RANGE.contains(&n) {
+                        return Err(f.fail(format!(
+                            "{n} is outside the range -2147483648 to 2147483647"
+                        )));
+                    }
+                }
+                // Two values in the 32-bit range cannot overflow an i64.
+                // Unverified: the sum is not wrapped to 32 bits.
+                Ok(Value::from(a + b))
+            }
+            Function::StringSplit => {
+                let text = f.string(&values[0], "the first argument")?;
+                let delimiters = f.string(&values[1], "the delimiting characters")?;
+                // Each character of the second argument delimits, and empty
+                // pieces are dropped (the page's "This.is+a,test=string"
+                // example with ".+,=").
+                Ok(Value::Array(
+                    text.split(|c| delimiters.contains(c))
+                        .filter(|piece| !piece.is_empty())
+                        .map(|piece| Value::String(piece.to_owned()))
+                        .collect(),
+                ))
+            }
             Function::Uuid => {
                 let mut bytes = [0u8; 16];
                 rng.fill_bytes(&mut bytes);
@@ -126,131 +438,201 @@ impl Call {
                         .to_string(),
                 ))
             }
-            Function::MathAdd => {
-                let a = int_arg(&values[0], "States.MathAdd")?;
-                let b = int_arg(&values[1], "States.MathAdd")?;
-                a.checked_add(b)
-                    .map(|sum| Value::Number(sum.into()))
-                    .ok_or_else(|| fail("States.MathAdd: overflow".to_owned()))
-            }
-            Function::MathRandom => {
-                let start = int_arg(&values[0], "States.MathRandom")?;
-                let end = int_arg(&values[1], "States.MathRandom")?;
-                if start >= end {
-                    return Err(fail(format!(
-                        "States.MathRandom: start {start} is not below end {end}"
-                    )));
-                }
-                let n = match values.get(2) {
-                    Some(seed) => {
-                        let seed = int_arg(seed, "States.MathRandom")?;
-                        rand::rngs::StdRng::seed_from_u64(seed as u64).random_range(start..end)
-                    }
-                    None => rng.random_range(start..end),
-                };
-                Ok(Value::Number(n.into()))
-            }
-            Function::ArrayLength => Ok(Value::Number(
-                array_arg(&values[0], "States.ArrayLength")?.len().into(),
-            )),
-            Function::ArrayGetItem => {
-                let items = array_arg(&values[0], "States.ArrayGetItem")?;
-                let index = int_arg(&values[1], "States.ArrayGetItem")?;
-                usize::try_from(index)
-                    .ok()
-                    .and_then(|i| items.get(i))
-                    .cloned()
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "States.ArrayGetItem: index {index} is out of range"
-                        ))
-                    })
-            }
-            Function::ArrayContains => {
-                let items = array_arg(&values[0], "States.ArrayContains")?;
-                Ok(Value::Bool(items.contains(&values[1])))
-            }
-            Function::StringSplit => {
-                let text = string_arg(&values[0], "States.StringSplit")?;
-                let delimiters = string_arg(&values[1], "States.StringSplit")?;
-                Ok(Value::Array(
-                    text.split(|c| delimiters.contains(c))
-                        .filter(|piece| !piece.is_empty())
-                        .map(|piece| Value::String(piece.to_owned()))
-                        .collect(),
-                ))
-            }
         }
     }
 
-    fn format(&self, values: &[Value]) -> Result<Value, TaskFailure> {
-        // A literal template keeps its escapes so `\{` is a brace, not a placeholder.
-        let template = match &self.args[0] {
-            Arg::Str(raw) => raw.clone(),
-            _ => string_arg(&values[0], "States.Format")?.to_owned(),
+    fn format(&self, f: &Fn<'_>, values: &[Value]) -> Result<Value, TaskFailure> {
+        // A literal template keeps its escapes so `\{` is a brace, not a
+        // placeholder; a template read from a path is taken as it is, with
+        // `{}` its only special sequence (unverified).
+        let (template, escapes) = match &self.args[0] {
+            Arg::Str(raw) => (raw.clone(), true),
+            _ => (
+                f.string(&values[0], "the first argument")?.to_owned(),
+                false,
+            ),
         };
-        let mut args = values[1..].iter();
+        let placeholders = count_placeholders(&template, escapes);
+        let args = &values[1..];
+        // "There must be as many remaining arguments in the intrinsic
+        // function invocation as there are occurrences of {}."
+        if placeholders != args.len() {
+            return Err(f.fail(format!(
+                "the template has {placeholders} placeholder(s) but {} argument(s) follow it",
+                args.len()
+            )));
+        }
+        let mut args = args.iter();
         let mut out = String::new();
         let mut chars = template.chars().peekable();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
+                '\\' if escapes => {
                     if let Some(escaped) = chars.next() {
                         out.push(escaped);
                     }
                 }
                 '{' if chars.peek() == Some(&'}') => {
                     chars.next();
-                    let arg = args.next().ok_or_else(|| {
-                        fail("States.Format: more placeholders than arguments".to_owned())
-                    })?;
-                    match arg {
-                        Value::String(s) => out.push_str(s),
-                        Value::Number(_) | Value::Bool(_) | Value::Null => {
-                            out.push_str(&arg.to_string())
-                        }
-                        _ => return Err(fail(
-                            "States.Format: arguments must be strings, numbers, booleans or null"
-                                .to_owned(),
-                        )),
+                    if let Some(arg) = args.next() {
+                        format_value(arg, &mut out);
                     }
                 }
                 c => out.push(c),
             }
         }
-        if args.next().is_some() {
-            return Err(fail(
-                "States.Format: more arguments than placeholders".to_owned(),
-            ));
-        }
         Ok(Value::String(out))
     }
 }
 
-fn fail(cause: String) -> TaskFailure {
-    TaskFailure::new(errors::INTRINSIC_FAILURE, cause)
+fn count_placeholders(template: &str, escapes: bool) -> usize {
+    let mut count = 0;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if escapes => {
+                chars.next();
+            }
+            '{' if chars.peek() == Some(&'}') => {
+                chars.next();
+                count += 1;
+            }
+            _ => {}
+        }
+    }
+    count
 }
 
-fn string_arg<'a>(value: &'a Value, function: &str) -> Result<&'a str, TaskFailure> {
-    value
-        .as_str()
-        .ok_or_else(|| fail(format!("{function}: expected a string, got {value}")))
+/// A `States.Format` argument as text: a string as it is, a number, boolean
+/// or `null` as its JSON text ("the natural string representation; string
+/// values are not accompanied by enclosing \" characters", ASL spec). The
+/// ASL spec says an argument "MUST NOT be a JSON array or object", but Step
+/// Functions formats them, and executions recorded on AWS show how: an
+/// object as `{Arg1=1, Arg2=[]}` and an array as `[1, 2]`, Java's rendering
+/// of maps and lists (unverified beyond that: the developer guide is silent;
+/// object keys come out in name order here).
+fn format_value(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                format_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(key);
+                out.push('=');
+                format_value(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
-fn array_arg<'a>(value: &'a Value, function: &str) -> Result<&'a Vec<Value>, TaskFailure> {
-    value
-        .as_array()
-        .ok_or_else(|| fail(format!("{function}: expected an array, got {value}")))
+/// The function being evaluated, for argument checks and error causes.
+struct Fn<'a> {
+    name: &'static str,
+    field: &'a str,
 }
 
-fn int_arg(value: &Value, function: &str) -> Result<i64, TaskFailure> {
-    let integral = value.as_i64().or_else(|| {
+impl Fn<'_> {
+    /// `States.IntrinsicFailure`. The cause's wording is our own (the
+    /// documentation gives none).
+    fn fail(&self, reason: String) -> TaskFailure {
+        let field = if self.field.is_empty() {
+            String::new()
+        } else {
+            format!(" specified for the field '{}'", self.field)
+        };
+        TaskFailure::new(
+            errors::INTRINSIC_FAILURE,
+            format!(
+                "The intrinsic function {}{field} failed: {reason}",
+                self.name
+            ),
+        )
+    }
+
+    fn string<'v>(&self, value: &'v Value, what: &str) -> Result<&'v str, TaskFailure> {
+        value
+            .as_str()
+            .ok_or_else(|| self.fail(format!("{what} must be a string, got {}", brief(value))))
+    }
+
+    fn array<'v>(&self, value: &'v Value, what: &str) -> Result<&'v Vec<Value>, TaskFailure> {
+        value
+            .as_array()
+            .ok_or_else(|| self.fail(format!("{what} must be an array, got {}", brief(value))))
+    }
+
+    fn object<'v>(
+        &self,
+        value: &'v Value,
+        what: &str,
+    ) -> Result<&'v Map<String, Value>, TaskFailure> {
+        value.as_object().ok_or_else(|| {
+            self.fail(format!(
+                "{what} must be a JSON object, got {}",
+                brief(value)
+            ))
+        })
+    }
+
+    /// An integer argument. "If you specify a non-integer value ..., Step
+    /// Functions will round it off to the nearest integer" (ArrayPartition,
+    /// ArrayRange, MathRandom, MathAdd). Halves round up, towards positive
+    /// infinity (Java's `Math.round`: 2.5 → 3, -2.5 → -2), which is what
+    /// executions recorded on AWS show for `States.MathAdd`; the page does
+    /// not say how halves round (unverified).
+    fn integer(&self, value: &Value, what: &str) -> Result<i64, TaskFailure> {
+        if let Some(n) = value.as_i64() {
+            return Ok(n);
+        }
         value
             .as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            .map(|f| f as i64)
-    });
-    integral.ok_or_else(|| fail(format!("{function}: expected an integer, got {value}")))
+            .filter(|x| x.is_finite())
+            .map(|x| (x + 0.5).floor())
+            .filter(|x| x.abs() < 9.2e18)
+            .map(|x| x as i64)
+            .ok_or_else(|| self.fail(format!("{what} must be an integer, got {}", brief(value))))
+    }
+
+    /// "The input array can't exceed Step Functions' payload size limit of 256 KiB."
+    fn within_payload(&self, value: &Value) -> Result<(), TaskFailure> {
+        let size = json_size(value);
+        if size > super::quotas::MAX_PAYLOAD_BYTES {
+            return Err(self.fail(format!(
+                "the input array has {size} bytes; it can't exceed the payload size limit of 256 KiB"
+            )));
+        }
+        Ok(())
+    }
+
+    fn at_most_chars(&self, text: &str) -> Result<(), TaskFailure> {
+        let chars = text.chars().count();
+        if chars > MAX_STRING_CHARS {
+            return Err(self.fail(format!(
+                "the string has {chars} characters; at most {MAX_STRING_CHARS} are allowed"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A value for an error cause, shortened.
+fn brief(value: &Value) -> String {
+    super::path::truncated(value)
 }
 
 fn unescape(raw: &str) -> String {
@@ -271,6 +653,8 @@ fn unescape(raw: &str) -> String {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// Calls parsed so far (the 10-per-field limit).
+    calls: usize,
 }
 
 impl Parser {
@@ -302,7 +686,8 @@ impl Parser {
         }
         let name: String = self.chars[start..self.pos].iter().collect();
         let function = Function::by_name(&name)
-            .ok_or_else(|| format!("unsupported intrinsic function `{name}`"))?;
+            .ok_or_else(|| format!("`{name}` is not an intrinsic function"))?;
+        self.calls += 1;
         self.skip_ws();
         if self.peek() != Some('(') {
             return Err(format!("expected `(` after `{name}`"));
@@ -448,7 +833,12 @@ mod tests {
         );
         let err = eval("States.Format('{} {}', 1)", json!({})).unwrap_err();
         assert_eq!(err.error, "States.IntrinsicFailure");
-        assert!(eval("States.Format('{}', $.o)", json!({"o": {}})).is_err());
+        // This asserted an error before; AWS formats objects (issue 19, and
+        // executions recorded on AWS): `{}` renders as `{}`.
+        assert_eq!(
+            eval("States.Format('{}', $.o)", json!({"o": {}})).unwrap(),
+            json!("{}")
+        );
     }
 
     #[test]
@@ -483,7 +873,9 @@ mod tests {
             eval("States.MathAdd($.n, -3)", json!({"n": 10})).unwrap(),
             json!(7)
         );
-        assert!(eval("States.MathAdd(1.5, 1)", json!({})).is_err());
+        // This asserted an error before; the AWS page says non-integer
+        // arguments are rounded to the nearest integer: 1.5 → 2.
+        assert_eq!(eval("States.MathAdd(1.5, 1)", json!({})).unwrap(), json!(3));
         let n = eval("States.MathRandom(5, 8)", json!({}))
             .unwrap()
             .as_i64()

@@ -4,18 +4,25 @@
 //! (task) → ResultSelector → ResultPath (merged into the *raw* input) → OutputPath.
 //! Catch also merges its error output into the raw input
 //! (<https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html>).
+//!
+//! Quotas (<https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html>)
+//! are checked on the way: a task's input after `Parameters`, a task's
+//! result and every state's output against the payload size, a Wait's delay,
+//! and the history size of the whole execution (see [`crate::quotas`]).
 
+use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::definition::{FailField, Kind, State, Task, Transition, WaitFor};
+use super::definition::{FailField, Kind, Seconds, State, Task, Transition, WaitFor};
 use super::path::{truncated, Path, ReferencePath};
+use super::payload::json_size;
 use super::retry::is_terminal;
 use super::{
-    errors, Cursor, ExecutionContext, HistoryEvent, HistoryEventKind, Next, StateMachine,
-    StateType, Step, TaskCall, TaskFailure, TaskInvoker,
+    errors, quotas, Cursor, ExecutionContext, HistoryEvent, HistoryEventKind, IntegrationPattern,
+    Next, StateMachine, StateType, Step, TaskCall, TaskFailure, TaskInvoker,
 };
 
 /// Collects the events of one step.
@@ -23,6 +30,12 @@ struct Recorder<'a> {
     state: &'a str,
     now: DateTime<Utc>,
     events: Vec<HistoryEvent>,
+    /// History events of the execution before this step.
+    base: u64,
+    /// The id of the current state's `...StateEntered` event.
+    entered: u64,
+    /// The execution's redrive count and time, carried to the next cursor.
+    redrive: (u32, Option<DateTime<Utc>>),
 }
 
 /// `{"input": ...}`, serialized from a borrow (no copy of the input).
@@ -37,6 +50,9 @@ struct OutputDetail<'a> {
     output: &'a Value,
 }
 
+/// The length of `{"output":` and `}` around the output in an [`OutputDetail`].
+const OUTPUT_DETAIL_OVERHEAD: usize = r#"{"output":}"#.len();
+
 /// The `TaskScheduled` detail.
 #[derive(Serialize)]
 struct ScheduledDetail<'a> {
@@ -44,6 +60,8 @@ struct ScheduledDetail<'a> {
     parameters: &'a Value,
     attempt: u32,
     timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat_seconds: Option<u64>,
 }
 
 impl Recorder<'_> {
@@ -61,7 +79,46 @@ impl Recorder<'_> {
             .push(HistoryEvent::new(kind, None, self.now, detail));
     }
 
-    fn finish(self, next: Next) -> Step {
+    /// An error the interpreter raised while processing the state, with the
+    /// cause prefixed as Step Functions prefixes it ("An error occurred while
+    /// executing the state 'X' (entered at the event id #N). ...", as
+    /// execution histories recorded on AWS show).
+    fn in_state(&self, failure: TaskFailure) -> TaskFailure {
+        TaskFailure {
+            cause: format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{}). {}",
+                self.state, self.entered, failure.cause
+            ),
+            ..failure
+        }
+    }
+
+    /// The step's outcome, within the history quota: the execution fails
+    /// when its history reaches 25,000 events, the failure being event
+    /// 25,000 ("If the execution history reaches this quota, the execution
+    /// will fail"; error and cause as executions on AWS report them).
+    fn finish(mut self, next: Next) -> Step {
+        let limit = quotas::MAX_HISTORY_EVENTS;
+        let total = self.base + self.events.len() as u64;
+        let ended = matches!(next, Next::Succeeded { .. } | Next::Failed { .. });
+        let mut next = next;
+        if total >= limit && !(ended && total <= limit) {
+            let keep = usize::try_from((limit - 1).saturating_sub(self.base)).unwrap_or(0);
+            self.events.truncate(keep);
+            let failure = TaskFailure::new(
+                errors::RUNTIME,
+                format!("The execution reached the maximum number of history events ({limit})."),
+            );
+            next = fail_execution(&mut self, failure);
+        } else {
+            match &mut next {
+                Next::Continue(cursor) | Next::Sleep { cursor, .. } => {
+                    cursor.events = total;
+                    (cursor.redrive_count, cursor.redrive_time) = self.redrive;
+                }
+                Next::Succeeded { .. } | Next::Failed { .. } => {}
+            }
+        }
         Step {
             next,
             events: self.events,
@@ -74,8 +131,8 @@ impl StateMachine {
     /// from the task call: the host persists the returned cursor before the next
     /// Task, so a crash resumes at the last completed Task and re-runs only pure
     /// states. `now` is the time of the step (for events, `$$.State.EnteredTime`,
-    /// and retry/Wait wake-ups); `rng` drives retry jitter, `States.UUID` and
-    /// `States.MathRandom`.
+    /// and retry/Wait wake-ups); `rng` drives retry jitter, task tokens,
+    /// `States.UUID` and `States.MathRandom`.
     pub async fn advance(
         &self,
         cursor: Cursor,
@@ -90,6 +147,9 @@ impl StateMachine {
                 state: &cursor.state,
                 now,
                 events: Vec::new(),
+                base: cursor.events,
+                entered: cursor.entered_event,
+                redrive: (cursor.redrive_count, cursor.redrive_time),
             };
             let failure = TaskFailure::new(
                 errors::RUNTIME,
@@ -102,6 +162,9 @@ impl StateMachine {
             state: name,
             now,
             events: Vec::new(),
+            base: cursor.events,
+            entered: cursor.entered_event,
+            redrive: (cursor.redrive_count, cursor.redrive_time),
         };
         let state_type = state.kind.state_type();
         if cursor.entered_at.is_none() {
@@ -112,57 +175,54 @@ impl StateMachine {
                     input: &cursor.input,
                 },
             );
+            rec.entered = rec.base + rec.events.len() as u64;
+            cursor.entered_event = rec.entered;
         }
-        let context = context_object(ctx, &cursor, now);
-        let next = match &state.kind {
-            Kind::Task(task) => {
-                self.run_task(task, state, cursor, ctx, &context, tasks, rng, &mut rec)
-                    .await
+        // "$$.Task.Token" exists for the callback pattern only; a new token
+        // for every attempt.
+        let token = match &state.kind {
+            Kind::Task(task)
+                if IntegrationPattern::of(&task.resource)
+                    == IntegrationPattern::WaitForTaskToken =>
+            {
+                Some(task_token(rng))
             }
-            _ => match self.run_local(state, &cursor, &context, rng, &mut rec) {
-                Ok(next) => next,
-                Err(failure) => fail_execution(&mut rec, failure),
-            },
+            _ => None,
         };
-        rec.finish(next)
-    }
-
-    /// Every state but Task: none can retry or catch, so an error fails the execution.
-    fn run_local(
-        &self,
-        state: &State,
-        cursor: &Cursor,
-        context: &Value,
-        rng: &mut (dyn RngCore + Send),
-        rec: &mut Recorder<'_>,
-    ) -> Result<Next, TaskFailure> {
-        let state_type = state.kind.state_type();
-        match &state.kind {
-            Kind::Task(_) => Err(TaskFailure::new(
-                errors::RUNTIME,
-                "a Task state must run through run_task",
-            )),
+        let task_state = matches!(state.kind, Kind::Task(_));
+        let context = self.context_object(ctx, &cursor, now, task_state, token.as_deref());
+        let result = match &state.kind {
+            // A Task handles its own errors (Retry, Catch).
+            Kind::Task(task) => Ok(self
+                .run_task(
+                    task, state, cursor, ctx, &context, token, tasks, rng, &mut rec,
+                )
+                .await),
             Kind::Pass {
                 parameters,
                 result,
                 result_path,
                 transition,
-            } => {
-                let effective = input_path(state, &cursor.input, context)?;
+            } => (|| {
+                let effective = input_path(state, &cursor.input, &context)?;
+                // Parameters is evaluated even when Result replaces it: it is
+                // the input of the Pass state's "virtual task", whose output
+                // Result is (ASL spec, Pass State). Unverified: whether AWS
+                // evaluates it then.
                 let effective = match parameters {
-                    Some(template) => template.eval(&effective, context, rng)?,
+                    Some(template) => template.eval(&effective, &context, rng)?,
                     None => effective,
                 };
                 let result = result.clone().unwrap_or(effective);
                 let merged = apply_result_path(result_path.as_ref(), cursor.input.clone(), result)?;
-                let output = output_path(state, merged, context)?;
-                Ok(self.leave(state_type, output, transition, rec))
-            }
-            Kind::Choice { choices, default } => {
-                let effective = input_path(state, &cursor.input, context)?;
+                let output = output_path(state, merged, &context)?;
+                Ok(self.leave(state_type, output, transition, &mut rec))
+            })(),
+            Kind::Choice { choices, default } => (|| {
+                let effective = input_path(state, &cursor.input, &context)?;
                 let mut target = None;
                 for branch in choices {
-                    if branch.rule.eval(&effective, context)? {
+                    if branch.rule.eval(&effective, &context)? {
                         target = Some(&branch.next);
                         break;
                     }
@@ -170,44 +230,55 @@ impl StateMachine {
                 let target = target.or(default.as_ref()).ok_or_else(|| {
                     TaskFailure::new(
                         errors::NO_CHOICE_MATCHED,
-                        format!(
-                            "No Choice rule matched in state '{}' and it has no Default",
-                            rec.state
-                        ),
+                        "No Choice rule matched the input and the state has no Default.",
                     )
                 })?;
-                let output = output_path(state, effective, context)?;
-                Ok(self.leave(state_type, output, &Transition::Next(target.clone()), rec))
-            }
-            Kind::Wait { wait, transition } => {
-                let effective = input_path(state, &cursor.input, context)?;
+                let output = output_path(state, effective, &context)?;
+                Ok(self.leave(
+                    state_type,
+                    output,
+                    &Transition::Next(target.clone()),
+                    &mut rec,
+                ))
+            })(),
+            Kind::Wait { wait, transition } => (|| {
+                let effective = input_path(state, &cursor.input, &context)?;
                 if cursor.waited {
-                    let output = output_path(state, effective, context)?;
-                    return Ok(self.leave(state_type, output, transition, rec));
+                    let output = output_path(state, effective, &context)?;
+                    return Ok(self.leave(state_type, output, transition, &mut rec));
                 }
-                let until = wait_until(wait, &effective, context, rec.now)?;
+                let until = wait_until(wait, &effective, &context, now)?;
                 let mut sleeping = cursor.clone();
                 sleeping.waited = true;
                 Ok(Next::Sleep {
                     cursor: sleeping,
                     until,
                 })
-            }
-            Kind::Succeed => {
-                let effective = input_path(state, &cursor.input, context)?;
-                let output = output_path(state, effective, context)?;
-                Ok(self.leave(state_type, output, &Transition::End, rec))
-            }
-            Kind::Fail { error, cause } => {
-                let error = fail_field(error.as_ref(), &cursor.input, context, "ErrorPath", rng)?;
-                let cause = fail_field(cause.as_ref(), &cursor.input, context, "CausePath", rng)?;
+            })(),
+            Kind::Succeed => (|| {
+                let effective = input_path(state, &cursor.input, &context)?;
+                let output = output_path(state, effective, &context)?;
+                Ok(self.leave(state_type, output, &Transition::End, &mut rec))
+            })(),
+            Kind::Fail { error, cause } => (|| {
+                let error = fail_field(error.as_ref(), &cursor.input, &context, "ErrorPath", rng)?;
+                let cause = fail_field(cause.as_ref(), &cursor.input, &context, "CausePath", rng)?;
                 rec.execution(
                     HistoryEventKind::ExecutionFailed,
                     &json!({ "error": error, "cause": cause }),
                 );
                 Ok(Next::Failed { error, cause })
+            })(),
+        };
+        let next = match result {
+            Ok(next) => next,
+            // No state but a Task can retry or catch: an error fails the execution.
+            Err(failure) => {
+                let failure = rec.in_state(failure);
+                fail_execution(&mut rec, failure)
             }
-        }
+        };
+        rec.finish(next)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -218,27 +289,56 @@ impl StateMachine {
         cursor: Cursor,
         ctx: &ExecutionContext,
         context: &Value,
+        task_token: Option<String>,
         tasks: &dyn TaskInvoker,
         rng: &mut (dyn RngCore + Send),
         rec: &mut Recorder<'_>,
     ) -> Next {
-        let parameters =
-            input_path(state, &cursor.input, context).and_then(|effective| {
-                match &task.parameters {
-                    Some(template) => template.eval(&effective, context, rng),
-                    None => Ok(effective),
-                }
-            });
-        let parameters = match parameters {
-            Ok(parameters) => parameters,
-            Err(failure) => return self.task_failed(task, cursor, failure, rng, rec),
+        let prepared = (|| {
+            let effective = input_path(state, &cursor.input, context)?;
+            let parameters = match &task.parameters {
+                Some(template) => template.eval(&effective, context, rng)?,
+                None => effective.clone(),
+            };
+            let timeout = resolve_seconds(task.timeout.as_ref(), &effective, context)?;
+            let heartbeat = resolve_seconds(task.heartbeat.as_ref(), &effective, context)?;
+            let credentials = task
+                .credentials
+                .as_ref()
+                .map(|template| template.eval(&effective, context, rng))
+                .transpose()?;
+            Ok((parameters, timeout, heartbeat, credentials))
+        })();
+        let (parameters, timeout, heartbeat, credentials) = match prepared {
+            Ok(prepared) => prepared,
+            Err(failure) => {
+                let failure = rec.in_state(failure);
+                return self.task_failed(task, cursor, failure, rng, rec);
+            }
         };
+        // "When, after Parameters processing, the input of a state is larger
+        // than the payload size quota" (States.DataLimitExceeded). The cause
+        // is our own wording, after the one AWS gives for results.
+        if json_size(&parameters) > quotas::MAX_PAYLOAD_BYTES {
+            let failure = TaskFailure::new(
+                errors::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{}' has an input with a size exceeding the maximum number of bytes service limit.",
+                    rec.state
+                ),
+            );
+            return self.task_failed(task, cursor, failure, rng, rec);
+        }
         let call = TaskCall {
             execution_name: ctx.execution_name.clone(),
             state: rec.state.to_owned(),
             attempt: cursor.retry_count() + 1,
             trace_header: ctx.trace_header.clone(),
-            timeout: task.timeout_seconds.map(std::time::Duration::from_secs),
+            timeout: timeout.map(std::time::Duration::from_secs),
+            heartbeat: heartbeat.map(std::time::Duration::from_secs),
+            pattern: IntegrationPattern::of(&task.resource),
+            task_token,
+            credentials,
         };
         rec.push(
             HistoryEventKind::TaskScheduled,
@@ -246,13 +346,16 @@ impl StateMachine {
                 resource: &task.resource,
                 parameters: &parameters,
                 attempt: call.attempt,
-                timeout_seconds: task.timeout_seconds,
+                timeout_seconds: timeout,
+                heartbeat_seconds: heartbeat,
             },
         );
         let result = match tasks.invoke(&task.resource, parameters, &call).await {
             Ok(result) => result,
             Err(failure) => {
-                let kind = if failure.error == errors::TIMEOUT {
+                let kind = if failure.error == errors::TIMEOUT
+                    || failure.error == errors::HEARTBEAT_TIMEOUT
+                {
                     HistoryEventKind::TaskTimedOut
                 } else {
                     HistoryEventKind::TaskFailed
@@ -268,9 +371,37 @@ impl StateMachine {
             HistoryEventKind::TaskSucceeded,
             &OutputDetail { output: &result },
         );
+        if output_size(rec) > quotas::MAX_PAYLOAD_BYTES {
+            // "When the output of a connector is larger than payload size
+            // quota": recorded on AWS as a TaskFailed, the cause naming the
+            // integration ('lambda') or the Lambda function's ARN.
+            rec.events.pop();
+            let failure = TaskFailure::new(
+                errors::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    resource_label(&task.resource)
+                ),
+            );
+            rec.push(
+                HistoryEventKind::TaskFailed,
+                &json!({ "error": failure.error, "cause": failure.cause }),
+            );
+            return self.task_failed(task, cursor, failure, rng, rec);
+        }
         match finish_task(task, state, &cursor.input, result, context, rng) {
-            Ok(output) => self.leave(StateType::Task, output, &task.transition, rec),
-            Err(failure) => self.task_failed(task, cursor, failure, rng, rec),
+            Ok(output) => match self.try_leave(StateType::Task, output, &task.transition, rec) {
+                Ok(next) => next,
+                Err(too_large) => self.task_failed(task, cursor, too_large, rng, rec),
+            },
+            // Unverified: a ResultSelector/ResultPath failure is an error the
+            // state reports, so its retriers apply and a retry calls the task
+            // again ("When a state reports an error, Step Functions scans
+            // through the retriers"); States.Runtime stays terminal.
+            Err(failure) => {
+                let failure = rec.in_state(failure);
+                self.task_failed(task, cursor, failure, rng, rec)
+            }
         }
     }
 
@@ -322,13 +453,17 @@ impl StateMachine {
                     &Transition::Next(catcher.next.clone()),
                     rec,
                 ),
-                Err(failure) => fail_execution(rec, failure),
+                Err(failure) => {
+                    let failure = rec.in_state(failure);
+                    fail_execution(rec, failure)
+                }
             };
         }
         fail_execution(rec, failure)
     }
 
-    /// Leaves the current state with `output`.
+    /// Leaves the current state with `output`; an output over the payload
+    /// quota fails the execution ([`StateMachine::try_leave`]).
     fn leave(
         &self,
         state_type: StateType,
@@ -336,11 +471,32 @@ impl StateMachine {
         transition: &Transition,
         rec: &mut Recorder<'_>,
     ) -> Next {
+        self.try_leave(state_type, output, transition, rec)
+            .unwrap_or_else(|too_large| fail_execution(rec, too_large))
+    }
+
+    /// Leaves the current state with `output`, unless the output is over the
+    /// payload quota ("When the output of a state is larger than payload
+    /// size quota"): then nothing is recorded and the error is
+    /// `States.DataLimitExceeded`, with the cause executions recorded on AWS
+    /// show. The size is read off the `...StateExited` event, serialized
+    /// anyway.
+    fn try_leave(
+        &self,
+        state_type: StateType,
+        output: Value,
+        transition: &Transition,
+        rec: &mut Recorder<'_>,
+    ) -> Result<Next, TaskFailure> {
         rec.push(
             HistoryEventKind::StateExited(state_type),
             &OutputDetail { output: &output },
         );
-        match transition {
+        if output_size(rec) > quotas::MAX_PAYLOAD_BYTES {
+            rec.events.pop();
+            return Err(state_output_too_large(rec.state));
+        }
+        Ok(match transition {
             Transition::Next(next) => Next::Continue(Cursor::at(next, output)),
             Transition::End => {
                 rec.execution(
@@ -349,8 +505,118 @@ impl StateMachine {
                 );
                 Next::Succeeded { output }
             }
-        }
+        })
     }
+
+    /// The context object (`$$`) as a state of this kind sees it
+    /// (<https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html>).
+    fn context_object(
+        &self,
+        ctx: &ExecutionContext,
+        cursor: &Cursor,
+        now: DateTime<Utc>,
+        task_state: bool,
+        task_token: Option<&str>,
+    ) -> Value {
+        let time = |t: DateTime<Utc>| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let machine_name = ctx.state_machine_arn.rsplit(':').next().unwrap_or_default();
+        let mut execution = Map::new();
+        execution.insert("Id".into(), Value::String(ctx.execution_arn.clone()));
+        execution.insert("Input".into(), ctx.input.clone());
+        execution.insert("Name".into(), Value::String(ctx.execution_name.clone()));
+        execution.insert(
+            "RoleArn".into(),
+            Value::String(
+                self.role_arn()
+                    .map_or_else(|| default_role_arn(&ctx.state_machine_arn), str::to_owned),
+            ),
+        );
+        execution.insert("StartTime".into(), time(ctx.start_time));
+        // "The value of the RedriveCount context object is 0, if you've not
+        // yet redriven an execution. Further, the RedriveTime context object
+        // is only available if you've redriven an execution."
+        execution.insert("RedriveCount".into(), Value::from(cursor.redrive_count));
+        if let Some(at) = cursor.redrive_time {
+            execution.insert("RedriveTime".into(), time(at));
+        }
+        let mut state = Map::new();
+        state.insert("EnteredTime".into(), time(cursor.entered_at.unwrap_or(now)));
+        state.insert("Name".into(), Value::String(cursor.state.clone()));
+        // Unverified: RetryCount only where Retry exists (Task states);
+        // executions recorded on AWS show no RetryCount in a Pass state.
+        if task_state {
+            state.insert("RetryCount".into(), Value::from(cursor.retry_count()));
+        }
+        let mut context = Map::new();
+        context.insert("Execution".into(), Value::Object(execution));
+        context.insert("State".into(), Value::Object(state));
+        context.insert(
+            "StateMachine".into(),
+            json!({ "Id": ctx.state_machine_arn, "Name": machine_name }),
+        );
+        // "The value for a Task field is null if the Parameters field is
+        // outside of a task state"; recorded executions show no Task field
+        // at all there. Unverified: absent too in a Task state without
+        // `.waitForTaskToken`, the only pattern with a token.
+        if let Some(token) = task_token {
+            context.insert("Task".into(), json!({ "Token": token }));
+        }
+        Value::Object(context)
+    }
+}
+
+/// The size of the output in the last event pushed (an [`OutputDetail`]).
+fn output_size(rec: &Recorder<'_>) -> usize {
+    rec.events.last().map_or(0, |e| {
+        e.detail.get().len().saturating_sub(OUTPUT_DETAIL_OVERHEAD)
+    })
+}
+
+fn state_output_too_large(state: &str) -> TaskFailure {
+    TaskFailure::new(
+        errors::DATA_LIMIT_EXCEEDED,
+        format!(
+            "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."
+        ),
+    )
+}
+
+/// How Step Functions names a task in a DataLimitExceeded cause: the service
+/// of an optimized integration (`arn:aws:states:::lambda:invoke` → `lambda`),
+/// else the resource itself (a Lambda function's ARN), as recorded on AWS.
+fn resource_label(resource: &str) -> &str {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    match parts[..] {
+        ["arn", _, "states", _, _, service, _] if !service.is_empty() && service != "activity" => {
+            service
+        }
+        _ => resource,
+    }
+}
+
+/// `arn:<partition>:iam::<account>:role/<state machine name>-role`, the
+/// role shown when the host names none (unverified: a local stand-in).
+fn default_role_arn(state_machine_arn: &str) -> String {
+    let parts: Vec<&str> = state_machine_arn.split(':').collect();
+    let partition = parts
+        .get(1)
+        .copied()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws");
+    let account = parts
+        .get(4)
+        .copied()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("000000000000");
+    let name = parts.last().copied().unwrap_or("state-machine");
+    format!("arn:{partition}:iam::{account}:role/{name}-role")
+}
+
+/// A task token: 48 random bytes in Base64, opaque like Step Functions'.
+fn task_token(rng: &mut (dyn RngCore + Send)) -> String {
+    let mut bytes = [0u8; 48];
+    rng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// ResultSelector → ResultPath → OutputPath on a task's result.
@@ -385,7 +651,8 @@ fn fail_execution(rec: &mut Recorder<'_>, failure: TaskFailure) -> Next {
 fn input_path(state: &State, input: &Value, context: &Value) -> Result<Value, TaskFailure> {
     match &state.input_path {
         None => Ok(Value::Object(Map::new())),
-        Some(path) => path.select(input, context, "InputPath"),
+        Some(path) if path.text() == "$" => Ok(input.clone()),
+        Some(path) => path.select_path_field(input, context),
     }
 }
 
@@ -394,7 +661,7 @@ fn output_path(state: &State, value: Value, context: &Value) -> Result<Value, Ta
     match &state.output_path {
         None => Ok(Value::Object(Map::new())),
         Some(path) if path.text() == "$" => Ok(value),
-        Some(path) => path.select(&value, context, "OutputPath"),
+        Some(path) => path.select_path_field(&value, context),
     }
 }
 
@@ -410,53 +677,111 @@ fn apply_result_path(
     }
 }
 
+/// A Task's `TimeoutSeconds`/`HeartbeatSeconds`, or the value its `...Path`
+/// selects from the state's input after InputPath (unverified: the page says
+/// "from the state input"), which must be a positive integer.
+fn resolve_seconds(
+    seconds: Option<&Seconds>,
+    effective: &Value,
+    context: &Value,
+) -> Result<Option<u64>, TaskFailure> {
+    match seconds {
+        None => Ok(None),
+        Some(Seconds::Fixed(n)) => Ok(Some(*n)),
+        Some(Seconds::Path(path, field)) => {
+            let value = path.select_path_field(effective, context)?;
+            value.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
+                TaskFailure::new(
+                    errors::RUNTIME,
+                    format!(
+                        "The {field} parameter does not reference a positive integer: {} == {}",
+                        path.text(),
+                        plain(&value)
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// A value in a Wait parameter cause: a string as it is, anything else as JSON.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => truncated(other),
+    }
+}
+
+/// When a Wait state wakes up. The causes are worded as executions recorded
+/// on AWS word them.
 fn wait_until(
     wait: &WaitFor,
     effective: &Value,
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, TaskFailure> {
-    let seconds = |path: &Path| -> Result<i64, TaskFailure> {
-        let value = path.select(effective, context, "SecondsPath")?;
-        value
-            .as_u64()
-            .filter(|n| *n <= 99_999_999)
-            .and_then(|n| i64::try_from(n).ok())
-            .ok_or_else(|| {
-                TaskFailure::new(
-                    errors::RUNTIME,
-                    format!(
-                        "The SecondsPath '{}' did not select a non-negative integer: {}",
-                        path.text(),
-                        truncated(&value)
-                    ),
-                )
-            })
+    let runtime = |cause: String| TaskFailure::new(errors::RUNTIME, cause);
+    let missing = |field: &str, path: &Path| {
+        runtime(format!(
+            "The {field} parameter does not reference an input value: {}",
+            path.text()
+        ))
     };
-    match wait {
-        WaitFor::Seconds(n) => {
-            Ok(now + chrono::Duration::seconds(i64::try_from(*n).unwrap_or(i64::MAX / 1000)))
+    let until = match wait {
+        WaitFor::Seconds(n) => now + chrono::Duration::seconds(*n),
+        WaitFor::SecondsPath(path) => {
+            let value = path
+                .lookup(effective, context)
+                .ok_or_else(|| missing("SecondsPath", path))?;
+            let seconds = value
+                .as_i64()
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| {
+                    runtime(format!(
+                        "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
+                        path.text(),
+                        plain(&value)
+                    ))
+                })?;
+            if seconds < 0 {
+                return Err(runtime(format!(
+                    "The SecondsPath parameter references a negative value: {} == {}",
+                    path.text(),
+                    plain(&value)
+                )));
+            }
+            if seconds > quotas::MAX_WAIT_SECONDS {
+                return Err(runtime("Wait state delay is too long.".to_owned()));
+            }
+            now + chrono::Duration::seconds(seconds)
         }
-        WaitFor::SecondsPath(path) => Ok(now + chrono::Duration::seconds(seconds(path)?)),
-        WaitFor::Timestamp(at) => Ok(*at),
+        WaitFor::Timestamp(at) => *at,
         WaitFor::TimestampPath(path) => {
-            let value = path.select(effective, context, "TimestampPath")?;
+            let value = path
+                .lookup(effective, context)
+                .ok_or_else(|| missing("TimestampPath", path))?;
             value
                 .as_str()
                 .and_then(super::choice::timestamp)
                 .map(|t| t.with_timezone(&Utc))
                 .ok_or_else(|| {
-                    TaskFailure::new(
-                        errors::RUNTIME,
-                        format!(
-                            "The TimestampPath '{}' did not select an RFC 3339 timestamp: {}",
-                            path.text(),
-                            truncated(&value)
-                        ),
-                    )
-                })
+                    runtime(format!(
+                        "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                        path.text(),
+                        plain(&value)
+                    ))
+                })?
         }
+    };
+    if (until - now).num_seconds() > quotas::MAX_WAIT_SECONDS {
+        return Err(runtime("Wait state delay is too long.".to_owned()));
     }
+    Ok(until)
 }
 
 fn fail_field(
@@ -480,29 +805,4 @@ fn fail_field(
             )),
         },
     }
-}
-
-/// The context object (`$$`)
-/// (<https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html>).
-fn context_object(ctx: &ExecutionContext, cursor: &Cursor, now: DateTime<Utc>) -> Value {
-    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let machine_name = ctx.state_machine_arn.rsplit(':').next().unwrap_or_default();
-    json!({
-        "Execution": {
-            "Id": ctx.execution_arn,
-            "Input": ctx.input,
-            "Name": ctx.execution_name,
-            "StartTime": time(ctx.start_time),
-            "RedriveCount": 0,
-        },
-        "State": {
-            "EnteredTime": time(cursor.entered_at.unwrap_or(now)),
-            "Name": cursor.state,
-            "RetryCount": cursor.retry_count(),
-        },
-        "StateMachine": {
-            "Id": ctx.state_machine_arn,
-            "Name": machine_name,
-        },
-    })
 }

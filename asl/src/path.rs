@@ -198,7 +198,8 @@ pub(crate) struct Path {
     text: String,
     context: bool,
     query: JsonPath,
-    singular: bool,
+    /// The segments, when the path is a reference path (selects one node).
+    reference: Option<Vec<Segment>>,
 }
 
 impl Path {
@@ -208,16 +209,19 @@ impl Path {
             None if text.starts_with('$') => (false, text.to_owned()),
             None => return Err(format!("`{text}` is not a path: paths start with `$`")),
         };
-        let (query, singular) = match ReferencePath::parse(&local) {
-            Some(reference) => (JsonPath::parse(&reference.to_rfc9535()), true),
-            None => (JsonPath::parse(&local), false),
+        let (query, reference) = match ReferencePath::parse(&local) {
+            Some(reference) => (
+                JsonPath::parse(&reference.to_rfc9535()),
+                Some(reference.segments),
+            ),
+            None => (JsonPath::parse(&local), None),
         };
         let query = query.map_err(|e| format!("`{text}` is not a valid JSONPath: {e}"))?;
         Ok(Self {
             text: text.to_owned(),
             context,
             query,
-            singular,
+            reference,
         })
     }
 
@@ -229,7 +233,7 @@ impl Path {
     pub(crate) fn lookup(&self, input: &Value, context: &Value) -> Option<Value> {
         let doc = if self.context { context } else { input };
         let nodes = self.query.query(doc);
-        if self.singular {
+        if self.reference.is_some() {
             nodes.first().cloned()
         } else {
             Some(Value::Array(nodes.all().into_iter().cloned().collect()))
@@ -237,8 +241,11 @@ impl Path {
     }
 
     /// Like [`Path::lookup`], but a missing value is `States.Runtime`, which is what
-    /// Step Functions reports for an InputPath, OutputPath, `.$` field or Choice
-    /// variable that matches nothing.
+    /// Step Functions reports for a `.$` field, an intrinsic argument, a Fail
+    /// state's `ErrorPath`/`CausePath` or a Choice variable that matches
+    /// nothing. The wording is the one of execution histories recorded on
+    /// AWS ("The JSONPath '$.x' specified for the field 'value.$' could not be
+    /// found in the input '{...}'"); the documentation gives none.
     pub(crate) fn select(
         &self,
         input: &Value,
@@ -250,12 +257,81 @@ impl Path {
             TaskFailure::new(
                 errors::RUNTIME,
                 format!(
-                    "The JSONPath '{}' specified for the field '{field}' could not be found in the input {}",
+                    "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
                     self.text,
                     truncated(doc)
                 ),
             )
         })
+    }
+
+    /// Like [`Path::select`], for the fields that are paths themselves
+    /// (`InputPath`, `OutputPath`, `TimeoutSecondsPath`,
+    /// `HeartbeatSecondsPath`): Step Functions words those failures as its
+    /// JSONPath engine (Jayway) does, "Invalid path '$.a' : No results for
+    /// path: $['a']" when the last step is missing and "Invalid path
+    /// '$.a.b' : Missing property in path $['a']" when one before it is.
+    /// Both shapes are taken from execution histories recorded on AWS; the
+    /// documentation words neither (unverified beyond those two shapes).
+    pub(crate) fn select_path_field(
+        &self,
+        input: &Value,
+        context: &Value,
+    ) -> Result<Value, TaskFailure> {
+        self.lookup(input, context).ok_or_else(|| {
+            let doc = if self.context { context } else { input };
+            TaskFailure::new(
+                errors::RUNTIME,
+                format!("Invalid path '{}' : {}", self.text, self.miss(doc)),
+            )
+        })
+    }
+
+    /// Where a reference path stops matching `doc`, in Jayway's words.
+    fn miss(&self, doc: &Value) -> String {
+        let Some(segments) = &self.reference else {
+            return format!("No results for path: {}", self.text);
+        };
+        let mut node = Some(doc);
+        let mut at = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            node = node.and_then(|n| step(n, segment));
+            if node.is_none() {
+                at = i;
+                break;
+            }
+        }
+        let bracketed = |upto: usize| -> String {
+            let mut out = String::from("$");
+            for segment in &segments[..=upto] {
+                match segment {
+                    Segment::Name(name) => out.push_str(&format!("['{name}']")),
+                    Segment::Index(index) => out.push_str(&format!("[{index}]")),
+                }
+            }
+            out
+        };
+        if at + 1 == segments.len() {
+            format!("No results for path: {}", bracketed(at))
+        } else {
+            format!("Missing property in path {}", bracketed(at))
+        }
+    }
+}
+
+/// One step of a reference path into `node`.
+fn step<'a>(node: &'a Value, segment: &Segment) -> Option<&'a Value> {
+    match (segment, node) {
+        (Segment::Name(name), Value::Object(map)) => map.get(name),
+        (Segment::Index(index), Value::Array(items)) => {
+            let at = if *index < 0 {
+                i64::try_from(items.len()).ok()? + index
+            } else {
+                *index
+            };
+            items.get(usize::try_from(at).ok()?)
+        }
+        _ => None,
     }
 }
 

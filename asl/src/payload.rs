@@ -40,9 +40,29 @@ impl Expr {
     ) -> Result<Value, TaskFailure> {
         match self {
             Self::Path(path) => path.select(input, context, field),
-            Self::Call(call) => call.eval(input, context, rng),
+            Self::Call(call) => call.eval_in(input, context, field, rng),
         }
     }
+}
+
+/// The size of `value` as JSON text in UTF-8, the measure of Step Functions'
+/// payload quota ("262,144 bytes of data as a UTF-8 encoded string"), counted
+/// without building the text.
+pub(crate) fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a JSON value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A compiled payload template.

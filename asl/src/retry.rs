@@ -1,13 +1,22 @@
 //! Retriers and catchers
 //! (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>).
 //!
-//! Error-name matching: names match exactly (case-sensitive), except for two wildcards.
-//! `States.ALL` matches any error except the terminal `States.Runtime` and
-//! `States.DataLimitExceeded` ("A retry or catch on States.ALL won't catch
-//! States.Runtime errors"); `States.TaskFailed` matches any error except
-//! `States.Timeout` (and, likewise, the terminal ones). The terminal errors are
-//! never retried or caught, even when named explicitly: "A States.Runtime error
-//! isn't retriable, and will always cause the execution to fail."
+//! Error-name matching: names match exactly (case-sensitive), except for the
+//! wildcards and two errors the page singles out:
+//! - `States.Runtime` is never matched, not even by name: "A States.Runtime
+//!   error isn't retriable, and will always cause the execution to fail. A
+//!   retry or catch on States.ALL won't catch States.Runtime errors."
+//! - `States.DataLimitExceeded` is matched only by its own name: "This is a
+//!   terminal error that can't be caught by the States.ALL error type"
+//!   (unverified: the page does not say that naming it works, nor that
+//!   `States.TaskFailed` leaves it out as `States.ALL` does).
+//! - `States.ALL` matches everything else; `States.TaskFailed` everything
+//!   but `States.Timeout` ("acts as a wildcard that matches any known error
+//!   name except for States.Timeout") and `States.HeartbeatTimeout`.
+//! - `States.Timeout` also matches `States.HeartbeatTimeout` ("A Task state
+//!   either ran longer than the TimeoutSeconds value, or failed to send a
+//!   heartbeat for a period longer than the HeartbeatSeconds value";
+//!   unverified).
 //!
 //! The first retrier whose `ErrorEquals` matches decides: once its `MaxAttempts`
 //! are spent, later retriers are not consulted and the catchers take over.
@@ -21,7 +30,7 @@ use super::path::ReferencePath;
 
 /// True for errors no retrier or catcher may handle.
 pub(crate) fn is_terminal(error: &str) -> bool {
-    error == errors::RUNTIME || error == errors::DATA_LIMIT_EXCEEDED
+    error == errors::RUNTIME
 }
 
 /// Whether an `ErrorEquals` entry matches `error`.
@@ -29,9 +38,14 @@ pub(crate) fn error_matches(pattern: &str, error: &str) -> bool {
     if is_terminal(error) {
         return false;
     }
+    if error == errors::DATA_LIMIT_EXCEEDED {
+        return pattern == errors::DATA_LIMIT_EXCEEDED;
+    }
+    let timeout = error == errors::TIMEOUT || error == errors::HEARTBEAT_TIMEOUT;
     match pattern {
         errors::ALL => true,
-        errors::TASK_FAILED => error != errors::TIMEOUT,
+        errors::TASK_FAILED => !timeout,
+        errors::TIMEOUT => timeout,
         _ => pattern == error,
     }
 }
@@ -249,6 +263,23 @@ mod tests {
         assert!(!error_matches("States.TaskFailed", "States.Timeout"));
         assert!(!error_matches("States.Runtime", "States.Runtime"));
         assert!(!error_matches("transienterror", "TransientError"));
+        assert!(error_matches(
+            "States.DataLimitExceeded",
+            "States.DataLimitExceeded"
+        ));
+        assert!(!error_matches(
+            "States.TaskFailed",
+            "States.DataLimitExceeded"
+        ));
+        assert!(error_matches("States.Timeout", "States.HeartbeatTimeout"));
+        assert!(error_matches(
+            "States.HeartbeatTimeout",
+            "States.HeartbeatTimeout"
+        ));
+        assert!(!error_matches(
+            "States.TaskFailed",
+            "States.HeartbeatTimeout"
+        ));
     }
 
     #[test]

@@ -146,3 +146,37 @@ pub const VALIDATOR: &str = "arn:aws:lambda:eu-west-1:000000000000:function:vali
 pub const STORAGE: &str = "arn:aws:lambda:eu-west-1:000000000000:function:order_storage";
 pub const ORDER_QUEUE: &str = "http://127.0.0.1:4566/000000000000/orders";
 pub const DLQ: &str = "http://127.0.0.1:4566/000000000000/orders-dlq";
+
+/// Runs one `.$` expression in a Pass state's Parameters (`{"r.$": expr}`)
+/// on `input`: the value, or the execution's error and cause.
+pub async fn eval_field(expr: &str, input: Value) -> Result<Value, (String, String)> {
+    let m = machine(serde_json::json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Parameters": {"r.$": expr}, "End": true}
+    }}));
+    match run(&m, input, &ScriptedTasks::new()).await.end {
+        Next::Succeeded { mut output } => Ok(output["r"].take()),
+        Next::Failed { error, cause } => Err((error, cause)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The error name of a failed [`eval_field`].
+pub async fn eval_error(expr: &str, input: Value) -> String {
+    match eval_field(expr, input).await {
+        Ok(value) => panic!("{expr} gave {value}"),
+        Err((error, _)) => error,
+    }
+}
+
+/// Whether `definition` loads.
+pub fn loads(definition: Value) -> Result<StateMachine, dofs_asl::AslError> {
+    StateMachine::from_json(&definition.to_string())
+}
+
+/// A Pass state with `{"r.$": expr}` loads.
+pub fn field_loads(expr: &str) -> bool {
+    loads(serde_json::json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Parameters": {"r.$": expr}, "End": true}
+    }}))
+    .is_ok()
+}

@@ -262,3 +262,100 @@ async fn catch_routes_by_error_name_with_exact_case() {
         "ResultPath null discards the error"
     );
 }
+
+#[tokio::test]
+async fn runtime_errors_are_not_caught_even_when_named() {
+    // "A States.Runtime error isn't retriable, and will always cause the
+    // execution to fail." Here raised by OutputPath after the task succeeded:
+    // the execution fails without leaving the state.
+    let m = machine(task_then(json!({
+        "Type": "Task", "Resource": "r", "Next": "Done", "OutputPath": "$.no.such.result.path",
+        "Retry": [{"ErrorEquals": ["States.Runtime"]}],
+        "Catch": [{"ErrorEquals": ["States.Runtime"], "Next": "Caught"}]
+    })));
+    let tasks = ScriptedTasks::new().on("T", Ok(json!({})));
+    let r = run(&m, json!({}), &tasks).await;
+    assert_eq!(tasks.calls().len(), 1);
+    assert_eq!(
+        r.kinds(),
+        [
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskSucceeded",
+            "ExecutionFailed"
+        ]
+    );
+    assert_eq!(
+        r.end,
+        Next::Failed {
+            error: "States.Runtime".into(),
+            cause: "An error occurred while executing the state 'T' (entered at the event id #2). Invalid path '$.no.such.result.path' : Missing property in path $['no']".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_result_path_failure_is_retried_by_calling_the_task_again() {
+    // A ResultPath that cannot be applied is an error the state reports
+    // (States.ResultPathMatchFailure), so "Step Functions scans through the
+    // retriers" and the retry runs the whole state, task included
+    // (unverified; see the crate documentation).
+    let m = machine(task_then(json!({
+        "Type": "Task", "Resource": "r", "Next": "Done", "ResultPath": "$.a.b",
+        "Retry": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "MaxAttempts": 1}]
+    })));
+    let tasks = ScriptedTasks::new()
+        .on("T", Ok(json!(1)))
+        .on("T", Ok(json!(2)));
+    let r = run(&m, json!({"a": "text"}), &tasks).await;
+    assert_eq!(tasks.calls().len(), 2);
+    assert!(
+        matches!(r.end, Next::Failed { ref error, .. } if error == "States.ResultPathMatchFailure")
+    );
+}
+
+#[tokio::test]
+async fn the_catch_error_output_has_error_and_cause_even_when_the_cause_is_empty() {
+    // "the error output ... a JSON object with the fields Error and Cause".
+    let m = machine(task_then(json!({
+        "Type": "Task", "Resource": "r", "Next": "Done",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]
+    })));
+    let r = run(&m, json!({}), &ScriptedTasks::new().fail("T", "Boom", "")).await;
+    assert_eq!(
+        r.end,
+        Next::Succeeded {
+            output: json!({"Error": "Boom", "Cause": ""})
+        }
+    );
+}
+
+#[test]
+fn the_predefined_error_names_are_spelled_as_in_the_spec() {
+    // ASL spec, Appendix A: Predefined Error Codes (those this interpreter uses).
+    use dofs_asl::errors::*;
+    assert_eq!(
+        [
+            ALL,
+            TASK_FAILED,
+            TIMEOUT,
+            HEARTBEAT_TIMEOUT,
+            RUNTIME,
+            DATA_LIMIT_EXCEEDED,
+            NO_CHOICE_MATCHED,
+            RESULT_PATH_MATCH_FAILURE,
+            INTRINSIC_FAILURE
+        ],
+        [
+            "States.ALL",
+            "States.TaskFailed",
+            "States.Timeout",
+            "States.HeartbeatTimeout",
+            "States.Runtime",
+            "States.DataLimitExceeded",
+            "States.NoChoiceMatched",
+            "States.ResultPathMatchFailure",
+            "States.IntrinsicFailure"
+        ]
+    );
+}

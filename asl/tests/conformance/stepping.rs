@@ -42,3 +42,21 @@ fn machine_is_shareable_and_advance_can_be_spawned() {
 fn task_failure_displays_error_and_cause() {
     assert_eq!(TaskFailure::new("E", "c").to_string(), "E: c");
 }
+
+#[test]
+fn task_failure_with_an_empty_cause_displays_the_error_alone() {
+    assert_eq!(TaskFailure::new("E", "").to_string(), "E");
+}
+
+#[test]
+fn unsupported_definitions_say_so_and_where() {
+    let err = dofs_asl::StateMachine::from_json(
+        &json!({"StartAt": "Fan", "States": {"Fan": {"Type": "Parallel", "End": true}}})
+            .to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not supported by dofs-asl at States.Fan.Type: `Parallel` states are not supported by this interpreter, which runs Task, Pass, Choice, Wait, Succeed and Fail states"
+    );
+}
