@@ -180,6 +180,8 @@ impl Runtime {
             .context("cannot render the workflow definition")?;
         let machine =
             Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
+        step_functions::check_resources(&machine)
+            .map_err(|e| anyhow::anyhow!("workflow definition not runnable here: {e}"))?;
 
         let lock = lock_data_dir(&config.data_dir)?;
         let db = Db::open(&config.data_dir)
@@ -471,6 +473,33 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("failure rate"), "{err}");
+        assert!(!data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_workflow_calling_an_unsupported_integration_is_refused_before_anything_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wf.json");
+        std::fs::write(
+            &file,
+            r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": "x", "Payload": {"token.$": "$$.Task.Token"}},
+                "End": true}}}"#,
+        )
+        .unwrap();
+        let data_dir = dir.path().join("data");
+        let mut config = RuntimeConfig::new(&data_dir);
+        config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.workflow_file = Some(file);
+        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
+            .await
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("\"Wait\"") && text.contains("waitForTaskToken"),
+            "{text}"
+        );
         assert!(!data_dir.exists());
     }
 

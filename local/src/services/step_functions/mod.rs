@@ -36,7 +36,7 @@ use crate::identity::FunctionName;
 
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use store::{load_events, load_execution, status_name, trace_header, ExecutionRecord};
-pub use tasks::LocalTasks;
+pub use tasks::{check_resources, LocalTasks};
 pub use workflow::LocalWorkflow;
 
 /// The `${...}` placeholders of the workflow file and their local values,

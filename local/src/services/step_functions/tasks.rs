@@ -146,6 +146,32 @@ pub(super) fn child_header(header: Option<&str>) -> Option<String> {
     }
 }
 
+/// The service integrations [`LocalTasks`] runs (request-response only).
+pub const SUPPORTED_RESOURCES: [&str; 2] = [
+    "arn:aws:states:::lambda:invoke",
+    "arn:aws:states:::sqs:sendMessage",
+];
+
+/// Refuses, at load, a workflow whose Tasks call anything [`LocalTasks`]
+/// cannot run (another service, `.sync` or `.waitForTaskToken`), naming
+/// the state, rather than failing its executions one by one.
+pub fn check_resources(machine: &dofs_asl::StateMachine) -> Result<(), String> {
+    let unsupported: Vec<String> = machine
+        .task_resources()
+        .into_iter()
+        .filter(|(_, resource, _)| !SUPPORTED_RESOURCES.contains(resource))
+        .map(|(state, resource, _)| format!("state {state:?} calls {resource}"))
+        .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}; the local runtime runs only {}",
+        unsupported.join(", "),
+        SUPPORTED_RESOURCES.join(" and ")
+    ))
+}
+
 #[async_trait]
 impl TaskInvoker for LocalTasks {
     async fn invoke(
@@ -156,8 +182,8 @@ impl TaskInvoker for LocalTasks {
     ) -> Result<Value, TaskFailure> {
         let work = async {
             match resource {
-                "arn:aws:states:::lambda:invoke" => self.lambda_invoke(parameters, call).await,
-                "arn:aws:states:::sqs:sendMessage" => self.sqs_send(parameters, call).await,
+                r if r == SUPPORTED_RESOURCES[0] => self.lambda_invoke(parameters, call).await,
+                r if r == SUPPORTED_RESOURCES[1] => self.sqs_send(parameters, call).await,
                 other => Err(failure(
                     "States.Runtime",
                     format!("resource {other} is not supported by the local runtime"),
