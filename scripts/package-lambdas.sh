@@ -6,10 +6,11 @@
 # standard library for aarch64-unknown-linux-gnu (rustup target add) and a
 # cross linker, which cargo-lambda brings as zig (PyPI `ziglang`, installed
 # by scripts/tools.sh). When the aarch64 standard library is not installed
-# the script builds x86_64 zips instead and
-# says so: those serve local tests and measurements only, and CodeBuild
-# (buildspec.yml), which adds the target, builds the arm64 zips that are
-# deployed. target/lambda/ARCH records which architecture the zips are.
+# the script builds x86_64 zips instead and says so: those serve local tests
+# and measurements only. target/lambda/ARCH records which architecture the
+# zips are, and Terraform refuses to deploy anything but arm64 (a
+# precondition in terraform/modules/lambda_function); CodeBuild
+# (buildspec.yml) adds the target and forces DOFS_LAMBDA_ARCH=arm64.
 #
 # DOFS_LAMBDA_ARCH=arm64|x86_64 forces an architecture (arm64 then fails
 # loudly if it cannot be built). Extra arguments go to `cargo lambda build`.
@@ -32,7 +33,7 @@ if [ -z "$arch" ]; then
     echo "package-lambdas: NOTE: the aarch64-unknown-linux-gnu standard library is not installed" >&2
     echo "package-lambdas: NOTE: (rustup target add aarch64-unknown-linux-gnu); building x86_64 zips." >&2
     echo "package-lambdas: NOTE: these zips are for local tests and measurements; the functions are arm64," >&2
-    echo "package-lambdas: NOTE: so deploy the zips CodeBuild builds (buildspec.yml), not these." >&2
+    echo "package-lambdas: NOTE: and terraform plan refuses x86_64 packages (target/lambda/ARCH)." >&2
   fi
 fi
 
@@ -49,6 +50,11 @@ esac
 
 package_args=()
 for fn in "${functions[@]}"; do package_args+=(-p "$fn"); done
+
+# No ARCH while zips are being replaced: a build that stops half way must not
+# leave an earlier build's ARCH describing a mix (Terraform refuses a
+# missing ARCH as it refuses x86_64).
+rm -f target/lambda/ARCH
 
 # The lambda-release profile (Cargo.toml): whole-program LTO, one codegen unit.
 echo "package-lambdas: cargo lambda build --profile lambda-release $arch_flag --output-format zip (${functions[*]})" >&2

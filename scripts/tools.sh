@@ -15,7 +15,9 @@ export DOFS_VENV="$DOFS_TOOLS_DIR/venv"
 mkdir -p "$DOFS_TOOLS_DIR"
 
 # Bump when the pinned set changes; a stamp file makes re-runs instant.
-python_tools=("moto[server]==5.2.5" "statelint==3.1.0" "checkov==3.3.30" "cargo-lambda==1.9.2")
+# ziglang is cargo-lambda's cross linker: pinned too, since a zig that
+# cargo-lambda does not know how to drive breaks the arm64 packaging.
+python_tools=("moto[server]==5.2.5" "statelint==3.1.0" "checkov==3.3.30" "cargo-lambda==1.9.2" "ziglang==0.17.1")
 # The venv's scripts have its absolute path baked into their shebangs, so the
 # stamp covers the path too: a moved checkout gets a fresh venv, not a broken one.
 stamp="$DOFS_VENV/.dofs-tools-$(printf '%s\n' "$DOFS_VENV" "${python_tools[@]}" | sha256sum | cut -c1-16)"

@@ -36,7 +36,7 @@ locals {
 }
 
 resource "aws_apigatewayv2_route" "orders" {
-  #checkov:skip=CKV_AWS_309:Authorization is the jwt_authorizer variable's choice; without it the order API is deliberately public (throttled, validated, access-logged).
+  #checkov:skip=CKV_AWS_309:Every route uses the JWT authorizer whenever jwt_authorizer is set, and variables.tf refuses a stack without one outside dev; only a dev stack may be public (throttled per route, validated, access-logged).
   for_each = toset(local.api_routes)
 
   api_id             = aws_apigatewayv2_api.orders.id
@@ -48,7 +48,9 @@ resource "aws_apigatewayv2_route" "orders" {
 
 resource "aws_cloudwatch_log_group" "api_access" {
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (30 days by default to bound cost; set 365 or more where regulation asks); DOFS keeps its durable record of every order in DynamoDB, not in logs.
-  name              = "/aws/apigateway/${local.stack}-orders-api"
+  # Under /aws/vendedlogs/ the log delivery's resource policy does not grow
+  # with each group (CloudWatch Logs allows 5,120 characters per region).
+  name              = "/aws/vendedlogs/apigateway/${local.stack}-orders-api"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.stack.arn
 }
@@ -58,11 +60,23 @@ resource "aws_apigatewayv2_stage" "default" {
   name        = "$default"
   auto_deploy = true
 
+  # The stage-wide limits apply to a route without an entry of its own;
+  # per-route limits keep an abuser of POST /orders (each one a Standard
+  # workflow execution) from starving reads. Detailed (per-route, billed)
+  # metrics stay off: the alarms and the dashboard use ApiId only.
   default_route_settings {
-    throttling_rate_limit  = var.api_throttling_rate_limit
-    throttling_burst_limit = var.api_throttling_burst_limit
-    # Detailed metrics give per-route 4xx/5xx/latency on the dashboard.
-    detailed_metrics_enabled = true
+    throttling_rate_limit    = var.api_throttling_rate_limit
+    throttling_burst_limit   = var.api_throttling_burst_limit
+    detailed_metrics_enabled = false
+  }
+
+  dynamic "route_settings" {
+    for_each = var.api_route_throttling
+    content {
+      route_key              = route_settings.key
+      throttling_rate_limit  = route_settings.value.rate_limit
+      throttling_burst_limit = route_settings.value.burst_limit
+    }
   }
 
   # One JSON object per request. integrationRequestId is api_handler's Lambda
@@ -90,6 +104,9 @@ resource "aws_apigatewayv2_stage" "default" {
       errorMessage         = "$context.error.message"
     })
   }
+
+  # Route settings name routes that must exist first.
+  depends_on = [aws_apigatewayv2_route.orders]
 }
 
 resource "aws_lambda_permission" "api_gateway" {

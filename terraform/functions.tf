@@ -21,7 +21,7 @@ locals {
     }
     fulfill_order = {
       ORDERS_TABLE = module.orders_table.name
-      FAILURE_RATE = tostring(var.failure_rate)
+      FAILURE_RATE = tostring(local.failure_rate)
     }
     dlq_handler = {
       ORDERS_TABLE        = module.orders_table.name
@@ -37,6 +37,7 @@ module "functions" {
   function_name                  = local.function_names[each.key]
   description                    = local.function_descriptions[each.key]
   package_path                   = "${local.packages_dir}/${each.key}/bootstrap.zip"
+  package_architecture           = local.packages_arch
   timeout                        = var.function_timeouts[each.key]
   memory_size                    = var.function_memory_mb
   reserved_concurrent_executions = var.reserved_concurrency

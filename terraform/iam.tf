@@ -1,10 +1,20 @@
 # Least privilege, one policy per function (the lambda_function module adds
 # logs, X-Ray and kms:Decrypt on the stack key, which covers both the
 # environment and reading the SSE-KMS queues) and the workflow's role.
-# Every statement names ARNs; the only "*" resources are X-Ray's, in the module.
+# Every statement names ARNs; the only "*" resources are X-Ray's and Step
+# Functions' log delivery, which accept nothing else.
+#
+# terraform/tests/check_iam.py keeps this file honest: each function's
+# actions must equal, exactly, what its code can call (derived from
+# aws/src/*.rs and lambdas/<fn>/src/{main,lib}.rs) plus what Lambda itself
+# does with the role (logs, X-Ray, the environment key, the event source
+# mapping's polling), and the workflow role must equal what the rendered ASL
+# integrates with.
 
 locals {
-  sqs_consumer_actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+  # What a Lambda SQS event source mapping does with the function's role
+  # (Lambda docs, "Execution role permissions" for Amazon SQS).
+  sqs_consumer_actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
 }
 
 data "aws_iam_policy_document" "api_handler" {
@@ -37,7 +47,7 @@ data "aws_iam_policy_document" "order_storage" {
 data "aws_iam_policy_document" "fulfill_order" {
   statement {
     sid       = "FulfilOrders"
-    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [module.orders_table.arn]
   }
   statement {
@@ -48,10 +58,18 @@ data "aws_iam_policy_document" "fulfill_order" {
 }
 
 data "aws_iam_policy_document" "dlq_handler" {
+  # Reads the order, creates it when the workflow failed before storing it,
+  # and marks it FAILED.
+  statement {
+    sid       = "FailOrders"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [module.orders_table.arn]
+  }
+  # Only ever adds a failed_orders row (a conditional put).
   statement {
     sid       = "RecordFailedOrders"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
-    resources = [module.orders_table.arn, module.failed_orders_table.arn]
+    actions   = ["dynamodb:PutItem"]
+    resources = [module.failed_orders_table.arn]
   }
   statement {
     sid       = "ConsumeDeadLetterQueue"
@@ -93,13 +111,11 @@ resource "aws_iam_role" "workflow" {
 }
 
 data "aws_iam_policy_document" "workflow" {
+  # The tasks name the functions' unqualified ARNs, so only those.
   statement {
-    sid     = "InvokeWorkflowFunctions"
-    actions = ["lambda:InvokeFunction"]
-    # Qualified ARNs too, in case a task ever targets a version or alias.
-    resources = flatten([
-      for fn in ["validator", "order_storage"] : [module.functions[fn].arn, "${module.functions[fn].arn}:*"]
-    ])
+    sid       = "InvokeWorkflowFunctions"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [for fn in ["validator", "order_storage"] : module.functions[fn].arn]
   }
 
   # EnqueueOrder sends to the order queue; the DeadLetter catch-all sends

@@ -16,6 +16,16 @@ locals {
   }
 
   packages_dir = coalesce(var.lambda_packages_dir, "${path.root}/../target/lambda")
+  # scripts/package-lambdas.sh records the architecture it built for; the
+  # functions run on arm64, so anything else is refused at plan time (see
+  # modules/lambda_function).
+  packages_arch_file = "${local.packages_dir}/ARCH"
+  packages_arch      = fileexists(local.packages_arch_file) ? trimspace(file(local.packages_arch_file)) : "unknown (no ${local.packages_arch_file})"
+
+  # Environment-dependent defaults: simulated failures only in dev, tables
+  # protected in prod (variables.tf refuses the unsafe values in prod).
+  failure_rate        = coalesce(var.failure_rate, var.environment == "dev" ? 0.3 : 0)
+  deletion_protection = coalesce(var.deletion_protection, var.environment == "prod")
 
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.name

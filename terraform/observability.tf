@@ -119,12 +119,16 @@ resource "aws_cloudwatch_query_definition" "order_journey" {
   EOT
 }
 
+# Application errors, and Lambda's own failure records: with the JSON system
+# log format a timeout, an out-of-memory kill or a failed init is a
+# platform.* record (platform.runtimeDone, platform.initReport, ...) whose
+# record.status is not "success", with no `level`.
 resource "aws_cloudwatch_query_definition" "errors_by_function" {
   name            = "${local.stack}/errors by function"
   log_group_names = [for fn in local.function_keys : module.functions[fn].log_group_name]
   query_string    = <<-EOT
-    fields @timestamp, @log, level, message, order_id, trace_id
-    | filter level = "ERROR" or level = "error" or ispresent(errorType)
+    fields @timestamp, @log, level, message, order_id, trace_id, type, record.status, record.errorType
+    | filter level = "ERROR" or level = "error" or ispresent(errorType) or (ispresent(record.status) and record.status != "success")
     | stats count(*) as errors by @log, bin(5m)
     | sort errors desc
   EOT

@@ -11,12 +11,20 @@ module "order_queue" {
 }
 
 # Partial batch responses: only the failed messages of a batch are retried.
+# maximum_concurrency caps the invocations each mapping makes, so the
+# consumers are not throttled (a throttled delivery still counts as a
+# receive, and after max_receive_count of them an order is dead-lettered
+# without ever being processed).
 resource "aws_lambda_event_source_mapping" "fulfill_order" {
   event_source_arn        = module.order_queue.queue_arn
   function_name           = module.functions["fulfill_order"].arn
   batch_size              = var.queue_batch_size
   function_response_types = ["ReportBatchItemFailures"]
   enabled                 = true
+
+  scaling_config {
+    maximum_concurrency = var.queue_maximum_concurrency
+  }
 }
 
 resource "aws_lambda_event_source_mapping" "dlq_handler" {
@@ -25,4 +33,8 @@ resource "aws_lambda_event_source_mapping" "dlq_handler" {
   batch_size              = var.queue_batch_size
   function_response_types = ["ReportBatchItemFailures"]
   enabled                 = true
+
+  scaling_config {
+    maximum_concurrency = var.queue_maximum_concurrency
+  }
 }

@@ -3,7 +3,7 @@ module "orders_table" {
 
   name                = "${local.stack}-orders"
   kms_key_arn         = aws_kms_key.stack.arn
-  deletion_protection = var.deletion_protection
+  deletion_protection = local.deletion_protection
 }
 
 module "failed_orders_table" {
@@ -11,5 +11,5 @@ module "failed_orders_table" {
 
   name                = "${local.stack}-failed-orders"
   kms_key_arn         = aws_kms_key.stack.arn
-  deletion_protection = var.deletion_protection
+  deletion_protection = local.deletion_protection
 }

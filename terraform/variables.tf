@@ -3,9 +3,13 @@ variable "aws_region" {
   description = "AWS region of the stack."
   default     = "us-east-1"
 
+  # The workflow ASL names its service integrations as arn:aws:states:::...,
+  # and the KMS key policy names logs.<region>.amazonaws.com: both hold in the
+  # aws partition only, so GovCloud (us-gov-*), China (cn-*) and the other
+  # partitions' regions are refused rather than failing at apply.
   validation {
-    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.aws_region))
-    error_message = "aws_region must be a region name such as us-east-1."
+    condition     = can(regex("^[a-z]{2}-[a-z]+-[0-9]+$", var.aws_region)) && !startswith(var.aws_region, "cn-")
+    error_message = "aws_region must be a region of the aws partition, such as us-east-1 (GovCloud and China regions are not supported)."
   }
 }
 
@@ -45,12 +49,14 @@ variable "lambda_packages_dir" {
 
 variable "log_level" {
   type        = string
-  description = "Application log level of every function."
+  description = "Log level of every function (LOG_LEVEL). Lambda's own application-log filter is set to this level only up to INFO: EMF metric lines carry no level, which Lambda counts as INFO, so a WARN or ERROR filter would drop every metric."
   default     = "INFO"
 
+  # No FATAL: tracing has no such level (the code would read it as a filter
+  # target and log nothing).
   validation {
-    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
-    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR."
   }
 }
 
@@ -67,12 +73,17 @@ variable "log_retention_days" {
 
 variable "failure_rate" {
   type        = number
-  description = "Share of fulfilment attempts fulfill_order fails on purpose (simulated failures), 0 to 1."
-  default     = 0.3
+  description = "Share of fulfilment attempts fulfill_order fails on purpose (simulated failures), 0 to 1; null means 0.3 in dev and 0 elsewhere. prod refuses anything but 0."
+  default     = null
 
   validation {
-    condition     = var.failure_rate >= 0 && var.failure_rate <= 1
+    condition     = coalesce(var.failure_rate, 0) >= 0 && coalesce(var.failure_rate, 0) <= 1
     error_message = "failure_rate must be between 0 and 1."
+  }
+
+  validation {
+    condition     = var.environment != "prod" || coalesce(var.failure_rate, 0) == 0
+    error_message = "prod must not simulate fulfilment failures: leave failure_rate unset (0) in prod."
   }
 }
 
@@ -96,6 +107,13 @@ variable "function_timeouts" {
     condition     = alltrue([for v in values(var.function_timeouts) : v >= 1 && v <= 900])
     error_message = "Function timeouts must be between 1 and 900 seconds."
   }
+
+  # API Gateway gives an HTTP API integration at most 30 s; the integration
+  # timeout is api_handler's timeout + 0.5 s.
+  validation {
+    condition     = lookup(var.function_timeouts, "api_handler", 10) <= 29
+    error_message = "api_handler's timeout must be at most 29 seconds (HTTP APIs cut integrations off at 30 s)."
+  }
 }
 
 variable "function_memory_mb" {
@@ -111,8 +129,19 @@ variable "function_memory_mb" {
 
 variable "reserved_concurrency" {
   type        = number
-  description = "Reserved concurrency per function, capping what one runaway function can take from the account; -1 for none."
+  description = "Reserved concurrency per function, capping what one runaway function can take from the account; -1 (the default) reserves nothing. New accounts have a low concurrency quota, and a reservation that leaves the account fewer than 100 unreserved executions fails the apply."
   default     = -1
+
+  # 0 would disable every function.
+  validation {
+    condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 1
+    error_message = "reserved_concurrency must be -1 (no reservation) or at least 1."
+  }
+
+  validation {
+    condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= var.queue_maximum_concurrency
+    error_message = "reserved_concurrency must be at least queue_maximum_concurrency, or the queue consumers are throttled and throttled deliveries count as receives."
+  }
 }
 
 variable "max_receive_count" {
@@ -123,6 +152,17 @@ variable "max_receive_count" {
   validation {
     condition     = var.max_receive_count >= 1 && var.max_receive_count <= 10
     error_message = "max_receive_count must be between 1 and 10."
+  }
+}
+
+variable "queue_maximum_concurrency" {
+  type        = number
+  description = "Most concurrent invocations each queue's event source mapping makes (scaling_config.maximum_concurrency). Without a cap the mappings compete with the API and the workflow for the account's concurrency, and throttled SQS deliveries still count towards max_receive_count."
+  default     = 5
+
+  validation {
+    condition     = var.queue_maximum_concurrency >= 2 && var.queue_maximum_concurrency <= 1000
+    error_message = "queue_maximum_concurrency must be between 2 and 1000 (the event source mapping limits)."
   }
 }
 
@@ -139,14 +179,47 @@ variable "queue_batch_size" {
 
 variable "api_throttling_rate_limit" {
   type        = number
-  description = "Steady-state requests per second the API stage accepts."
+  description = "Steady-state requests per second the API stage accepts for a route without its own entry in api_route_throttling."
   default     = 50
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit must be positive."
+  }
 }
 
 variable "api_throttling_burst_limit" {
   type        = number
-  description = "Burst of requests the API stage accepts."
+  description = "Burst of requests the API stage accepts for a route without its own entry in api_route_throttling."
   default     = 100
+
+  validation {
+    condition     = var.api_throttling_burst_limit > 0
+    error_message = "api_throttling_burst_limit must be positive."
+  }
+}
+
+variable "api_route_throttling" {
+  type = map(object({
+    rate_limit  = number
+    burst_limit = number
+  }))
+  description = "Per-route throttling, keyed by route key. Every POST /orders starts a Standard workflow execution (state transitions, three or more invocations, table and queue writes), so it gets a tighter limit than reads; $default only ever answers 404/405."
+  default = {
+    "POST /orders"           = { rate_limit = 10, burst_limit = 20 }
+    "GET /orders/{order_id}" = { rate_limit = 50, burst_limit = 100 }
+    "$default"               = { rate_limit = 5, burst_limit = 10 }
+  }
+
+  validation {
+    condition     = alltrue([for k in keys(var.api_route_throttling) : contains(["POST /orders", "GET /orders/{order_id}", "$default"], k)])
+    error_message = "api_route_throttling keys must be route keys of the API: \"POST /orders\", \"GET /orders/{order_id}\", \"$default\"."
+  }
+
+  validation {
+    condition     = alltrue([for r in values(var.api_route_throttling) : r.rate_limit > 0 && r.burst_limit > 0])
+    error_message = "Route throttling limits must be positive."
+  }
 }
 
 variable "jwt_authorizer" {
@@ -154,8 +227,18 @@ variable "jwt_authorizer" {
     issuer   = string
     audience = list(string)
   })
-  description = "When set, every route requires a JWT from this issuer (e.g. a Cognito user pool URL) for one of these audiences; null leaves the API open."
+  description = "Every route requires a JWT from this issuer (e.g. a Cognito user pool URL) for one of these audiences. Required outside dev; null (dev only) leaves the API open."
   default     = null
+
+  validation {
+    condition     = var.jwt_authorizer == null || (startswith(try(var.jwt_authorizer.issuer, ""), "https://") && length(try(var.jwt_authorizer.audience, [])) > 0 && alltrue([for a in try(var.jwt_authorizer.audience, []) : length(a) > 0]))
+    error_message = "jwt_authorizer needs an https:// issuer and at least one non-empty audience (API Gateway refuses anything else)."
+  }
+
+  validation {
+    condition     = var.environment == "dev" || var.jwt_authorizer != null
+    error_message = "Outside dev the order API must not be public: set jwt_authorizer."
+  }
 }
 
 variable "alarm_email_endpoints" {
@@ -166,6 +249,11 @@ variable "alarm_email_endpoints" {
   validation {
     condition     = alltrue([for e in var.alarm_email_endpoints : can(regex("^[^@\\s]+@[^@\\s]+$", e))])
     error_message = "alarm_email_endpoints must be e-mail addresses."
+  }
+
+  validation {
+    condition     = var.environment != "prod" || length(var.alarm_email_endpoints) + length(var.alarm_https_endpoints) > 0
+    error_message = "A prod stack needs someone to page: set alarm_email_endpoints or alarm_https_endpoints."
   }
 }
 
@@ -182,6 +270,11 @@ variable "alarm_https_endpoints" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Protect the DynamoDB tables against deletion (turn on for prod)."
-  default     = false
+  description = "Protect the DynamoDB tables against deletion; null means on in prod and off elsewhere. prod refuses false."
+  default     = null
+
+  validation {
+    condition     = var.environment != "prod" || var.deletion_protection != false
+    error_message = "prod tables keep deletion protection: leave deletion_protection unset or true in prod."
+  }
 }

@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.9: validations that name other variables (prod needs an authorizer,
+  # subscribers, ...); 1.10: the S3 backend's use_lockfile (envs/*.s3.tfbackend).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {
@@ -8,8 +10,10 @@ terraform {
     }
   }
 
-  # Partial configuration: bucket, key, region (and use_lockfile or
-  # dynamodb_table) are given at `terraform init -backend-config=...`, see
-  # README.md. Tests override this with local state.
+  # Partial configuration: the key (one state per environment), use_lockfile
+  # and encrypt come from envs/<environment>.s3.tfbackend, the account's
+  # bucket and its region from -backend-config at init (README.md, "First
+  # deploy"; the pipeline's plan and apply do the same). The moto apply in
+  # the tests overrides this with local state.
   backend "s3" {}
 }

@@ -1,10 +1,20 @@
 # CI/CD for DOFS: CodePipeline (GitHub through a CodeStar connection) ->
-# CodeBuild running buildspec.yml, which tests, packages the functions and
-# applies the stack. A separate root from the stack so that the pipeline is
-# not redeployed by itself.
+#   Test     CodeBuild `test`: buildspec.yml runs scripts/test (CI=true) and
+#            packages the five functions for arm64. Its role cannot deploy.
+#   Plan     CodeBuild `plan` (terraform/cicd/buildspec-plan.yml): assumes the
+#            deploy role, plans envs/<environment>.tfvars against the state key
+#            of envs/<environment>.s3.tfbackend, and tells the pipeline whether
+#            the plan deletes or replaces anything (plan_gate.py).
+#   Approve  a manual approval, entered only when the plan is destructive.
+#   Apply    CodeBuild `apply` (terraform/cicd/buildspec-apply.yml): assumes the
+#            deploy role and applies exactly that plan.
+# Only the plan and apply projects' role may assume the deploy role; they
+# build nothing and install nothing but a checksummed Terraform, so no
+# third-party build script or package ever runs with deploy rights.
 #
-# The connection is created PENDING: someone must complete the GitHub
-# handshake once in the console (Developer Tools > Connections).
+# A separate root from the stack so that the pipeline is not redeployed by
+# itself. The connection is created PENDING: someone must complete the
+# GitHub handshake once in the console (terraform/README.md, "First deploy").
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -16,7 +26,30 @@ locals {
   region     = data.aws_region.current.name
   partition  = data.aws_partition.current.partition
 
-  build_log_group = "/aws/codebuild/${local.name}-build"
+  # The stack this pipeline deploys, and its state key: the one convention,
+  # read from the file the buildspecs and the README init with.
+  stack_vars        = file("${path.module}/../envs/${var.environment}.tfvars")
+  stack_backend     = file("${path.module}/../envs/${var.environment}.s3.tfbackend")
+  stack_name_prefix = try(regex("(?m)^name_prefix\\s*=\\s*\"([^\"]+)\"", local.stack_vars)[0], "dofs")
+  stack_region      = try(regex("(?m)^aws_region\\s*=\\s*\"([^\"]+)\"", local.stack_vars)[0], "us-east-1")
+  stack_name        = "${local.stack_name_prefix}-${var.environment}"
+  stack_state_key   = regex("(?m)^key\\s*=\\s*\"([^\"]+)\"", local.stack_backend)[0]
+
+  log_groups = {
+    for project in ["test", "plan", "apply"] : project => "/aws/codebuild/${local.name}-${project}"
+  }
+
+  # The deploy role's permissions, documented in the repository and checked
+  # against what Terraform does by terraform/tests/check_deploy_policy.py.
+  deploy_policy = templatefile("${path.module}/deploy-role-policy.json.tftpl", {
+    partition    = local.partition
+    region       = local.stack_region
+    account_id   = local.account_id
+    stack        = local.stack_name
+    state_bucket = var.state_bucket
+    state_key    = local.stack_state_key
+  })
+  deploy_role_arn = var.deploy_role_arn != null ? var.deploy_role_arn : aws_iam_role.deploy[0].arn
 }
 
 # --- encryption ----------------------------------------------------------------
@@ -46,7 +79,7 @@ data "aws_iam_policy_document" "kms" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.build_log_group}"]
+      values   = [for group in values(local.log_groups) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${group}"]
     }
   }
 }
@@ -67,7 +100,7 @@ resource "aws_kms_alias" "pipeline" {
 
 resource "aws_s3_bucket" "artifacts" {
   #checkov:skip=CKV_AWS_144:Artifacts are rebuilt from Git on every run; a cross-region replica would protect nothing that cannot be rebuilt.
-  #checkov:skip=CKV_AWS_18:Only the pipeline's two roles can reach the bucket and CloudTrail records their calls; server access logs would need a second bucket for no extra audit value.
+  #checkov:skip=CKV_AWS_18:Only the pipeline's roles can reach the bucket and CloudTrail records their calls; server access logs would need a second bucket for no extra audit value.
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the pipeline drives every step itself.
   bucket_prefix = "${local.name}-pipeline-"
   force_destroy = true
@@ -156,11 +189,13 @@ resource "aws_codestarconnections_connection" "github" {
   provider_type = "GitHub"
 }
 
-# --- build -------------------------------------------------------------------------
+# --- build logs ---------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "build" {
   #checkov:skip=CKV_AWS_338:Build logs are reproducible by re-running the build; retention is var.log_retention_days.
-  name              = local.build_log_group
+  for_each = local.log_groups
+
+  name              = each.value
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.pipeline.arn
 }
@@ -180,17 +215,93 @@ data "aws_iam_policy_document" "codebuild_assume" {
   }
 }
 
-resource "aws_iam_role" "codebuild" {
-  name               = "${local.name}-codebuild"
-  description        = "DOFS build: reads the source artifact, writes its logs, assumes the deploy role for terraform."
+# --- the test project: everything that runs third-party code, no deploy rights ------
+
+resource "aws_iam_role" "codebuild_test" {
+  name               = "${local.name}-codebuild-test"
+  description        = "DOFS test build: reads the source, writes the packages artifact, its logs and its cache. Cannot assume the deploy role."
   assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
 }
 
-data "aws_iam_policy_document" "codebuild" {
+data "aws_iam_policy_document" "codebuild_test" {
   statement {
     sid       = "BuildLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.build.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.build["test"].arn}:*"]
+  }
+  # Artifacts and the build cache (build-cache/ in the same bucket).
+  statement {
+    sid       = "Artifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+  statement {
+    sid       = "ArtifactsBucket"
+    actions   = ["s3:GetBucketLocation", "s3:GetBucketAcl"]
+    resources = [aws_s3_bucket.artifacts.arn]
+  }
+  statement {
+    sid       = "ArtifactsKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.pipeline.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "codebuild_test" {
+  name   = "test"
+  role   = aws_iam_role.codebuild_test.id
+  policy = data.aws_iam_policy_document.codebuild_test.json
+}
+
+resource "aws_codebuild_project" "test" {
+  name           = "${local.name}-test"
+  description    = "DOFS: scripts/test (fmt, clippy, every test suite, the Terraform checks) with CI=true, then the arm64 Lambda packages."
+  service_role   = aws_iam_role.codebuild_test.arn
+  build_timeout  = 90
+  encryption_key = aws_kms_key.pipeline.arn
+
+  source {
+    type      = "CODEPIPELINE"
+    buildspec = "buildspec.yml"
+  }
+
+  artifacts {
+    type = "CODEPIPELINE"
+  }
+
+  # Cargo's registry, rustup and target/ between builds (paths in buildspec.yml).
+  cache {
+    type     = "S3"
+    location = "${aws_s3_bucket.artifacts.bucket}/build-cache"
+  }
+
+  environment {
+    compute_type    = var.codebuild_compute_type
+    image           = var.codebuild_image
+    type            = "LINUX_CONTAINER"
+    privileged_mode = false
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name = aws_cloudwatch_log_group.build["test"].name
+    }
+  }
+}
+
+# --- the deploy projects: plan and apply, with the deploy role ---------------------
+
+resource "aws_iam_role" "codebuild_deploy" {
+  name               = "${local.name}-codebuild-deploy"
+  description        = "DOFS plan and apply builds: read the source, packages and plan artifacts, write the plan, assume the deploy role."
+  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
+}
+
+data "aws_iam_policy_document" "codebuild_deploy" {
+  statement {
+    sid       = "BuildLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [for p in ["plan", "apply"] : "${aws_cloudwatch_log_group.build[p].arn}:*"]
   }
   statement {
     sid       = "Artifacts"
@@ -207,50 +318,53 @@ data "aws_iam_policy_document" "codebuild" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.pipeline.arn]
   }
+  # The only role of the pipeline that may.
   statement {
     sid       = "Deploy"
     actions   = ["sts:AssumeRole"]
-    resources = [var.deploy_role_arn]
-  }
-  statement {
-    sid = "TestReports"
-    actions = [
-      "codebuild:CreateReportGroup", "codebuild:CreateReport", "codebuild:UpdateReport", "codebuild:BatchPutTestCases",
-    ]
-    resources = ["arn:${local.partition}:codebuild:${local.region}:${local.account_id}:report-group/${local.name}-build-*"]
+    resources = [local.deploy_role_arn]
   }
 }
 
-resource "aws_iam_role_policy" "codebuild" {
-  name   = "build"
-  role   = aws_iam_role.codebuild.id
-  policy = data.aws_iam_policy_document.codebuild.json
+resource "aws_iam_role_policy" "codebuild_deploy" {
+  name   = "deploy"
+  role   = aws_iam_role.codebuild_deploy.id
+  policy = data.aws_iam_policy_document.codebuild_deploy.json
 }
 
-resource "aws_codebuild_project" "build" {
-  name           = "${local.name}-build"
-  description    = "DOFS: fmt, clippy, tests, arm64 Lambda packages, terraform plan and apply."
-  service_role   = aws_iam_role.codebuild.arn
+locals {
+  deploy_projects = {
+    plan = {
+      description = "DOFS: terraform plan of envs/${var.environment}.tfvars with the deploy role; exports DESTRUCTIVE for the approval gate."
+      buildspec   = "terraform/cicd/buildspec-plan.yml"
+    }
+    apply = {
+      description = "DOFS: terraform apply of the plan the Plan stage made (and, if it was destructive, someone approved), with the deploy role."
+      buildspec   = "terraform/cicd/buildspec-apply.yml"
+    }
+  }
+}
+
+resource "aws_codebuild_project" "deploy" {
+  for_each = local.deploy_projects
+
+  name           = "${local.name}-${each.key}"
+  description    = each.value.description
+  service_role   = aws_iam_role.codebuild_deploy.arn
   build_timeout  = 60
   encryption_key = aws_kms_key.pipeline.arn
 
   source {
     type      = "CODEPIPELINE"
-    buildspec = "buildspec.yml"
+    buildspec = each.value.buildspec
   }
 
   artifacts {
     type = "CODEPIPELINE"
   }
 
-  # Cargo's registry and target/ between builds (paths in buildspec.yml).
-  cache {
-    type     = "S3"
-    location = "${aws_s3_bucket.artifacts.bucket}/build-cache"
-  }
-
   environment {
-    compute_type    = var.codebuild_compute_type
+    compute_type    = "BUILD_GENERAL1_SMALL"
     image           = var.codebuild_image
     type            = "LINUX_CONTAINER"
     privileged_mode = false
@@ -260,12 +374,8 @@ resource "aws_codebuild_project" "build" {
       value = var.state_bucket
     }
     environment_variable {
-      name  = "TF_STATE_KEY"
-      value = var.state_key
-    }
-    environment_variable {
       name  = "TF_STATE_REGION"
-      value = local.region
+      value = var.state_bucket_region != null ? var.state_bucket_region : local.region
     }
     environment_variable {
       name  = "DOFS_ENVIRONMENT"
@@ -273,15 +383,47 @@ resource "aws_codebuild_project" "build" {
     }
     environment_variable {
       name  = "DEPLOY_ROLE_ARN"
-      value = var.deploy_role_arn
+      value = local.deploy_role_arn
     }
   }
 
   logs_config {
     cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.build.name
+      group_name = aws_cloudwatch_log_group.build[each.key].name
     }
   }
+}
+
+# --- the deploy role (unless the account's administrators bring their own) ---------
+
+data "aws_iam_policy_document" "deploy_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.codebuild_deploy.arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "deploy" {
+  count = var.deploy_role_arn == null ? 1 : 0
+
+  name                 = "${local.name}-deploy"
+  description          = "Deploys the DOFS ${local.stack_name} stack; only the pipeline's plan and apply builds may assume it."
+  assume_role_policy   = data.aws_iam_policy_document.deploy_assume.json
+  permissions_boundary = var.deploy_role_permissions_boundary_arn
+}
+
+# The policy is a rendered template, which checkov cannot read; what it
+# allows is checked against Terraform's own calls and resources by
+# terraform/tests/check_deploy_policy.py instead.
+resource "aws_iam_role_policy" "deploy" {
+  count = var.deploy_role_arn == null ? 1 : 0
+
+  name   = "deploy-${local.stack_name}"
+  role   = aws_iam_role.deploy[0].id
+  policy = local.deploy_policy
 }
 
 # --- pipeline ------------------------------------------------------------------------
@@ -303,7 +445,7 @@ data "aws_iam_policy_document" "pipeline_assume" {
 
 resource "aws_iam_role" "pipeline" {
   name               = "${local.name}-pipeline"
-  description        = "DOFS pipeline: pull from GitHub, store artifacts, run the build."
+  description        = "DOFS pipeline: pull from GitHub, store artifacts, run the builds."
   assume_role_policy = data.aws_iam_policy_document.pipeline_assume.json
 }
 
@@ -313,14 +455,16 @@ data "aws_iam_policy_document" "pipeline" {
     actions   = ["codestar-connections:UseConnection"]
     resources = [aws_codestarconnections_connection.github.arn]
   }
+  # The CodeStarSourceConnection action uploads the source zip with an ACL
+  # and tags (aws-cdk#13557; AWS's minimal pipeline policy lists both).
   statement {
     sid       = "Artifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging"]
     resources = ["${aws_s3_bucket.artifacts.arn}/*"]
   }
   statement {
     sid       = "ArtifactsBucket"
-    actions   = ["s3:GetBucketVersioning", "s3:GetBucketLocation"]
+    actions   = ["s3:GetBucketVersioning", "s3:GetBucketLocation", "s3:GetBucketAcl"]
     resources = [aws_s3_bucket.artifacts.arn]
   }
   statement {
@@ -329,9 +473,9 @@ data "aws_iam_policy_document" "pipeline" {
     resources = [aws_kms_key.pipeline.arn]
   }
   statement {
-    sid       = "Build"
+    sid       = "Builds"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds"]
-    resources = [aws_codebuild_project.build.arn]
+    resources = concat([aws_codebuild_project.test.arn], [for p in aws_codebuild_project.deploy : p.arn])
   }
 }
 
@@ -345,6 +489,9 @@ resource "aws_codepipeline" "main" {
   name          = "${local.name}-pipeline"
   role_arn      = aws_iam_role.pipeline.arn
   pipeline_type = "V2"
+  # A newer commit supersedes a run still waiting for approval (its plan
+  # would be stale anyway: apply refuses a plan older than the state).
+  execution_mode = "SUPERSEDED"
 
   artifact_store {
     type     = "S3"
@@ -373,16 +520,88 @@ resource "aws_codepipeline" "main" {
   }
 
   stage {
-    name = "BuildAndDeploy"
+    name = "Test"
     action {
-      name            = "BuildTestDeploy"
+      name             = "TestAndPackage"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      input_artifacts  = ["source"]
+      output_artifacts = ["packages"]
+      configuration = {
+        ProjectName = aws_codebuild_project.test.name
+      }
+    }
+  }
+
+  stage {
+    name = "Plan"
+    action {
+      name             = "Plan"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      namespace        = "Plan"
+      input_artifacts  = ["source", "packages"]
+      output_artifacts = ["plan"]
+      configuration = {
+        ProjectName   = aws_codebuild_project.deploy["plan"].name
+        PrimarySource = "source"
+      }
+    }
+  }
+
+  # Entered only when the plan deletes or replaces something; otherwise
+  # skipped (a VariableCheck entry condition with result SKIP).
+  stage {
+    name = "Approve"
+
+    before_entry {
+      condition {
+        result = "SKIP"
+        rule {
+          name = "PlanDestroysOrReplaces"
+          rule_type_id {
+            category = "Rule"
+            owner    = "AWS"
+            provider = "VariableCheck"
+            version  = "1"
+          }
+          configuration = {
+            Variable = "#{Plan.DESTRUCTIVE}"
+            Operator = "EQ"
+            Value    = "true"
+          }
+        }
+      }
+    }
+
+    action {
+      name     = "ApproveDestructivePlan"
+      category = "Approval"
+      owner    = "AWS"
+      provider = "Manual"
+      version  = "1"
+      configuration = {
+        CustomData = "The ${local.stack_name} plan deletes or replaces resources: #{Plan.PLAN_SUMMARY}. Read tfplan.txt in the Plan build's artifact before approving."
+      }
+    }
+  }
+
+  stage {
+    name = "Apply"
+    action {
+      name            = "Apply"
       category        = "Build"
       owner           = "AWS"
       provider        = "CodeBuild"
       version         = "1"
-      input_artifacts = ["source"]
+      input_artifacts = ["source", "packages", "plan"]
       configuration = {
-        ProjectName = aws_codebuild_project.build.name
+        ProjectName   = aws_codebuild_project.deploy["apply"].name
+        PrimarySource = "source"
       }
     }
   }

@@ -1,6 +1,6 @@
 variable "aws_region" {
   type        = string
-  description = "Region of the pipeline (and of the stack it deploys)."
+  description = "Region of the pipeline. The stack's own region is aws_region in terraform/envs/<environment>.tfvars."
   default     = "us-east-1"
 }
 
@@ -17,7 +17,7 @@ variable "name_prefix" {
 
 variable "environment" {
   type        = string
-  description = "Environment the pipeline deploys (passed to the stack as its environment)."
+  description = "Environment the pipeline deploys: the stack is planned from terraform/envs/<environment>.tfvars on the state key of terraform/envs/<environment>.s3.tfbackend."
   default     = "dev"
 
   validation {
@@ -50,28 +50,40 @@ variable "github_branch" {
 
 variable "state_bucket" {
   type        = string
-  description = "S3 bucket holding the stack's Terraform state (the build runs terraform init -backend-config=bucket=...)."
+  description = "S3 bucket holding the stack's Terraform state (versioned, encrypted; terraform/README.md bootstraps it). The key is not a setting: it is the one terraform/envs/<environment>.s3.tfbackend names."
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket))
+    error_message = "state_bucket must be an S3 bucket name."
+  }
 }
 
-variable "state_key" {
+variable "state_bucket_region" {
   type        = string
-  description = "Key of the stack's state object in the state bucket."
-  default     = "dofs/stack.tfstate"
+  description = "Region of the state bucket; null means the pipeline's region."
+  default     = null
 }
 
 variable "deploy_role_arn" {
   type        = string
-  description = "Role the build assumes to run terraform plan/apply of the stack. Deploying creates IAM roles, functions and tables, so those rights live in a role the account administrators own (ideally with a permissions boundary), not in the build's own role."
+  description = "Role the plan and apply builds assume to deploy the stack; null creates it here (<name>-deploy) with the policy of deploy-role-policy.json.tftpl. A role the account administrators bring must trust the codebuild_deploy_role_arn output and hold the deploy_role_policy_json output's permissions."
+  default     = null
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.deploy_role_arn))
-    error_message = "deploy_role_arn must be an IAM role ARN."
+    condition     = var.deploy_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", var.deploy_role_arn))
+    error_message = "deploy_role_arn must be an IAM role ARN (or null)."
   }
+}
+
+variable "deploy_role_permissions_boundary_arn" {
+  type        = string
+  description = "Permissions boundary for the deploy role this root creates (null: none)."
+  default     = null
 }
 
 variable "codebuild_compute_type" {
   type        = string
-  description = "CodeBuild compute type (Rust release builds of five functions like more cores)."
+  description = "Compute type of the test project (Rust builds of five functions and the whole test suite like more cores); plan and apply run on BUILD_GENERAL1_SMALL."
   default     = "BUILD_GENERAL1_LARGE"
 
   validation {

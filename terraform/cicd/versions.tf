@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.10: the S3 backend's use_lockfile (envs/<environment>.s3.tfbackend).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {
@@ -8,8 +9,10 @@ terraform {
     }
   }
 
-  # Partial configuration, like the stack's (see ../README.md); use a
-  # different key from the stack's state.
+  # Partial configuration, like the stack's: the key from
+  # envs/<environment>.s3.tfbackend (dofs/cicd/<environment>.tfstate, next to
+  # the stack's dofs/<environment>.tfstate), bucket and region at init
+  # (../README.md, "First deploy").
   backend "s3" {}
 }
 

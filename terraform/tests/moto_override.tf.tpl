@@ -1,11 +1,9 @@
 # Test-only override, rendered by scripts/terraform-test.sh into a scratch copy
-# of terraform/ (never into terraform/ itself): local state, and the AWS
-# provider pointed at the moto server on 127.0.0.1:@PORT@ with fake
-# credentials. The real configuration stays untouched.
-
-terraform {
-  backend "local" {}
-}
+# of terraform/ (never into terraform/ itself): the AWS provider pointed at the
+# moto server on 127.0.0.1:@PORT@ with fake credentials. The apply adds
+# local_backend_override.tf (local state); the per-environment plans keep the
+# real S3 backend, pointed at moto's S3 by tests/moto.s3.tfbackend.tpl. The
+# real configuration stays untouched.
 
 provider "aws" {
   region                      = "us-east-1"

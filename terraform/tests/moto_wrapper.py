@@ -10,18 +10,33 @@ wait forever for it to appear). This wrapper answers those calls itself
 can read back what Terraform created) and hands everything else to moto
 unchanged. Test-only: the real stack never talks to it.
 
-Usage: python moto_wrapper.py PORT_FILE
-Binds 127.0.0.1 on a free port, writes the port to PORT_FILE once it serves,
-and runs until terminated.
+With --record FILE it also appends one JSON line per request to FILE: who
+signed it (the access key id of its SigV4 credential), the signing service,
+method, path, query, X-Amz-Target, the query protocol's Action and the
+request's resource names (TableName, QueueUrl, stateMachineArn, ...). The
+IAM tests turn those into IAM actions (terraform/tests/aws_requests.py): the
+calls Terraform makes when it applies the stack (check_deploy_policy.py) and
+the calls each function's bootstrap makes on moto, told apart by the access
+key each one is given (harness/tests/it/iam.rs, check_iam.py).
+
+Usage:
+    python moto_wrapper.py [--record FILE] PORT_FILE
+        binds 127.0.0.1 on a free port, writes the port to PORT_FILE once it
+        serves, and runs until terminated;
+    python moto_wrapper.py [--record FILE] -H HOST -p PORT
+        moto_server's own command line, on the given address.
 """
 
+import argparse
 import io
 import json
+import re
 import signal
 import sys
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -187,16 +202,91 @@ class ExtraCalls:
         return [out]
 
 
+class RequestLog:
+    """WSGI middleware appending one JSON line per request to a file."""
+
+    # Request fields that name the resource a call acts on.
+    RESOURCE_FIELDS = (
+        "TableName", "QueueUrl", "QueueName", "stateMachineArn", "executionArn", "name", "FunctionName",
+        "RoleName", "TopicArn", "Name", "SubscriptionArn", "logGroupName", "KeyId", "AliasName", "TargetKeyId",
+        "AlarmName", "AlarmNames.member.1", "DashboardName", "DashboardNames.member.1",
+        "ResourceARN", "ResourceArn", "resourceArn", "resourceArns",
+    )
+    CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
+
+    def __init__(self, app, path):
+        self.app = app
+        self.lock = threading.Lock()
+        self.file = open(path, "a", encoding="utf-8")
+
+    def __call__(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            self.write(environ, body)
+        except Exception as err:  # a log line must never break the request
+            print(f"moto_wrapper: request log: {err}", file=sys.stderr)
+        return self.app(environ, start_response)
+
+    def write(self, environ, body):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        cred = self.CREDENTIAL.search(auth)
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        content_type = environ.get("CONTENT_TYPE", "")
+        form = {}
+        if "x-www-form-urlencoded" in content_type:
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        fields = {k: v[0] for k, v in form.items() if k in self.RESOURCE_FIELDS}
+        tagged = any(k.startswith(("Tags.", "Tag.", "tags.")) for k in form)
+        if body[:1] == b"{":
+            try:
+                doc = json.loads(body)
+                fields = {k: doc[k] for k in self.RESOURCE_FIELDS if isinstance(doc.get(k), (str, list))}
+                tagged = bool(doc.get("Tags") or doc.get("tags"))
+            except ValueError:
+                pass
+        record = {
+            "access_key": cred.group(1) if cred else None,
+            "service": cred.group(3) if cred else None,
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO", ""),
+            "query": {k: v[0][:200] for k, v in query.items()},
+            "headers": sorted(k[5:].lower().replace("_", "-") for k in environ if k.startswith("HTTP_X_AMZ_")),
+            "target": environ.get("HTTP_X_AMZ_TARGET"),
+            "action": (form.get("Action") or query.get("Action") or [None])[0],
+            "fields": fields,
+            # Tag-on-create: a create call carrying tags needs the service's
+            # tagging action too.
+            "tagged": tagged or bool(environ.get("HTTP_X_AMZ_TAGGING")),
+        }
+        line = json.dumps(record, sort_keys=True)
+        with self.lock:
+            self.file.write(line + "\n")
+            self.file.flush()
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: moto_wrapper.py PORT_FILE")
+    parser = argparse.ArgumentParser(description="moto with the calls Terraform needs that moto lacks")
+    parser.add_argument("port_file", nargs="?", help="write the bound port here (free port)")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=0)
+    parser.add_argument("--record", help="append one JSON line per request to this file")
+    args = parser.parse_args()
+    if args.port_file is None and args.port == 0:
+        parser.error("give PORT_FILE or -p PORT")
     app = ExtraCalls(DomainDispatcherApplication(create_backend_app))
+    if args.record:
+        app = RequestLog(app, args.record)
     server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
+        args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    with open(sys.argv[1], "w", encoding="utf-8") as f:
-        f.write(str(server.server_port))
+    if args.port_file:
+        with open(args.port_file, "w", encoding="utf-8") as f:
+            f.write(str(server.server_port))
     server.serve_forever()
 
 

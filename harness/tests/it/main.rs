@@ -13,5 +13,6 @@
 mod bootstraps;
 mod chain;
 mod contracts;
+mod iam;
 mod lambda_bench;
 mod xray;

@@ -9,7 +9,12 @@ data "aws_caller_identity" "current" {}
 
 locals {
   log_group_name = "/aws/lambda/${var.function_name}"
-  log_group_arn  = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}"
+  # Lambda's application-log filter treats a JSON line without a valid
+  # `level` as INFO (Lambda docs, "Log-level filtering"); EMF metric lines
+  # have none, so a filter above INFO would drop every metric. The filter
+  # stops at INFO and LOG_LEVEL does the rest in process.
+  application_log_level = contains(["TRACE", "DEBUG"], var.log_level) ? var.log_level : "INFO"
+  log_group_arn         = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -80,6 +85,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:DOFS only calls regional AWS APIs (DynamoDB, SQS, Step Functions); a VPC would add NAT or endpoints and cold-start cost without protecting any private resource.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the CodeBuild pipeline does not have; packages come only from the pipeline's own build.
   #checkov:skip=CKV_AWS_116:Asynchronous invocation is not used: API Gateway and Step Functions invoke synchronously and SQS event source mappings have their own redrive to the DLQ.
+  #checkov:skip=CKV_AWS_115:Concurrency is var.reserved_concurrent_executions, unreserved (-1) by default: on new accounts any reservation can fail the apply (the account must keep 100 unreserved), and the queue consumers are capped by their event source mappings' maximum_concurrency instead.
   function_name = var.function_name
   description   = var.description
   role          = aws_iam_role.this.arn
@@ -108,7 +114,7 @@ resource "aws_lambda_function" "this" {
 
   logging_config {
     log_format            = "JSON"
-    application_log_level = var.log_level
+    application_log_level = local.application_log_level
     system_log_level      = "INFO"
     log_group             = aws_cloudwatch_log_group.this.name
   }
@@ -117,6 +123,16 @@ resource "aws_lambda_function" "this" {
 
   # The role's policies must exist before the first invocation can log.
   depends_on = [aws_iam_role_policy.this]
+
+  lifecycle {
+    # scripts/package-lambdas.sh falls back to x86_64 zips where the aarch64
+    # standard library is missing; such a bootstrap fails every invocation on
+    # Graviton (exec format error), so it must never be deployed.
+    precondition {
+      condition     = var.package_architecture == "arm64"
+      error_message = "The package ${var.package_path} was built for ${var.package_architecture}, but the function runs on arm64: rebuild with `DOFS_LAMBDA_ARCH=arm64 bash scripts/package-lambdas.sh` (needs `rustup target add aarch64-unknown-linux-gnu`)."
+    }
+  }
 }
 
 module "alarm" {

@@ -13,6 +13,11 @@ variable "package_path" {
   description = "Path of the cargo-lambda zip holding the `bootstrap` binary (built for arm64)."
 }
 
+variable "package_architecture" {
+  type        = string
+  description = "Architecture the package was built for, as scripts/package-lambdas.sh records it (target/lambda/ARCH); anything but arm64 is refused."
+}
+
 variable "memory_size" {
   type        = number
   description = "Memory in MB; CPU share grows with it."
@@ -39,11 +44,11 @@ variable "environment" {
 
 variable "log_level" {
   type        = string
-  description = "Application log level (Lambda advanced logging controls; also exported as LOG_LEVEL)."
+  description = "Log level exported as LOG_LEVEL; Lambda's application-log filter gets it too, but never above INFO (EMF lines count as INFO)."
 
   validation {
-    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
-    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR."
   }
 }
 
