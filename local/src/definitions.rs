@@ -19,6 +19,32 @@ pub const WORKFLOW_ASL: &str = include_str!("../../terraform/order_workflow.asl.
 /// The alarms Terraform deploys (`--alarms-file` overrides them).
 pub const ALARMS_JSON: &str = include_str!("../../dashboards/alarms.json");
 
+/// The `${...}` placeholders of the workflow file and their local values,
+/// for a `dofs serve` at `base_url`.
+pub fn workflow_vars(base_url: &str) -> BTreeMap<String, String> {
+    use crate::identity::{queue_arn, queue_url, FunctionName, DEAD_LETTER_QUEUE, ORDER_QUEUE};
+    let mut vars: BTreeMap<String, String> = FunctionName::ALL
+        .into_iter()
+        .map(|f| (format!("{}_function_arn", f.as_str()), f.arn()))
+        .collect();
+    vars.extend([
+        (
+            "order_queue_url".to_owned(),
+            queue_url(base_url, ORDER_QUEUE),
+        ),
+        ("order_queue_arn".to_owned(), queue_arn(ORDER_QUEUE)),
+        (
+            "dead_letter_queue_url".to_owned(),
+            queue_url(base_url, DEAD_LETTER_QUEUE),
+        ),
+        (
+            "dead_letter_queue_arn".to_owned(),
+            queue_arn(DEAD_LETTER_QUEUE),
+        ),
+    ]);
+    vars
+}
+
 /// Why a template could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -169,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_compiled_in_files_render_with_the_local_values() {
-        let vars = crate::services::step_functions::template_vars("http://127.0.0.1:3000");
+        let vars = workflow_vars("http://127.0.0.1:3000");
         let used = placeholders(WORKFLOW_ASL).unwrap();
         let given: BTreeSet<String> = vars.keys().cloned().collect();
         assert!(used.is_subset(&given), "{used:?} vs {given:?}");

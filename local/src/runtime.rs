@@ -176,7 +176,7 @@ impl Runtime {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let rendered = definitions::render(&template, &step_functions::template_vars(&base_url))
+        let rendered = definitions::render(&template, &definitions::workflow_vars(&base_url))
             .context("cannot render the workflow definition")?;
         let machine =
             Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
@@ -317,6 +317,7 @@ impl Runtime {
             db.clone(),
             metric_store.clone(),
             evaluator,
+            Arc::new(queues.clone()),
             Arc::clone(&clock),
             MonitorConfig {
                 interval: config.metrics_interval,

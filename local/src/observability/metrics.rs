@@ -16,7 +16,7 @@
 //!   `StateMachineArn` ([`crate::services::step_functions`]), and `AWS/SQS`
 //!   ApproximateNumberOfMessagesVisible / NotVisible / AgeOfOldestMessage per
 //!   `QueueName`, sampled from the queues on every tick like the SQS service
-//!   samples them ([`sample_queues`]).
+//!   samples them (a [`crate::observability::monitor::Gauges`] source).
 //!
 //! The stand-ins record through a [`ServiceMetrics`] handle they are given
 //! at construction, not a process global, so two runtimes can share a
@@ -507,47 +507,6 @@ pub async fn api_gateway_layer(
         started.elapsed().as_secs_f64() * 1000.0,
     );
     response
-}
-
-/// Samples the `AWS/SQS` gauges of every queue into `store`, as the SQS
-/// service publishes them: visible, in flight, and the age in seconds of
-/// the oldest message (0 when the queue is empty).
-pub async fn sample_queues(
-    db: &Db,
-    store: &MetricsStore,
-    now: DateTime<Utc>,
-) -> Result<(), DbError> {
-    let now = now.timestamp_millis();
-    let queues = db
-        .read(move |conn| crate::services::sqs::queue_counts(conn, now))
-        .await?;
-    for queue in queues {
-        let dims = [("QueueName", queue.name.as_str())];
-        let age_s = queue
-            .oldest_sent_ms
-            .map_or(0.0, |sent| ((now - sent).max(0) / 1000) as f64);
-        for (metric, unit, value) in [
-            (
-                "ApproximateNumberOfMessagesVisible",
-                "Count",
-                queue.visible as f64,
-            ),
-            (
-                "ApproximateNumberOfMessagesNotVisible",
-                "Count",
-                queue.in_flight as f64,
-            ),
-            (
-                "ApproximateNumberOfMessagesDelayed",
-                "Count",
-                queue.delayed as f64,
-            ),
-            ("ApproximateAgeOfOldestMessage", "Seconds", age_s),
-        ] {
-            store.record_at(SeriesKey::new("AWS/SQS", metric, &dims), unit, value, now);
-        }
-    }
-    Ok(())
 }
 
 /// The statistic set of `key` in each period of `period_ms` starting at

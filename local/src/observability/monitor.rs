@@ -6,12 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use dofs_core::Clock;
 
 use crate::observability::alarms::Evaluator;
-use crate::observability::metrics::{sample_queues, MetricsStore};
+use crate::observability::metrics::MetricsStore;
 use crate::shutdown::Shutdown;
-use crate::store::Db;
+use crate::store::{Db, DbError};
+
+/// A stand-in that publishes gauges on every tick, as SQS publishes its
+/// queue metrics to CloudWatch by itself (the monitor only asks).
+#[async_trait::async_trait]
+pub trait Gauges: Send + Sync {
+    async fn sample(&self, store: &MetricsStore, now: DateTime<Utc>) -> Result<(), DbError>;
+}
 
 /// How the metrics-and-alarms loop runs.
 #[derive(Debug, Clone)]
@@ -29,6 +37,7 @@ pub async fn run(
     db: Db,
     store: MetricsStore,
     evaluator: Arc<Evaluator>,
+    gauges: Arc<dyn Gauges>,
     clock: Arc<dyn Clock>,
     config: MonitorConfig,
     stop: Shutdown,
@@ -42,8 +51,8 @@ pub async fn run(
             _ = stop.triggered() => break,
         }
         ticks += 1;
-        if let Err(err) = sample_queues(&db, &store, clock.now()).await {
-            tracing::warn!(error = %err, "could not sample the queues");
+        if let Err(err) = gauges.sample(&store, clock.now()).await {
+            tracing::warn!(error = %err, "could not sample the gauges");
         }
         // Pruning is a range delete; once a minute is plenty.
         let prune = (ticks % 60 == 1)

@@ -87,7 +87,7 @@ impl Bindings {
                     crate::identity::DEAD_LETTER_QUEUE.to_owned(),
                 ),
             ]),
-            functions: crate::services::lambda::FunctionName::ALL
+            functions: crate::identity::FunctionName::ALL
                 .iter()
                 .map(|f| f.deployed_name())
                 .collect(),

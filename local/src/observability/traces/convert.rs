@@ -11,7 +11,7 @@ use opentelemetry::{Array, Value as OtelValue};
 use serde_json::{json, Map, Value};
 
 use super::{rfc3339, span_hex, unix_ns, SpanRecord};
-use crate::services::lambda::FunctionName;
+use crate::identity::FunctionName;
 
 fn json_value(value: &OtelValue) -> Value {
     match value {

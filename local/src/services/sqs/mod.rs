@@ -37,6 +37,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::observability::metrics::{MetricsStore, SeriesKey};
+use crate::observability::monitor::Gauges;
 use crate::store::{CachedStatements, Db, DbError};
 
 /// Errors of the queue service.
@@ -531,6 +533,48 @@ pub fn queue_counts(conn: &Connection, now_ms: i64) -> Result<Vec<QueueCounts>, 
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// Samples the `AWS/SQS` gauges of every queue into `store`, as the SQS
+/// service publishes them: visible, in flight, and the age in seconds of
+/// the oldest message (0 when the queue is empty).
+async fn publish_gauges(db: &Db, store: &MetricsStore, now: DateTime<Utc>) -> Result<(), DbError> {
+    let now = now.timestamp_millis();
+    let queues = db.read(move |conn| queue_counts(conn, now)).await?;
+    for queue in queues {
+        let dims = [("QueueName", queue.name.as_str())];
+        let age_s = queue
+            .oldest_sent_ms
+            .map_or(0.0, |sent| ((now - sent).max(0) / 1000) as f64);
+        for (metric, unit, value) in [
+            (
+                "ApproximateNumberOfMessagesVisible",
+                "Count",
+                queue.visible as f64,
+            ),
+            (
+                "ApproximateNumberOfMessagesNotVisible",
+                "Count",
+                queue.in_flight as f64,
+            ),
+            (
+                "ApproximateNumberOfMessagesDelayed",
+                "Count",
+                queue.delayed as f64,
+            ),
+            ("ApproximateAgeOfOldestMessage", "Seconds", age_s),
+        ] {
+            store.record_at(SeriesKey::new("AWS/SQS", metric, &dims), unit, value, now);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Gauges for Queues {
+    async fn sample(&self, store: &MetricsStore, now: DateTime<Utc>) -> Result<(), DbError> {
+        publish_gauges(&self.db, store, now).await
+    }
 }
 
 #[cfg(test)]

@@ -546,8 +546,7 @@ enum Change {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::definitions::{render, WORKFLOW_ASL};
-    use crate::services::step_functions::template_vars;
+    use crate::definitions::{render, workflow_vars, WORKFLOW_ASL};
     use dofs_asl::testing::ScriptedTasks;
     use dofs_asl::TaskFailure;
     use dofs_core::testkit::{sample_submission, ManualClock};
@@ -580,7 +579,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(
             DateTime::from_timestamp_millis(1_800_000_000_000).unwrap(),
         ));
-        let rendered = render(WORKFLOW_ASL, &template_vars("http://127.0.0.1:9")).unwrap();
+        let rendered = render(WORKFLOW_ASL, &workflow_vars("http://127.0.0.1:9")).unwrap();
         let machine = Arc::new(StateMachine::from_json(&rendered).unwrap());
         let workflow = LocalWorkflow::new(db, clock.clone(), machine, ServiceMetrics::off());
         Setup {
@@ -713,7 +712,7 @@ mod tests {
     #[tokio::test]
     async fn an_interrupted_execution_resumes_in_a_new_engine_at_its_next_state() {
         let dir = tempfile::tempdir().unwrap();
-        let rendered = render(WORKFLOW_ASL, &template_vars("http://127.0.0.1:9")).unwrap();
+        let rendered = render(WORKFLOW_ASL, &workflow_vars("http://127.0.0.1:9")).unwrap();
         let machine = Arc::new(StateMachine::from_json(&rendered).unwrap());
         let workflow = |db: &Db| {
             let clock = Arc::new(dofs_core::SystemClock);

@@ -30,37 +30,7 @@ mod store;
 mod tasks;
 mod workflow;
 
-use std::collections::BTreeMap;
-
-use crate::identity::FunctionName;
-
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use store::{load_events, load_execution, status_name, trace_header, ExecutionRecord};
 pub use tasks::{check_resources, LocalTasks};
 pub use workflow::LocalWorkflow;
-
-/// The `${...}` placeholders of the workflow file and their local values,
-/// for a `dofs serve` at `base_url`.
-pub fn template_vars(base_url: &str) -> BTreeMap<String, String> {
-    use crate::identity::{queue_arn, queue_url, DEAD_LETTER_QUEUE, ORDER_QUEUE};
-    let mut vars: BTreeMap<String, String> = FunctionName::ALL
-        .into_iter()
-        .map(|f| (format!("{}_function_arn", f.as_str()), f.arn()))
-        .collect();
-    vars.extend([
-        (
-            "order_queue_url".to_owned(),
-            queue_url(base_url, ORDER_QUEUE),
-        ),
-        ("order_queue_arn".to_owned(), queue_arn(ORDER_QUEUE)),
-        (
-            "dead_letter_queue_url".to_owned(),
-            queue_url(base_url, DEAD_LETTER_QUEUE),
-        ),
-        (
-            "dead_letter_queue_arn".to_owned(),
-            queue_arn(DEAD_LETTER_QUEUE),
-        ),
-    ]);
-    vars
-}
