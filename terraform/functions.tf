@@ -12,8 +12,9 @@ locals {
 
   function_environment = {
     api_handler = {
-      ORDERS_TABLE      = module.orders_table.name
-      STATE_MACHINE_ARN = local.state_machine_arn
+      ORDERS_TABLE            = module.orders_table.name
+      STATE_MACHINE_ARN       = local.state_machine_arn
+      ORDER_TRACE_SAMPLE_RATE = tostring(var.order_trace_sample_rate)
     }
     validator = {}
     order_storage = {

@@ -87,6 +87,17 @@ variable "failure_rate" {
   }
 }
 
+variable "order_trace_sample_rate" {
+  type        = number
+  description = "Share of orders api_handler traces in X-Ray, 0 to 1 (1: every order). HTTP APIs cannot start a trace, so api_handler decides per order and starts the order's trace itself (passed as ORDER_TRACE_SAMPLE_RATE)."
+  default     = 1
+
+  validation {
+    condition     = var.order_trace_sample_rate >= 0 && var.order_trace_sample_rate <= 1
+    error_message = "order_trace_sample_rate must be between 0 and 1."
+  }
+}
+
 variable "function_timeouts" {
   type        = map(number)
   description = "Timeout in seconds per function; the order queue's visibility timeout is 6x fulfill_order's."

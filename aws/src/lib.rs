@@ -3,7 +3,10 @@
 //!
 //! - [`dynamodb`]: [`DynamoOrderStore`] and [`DynamoFailedOrderStore`], the
 //!   orders and failed_orders tables, with conditional writes.
-//! - [`sfn`]: [`StepFunctionsWorkflow`], one execution per order.
+//! - [`sfn`]: [`StepFunctionsWorkflow`], one execution per order, started
+//!   with the order's trace as its X-Ray header.
+//! - [`xray`]: [`XrayInterceptor`], which makes every SDK call an X-Ray
+//!   `aws` subsegment; every client [`AwsClients`] builds has it.
 //!
 //! SDK errors become [`dofs_core::PortError`]s in one place (a private
 //! `error` module): throttling, 5xx and timeouts are `Transient`, validation
@@ -24,9 +27,11 @@
 pub mod dynamodb;
 mod error;
 pub mod sfn;
+pub mod xray;
 
 pub use dynamodb::{DynamoFailedOrderStore, DynamoOrderStore};
 pub use sfn::StepFunctionsWorkflow;
+pub use xray::XrayInterceptor;
 
 use std::sync::OnceLock;
 
@@ -65,15 +70,27 @@ impl AwsClients {
         &self.sdk
     }
 
+    /// The DynamoDB client, its calls traced ([`XrayInterceptor`]).
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         self.dynamodb
-            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
+            .get_or_init(|| {
+                let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                    .interceptor(XrayInterceptor)
+                    .build();
+                aws_sdk_dynamodb::Client::from_conf(config)
+            })
             .clone()
     }
 
+    /// The Step Functions client, its calls traced ([`XrayInterceptor`]).
     pub fn sfn(&self) -> aws_sdk_sfn::Client {
         self.sfn
-            .get_or_init(|| aws_sdk_sfn::Client::new(&self.sdk))
+            .get_or_init(|| {
+                let config = aws_sdk_sfn::config::Builder::from(&self.sdk)
+                    .interceptor(XrayInterceptor)
+                    .build();
+                aws_sdk_sfn::Client::from_conf(config)
+            })
             .clone()
     }
 

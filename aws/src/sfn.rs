@@ -5,6 +5,17 @@
 //! `Idempotency-Key` cannot start the workflow twice. `describe` derives the
 //! execution ARN from the state machine ARN and the order id instead of
 //! listing executions.
+//!
+//! The order's trace header goes in the request twice: as the `traceHeader`
+//! body field and as the `X-Amzn-Trace-Id` HTTP header. The StartExecution
+//! reference says of `traceHeader`: "If both sources are provided, Step
+//! Functions will use the header value (preferred) over the value in the
+//! request body" (<https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html>),
+//! and inside Lambda the SDK's recursion-detection interceptor sets that
+//! header from `_X_AMZN_TRACE_ID` — Lambda's trace, not the order's — unless
+//! the request already has one (`aws-runtime`'s `recursion_detection.rs`:
+//! "if request.headers().contains_key(TRACE_ID_HEADER) return"). So the
+//! header is set here, explicitly, to the order's trace.
 
 use async_trait::async_trait;
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
@@ -18,6 +29,9 @@ use dofs_core::{
 };
 
 use crate::error::{corrupt, port_error};
+
+/// The HTTP header Step Functions takes the trace from, before the body.
+pub const TRACE_ID_HEADER: &str = "x-amzn-trace-id";
 
 /// [`Workflow`] on a Step Functions state machine.
 #[derive(Debug, Clone)]
@@ -67,13 +81,24 @@ impl Workflow for StepFunctionsWorkflow {
         let order_id = &submission.order_id;
         let input = serde_json::to_string(submission)
             .map_err(|e| corrupt(format!("submission {order_id} is not serialisable"), e))?;
+        let header = trace_header.map(str::to_owned);
         let result = self
             .client
             .start_execution()
             .state_machine_arn(self.state_machine.as_str())
             .name(order_id.as_str())
             .input(input)
-            .set_trace_header(trace_header.map(str::to_owned))
+            .set_trace_header(header.clone())
+            .customize()
+            .mutate_request(move |request| {
+                if let Some(header) = &header {
+                    // A header Step Functions would refuse is refused in
+                    // the body too; nothing to add then.
+                    let _ = request
+                        .headers_mut()
+                        .try_insert(TRACE_ID_HEADER, header.clone());
+                }
+            })
             .send()
             .await;
         match result {
@@ -99,6 +124,13 @@ impl Workflow for StepFunctionsWorkflow {
     }
 
     async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
+        Ok(self.describe_traced(order_id).await?.map(|(view, _)| view))
+    }
+
+    async fn describe_traced(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
         let arn = self.state_machine.execution_arn(order_id.as_str());
         let output = match self
             .client
@@ -138,10 +170,11 @@ impl Workflow for StepFunctionsWorkflow {
         let started_at = to_chrono(output.start_date()).ok_or_else(|| {
             PortError::internal(format!("execution {arn} has an out-of-range start date"))
         })?;
-        Ok(Some(ExecutionView {
+        let view = ExecutionView {
             status,
             input,
             started_at,
-        }))
+        };
+        Ok(Some((view, output.trace_header().map(str::to_owned))))
     }
 }

@@ -108,6 +108,17 @@ pub trait Workflow: Send + Sync {
 
     /// The execution named after `order_id`, if any.
     async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError>;
+
+    /// [`Workflow::describe`], with the trace header the execution was
+    /// started with (DescribeExecution's `traceHeader`), when the workflow
+    /// keeps it: an idempotent replay answers with the order's trace, not
+    /// the retry's. The default knows no header.
+    async fn describe_traced(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
+        Ok(self.describe(order_id).await?.map(|view| (view, None)))
+    }
 }
 
 /// The time source, replaceable in tests.

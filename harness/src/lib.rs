@@ -15,8 +15,11 @@
 //!   child process with Lambda's environment, capturing stdout/stderr and
 //!   reading its peak RSS.
 //! - [`events`]: Lambda event fixtures (API Gateway HTTP API v2, SQS).
-//! - [`xray`]: a UDP stand-in for the X-Ray daemon and a validator of the
-//!   segment documents it receives.
+//! - [`xray`]: a UDP stand-in for the X-Ray daemon, a validator of the
+//!   segment documents it receives, and the assembly of a trace from them
+//!   and the segments AWS records itself (which the harness plays).
+//! - [`recorder`]: a recording HTTP proxy in front of moto, to check the
+//!   requests the SDK really sends.
 //!
 //! The integration tests are in `tests/it/` (among them the `dofs-aws`
 //! adapters' contract suites on moto, `tests/it/contracts.rs`) and
@@ -28,6 +31,7 @@
 pub mod events;
 pub mod function;
 pub mod moto;
+pub mod recorder;
 pub mod runtime_api;
 pub mod tools;
 pub mod xray;

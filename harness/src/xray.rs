@@ -15,6 +15,19 @@
 //! `{"format":"json","version":1}` header line, then one document) and the
 //! fields X-Ray requires of segments and subsegments, and flattens nested
 //! subsegments so tests can look spans up by name.
+//!
+//! [`AwsSegments`] and [`AssembledTrace`] go one step further, to how X-Ray
+//! *assembles* a trace: the harness plays Lambda's and Step Functions' parts
+//! (it passes the trace headers they would pass), so it also records the
+//! segments they would send themselves — Lambda's `AWS::Lambda` and
+//! `AWS::Lambda::Function` segments for each invocation it samples
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html>), Step
+//! Functions' execution segment and its per-state subsegments
+//! (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html>)
+//! — with the ids it hands on as `Parent`. A trace is then our documents and
+//! those nodes; [`AssembledTrace::check_one_tree`] says whether every
+//! parent resolves inside it and it has one root, as one connected journey
+//! must.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::{Arc, Mutex};
@@ -247,9 +260,183 @@ fn walk(
     Ok(())
 }
 
+/// A segment AWS records itself (Lambda's, Step Functions'), played by the
+/// harness: its `id` is the `Parent` the harness passes to the next hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsNode {
+    pub trace_id: String,
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    /// `AWS::Lambda`, `AWS::Lambda::Function`, `AWS::StepFunctions::StateMachine`, …
+    pub origin: String,
+}
+
+/// The segments the harness says AWS owns; cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSegments {
+    nodes: Arc<Mutex<Vec<AwsNode>>>,
+}
+
+/// A fresh 16-hex segment id.
+pub fn new_segment_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// A fresh X-Ray trace id.
+pub fn new_trace_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("1-{:08x}-{}", secs as u32, &unique[..24])
+}
+
+impl AwsSegments {
+    /// Records AWS's segment `name` (`origin`) in `trace_id` under
+    /// `parent_id`; returns its id.
+    pub fn add(&self, trace_id: &str, parent_id: Option<&str>, name: &str, origin: &str) -> String {
+        let id = new_segment_id();
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(AwsNode {
+                trace_id: trace_id.to_owned(),
+                id: id.clone(),
+                parent_id: parent_id.map(str::to_owned),
+                name: name.to_owned(),
+                origin: origin.to_owned(),
+            });
+        id
+    }
+
+    /// Lambda invoking `function` in `trace_id` for a caller whose segment
+    /// is `caller` (none for an event source mapping, whose invocation
+    /// starts a trace): Lambda's service and function segments, and the
+    /// header Lambda gives the function (`Lambda-Runtime-Trace-Id`).
+    pub fn lambda_invoke(&self, trace_id: &str, caller: Option<&str>, function: &str) -> String {
+        let service = self.add(trace_id, caller, function, "AWS::Lambda");
+        let segment = self.add(trace_id, Some(&service), function, "AWS::Lambda::Function");
+        format!("Root={trace_id};Parent={segment};Sampled=1")
+    }
+
+    pub fn nodes(&self) -> Vec<AwsNode> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// One trace as X-Ray assembles it: our documents in it and AWS's nodes.
+#[derive(Debug, Clone)]
+pub struct AssembledTrace {
+    pub trace_id: String,
+    pub ours: Vec<Segment>,
+    pub aws: Vec<AwsNode>,
+}
+
+impl AssembledTrace {
+    pub fn assemble(trace_id: &str, ours: &[Segment], aws: &AwsSegments) -> AssembledTrace {
+        AssembledTrace {
+            trace_id: trace_id.to_owned(),
+            ours: ours
+                .iter()
+                .filter(|s| s.trace_id == trace_id)
+                .cloned()
+                .collect(),
+            aws: aws
+                .nodes()
+                .into_iter()
+                .filter(|n| n.trace_id == trace_id)
+                .collect(),
+        }
+    }
+
+    /// Our top-level segment documents (not subsegments).
+    pub fn segments(&self) -> Vec<&Segment> {
+        self.ours
+            .iter()
+            .filter(|s| s.top_level && s.doc.get("type").is_none())
+            .collect()
+    }
+
+    /// The id of the one root, if every node's parent resolves inside the
+    /// trace and exactly one node has none; else why not.
+    pub fn check_one_tree(&self) -> Result<String, String> {
+        let mut ids: Vec<(&str, Option<&str>, String)> = self
+            .ours
+            .iter()
+            .map(|s| (s.id(), s.parent_id.as_deref(), format!("our {}", s.name())))
+            .collect();
+        ids.extend(self.aws.iter().map(|n| {
+            (
+                n.id.as_str(),
+                n.parent_id.as_deref(),
+                format!("AWS {} ({})", n.name, n.origin),
+            )
+        }));
+        let known: std::collections::HashSet<&str> = ids.iter().map(|(id, _, _)| *id).collect();
+        if known.len() != ids.len() {
+            return Err(format!("duplicate ids in trace {}", self.trace_id));
+        }
+        let mut roots = Vec::new();
+        let mut dangling = Vec::new();
+        for (id, parent, what) in &ids {
+            match parent {
+                None => roots.push(format!("{what} {id}")),
+                Some(parent) if !known.contains(parent) => {
+                    dangling.push(format!("{what} {id} -> {parent}"))
+                }
+                Some(_) => {}
+            }
+        }
+        if !dangling.is_empty() {
+            return Err(format!(
+                "trace {}: parents not in the trace: {dangling:?}",
+                self.trace_id
+            ));
+        }
+        match roots.as_slice() {
+            [root] => Ok(root.rsplit(' ').next().unwrap_or_default().to_owned()),
+            _ => Err(format!(
+                "trace {} has {} roots: {roots:?}",
+                self.trace_id,
+                roots.len()
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_is_one_tree_when_every_parent_resolves_to_ours_or_aws() {
+        let aws = AwsSegments::default();
+        let trace = "1-5759e988-bd862e3fe1be46a994272793";
+        let header = aws.lambda_invoke(trace, Some("53995c3f42cd8ad8"), "validator");
+        let parent = header.split("Parent=").nth(1).unwrap()[..16].to_owned();
+        let root = format!(
+            r#"{{"id":"53995c3f42cd8ad8","trace_id":"{trace}","name":"api","start_time":1.0,"end_time":2.0}}"#
+        );
+        let child = format!(
+            r#"{{"id":"0000000000000002","trace_id":"{trace}","parent_id":"{parent}","name":"validator","start_time":1.0,"end_time":2.0}}"#
+        );
+        let found = segments(&[
+            datagram(&format!("{HEADER}{root}")),
+            datagram(&format!("{HEADER}{child}")),
+        ])
+        .unwrap();
+        let assembled = AssembledTrace::assemble(trace, &found, &aws);
+        assert_eq!(assembled.check_one_tree().unwrap(), "53995c3f42cd8ad8");
+        assert_eq!(assembled.segments().len(), 2);
+        // Without Lambda's segments the validator's parent dangles.
+        let alone = AssembledTrace::assemble(trace, &found, &AwsSegments::default());
+        assert!(alone
+            .check_one_tree()
+            .unwrap_err()
+            .contains("not in the trace"));
+    }
 
     fn datagram(text: &str) -> Datagram {
         Datagram {

@@ -80,6 +80,7 @@ async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by
             log_level: "info".to_owned(),
             traces: TraceExport::XrayDaemon {
                 addr: daemon.address(),
+                segment_name: None,
             },
             metrics: MetricsExport::Emf,
         },

@@ -28,9 +28,15 @@ pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
 pub const FAILURE_RATE: &str = "FAILURE_RATE";
 /// Optional: seeds fulfill_order's simulated failures, for reproducible runs.
 pub const FAILURE_SEED: &str = "FAILURE_SEED";
+/// Optional: the share of orders api_handler traces in X-Ray, 0 to 1
+/// (Terraform's `order_trace_sample_rate`).
+pub const ORDER_TRACE_SAMPLE_RATE: &str = "ORDER_TRACE_SAMPLE_RATE";
 
 /// The failure rate when `FAILURE_RATE` is not set.
 pub const DEFAULT_FAILURE_RATE: f64 = 0.3;
+/// The order trace sample rate when `ORDER_TRACE_SAMPLE_RATE` is not set:
+/// every order.
+pub const DEFAULT_ORDER_TRACE_SAMPLE_RATE: f64 = 1.0;
 
 /// A snapshot of environment variables. Tests build one from pairs instead
 /// of mutating the process environment.
@@ -183,8 +189,17 @@ impl<'a> Reader<'a> {
     }
 
     fn failure_rate(&mut self, variable: &'static str) -> Option<f64> {
+        self.rate(variable, DEFAULT_FAILURE_RATE)
+    }
+
+    fn trace_sample_rate(&mut self, variable: &'static str) -> Option<f64> {
+        self.rate(variable, DEFAULT_ORDER_TRACE_SAMPLE_RATE)
+    }
+
+    /// An optional number in `[0, 1]`.
+    fn rate(&mut self, variable: &'static str, default: f64) -> Option<f64> {
         let Some(value) = self.env.get(variable) else {
-            return Some(DEFAULT_FAILURE_RATE);
+            return Some(default);
         };
         match value.parse::<f64>() {
             Ok(rate) if (0.0..=1.0).contains(&rate) => Some(rate),
@@ -232,11 +247,14 @@ fn is_table_arn(arn: &str) -> bool {
         if resource.strip_prefix("table/").is_some_and(is_table_name))
 }
 
-/// api_handler: reads orders, starts the workflow.
+/// api_handler: reads orders, starts the workflow, traces a share of the
+/// orders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiHandlerConfig {
     pub orders_table: String,
     pub state_machine: StateMachineArn,
+    /// Probability in `[0, 1]` that an order is traced in X-Ray (1 by default).
+    pub order_trace_sample_rate: f64,
 }
 
 impl ApiHandlerConfig {
@@ -244,12 +262,17 @@ impl ApiHandlerConfig {
         let mut r = Reader::new(env);
         let orders_table = r.table_name(ORDERS_TABLE);
         let state_machine = r.state_machine_arn(STATE_MACHINE_ARN);
-        let value = orders_table
-            .zip(state_machine)
-            .map(|(orders_table, state_machine)| Self {
-                orders_table,
-                state_machine,
-            });
+        let sample_rate = r.trace_sample_rate(ORDER_TRACE_SAMPLE_RATE);
+        let value = match (orders_table, state_machine, sample_rate) {
+            (Some(orders_table), Some(state_machine), Some(order_trace_sample_rate)) => {
+                Some(Self {
+                    orders_table,
+                    state_machine,
+                    order_trace_sample_rate,
+                })
+            }
+            _ => None,
+        };
         r.finish(value)
     }
 }
@@ -356,6 +379,33 @@ mod tests {
         let config = ApiHandlerConfig::from_env(&env).unwrap();
         assert_eq!(config.orders_table, "dofs-orders");
         assert_eq!(config.state_machine.as_str(), ARN);
+        assert_eq!(
+            config.order_trace_sample_rate, 1.0,
+            "every order by default"
+        );
+    }
+
+    #[test]
+    fn the_order_trace_sample_rate_is_read_and_bounded() {
+        let env = |rate: &str| {
+            Env::from_pairs([
+                (ORDERS_TABLE, "dofs-orders"),
+                (STATE_MACHINE_ARN, ARN),
+                (ORDER_TRACE_SAMPLE_RATE, rate),
+            ])
+        };
+        let config = ApiHandlerConfig::from_env(&env("0.25")).unwrap();
+        assert_eq!(config.order_trace_sample_rate, 0.25);
+        assert_eq!(
+            ApiHandlerConfig::from_env(&env("0"))
+                .unwrap()
+                .order_trace_sample_rate,
+            0.0
+        );
+        for bad in ["2", "-1", "all"] {
+            let err = ApiHandlerConfig::from_env(&env(bad)).unwrap_err();
+            assert_eq!(err.variables(), vec![ORDER_TRACE_SAMPLE_RATE], "{bad}");
+        }
     }
 
     #[test]

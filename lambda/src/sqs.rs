@@ -8,6 +8,17 @@
 //! (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>),
 //! so the record's span joins that trace rather than the batch invocation's.
 //!
+//! The record's work is a *segment* of the order's trace, its parent the
+//! header's `Parent`: X-Ray's consumer pattern ("Retrieve the trace header
+//! and recover trace context", same page) makes the consumer's segment the
+//! message trace's child, and an SQS-triggered invocation "always gets a new
+//! trace" that X-Ray links to the message traces
+//! (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
+//! So the record span is declared `otel.kind = "server"` (the exporter makes
+//! only server spans segments), named after the deployed function at export,
+//! and the batch invocation links to it. A record without a readable header
+//! is still a segment, in the batch's trace under the invocation.
+//!
 //! The records of one batch are independent (a standard queue promises no
 //! order), so [`handle_records`] works on several at once: a batch of ten
 //! costs about one DynamoDB round trip instead of ten.
@@ -39,9 +50,10 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-/// Makes `span` (the record's span) a child of the trace the record carries,
-/// if it carries a readable one, and annotates it with `order_id` when that
-/// is known (empty when the body could not be read).
+/// Makes `span` (the record's span, declared `otel.kind = "server"`) a child
+/// of the trace the record carries, if it carries a readable one, and
+/// annotates it with `order_id` when that is known (empty when the body could
+/// not be read).
 pub fn join_record_trace(span: &Span, record: &SqsMessage, order_id: &str) {
     if let Some(Ok(header)) = record
         .attributes

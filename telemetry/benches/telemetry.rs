@@ -72,6 +72,7 @@ fn benches(c: &mut Criterion) {
             config(
                 TraceExport::XrayDaemon {
                     addr: daemon_addr.clone(),
+                    segment_name: None,
                 },
                 MetricsExport::Emf,
             ),
@@ -115,7 +116,10 @@ fn benches(c: &mut Criterion) {
     bench_three_spans(
         &mut group,
         "xray_export_three_spans",
-        TraceExport::XrayDaemon { addr: daemon_addr },
+        TraceExport::XrayDaemon {
+            addr: daemon_addr,
+            segment_name: None,
+        },
     );
     bench_three_spans(
         &mut group,

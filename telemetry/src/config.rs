@@ -19,13 +19,21 @@ pub const XRAY_DAEMON_ADDRESS_ENV: &str = "AWS_XRAY_DAEMON_ADDRESS";
 pub const TRACE_EXPORTER_ENV: &str = "DOFS_TRACE_EXPORTER";
 /// The collector endpoint for `DOFS_TRACE_EXPORTER=otlp`.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The deployed function's name, which Lambda sets: X-Ray segments are named
+/// after it, so two stacks' `validator`s are two nodes.
+pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// The X-Ray daemon address when Lambda does not give one (the daemon's default).
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
 
 /// Where spans go.
 pub enum TraceExport {
-    /// X-Ray segment documents over UDP to the daemon at `addr` (`host:port`).
-    XrayDaemon { addr: String },
+    /// X-Ray segment documents over UDP to the daemon at `addr` (`host:port`),
+    /// segments named `segment_name` (the deployed function,
+    /// `AWS_LAMBDA_FUNCTION_NAME`; the function name when `None`).
+    XrayDaemon {
+        addr: String,
+        segment_name: Option<String>,
+    },
     /// OpenTelemetry collector over OTLP. Not built (it would pull in an HTTP
     /// or gRPC stack); `init` refuses it with [`TelemetryError::OtlpNotBuilt`].
     Otlp { endpoint: String },
@@ -40,9 +48,11 @@ pub enum TraceExport {
 impl fmt::Debug for TraceExport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TraceExport::XrayDaemon { addr } => {
-                f.debug_struct("XrayDaemon").field("addr", addr).finish()
-            }
+            TraceExport::XrayDaemon { addr, segment_name } => f
+                .debug_struct("XrayDaemon")
+                .field("addr", addr)
+                .field("segment_name", segment_name)
+                .finish(),
             TraceExport::Otlp { endpoint } => {
                 f.debug_struct("Otlp").field("endpoint", endpoint).finish()
             }
@@ -93,13 +103,15 @@ impl TelemetryConfig {
             log_level: "info".to_owned(),
             traces: TraceExport::XrayDaemon {
                 addr: DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
+                segment_name: None,
             },
             metrics: MetricsExport::Emf,
         }
     }
 
     /// Reads `LOG_LEVEL`, `DOFS_TRACE_EXPORTER` (`xray` default, `otlp`,
-    /// `none`), `AWS_XRAY_DAEMON_ADDRESS` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `none`), `AWS_XRAY_DAEMON_ADDRESS`, `AWS_LAMBDA_FUNCTION_NAME` and
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn from_env(function_name: &str) -> Result<Self, TelemetryError> {
         Self::from_lookup(function_name, |name| std::env::var(name).ok())
     }
@@ -139,7 +151,10 @@ impl TelemetryConfig {
                         reason,
                     }
                 })?;
-                TraceExport::XrayDaemon { addr }
+                TraceExport::XrayDaemon {
+                    addr,
+                    segment_name: non_empty(FUNCTION_NAME_ENV),
+                }
             }
             "otlp" => {
                 let endpoint = non_empty(OTLP_ENDPOINT_ENV)
@@ -183,7 +198,7 @@ mod tests {
         assert_eq!(config.function_name, "validator");
         assert_eq!(config.log_level, "info");
         assert!(
-            matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == DEFAULT_XRAY_DAEMON_ADDRESS)
+            matches!(&config.traces, TraceExport::XrayDaemon { addr, segment_name: None } if addr == DEFAULT_XRAY_DAEMON_ADDRESS)
         );
         assert!(matches!(config.metrics, MetricsExport::Emf));
     }
@@ -193,11 +208,13 @@ mod tests {
         let config = config(&[
             ("LOG_LEVEL", "debug,h2=warn"),
             ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "dofs-prod-validator"),
         ])
         .unwrap();
         assert_eq!(config.log_level, "debug,h2=warn");
         assert!(
-            matches!(&config.traces, TraceExport::XrayDaemon { addr } if addr == "169.254.79.129:2000")
+            matches!(&config.traces, TraceExport::XrayDaemon { addr, segment_name: Some(name) }
+                if addr == "169.254.79.129:2000" && name == "dofs-prod-validator")
         );
         let config = super::TelemetryConfig::from_lookup("x", |n| {
             (n == TRACE_EXPORTER_ENV).then(|| "none".to_owned())

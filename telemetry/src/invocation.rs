@@ -2,12 +2,25 @@
 //! status, and the flush of spans and metrics before the result is returned
 //! (Lambda freezes the process as soon as it has the response).
 //!
+//! A handler that fails marks the invocation's segment `fault` with the
+//! error as its `cause`; one that panics too (the panic is caught, recorded,
+//! flushed, then resumed, so the runtime reports it as before), and the
+//! panic hook ([`install_panic_hook`]) logs it as a JSON ERROR line inside
+//! the span it happened in: Rust's default hook writes plain text to
+//! stderr, which Lambda's JSON log format rates INFO and drops under a WARN
+//! level (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>).
+//!
 //! [`run`] is the Lambda entry point; [`invoke`] is the same thing for a
 //! single call, used by `run`, by the local runtime (which names the
 //! function per call: one process hosts all five) and by tests.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context as TaskContext, Poll};
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
@@ -18,8 +31,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use opentelemetry::trace::TraceContextExt;
 
+use crate::context::{record_failure, FailureKind};
 use crate::trace_header::TraceHeader;
-use crate::traces::{context_from_header, xray_trace_id};
+use crate::traces::{join_header, xray_trace_id};
 use crate::{metric, Telemetry};
 
 /// What is known about an invocation before it runs.
@@ -68,9 +82,7 @@ where
         trace_id = Empty,
     );
     if let Some(header) = &invocation.trace_header {
-        if let Err(err) = span.set_parent(context_from_header(header)) {
-            tracing::debug!(error = %err, "invocation span parent not set");
-        }
+        join_header(&span, header);
     }
     let otel_trace = span.context().span().span_context().clone();
     let trace_id = if otel_trace.is_valid() {
@@ -88,14 +100,87 @@ where
         }
         handler()
     });
-    let result = future.instrument(span.clone()).await;
+    let outcome = CatchUnwind(Box::pin(future.instrument(span.clone()))).await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            // The hook has logged it; the segment says it too.
+            record_failure(&span, FailureKind::Fault, "panic", &panic_message(&*panic));
+            drop(span);
+            drop(flush_on_exit);
+            std::panic::resume_unwind(panic);
+        }
+    };
     if let Err(err) = &result {
-        span.record("otel.status_code", "ERROR");
-        span.in_scope(|| tracing::error!(error = %err, "invocation failed"));
+        let reason = err.to_string();
+        record_failure(&span, FailureKind::Fault, "InvocationError", &reason);
+        span.in_scope(|| tracing::error!(error = %reason, "invocation failed"));
     }
     drop(span);
     drop(flush_on_exit);
     result
+}
+
+/// Polls a future inside `catch_unwind`, so a panicking handler can be
+/// recorded before the panic goes on to the runtime.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// A panic payload's message (`panic!` with a literal or a format).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}
+
+/// Installs, once per process, a panic hook that logs a panic as a JSON
+/// ERROR line (`message`, `error`, `location`, and the fields of the span
+/// it happened in, `order_id` among them) and marks that span failed with
+/// the panic as its cause. Where no DOFS telemetry is installed on the
+/// panicking thread, the previous hook runs instead.
+pub fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = tracing::dispatcher::get_default(|dispatch| {
+                dispatch
+                    .downcast_ref::<tracing_subscriber::Registry>()
+                    .is_some()
+            });
+            if !ours {
+                previous(info);
+                return;
+            }
+            let message = panic_message(info.payload());
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            tracing::error!(
+                target: "dofs_telemetry::panic",
+                error = %message,
+                location = %location,
+                exception.type = "panic",
+                exception.message = %message,
+                "panicked"
+            );
+        }));
+    });
 }
 
 /// Flushes when dropped: at the end of [`invoke`], or while unwinding from a

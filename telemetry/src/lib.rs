@@ -18,12 +18,20 @@
 //! - `logs` (private): the JSON log layer that flattens span fields.
 //! - [`init_scoped_with_writer`]: the same installation for one thread, for
 //!   tests and benchmarks that need several configurations in one process.
-//! - [`traces`]: OpenTelemetry → X-Ray export, flushed per invocation, and
-//!   the [`SpanSink`] for custom destinations.
+//! - [`traces`]: OpenTelemetry spans flushed per invocation, and the
+//!   [`SpanSink`] for custom destinations.
+//! - [`xray`]: what X-Ray receives of them, [`xray::SegmentTranslation`]
+//!   (used by the functions on the daemon and by `dofs trace` alike).
+//! - `sampling` (private): trace ids and sampling decisions forced for one
+//!   span (a header without `Parent`, api_handler's per-order decision).
 //! - [`emf`]: the CloudWatch EMF metrics recorder and the [`MetricsSink`].
 //! - [`context`] helpers: [`outgoing_trace_header`], [`set_parent_from_header`],
-//!   [`record_order_id`], [`current_trace_id`].
-//! - [`invocation`]: [`run`] for Lambda, [`invoke`] for one call.
+//!   [`record_order_id`], [`current_trace_id`], [`context::start_order_trace`],
+//!   [`context::record_failure`], [`context::record_http`].
+//! - [`aws_call`]: the span of one AWS SDK call (an X-Ray `aws` subsegment),
+//!   without the SDK: `dofs-aws`'s interceptor drives it.
+//! - [`invocation`]: [`run`] for Lambda, [`invoke`] for one call, the panic
+//!   hook.
 //! - [`metric`]: the custom metric names; [`trace_header`]: the X-Ray header.
 //! - `testing` (feature `testing`): what tests of telemetry output share — a
 //!   `Capture` writer for log and EMF lines and a `SpanData` builder.
@@ -37,6 +45,7 @@
 //! every function for a second-choice exporter; `DOFS_TRACE_EXPORTER=otlp`
 //! fails at start-up with [`TelemetryError::OtlpNotBuilt`].
 
+pub mod aws_call;
 pub mod config;
 pub mod context;
 pub mod emf;
@@ -44,16 +53,17 @@ pub mod error;
 pub mod invocation;
 mod logs;
 pub mod metric;
+mod sampling;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace_header;
 pub mod traces;
+pub mod xray;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing::{Dispatch, Level, Metadata};
@@ -69,7 +79,7 @@ pub use context::{
 };
 pub use emf::{MetricSample, MetricsSink};
 pub use error::TelemetryError;
-pub use invocation::{invoke, run, Invocation};
+pub use invocation::{install_panic_hook, invoke, run, Invocation};
 pub use trace_header::TraceHeader;
 pub use traces::{SpanData, SpanSink};
 
@@ -124,10 +134,7 @@ impl Telemetry {
 /// the Lambda runtime's wrapper span (our invocation span replaces it).
 fn exported(meta: &Metadata<'_>) -> bool {
     let target = meta.target();
-    if target.starts_with("opentelemetry")
-        || target.starts_with("dofs_telemetry::export")
-        || target.starts_with("lambda_runtime")
-    {
+    if logs::is_telemetry_internal(target) || target.starts_with("lambda_runtime") {
         return false;
     }
     if meta.is_span() {
@@ -150,7 +157,10 @@ fn build(
         .build();
     let mut startup_warning = None;
     let sink: Option<Arc<dyn SpanSink>> = match config.traces {
-        TraceExport::XrayDaemon { addr } => match traces::XraySink::connect(&addr, &resource) {
+        TraceExport::XrayDaemon { addr, segment_name } => match xray::XraySink::connect(
+            &addr,
+            segment_name.unwrap_or_else(|| config.function_name.clone()),
+        ) {
             Ok(sink) => Some(Arc::new(sink)),
             Err(reason) => {
                 startup_warning = Some(format!(
@@ -164,7 +174,8 @@ fn build(
         TraceExport::Custom(sink) => Some(sink),
     };
     let provider = SdkTracerProvider::builder()
-        .with_id_generator(XrayIdGenerator::default())
+        .with_id_generator(sampling::Ids::default())
+        .with_sampler(sampling::Decider::default())
         .with_resource(resource)
         .with_span_processor(traces::InvocationProcessor::new(sink))
         .build();
@@ -208,8 +219,9 @@ fn build(
 }
 
 /// Installs telemetry for the process, writing logs and EMF to stdout: the
-/// global `tracing` subscriber, the OpenTelemetry tracer provider and the
-/// global `metrics` recorder. Once per process.
+/// global `tracing` subscriber, the OpenTelemetry tracer provider, the
+/// global `metrics` recorder and the panic hook ([`install_panic_hook`]).
+/// Once per process.
 pub fn init(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     init_with_writer(config, std::io::stdout)
 }
@@ -220,6 +232,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let (telemetry, dispatch) = build(config, BoxMakeWriter::new(writer))?;
+    install_panic_hook();
     tracing::dispatcher::set_global_default(dispatch)
         .map_err(|_| TelemetryError::AlreadyInitialised("tracing subscriber"))?;
     metrics::set_global_recorder(telemetry.inner.metrics.clone())
@@ -230,7 +243,9 @@ where
 /// Telemetry installed for the current thread only, until the guard drops:
 /// for tests and benchmarks that build several configurations in one
 /// process (the global installation is once per process). Use a
-/// single-threaded runtime, since the scope is the thread.
+/// single-threaded runtime, since the scope is the thread. The panic hook
+/// is not installed (a test's failure must reach the test's output; call
+/// [`install_panic_hook`] to have it).
 pub fn init_scoped_with_writer<W>(
     config: TelemetryConfig,
     writer: W,

@@ -59,7 +59,8 @@ fn log_key(name: &str) -> Option<&str> {
         "xrayTraceId" => None,
         _ if name.starts_with("otel.")
             || name.starts_with("annotation.")
-            || name.starts_with("faas.") =>
+            || name.starts_with("faas.")
+            || name.starts_with("exception.") =>
         {
             None
         }
@@ -231,9 +232,22 @@ fn push_json(out: &mut String, value: &Value) {
     out.push_str(&serde_json::to_string(value).unwrap_or_default());
 }
 
+/// Targets of the exporters' own instrumentation (`opentelemetry_aws`
+/// instruments every translated span) and of our export reports.
+pub(crate) fn is_telemetry_internal(target: &str) -> bool {
+    target.starts_with("opentelemetry") || target.starts_with("dofs_telemetry::export")
+}
+
+/// Spans whose fields the JSON layer keeps whatever `LOG_LEVEL` says.
+fn always_kept_span(meta: &Metadata<'_>) -> bool {
+    meta.is_span() && *meta.level() <= Level::INFO && !is_telemetry_internal(meta.target())
+}
+
 /// The per-layer filter of [`JsonLogLayer`]: events as `LOG_LEVEL` says, and
 /// spans at INFO or above always, because their fields (order_id, function)
-/// are needed by metrics and by WARN/ERROR lines even when INFO lines are off.
+/// are needed by metrics and by WARN/ERROR lines even when INFO lines are off
+/// — except the exporters' own spans, which nothing needs, so the
+/// translation of a flush creates no span at all.
 pub(crate) struct LogFilter(pub(crate) EnvFilter);
 
 impl<S> Filter<S> for LogFilter
@@ -241,11 +255,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        (meta.is_span() && *meta.level() <= Level::INFO) || Filter::<S>::enabled(&self.0, meta, cx)
+        always_kept_span(meta) || Filter::<S>::enabled(&self.0, meta, cx)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_span() && *meta.level() <= Level::INFO {
+        if always_kept_span(meta) {
             tracing::subscriber::Interest::always()
         } else {
             Filter::<S>::callsite_enabled(&self.0, meta)

@@ -2,8 +2,8 @@
 //!
 //! `tracing` spans become OpenTelemetry spans (`tracing-opentelemetry`) with
 //! X-Ray-compatible ids (`opentelemetry-aws`'s `XrayIdGenerator`), parented on
-//! the incoming X-Ray trace header and exported as X-Ray segment documents by
-//! `opentelemetry-aws`'s `XrayExporter` over UDP to the daemon.
+//! the incoming X-Ray trace header and exported as X-Ray segment documents
+//! ([`crate::xray`]) over UDP to the daemon.
 //!
 //! The span processor is our own ([`InvocationProcessor`]) rather than the
 //! SDK's batch or simple processor: Lambda freezes the process as soon as the
@@ -11,34 +11,35 @@
 //! and exporting at every span end (simple) cannot see the whole invocation.
 //! Ours buffers the invocation's ended spans and exports them synchronously in
 //! [`crate::Telemetry::flush`], after copying `annotation.order_id` from each
-//! span to its descendants so every span of an order is searchable in X-Ray
-//! by `annotation.order_id`. An export error is reported once and the spans
-//! are dropped: telemetry never fails an invocation.
+//! span to its descendants (and to an ancestor in the same trace whose
+//! descendants name that one order: validator's invocation segment is the
+//! order's although only its `validator.validate` span says so) so every
+//! span of an order is searchable in X-Ray by `annotation.order_id`. An
+//! export error is reported once and the spans are dropped: telemetry never
+//! fails an invocation.
 //!
 //! `SpanExporter` is not object-safe (its `export` is an `async fn`), so a
 //! custom destination implements the small synchronous [`SpanSink`] instead.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
-use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{Span, SpanExporter, SpanProcessor};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanProcessor};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use opentelemetry_sdk::trace::SpanData;
+/// The parts of a [`SpanData`], for a sink that rebuilds spans it stored
+/// (the local runtime's X-Ray view).
+pub use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
 
 use crate::trace_header::TraceHeader;
 
@@ -197,7 +198,11 @@ fn split_ready(spans: Vec<SpanData>, open: &HashSet<SpanId>) -> (Vec<SpanData>, 
 
 /// Gives every span without `annotation.order_id` the one of its nearest
 /// ancestor in the batch, so a DynamoDB call inside an order's record span is
-/// found by the same X-Ray search as the record span itself.
+/// found by the same X-Ray search as the record span itself; then gives a
+/// span still without one the order its descendants in the same trace name,
+/// when they name exactly one (an invocation segment whose work was one
+/// order's). A batch of several orders, or a status read (which annotates
+/// another key), lends nothing.
 pub(crate) fn inherit_order_ids(spans: &mut [SpanData]) {
     let order_of = |span: &SpanData| {
         span.attributes
@@ -227,6 +232,43 @@ pub(crate) fn inherit_order_ids(spans: &mut [SpanData]) {
             parent = *grandparent;
         }
     }
+    // Upwards: the orders below each span, within its trace.
+    let ids: HashSet<(TraceId, SpanId)> = spans
+        .iter()
+        .map(|s| (s.span_context.trace_id(), s.span_context.span_id()))
+        .collect();
+    let mut below: HashMap<SpanId, HashSet<String>> = HashMap::new();
+    for span in spans.iter() {
+        let Some(order) = order_of(span) else {
+            continue;
+        };
+        let trace = span.span_context.trace_id();
+        let mut parent = span.parent_span_id;
+        for _ in 0..64 {
+            if !ids.contains(&(trace, parent)) {
+                break;
+            }
+            below
+                .entry(parent)
+                .or_default()
+                .insert(order.as_str().into_owned());
+            match by_id.get(&parent) {
+                Some((next, _)) => parent = *next,
+                None => break,
+            }
+        }
+    }
+    for span in spans.iter_mut() {
+        if order_of(span).is_some() {
+            continue;
+        }
+        if let Some(orders) = below.get(&span.span_context.span_id()) {
+            if let (1, Some(order)) = (orders.len(), orders.iter().next()) {
+                span.attributes
+                    .push(KeyValue::new(ORDER_ID_ANNOTATION, order.clone()));
+            }
+        }
+    }
 }
 
 /// Resolves `AWS_XRAY_DAEMON_ADDRESS`: `host:port`, or the SDKs'
@@ -242,83 +284,60 @@ pub(crate) fn resolve_daemon_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| "address resolves to nothing".to_owned())
 }
 
-/// The X-Ray daemon as a [`SpanSink`]: `XrayExporter` over `XrayDaemonClient`.
-#[derive(Debug)]
-pub(crate) struct XraySink {
-    exporter: XrayExporter<XrayDaemonClient>,
-}
-
-impl XraySink {
-    pub(crate) fn connect(addr: &str, resource: &Resource) -> Result<Self, String> {
-        let addr = resolve_daemon_address(addr)?;
-        let client = XrayDaemonClient::new(addr).map_err(|err| err.to_string())?;
-        // The whole invocation is exported at once, so children can travel
-        // inside their parent's document: one datagram per segment tree.
-        let mut translator = SegmentTranslator::new().always_nest_subsegments();
-        if let Ok(group) = std::env::var("AWS_LAMBDA_LOG_GROUP_NAME") {
-            translator = translator.with_log_group_name(group);
-        }
-        let mut exporter = XrayExporter::new(client).with_translator(translator);
-        exporter.set_resource(resource);
-        Ok(Self { exporter })
-    }
-}
-
-impl SpanSink for XraySink {
-    fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError> {
-        block_on(self.exporter.export(spans))
-            .map_err(|err: OTelSdkError| Box::new(err) as SinkError)
-    }
-}
-
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drives `future` to completion on this thread. The X-Ray exporter's future
-/// never waits on I/O (its UDP socket is non-blocking), so this returns at the
-/// first poll; it exists so the flush needs no executor and no extra crate.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
-
-/// The OpenTelemetry parent context an X-Ray header describes. `Sampled=0`
-/// makes the span (and its children) unsampled; a missing `Sampled` means
-/// the decision is ours, and we sample. A header without `Parent` still puts
-/// the span in the given trace, under a fresh parent id X-Ray shows as the
-/// trace's entry point.
+/// The OpenTelemetry parent context an X-Ray header describes: its
+/// `Parent` in its `Root`, sampled unless `Sampled=0` (a missing `Sampled`
+/// means the decision is ours, and we sample). A header without `Parent`
+/// describes no parent: the empty context. [`join_header`] puts a span in
+/// that trace anyway.
 pub fn context_from_header(header: &TraceHeader) -> Context {
-    Context::new().with_remote_span_context(span_context_from_header(header))
+    match span_context_from_header(header) {
+        Some(cx) => Context::new().with_remote_span_context(cx),
+        None => Context::new(),
+    }
 }
 
-pub(crate) fn span_context_from_header(header: &TraceHeader) -> SpanContext {
-    let trace_id = TraceId::from_hex(&header.root.replacen("1-", "", 1).replace('-', ""))
-        .unwrap_or(TraceId::INVALID);
-    let parent = header
-        .parent
-        .as_deref()
-        .and_then(|p| SpanId::from_hex(p).ok())
-        .unwrap_or_else(|| {
-            SpanId::from_hex(&crate::trace_header::new_segment_id()).unwrap_or(SpanId::INVALID)
-        });
+/// The header's trace id as OpenTelemetry's.
+pub(crate) fn trace_id_of(header: &TraceHeader) -> TraceId {
+    TraceId::from_hex(&header.root.replacen("1-", "", 1).replace('-', ""))
+        .unwrap_or(TraceId::INVALID)
+}
+
+/// The remote parent a header names; `None` without `Parent`.
+pub(crate) fn span_context_from_header(header: &TraceHeader) -> Option<SpanContext> {
+    let parent = SpanId::from_hex(header.parent.as_deref()?).ok()?;
     let flags = if header.sampled == Some(false) {
         TraceFlags::default()
     } else {
         TraceFlags::SAMPLED
     };
-    SpanContext::new(trace_id, parent, flags, true, TraceState::default())
+    Some(SpanContext::new(
+        trace_id_of(header),
+        parent,
+        flags,
+        true,
+        TraceState::default(),
+    ))
+}
+
+/// Makes `span` (created, not started) join the trace `header` names: the
+/// child of its `Parent`, or, when it names none, a root of its `Root` with
+/// no parent id (X-Ray would otherwise look for a segment that never
+/// exists), sampled as `Sampled` says.
+pub(crate) fn join_header(span: &tracing::Span, header: &TraceHeader) {
+    match span_context_from_header(header) {
+        Some(parent) => {
+            if let Err(err) = span.set_parent(Context::new().with_remote_span_context(parent)) {
+                tracing::debug!(error = %err, "span parent not set from trace header");
+            }
+        }
+        None => {
+            if let Err(err) = span.set_parent(Context::new()) {
+                tracing::debug!(error = %err, "span not made a root");
+            }
+            let trace_id = Some(trace_id_of(header)).filter(|id| *id != TraceId::INVALID);
+            crate::sampling::start_span_with(span, trace_id, Some(header.sampled != Some(false)));
+        }
+    }
 }
 
 /// The X-Ray header naming `cx` as the parent of the next hop.
@@ -368,8 +387,28 @@ mod tests {
             None,
             "a sibling of the order's span is not the order's"
         );
-        assert_eq!(order(&spans[3]), None);
+        assert_eq!(
+            order(&spans[3]),
+            None,
+            "the root's descendants name two orders"
+        );
         assert_eq!(order(&spans[4]).as_deref(), Some("o-2"));
+    }
+
+    #[test]
+    fn an_ancestor_takes_the_one_order_its_descendants_in_its_trace_name() {
+        let mut spans = vec![
+            span(1, 0).name("validator").build(),
+            span(2, 1).attr(ORDER_ID_ANNOTATION, "o-1").build(),
+            span(3, 2).build(),
+            // A record in another trace does not lend its order to the batch.
+            span(5, 0).name("fulfill_order").trace(9).build(),
+            span(6, 4).attr(ORDER_ID_ANNOTATION, "o-2").build(),
+        ];
+        inherit_order_ids(&mut spans);
+        assert_eq!(order(&spans[0]).as_deref(), Some("o-1"));
+        assert_eq!(order(&spans[2]).as_deref(), Some("o-1"));
+        assert_eq!(order(&spans[3]), None);
     }
 
     #[test]
@@ -378,18 +417,20 @@ mod tests {
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
                 .parse()
                 .unwrap();
-        let cx = span_context_from_header(&header);
+        let cx = span_context_from_header(&header).unwrap();
         assert!(cx.is_valid() && cx.is_sampled() && cx.is_remote());
         assert_eq!(header_from_span_context(&cx), Some(header));
         let unsampled: TraceHeader =
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
                 .parse()
                 .unwrap();
-        assert!(!span_context_from_header(&unsampled).is_sampled());
+        assert!(!span_context_from_header(&unsampled).unwrap().is_sampled());
         let no_parent: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
-        let cx = span_context_from_header(&no_parent);
-        assert!(cx.is_valid() && cx.is_sampled());
-        assert_eq!(xray_trace_id(cx.trace_id()), no_parent.root);
+        assert!(
+            span_context_from_header(&no_parent).is_none(),
+            "no parent id is invented"
+        );
+        assert_eq!(xray_trace_id(trace_id_of(&no_parent)), no_parent.root);
     }
 
     #[test]

@@ -324,6 +324,16 @@ data "aws_iam_policy_document" "codebuild_deploy" {
     actions   = ["sts:AssumeRole"]
     resources = [local.deploy_role_arn]
   }
+  # The smoke check's token for a JWT-protected API (CodeBuild resolves the
+  # SECRETS_MANAGER variable with the project's service role).
+  dynamic "statement" {
+    for_each = var.smoke_authorization_secret_arn == null ? [] : [var.smoke_authorization_secret_arn]
+    content {
+      sid       = "SmokeToken"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "codebuild_deploy" {
@@ -384,6 +394,14 @@ resource "aws_codebuild_project" "deploy" {
     environment_variable {
       name  = "DEPLOY_ROLE_ARN"
       value = local.deploy_role_arn
+    }
+    dynamic "environment_variable" {
+      for_each = each.key == "apply" && var.smoke_authorization_secret_arn != null ? [var.smoke_authorization_secret_arn] : []
+      content {
+        name  = "SMOKE_XRAY_AUTHORIZATION"
+        type  = "SECRETS_MANAGER"
+        value = environment_variable.value
+      }
     }
   }
 

@@ -109,3 +109,14 @@ variable "artifact_retention_days" {
   description = "Days pipeline artifacts are kept in the artifact bucket."
   default     = 30
 }
+
+variable "smoke_authorization_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret holding the Authorization header value (\"Bearer <token>\") the post-deploy smoke check (scripts/smoke-xray.sh) sends to an API behind jwt_authorizer; null for a public (dev) API. Without it the smoke check fails on a protected API rather than pass unchecked."
+  default     = null
+
+  validation {
+    condition     = var.smoke_authorization_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.smoke_authorization_secret_arn))
+    error_message = "smoke_authorization_secret_arn must be a Secrets Manager secret ARN (or null)."
+  }
+}

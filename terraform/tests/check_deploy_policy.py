@@ -22,7 +22,9 @@ environment plans). Checks:
   delivery calls for API access logs (API Gateway, "permissions for
   CloudWatch logging");
 - every resource the apply created (its ARN) is covered by a statement of
-  its service, so the policy's name patterns match what Terraform names.
+  its service, so the policy's name patterns match what Terraform names;
+- every AWS CLI call of the post-deploy smoke scripts the apply buildspec
+  runs (they run with the deploy role) is allowed.
 Conditions in the policy are not evaluated. Exits non-zero listing every
 problem.
 """
@@ -190,6 +192,24 @@ def state_resources(state):
     return out
 
 
+def smoke_calls(repo):
+    """(service, operation, script) of every AWS CLI call of the smoke
+    scripts the apply buildspec runs (`aws("xray", "get-trace-summaries", ...)`)."""
+    with open(os.path.join(repo, "terraform", "cicd", "buildspec-apply.yml"), encoding="utf-8") as f:
+        scripts = sorted(set(re.findall(r"scripts/(smoke-[\w-]+\.sh)", f.read())))
+    if not scripts:
+        problem("the apply buildspec runs no post-deploy smoke check (scripts/smoke-*.sh)")
+    calls = []
+    for script in scripts:
+        with open(os.path.join(repo, "scripts", script), encoding="utf-8") as f:
+            text = f.read()
+        found = re.findall(r'aws\("([a-z0-9-]+)",\s*"([a-z0-9-]+)"', text)
+        if not found:
+            problem(f"scripts/{script}: no AWS CLI call found to check")
+        calls.extend((service, operation, f"scripts/{script}") for service, operation in found)
+    return calls
+
+
 def main():
     log_path, state_path, repo = sys.argv[1:4]
     with open(os.path.join(repo, "terraform", "cicd", "deploy-role-policy.json.tftpl"), encoding="utf-8") as f:
@@ -251,6 +271,13 @@ def main():
             )
             if not covered:
                 problem(f"{r['address']}: {resource_arn} is matched by no {prefix} statement of the deploy policy")
+
+    # The apply build runs the post-deploy smoke checks with the deploy
+    # role: every `aws <service> <operation>` they call must be allowed.
+    for service, operation, script in smoke_calls(repo):
+        need = f"{service}:{''.join(word.capitalize() for word in operation.split('-'))}"
+        if not allowed(policy, need, None):
+            problem(f"{script} calls aws {service} {operation}: the deploy policy does not allow {need}")
 
     print(f"deploy policy: {len(requests)} Terraform requests, {len(checked)} distinct (action, resource) pairs, {len(resources)} resources checked")
     for p in problems:

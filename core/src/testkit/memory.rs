@@ -281,6 +281,24 @@ impl Workflow for MemoryWorkflow {
                 started_at: e.started_at,
             }))
     }
+
+    async fn describe_traced(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
+        self.faults.check("describe")?;
+        Ok(lock(&self.executions)
+            .iter()
+            .find(|e| e.name == order_id.as_str())
+            .map(|e| {
+                let view = ExecutionView {
+                    status: e.status,
+                    input: e.input.clone(),
+                    started_at: e.started_at,
+                };
+                (view, e.trace_header.clone())
+            }))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! cargo run -p dofs-lambda-harness --release --bin lambda_bench -- [runs]
 //! ```
 //!
-//! `lambda_bench [--runs N] [--invocations N] [--json] [--debug] [--env K=V]...`
+//! `lambda_bench [--runs N] [--invocations N] [--json] [--debug] [--env K=V]... [--only FN]...`
 //!
 //! Per function and runtime it starts a fresh process `--runs` times (20 by
 //! default) and reports the median and max of the cold start (process spawn
@@ -24,9 +24,14 @@
 //! Python / Rust. Warm latencies include moto's own time for the AWS call
 //! each invocation makes, the same for both runtimes. This prints numbers;
 //! it asserts nothing. `--env K=V` (repeatable) adds a variable to every
-//! process, last: e.g. `--env DOFS_TRACE_EXPORTER=none` measures the Rust
-//! bootstraps with trace export off, next to a default run, for the cost of
-//! telemetry on cold start.
+//! process, last.
+//!
+//! The cost of telemetry is measured in the same run: every Rust bootstrap
+//! is measured twice, as deployed (spans exported to an X-Ray daemon
+//! stand-in, a real UDP socket drained between invocations) and with
+//! `DOFS_TRACE_EXPORTER=none` (spans still made, nothing translated or
+//! sent); the report's `telemetry_cost` gives per function the cold-start
+//! difference in ms and the warm p50 overhead in percent.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +44,7 @@ use dofs_lambda_harness::events::{self, SqsRecord};
 use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile, FUNCTIONS};
 use dofs_lambda_harness::moto::{Moto, Resources};
 use dofs_lambda_harness::runtime_api::{Outcome, RuntimeApi};
+use dofs_lambda_harness::xray::XrayDaemon;
 use dofs_lambda_harness::{target_dir, tools, workspace_root, HarnessError};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -56,7 +62,12 @@ struct Candidate {
     program: PathBuf,
     args: Vec<String>,
     zip_bytes: Option<u64>,
+    /// Added to the environment, last.
+    env: Vec<(String, String)>,
 }
+
+/// The runtime label of the Rust bootstraps with trace export off.
+const TRACES_OFF: &str = "rust (traces off)";
 
 /// Median and max of a set of samples (NaN when empty).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -140,6 +151,21 @@ struct Ratio {
     peak_rss: f64,
 }
 
+/// What exporting traces costs one function: the same bootstrap with and
+/// without `DOFS_TRACE_EXPORTER=none`, in the same run.
+#[derive(Debug, Clone, Serialize)]
+struct TelemetryCost {
+    function: &'static str,
+    cold_start_ms: f64,
+    cold_start_traces_off_ms: f64,
+    /// `cold_start_ms - cold_start_traces_off_ms` (medians).
+    cold_start_delta_ms: f64,
+    warm_p50_ms: f64,
+    warm_p50_traces_off_ms: f64,
+    /// `(warm_p50_ms / warm_p50_traces_off_ms - 1) * 100`.
+    warm_p50_overhead_pct: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Report {
     host_arch: &'static str,
@@ -148,6 +174,7 @@ struct Report {
     warm_invocations: usize,
     rows: Vec<Row>,
     python_over_rust: Vec<Ratio>,
+    telemetry_cost: Vec<TelemetryCost>,
 }
 
 /// A fresh event for `function`, with whatever it needs already in moto.
@@ -191,10 +218,13 @@ async fn measure_once(
     candidate: &Candidate,
     env: &[(String, String)],
     resources: &Resources,
+    daemon: &XrayDaemon,
 ) -> Result<Sample, HarnessError> {
     let api = RuntimeApi::start(function).await?;
     let mut full_env = dofs_lambda_harness::function::lambda_env(function, &api.host_port());
+    full_env.push(daemon.env());
     full_env.extend(env.iter().cloned());
+    full_env.extend(candidate.env.iter().cloned());
     let args: Vec<&str> = candidate.args.iter().map(String::as_str).collect();
     let process = FunctionProcess::spawn(function, &candidate.program, &args, &full_env)?;
     let first_next = api
@@ -208,6 +238,7 @@ async fn measure_once(
         .await
         .map_err(|e| HarnessError::Setup(format!("{e}\n{}", process.transcript())))?;
     let first_invoke = started.elapsed();
+    daemon.clear();
     // After the response the process is back in /next, its peak reached.
     let peak_rss_kib = process.peak_rss_kib().unwrap_or(0);
     Ok(Sample {
@@ -223,11 +254,14 @@ async fn measure_warm(
     candidate: &Candidate,
     env: &[(String, String)],
     resources: &Resources,
+    daemon: &XrayDaemon,
     invocations: usize,
 ) -> Result<Warm, HarnessError> {
     let api = RuntimeApi::start(function).await?;
     let mut full_env = dofs_lambda_harness::function::lambda_env(function, &api.host_port());
+    full_env.push(daemon.env());
     full_env.extend(env.iter().cloned());
+    full_env.extend(candidate.env.iter().cloned());
     let args: Vec<&str> = candidate.args.iter().map(String::as_str).collect();
     let process = FunctionProcess::spawn(function, &candidate.program, &args, &full_env)?;
     api.wait_first_next(Duration::from_secs(60))
@@ -245,6 +279,8 @@ async fn measure_warm(
             .await
             .map_err(|e| HarnessError::Setup(format!("{e}\n{}", process.transcript())))?;
         latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        // The daemon's socket is emptied outside the timing.
+        daemon.clear();
         if matches!(outcome, Outcome::Error { .. }) {
             errors += 1;
         }
@@ -325,6 +361,8 @@ struct Options {
     profile: Profile,
     /// `--env K=V`: appended to every process's environment.
     extra_env: Vec<(String, String)>,
+    /// `--only FN` (repeatable): measure these functions alone.
+    only: Vec<String>,
 }
 
 async fn run(options: &Options) -> Result<Report, HarnessError> {
@@ -337,6 +375,7 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
         .ok_or_else(|| HarnessError::Setup("python3 (with boto3) not found".into()))?;
     let moto = Moto::start(&moto_bin).await?;
     let resources = moto.provision().await?;
+    let daemon = XrayDaemon::start()?;
     let mut env = moto.env();
     env.extend(resources.function_env());
     env.push(("FAILURE_RATE".into(), "0".into()));
@@ -354,7 +393,10 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
         .unwrap_or_else(|_| std::env::consts::ARCH.to_owned());
 
     let mut rows = Vec::new();
-    for function in FUNCTIONS {
+    for function in FUNCTIONS
+        .into_iter()
+        .filter(|f| options.only.is_empty() || options.only.iter().any(|o| o == f))
+    {
         let packaged = if options.profile == Profile::Release {
             packaged_bootstrap(function, &scratch)?
         } else {
@@ -366,6 +408,7 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
                 program,
                 args: vec![],
                 zip_bytes: Some(bytes),
+                env: vec![],
             },
             None => {
                 let dir = match &build_dir {
@@ -380,22 +423,38 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
                     program: dir.join(function),
                     args: vec![],
                     zip_bytes: None,
+                    env: vec![],
                 }
             }
+        };
+        let rust_off = Candidate {
+            runtime: TRACES_OFF,
+            program: rust.program.clone(),
+            args: vec![],
+            zip_bytes: rust.zip_bytes,
+            env: vec![("DOFS_TRACE_EXPORTER".to_owned(), "none".to_owned())],
         };
         let py = Candidate {
             runtime: "python+boto3",
             program: python.clone(),
             args: vec![handler.display().to_string(), function.to_owned()],
             zip_bytes: python_zip,
+            env: vec![],
         };
-        for candidate in [&rust, &py] {
+        for candidate in [&rust, &rust_off, &py] {
             let mut samples = Vec::new();
             for _ in 0..options.runs {
-                samples.push(measure_once(function, candidate, &env, &resources).await?);
+                samples.push(measure_once(function, candidate, &env, &resources, &daemon).await?);
             }
-            let warm =
-                measure_warm(function, candidate, &env, &resources, options.invocations).await?;
+            let warm = measure_warm(
+                function,
+                candidate,
+                &env,
+                &resources,
+                &daemon,
+                options.invocations,
+            )
+            .await?;
             let spread = |f: &dyn Fn(&Sample) -> f64| Spread::of(samples.iter().map(f).collect());
             rows.push(Row {
                 function,
@@ -414,15 +473,30 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     let python_over_rust = rows
-        .chunks(2)
-        .filter_map(|pair| match pair {
-            [rust, py] => Some(Ratio {
+        .chunks(3)
+        .filter_map(|group| match group {
+            [rust, _, py] => Some(Ratio {
                 function: rust.function,
                 cold_start: py.cold_start_ms.median / rust.cold_start_ms.median,
                 first_invoke: py.first_invoke_ms.median / rust.first_invoke_ms.median,
                 warm_p50: py.warm.p50_ms / rust.warm.p50_ms,
                 peak_rss: py.warm.peak_rss_kib.unwrap_or(0) as f64
                     / rust.warm.peak_rss_kib.unwrap_or(0) as f64,
+            }),
+            _ => None,
+        })
+        .collect();
+    let telemetry_cost = rows
+        .chunks(3)
+        .filter_map(|group| match group {
+            [on, off, _] => Some(TelemetryCost {
+                function: on.function,
+                cold_start_ms: on.cold_start_ms.median,
+                cold_start_traces_off_ms: off.cold_start_ms.median,
+                cold_start_delta_ms: on.cold_start_ms.median - off.cold_start_ms.median,
+                warm_p50_ms: on.warm.p50_ms,
+                warm_p50_traces_off_ms: off.warm.p50_ms,
+                warm_p50_overhead_pct: (on.warm.p50_ms / off.warm.p50_ms - 1.0) * 100.0,
             }),
             _ => None,
         })
@@ -434,6 +508,7 @@ async fn run(options: &Options) -> Result<Report, HarnessError> {
         warm_invocations: options.invocations,
         rows,
         python_over_rust,
+        telemetry_cost,
     })
 }
 
@@ -443,7 +518,7 @@ fn print_table(report: &Report) {
         report.starts_per_row, report.warm_invocations, report.host_arch, report.zip_arch
     );
     println!(
-        "{:<14} {:<15} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
+        "{:<14} {:<21} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
         "function",
         "runtime",
         "zip KiB",
@@ -460,7 +535,7 @@ fn print_table(report: &Report) {
             .zip_bytes
             .map_or("-".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0));
         println!(
-            "{:<14} {:<15} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
+            "{:<14} {:<21} {:>8} {:>15} {:>15} {:>15} {:>13} {:>10} {:>12}",
             row.function,
             row.runtime,
             zip,
@@ -486,6 +561,21 @@ fn print_table(report: &Report) {
             ),
         );
     }
+    println!(
+        "telemetry (X-Ray export on vs DOFS_TRACE_EXPORTER=none, same run; medians, warm p50):"
+    );
+    for t in &report.telemetry_cost {
+        println!(
+            "  {:<14} cold start {:>6.2} vs {:>6.2} ms ({:+.2} ms)   warm p50 {:>6.3} vs {:>6.3} ms ({:+.1} %)",
+            t.function,
+            t.cold_start_ms,
+            t.cold_start_traces_off_ms,
+            t.cold_start_delta_ms,
+            t.warm_p50_ms,
+            t.warm_p50_traces_off_ms,
+            t.warm_p50_overhead_pct
+        );
+    }
     println!("python+boto3 / rust (median cold start, median first invoke, warm p50, peak RSS):");
     for r in &report.python_over_rust {
         println!(
@@ -500,8 +590,7 @@ fn scratch_dir(dir: &Path) -> Result<PathBuf, HarnessError> {
     Ok(dir.to_path_buf())
 }
 
-const USAGE: &str =
-    "usage: lambda_bench [--runs N>0] [--invocations N>=1] [--json] [--debug] [--env K=V]...";
+const USAGE: &str = "usage: lambda_bench [--runs N>0] [--invocations N>=1] [--json] [--debug] [--env K=V]... [--only FN]...";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -510,6 +599,7 @@ fn parse_options() -> Result<Options, String> {
         json: false,
         profile: Profile::Release,
         extra_env: Vec::new(),
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -524,6 +614,13 @@ fn parse_options() -> Result<Options, String> {
             "--invocations" => options.invocations = number("--invocations")?,
             "--json" => options.json = true,
             "--debug" => options.profile = Profile::Debug,
+            "--only" => {
+                let function = args
+                    .next()
+                    .filter(|f| FUNCTIONS.contains(&f.as_str()))
+                    .ok_or_else(|| format!("--only needs one of {FUNCTIONS:?}\n{USAGE}"))?;
+                options.only.push(function);
+            }
             "--env" => {
                 let pair = args
                     .next()

@@ -1,7 +1,8 @@
 //! `lambda_bench`, run tiny (2 cold starts, 3 warm invocations, debug
-//! builds): every function has a Rust and a Python row with every figure,
-//! and the ratios are there. No timing assertion: the figures are what the
-//! benchmark is for.
+//! builds): every function has a Rust row, a Rust row with trace export off
+//! and a Python row with every figure, and the ratios and the telemetry
+//! cost are there. No timing assertion: the figures are what the benchmark
+//! is for.
 
 use dofs_lambda_harness::function::FUNCTIONS;
 use dofs_lambda_harness::tools;
@@ -26,10 +27,11 @@ fn lambda_bench_reports_every_figure_for_both_runtimes() {
     assert_eq!(report["starts_per_row"], 2);
     assert_eq!(report["warm_invocations"], 3);
     let rows = report["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2 * FUNCTIONS.len(), "{report}");
-    for (pair, function) in rows.chunks(2).zip(FUNCTIONS) {
+    assert_eq!(rows.len(), 3 * FUNCTIONS.len(), "{report}");
+    for (pair, function) in rows.chunks(3).zip(FUNCTIONS) {
         assert_eq!(pair[0]["runtime"], "rust (debug)");
-        assert_eq!(pair[1]["runtime"], "python+boto3");
+        assert_eq!(pair[1]["runtime"], "rust (traces off)");
+        assert_eq!(pair[2]["runtime"], "python+boto3");
         for row in pair {
             assert_eq!(row["function"], function, "{row}");
             assert_eq!(row["starts"], 2, "{row}");
@@ -54,8 +56,22 @@ fn lambda_bench_reports_every_figure_for_both_runtimes() {
         }
         // The Python handler is zipped as deployed; the Rust zip only when
         // packaged (never for a debug build).
-        assert!(pair[1]["zip_bytes"].as_u64().unwrap() > 0);
+        assert!(pair[2]["zip_bytes"].as_u64().unwrap() > 0);
         assert!(pair[0]["zip_bytes"].is_null());
+    }
+    let costs = report["telemetry_cost"].as_array().unwrap();
+    assert_eq!(costs.len(), FUNCTIONS.len());
+    for cost in costs {
+        for key in [
+            "cold_start_ms",
+            "cold_start_traces_off_ms",
+            "cold_start_delta_ms",
+            "warm_p50_ms",
+            "warm_p50_traces_off_ms",
+            "warm_p50_overhead_pct",
+        ] {
+            assert!(cost[key].as_f64().is_some_and(f64::is_finite), "{cost}");
+        }
     }
     let ratios = report["python_over_rust"].as_array().unwrap();
     assert_eq!(ratios.len(), FUNCTIONS.len());

@@ -6,6 +6,8 @@
 //! - `chain`: api_handler → validator → order_storage → queue →
 //!   fulfill_order, with the state carried between them as the workflow
 //!   carries it;
+//! - `iam`: every AWS request each bootstrap makes, recorded under its own
+//!   credentials, for the Terraform IAM cross-check;
 //! - `lambda_bench`: the cold-start/memory benchmark run tiny, its report's
 //!   shape;
 //! - `xray`: the segments each bootstrap sends to a stand-in X-Ray daemon.

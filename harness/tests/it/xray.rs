@@ -4,7 +4,14 @@
 //! in the trace Lambda (or the SQS record's `AWSTraceHeader`) named, with
 //! the `order_id` annotation, and on the daemon before the response was
 //! posted (the daemon is drained the moment `/response` arrives, see
-//! `dofs_lambda_harness::xray`).
+//! `dofs_lambda_harness::xray`). api_handler's sampling is its own (rate
+//! from `ORDER_TRACE_SAMPLE_RATE`), whatever Lambda's header says, and the
+//! StartExecution request it sends (recorded by a proxy in front of moto)
+//! carries the order's trace in `X-Amzn-Trace-Id`. The whole chain is in
+//! `chain.rs`.
+
+// Test code (helpers outside `#[test]` too): a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,6 +22,7 @@ use dofs_core::{OrderId, OrderStatus, OrderStore};
 use dofs_lambda_harness::events::{self, SqsRecord};
 use dofs_lambda_harness::function::{build_bootstraps, FunctionProcess, Profile};
 use dofs_lambda_harness::moto::{Moto, Resources};
+use dofs_lambda_harness::recorder::RecordingProxy;
 use dofs_lambda_harness::runtime_api::{new_trace_header, Outcome, RuntimeApi};
 use dofs_lambda_harness::xray::{segments, Segment, XrayDaemon};
 use serde_json::{json, Value};
@@ -78,9 +86,24 @@ impl Traced {
     }
 
     async fn on_moto(name: &str, moto: &Moto, resources: &Resources) -> Traced {
-        let mut env = moto.env();
+        Traced::on_endpoint(name, &moto.endpoint(), resources, &[]).await
+    }
+
+    /// On moto through `endpoint` (moto itself or a proxy), with `extra`.
+    async fn on_endpoint(
+        name: &str,
+        endpoint: &str,
+        resources: &Resources,
+        extra: &[(&str, &str)],
+    ) -> Traced {
+        let mut env = dofs_lambda_harness::moto::client_env(endpoint);
         env.extend(resources.function_env());
         env.push(("FAILURE_RATE".to_owned(), "0".to_owned()));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Traced::start(name, env).await
     }
 
@@ -163,10 +186,23 @@ async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_responding
     for segment in &found {
         assert_eq!(segment.trace_id, trace.root, "{segment:#?}");
     }
-    // The invocation is the segment, a child of Lambda's own segment.
+    // The invocation is the segment, a child of Lambda's own segment, named
+    // after the deployed function, with the HTTP exchange.
     let invocation = named(&found, "api_handler");
     assert!(invocation.top_level && invocation.doc.get("type").is_none());
     assert_eq!(invocation.parent_id.as_deref(), Some(trace.parent.as_str()));
+    assert_eq!(invocation.doc["origin"], "AWS::Lambda::Function");
+    assert_eq!(invocation.doc["http"]["request"]["method"], "POST");
+    assert_eq!(invocation.doc["http"]["response"]["status"], 202);
+    assert_eq!(invocation.order_id(), Some(order_id.as_str()));
+    assert!(
+        invocation.doc["metadata"]["default"]["cold_start"].is_boolean(),
+        "{invocation:#?}"
+    );
+    // StartExecution is an `aws` subsegment of the order's span.
+    let start = named(&found, "SFN");
+    assert_eq!(start.doc["namespace"], "aws");
+    assert_eq!(start.doc["aws"]["operation"], "StartExecution");
     // The order's span and everything under it are searchable by order_id.
     let submit = named(&found, "api_handler.submit_order");
     assert_eq!(submit.order_id(), Some(order_id.as_str()), "{submit:#?}");
@@ -205,18 +241,35 @@ async fn fulfill_order_sends_each_record_in_its_orders_trace_and_the_batch_in_la
 
     // The invocation is the batch's segment, in Lambda's trace; a batch is
     // not one order, so it has no order annotation.
-    let invocation = named(&found, "fulfill_order");
-    assert_eq!(invocation.trace_id, batch.root);
+    let invocation = found
+        .iter()
+        .find(|s| s.trace_id == batch.root && s.top_level)
+        .expect("the batch's segment");
+    assert_eq!(invocation.name(), "fulfill_order");
     assert!(invocation.top_level);
     assert_eq!(invocation.parent_id.as_deref(), Some(batch.parent.as_str()));
     assert_eq!(invocation.order_id(), None, "{invocation:#?}");
 
-    // The record's work joins the order's trace under the sender's segment,
-    // in a document of its own, with the order annotation (inherited by its
-    // children).
-    let record = named(&found, "fulfill_order.record");
-    assert_eq!(record.trace_id, order_trace.root);
-    assert!(record.top_level, "{record:#?}");
+    // The record's work is a segment of the order's trace under the
+    // sender's segment (X-Ray's SQS consumer pattern), named after the
+    // function, with the order annotation (inherited by its children) and
+    // its outcome; the batch links to it.
+    let record = found
+        .iter()
+        .find(|s| s.trace_id == order_trace.root && s.top_level)
+        .expect("the record's segment");
+    assert_eq!(record.name(), "fulfill_order");
+    assert!(record.doc.get("type").is_none(), "a segment: {record:#?}");
+    assert_eq!(record.doc["origin"], "AWS::Lambda::Function");
+    assert_eq!(record.doc["annotations"]["outcome"], "fulfilled");
+    assert_eq!(record.doc["annotations"]["receive_count"], 1);
+    assert_eq!(
+        invocation.doc["links"][0]["trace_id"],
+        order_trace.root.as_str()
+    );
+    let update = named(&found, "DynamoDB");
+    assert_eq!(update.doc["aws"]["operation"], "UpdateItem");
+    assert_eq!(update.trace_id, order_trace.root);
     assert_eq!(
         record.parent_id.as_deref(),
         Some(order_trace.parent.as_str())
@@ -270,4 +323,133 @@ async fn an_unsampled_invocation_sends_no_segments_and_still_succeeds() {
         "{found:#?}"
     );
     assert_sent_before_the_response(&found, posted_at);
+}
+
+#[tokio::test]
+async fn a_record_without_a_trace_header_is_a_segment_in_the_batch_trace() {
+    let test = "a_record_without_a_trace_header_is_a_segment_in_the_batch_trace";
+    let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
+        return;
+    };
+    let traced = Traced::on_moto("fulfill_order", &moto, &resources).await;
+    let store = AwsClients::new(resources.sdk.clone()).order_store(&resources.orders_table);
+    let order = sample_order(OrderStatus::Pending);
+    store.insert(&order).await.unwrap();
+    let batch = Trace::new();
+    let record = SqsRecord::synthetic(serde_json::to_string(&order).unwrap(), 1);
+    let queue_arn = events::queue_arn_from_url(&resources.order_queue_url);
+    let (outcome, _, found) = traced
+        .invoke(
+            events::sqs_event(&queue_arn, &[record]),
+            &batch.header(true),
+        )
+        .await;
+    assert_eq!(outcome.response()["batchItemFailures"], json!([]));
+    assert!(found.iter().all(|s| s.trace_id == batch.root), "{found:#?}");
+    let top: Vec<&Segment> = found.iter().filter(|s| s.top_level).collect();
+    assert_eq!(top.len(), 2, "the batch and the record: {top:#?}");
+    let invocation = top
+        .iter()
+        .find(|s| s.parent_id.as_deref() == Some(batch.parent.as_str()))
+        .unwrap();
+    let record = top.iter().find(|s| s.id() != invocation.id()).unwrap();
+    assert!(record.doc.get("type").is_none(), "a segment: {record:#?}");
+    assert_eq!(record.parent_id.as_deref(), Some(invocation.id()));
+    assert_eq!(record.order_id(), Some(order.order_id.as_str()));
+    assert_eq!(
+        invocation.order_id(),
+        Some(order.order_id.as_str()),
+        "the batch's only order"
+    );
+}
+
+/// The one StartExecution request recorded for `order_id`: its
+/// `X-Amzn-Trace-Id` and its body's `traceHeader`.
+fn start_execution_headers(proxy: &RecordingProxy, order_id: &str) -> (String, String) {
+    let starts: Vec<_> = proxy
+        .calls("StartExecution")
+        .into_iter()
+        .filter(|r| r.json().is_some_and(|b| b["name"] == order_id))
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:#?}");
+    let header = starts[0]
+        .header("x-amzn-trace-id")
+        .expect("X-Amzn-Trace-Id on StartExecution")
+        .to_owned();
+    let body = starts[0].json().unwrap()["traceHeader"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (header, body)
+}
+
+/// `POST /orders` with a header where Lambda did not sample the request.
+async fn submit_unsampled(traced: &Traced) -> (Trace, Value, Instant, Vec<Segment>) {
+    let lambda = Trace::new();
+    let (outcome, posted_at, found) = traced
+        .invoke(
+            events::post_order(&events::order_request(), None),
+            &lambda.header(false),
+        )
+        .await;
+    let reply = outcome.response();
+    assert_eq!(reply["statusCode"], 202, "{reply}");
+    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default()).unwrap();
+    (lambda, body, posted_at, found)
+}
+
+#[tokio::test]
+async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
+    let test = "api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled";
+    let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
+        return;
+    };
+    let proxy = RecordingProxy::start(&moto.endpoint())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Rate 1 (the default): traced although Lambda said Sampled=0, in a
+    // trace of its own whose root is api_handler's order segment; the
+    // StartExecution HTTP header is that trace, not Lambda's.
+    let every = Traced::on_endpoint("api_handler", &proxy.endpoint(), &resources, &[]).await;
+    let (lambda, body, posted_at, found) = submit_unsampled(&every).await;
+    let trace_id = body["trace_id"].as_str().expect("a trace id").to_owned();
+    assert_ne!(trace_id, lambda.root);
+    assert!(found.iter().all(|s| s.trace_id == trace_id), "{found:#?}");
+    let root = found
+        .iter()
+        .find(|s| s.top_level)
+        .expect("the order's segment");
+    assert!(root.parent_id.is_none(), "the trace's root: {root:#?}");
+    assert_eq!(root.name(), "api_handler");
+    assert_eq!(root.doc["origin"], "AWS::Lambda::Function");
+    assert_eq!(root.doc["http"]["response"]["status"], 202);
+    assert_eq!(root.order_id(), body["order_id"].as_str());
+    assert_eq!(root.doc["links"][0]["trace_id"], lambda.root.as_str());
+    assert_sent_before_the_response(&found, posted_at);
+    let (header, in_body) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
+    assert_eq!(header, in_body);
+    let header: dofs_telemetry::TraceHeader = header.parse().unwrap();
+    assert_eq!(header.root, trace_id);
+    assert_eq!(
+        header.parent.as_deref(),
+        Some(root.id()),
+        "the execution's parent"
+    );
+    assert_eq!(header.sampled, Some(true));
+
+    // Rate 0: not traced, nothing sent, no trace id handed out, and Step
+    // Functions is told Sampled=0.
+    let none = Traced::on_endpoint(
+        "api_handler",
+        &proxy.endpoint(),
+        &resources,
+        &[("ORDER_TRACE_SAMPLE_RATE", "0")],
+    )
+    .await;
+    let (_, body, _, found) = submit_unsampled(&none).await;
+    assert!(body.get("trace_id").is_none(), "{body}");
+    assert!(found.is_empty(), "rate 0 sent {found:#?}");
+    let (header, in_body) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
+    assert_eq!(header, in_body);
+    assert!(header.ends_with("Sampled=0"), "{header}");
 }

@@ -13,6 +13,22 @@
 //! JSON error body `{"error": {"code", "message", "details"}}`, never a 5xx;
 //! `openapi.yaml` beside this crate describes every response, and the
 //! crate's tests check the handler against it.
+//!
+//! **Tracing.** HTTP APIs do not support X-Ray
+//! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-vs-rest.html>),
+//! so Lambda samples this function at its default rule (1 request per
+//! second and 5 % of the rest) and says `Sampled=0` for the others. The
+//! order's trace is therefore decided here, per order ([`TraceSampling`]:
+//! `ORDER_TRACE_SAMPLE_RATE`, every order by default) and started here
+//! ([`dofs_telemetry::context::start_order_trace`]): in Lambda's trace when
+//! Lambda sampled the request, else as the root of a trace of its own. The
+//! execution is started with it, and the 202's `trace_id` names it — a
+//! trace that will exist — or is absent when the order is not sampled. An
+//! idempotent replay answers with the order's trace (the one its execution
+//! was started with), not the retry's. A status read is annotated
+//! `polled_order_id`, never `order_id`, so `annotation.order_id` finds the
+//! journey alone. The invocation's segment carries the HTTP exchange
+//! (method, route, status).
 
 use std::sync::Arc;
 
@@ -24,11 +40,16 @@ use dofs_core::{
     Clock, ErrorKind, FieldError, Order, OrderId, OrderRequest, OrderStatus, OrderStore,
     OrderSubmission, PortError, StartOutcome, Workflow,
 };
+use dofs_telemetry::context::{
+    record_failure, record_http, record_order_id, record_polled_order_id, start_order_trace,
+    FailureKind,
+};
 use dofs_telemetry::{metric, TraceHeader};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::Method;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
+use tracing::field::Empty;
 use tracing::Instrument as _;
 
 /// Largest accepted request body, after base64 decoding.
@@ -46,14 +67,65 @@ pub struct ApiHandler {
     workflow: Arc<dyn Workflow>,
     orders: Arc<dyn OrderStore>,
     clock: Arc<dyn Clock>,
+    sampling: TraceSampling,
 }
 
-/// `202` body of `POST /orders`.
+/// Which orders are traced in X-Ray: a share `rate` of them, decided from
+/// the order id (so a retry of the same order gets the same decision).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSampling {
+    rate: f64,
+}
+
+impl Default for TraceSampling {
+    /// Every order.
+    fn default() -> Self {
+        Self { rate: 1.0 }
+    }
+}
+
+impl TraceSampling {
+    /// `rate` in `[0, 1]` (outside, it is clamped; NaN traces nothing).
+    pub fn new(rate: f64) -> Self {
+        Self {
+            rate: if rate.is_nan() {
+                0.0
+            } else {
+                rate.clamp(0.0, 1.0)
+            },
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Whether `order_id`'s journey is traced.
+    pub fn traces(&self, order_id: &OrderId) -> bool {
+        if self.rate >= 1.0 {
+            return true;
+        }
+        if self.rate <= 0.0 {
+            return false;
+        }
+        // FNV-1a: stable across processes and versions, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in order_id.as_str().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        ((hash >> 11) as f64 / (1u64 << 53) as f64) < self.rate
+    }
+}
+
+/// `202` body of `POST /orders`. `trace_id` is the order's X-Ray trace, and
+/// absent when the order is not traced.
 #[derive(Debug, Serialize)]
 struct Accepted<'a> {
     order_id: &'a OrderId,
     status: OrderStatus,
-    trace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
 }
 
 /// The routes this API knows, by path.
@@ -68,6 +140,14 @@ impl Route<'_> {
         match self {
             Route::Orders => "POST",
             Route::Order(_) => "GET",
+        }
+    }
+
+    /// The route as the API declares it (`http.route`).
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Orders => "/orders",
+            Route::Order(_) => "/orders/{order_id}",
         }
     }
 }
@@ -316,17 +396,35 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::MalformedJson(format!("body is not valid base64: {e}")))
 }
 
-/// The trace this request continues: Lambda's (`Root=..;Parent=..;Sampled=..`)
-/// when present and well-formed, else a new one, since HTTP APIs start none.
-fn trace_header(xray_trace_id: Option<&str>) -> TraceHeader {
-    match xray_trace_id.map(str::parse::<TraceHeader>) {
-        Some(Ok(header)) => header,
+/// The order's trace when spans are not traced at all (no telemetry
+/// installed): Lambda's header when Lambda sampled it and so do we, else a
+/// header saying what we decided — in Lambda's trace, or a new one, since
+/// HTTP APIs start none.
+fn untraced_header(xray_trace_id: Option<&str>, sampled: bool) -> TraceHeader {
+    let lambda = match xray_trace_id.map(str::parse::<TraceHeader>) {
+        Some(Ok(header)) => Some(header),
         Some(Err(err)) => {
             tracing::warn!(error = %err, "ignoring a malformed trace header; starting a new trace");
-            TraceHeader::new_root()
+            None
         }
-        None => TraceHeader::new_root(),
+        None => None,
+    };
+    match lambda {
+        Some(header) if sampled && header.sampled != Some(false) => header,
+        Some(header) if !sampled => TraceHeader {
+            sampled: Some(false),
+            ..header
+        },
+        _ => TraceHeader {
+            sampled: Some(sampled),
+            ..TraceHeader::new_root()
+        },
     }
+}
+
+/// The trace id a client may look up: the header's root when it is sampled.
+fn traced_root(header: &TraceHeader) -> Option<&str> {
+    (header.sampled != Some(false)).then_some(header.root.as_str())
 }
 
 impl ApiHandler {
@@ -339,7 +437,14 @@ impl ApiHandler {
             workflow,
             orders,
             clock,
+            sampling: TraceSampling::default(),
         }
+    }
+
+    /// Traces the share of orders `sampling` says (every order by default).
+    pub fn with_trace_sampling(mut self, sampling: TraceSampling) -> Self {
+        self.sampling = sampling;
+        self
     }
 
     /// Never fails for client input: every error becomes a JSON HTTP
@@ -356,6 +461,7 @@ impl ApiHandler {
             .or(request.request_context.http.path.as_deref())
             .unwrap_or("/");
         let request_id = event.context.request_id.as_str();
+        let invocation = tracing::Span::current();
         let reply = match self
             .dispatch(
                 &method,
@@ -380,9 +486,15 @@ impl ApiHandler {
                         "request failed"
                     );
                 }
+                record_failure_of(&invocation, &err);
                 error_reply(&err, request_id)
             }
         };
+        let route_template = route(path)
+            .map(|r| r.template())
+            .or(request.route_key.as_deref())
+            .unwrap_or("$default");
+        record_http(&invocation, method.as_str(), route_template, reply.status);
         Ok(reply.into_response())
     }
 
@@ -410,7 +522,8 @@ impl ApiHandler {
         }
     }
 
-    /// `POST /orders`.
+    /// `POST /orders`: checks the request, then replays an existing order or
+    /// starts one in a trace of its own deciding (see the crate docs).
     async fn submit(
         &self,
         request: &ApiGatewayV2httpRequest,
@@ -433,18 +546,36 @@ impl ApiHandler {
             Some(key) => OrderId::from_idempotency_key(key),
             None => OrderId::generate(),
         };
-        let invocation = trace_header(xray_trace_id);
-        let span = tracing::info_span!("api_handler.submit_order", order_id = %order_id, trace_id = %invocation.root);
-        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
-        // With tracing exported, this span is the workflow's parent; it
-        // belongs to the invocation's trace unless that header was unusable.
-        let trace = span
-            .in_scope(dofs_telemetry::context::outgoing_trace_header)
-            .filter(|own| xray_trace_id.is_none() || own.root == invocation.root)
-            .unwrap_or(invocation);
-        self.start(order_id, order_request, key.is_some(), trace)
-            .instrument(span)
-            .await
+        // A retry is a read of an order that has its trace already.
+        if key.is_some() {
+            if let Some(reply) = self.replay(&order_id, &order_request).await? {
+                return Ok(reply);
+            }
+        }
+        let sampled = self.sampling.traces(&order_id);
+        let span = tracing::info_span!(
+            "api_handler.submit_order",
+            otel.kind = Empty,
+            order_id = %order_id,
+            trace_id = Empty,
+        );
+        // The workflow's parent: this span, in the trace it starts.
+        let trace = start_order_trace(&span, sampled)
+            .unwrap_or_else(|| untraced_header(xray_trace_id, sampled));
+        record_order_id(&span, order_id.as_str());
+        let result = self
+            .start(order_id, order_request, key.is_some(), &trace)
+            .instrument(span.clone())
+            .await;
+        let status = match &result {
+            Ok(reply) => reply.status,
+            Err(err) => {
+                record_failure_of(&span, err);
+                err.status()
+            }
+        };
+        record_http(&span, "POST", Route::Orders.template(), status);
+        result
     }
 
     async fn start(
@@ -452,25 +583,20 @@ impl ApiHandler {
         order_id: OrderId,
         request: OrderRequest,
         idempotent: bool,
-        trace: TraceHeader,
+        trace: &TraceHeader,
     ) -> Result<Reply, ApiError> {
-        if idempotent {
-            if let Some(reply) = self.replay(&order_id, &request, &trace).await? {
-                return Ok(reply);
-            }
-        }
         let submission = OrderSubmission::new(order_id.clone(), request.clone(), self.clock.now());
         let header = trace.to_string();
         match self.workflow.start(&submission, Some(&header)).await? {
             StartOutcome::Started => {
                 metrics::counter!(metric::ORDERS_ACCEPTED).increment(1);
-                tracing::info!(order_id = %order_id, trace_id = %trace.root, "order accepted");
-                Ok(accepted(&order_id, &trace.root))
+                tracing::info!(order_id = %order_id, trace_id = %trace.root, sampled = trace.sampled != Some(false), "order accepted");
+                Ok(accepted(&order_id, traced_root(trace)))
             }
             // Another request with the same key won the race between our
             // describe and our start: decide as if we had seen it first.
             StartOutcome::AlreadyExists if idempotent => {
-                match self.replay(&order_id, &request, &trace).await? {
+                match self.replay(&order_id, &request).await? {
                     Some(reply) => Ok(reply),
                     None => Err(PortError::transient(format!(
                         "execution {order_id} exists but cannot be described yet"
@@ -486,24 +612,36 @@ impl ApiHandler {
     }
 
     /// For an idempotent request: `Some` reply if an execution for this id
-    /// already exists (a replay, or a conflict), `None` if not.
+    /// already exists (a replay, or a conflict), `None` if not. A replay
+    /// answers with the order's trace id: the one its execution was started
+    /// with (absent if that order was not traced, or the workflow does not
+    /// say).
     async fn replay(
         &self,
         order_id: &OrderId,
         request: &OrderRequest,
-        trace: &TraceHeader,
     ) -> Result<Option<Reply>, ApiError> {
-        let Some(existing) = self.workflow.describe(order_id).await? else {
+        let span = tracing::info_span!("api_handler.replay", order_id = %order_id);
+        record_polled_order_id(&span, order_id.as_str());
+        let Some((existing, header)) = self
+            .workflow
+            .describe_traced(order_id)
+            .instrument(span.clone())
+            .await?
+        else {
             return Ok(None);
         };
+        let _entered = span.enter();
         if existing.input.request() != *request {
             tracing::info!(order_id = %order_id, "idempotency key reused for a different order");
             return Err(ApiError::IdempotencyConflict);
         }
+        let order_trace = header.and_then(|h| h.parse::<TraceHeader>().ok());
         metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
         tracing::info!(order_id = %order_id, "idempotent replay");
         Ok(Some(
-            accepted(order_id, &trace.root).header(IDEMPOTENT_REPLAY, "true"),
+            accepted(order_id, order_trace.as_ref().and_then(traced_root))
+                .header(IDEMPOTENT_REPLAY, "true"),
         ))
     }
 
@@ -512,7 +650,8 @@ impl ApiHandler {
         let order_id =
             OrderId::parse(raw_id).map_err(|e| ApiError::InvalidOrderId(e.to_string()))?;
         let span = tracing::info_span!("api_handler.get_order", order_id = %order_id);
-        dofs_telemetry::context::record_order_id(&span, order_id.as_str());
+        // Not `order_id`: a poll is not the order's journey.
+        record_polled_order_id(&span, order_id.as_str());
         async {
             if let Some(order) = self.orders.get(&order_id).await? {
                 return Ok(Reply::json(200, &order));
@@ -531,7 +670,18 @@ impl ApiHandler {
     }
 }
 
-fn accepted(order_id: &OrderId, trace_id: &str) -> Reply {
+/// Marks `span` failed as X-Ray should show it: the service's fault for a
+/// 5xx, the client's error for a 4xx, the error as the cause.
+fn record_failure_of(span: &tracing::Span, err: &ApiError) {
+    match err {
+        ApiError::Port(port) if !err.is_client_error() => {
+            record_failure(span, FailureKind::Fault, port.error_type(), &port.chain());
+        }
+        _ => record_failure(span, FailureKind::Error, err.code(), &err.to_string()),
+    }
+}
+
+fn accepted(order_id: &OrderId, trace_id: Option<&str>) -> Reply {
     Reply::json(
         202,
         &Accepted {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use api_handler::ApiHandler;
+use api_handler::{ApiHandler, TraceSampling};
 use dofs_aws::AwsClients;
 use dofs_core::SystemClock;
 use dofs_lambda::config::{ApiHandlerConfig, Env};
@@ -24,7 +24,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(aws.workflow(config.state_machine)),
         Arc::new(aws.order_store(config.orders_table)),
         Arc::new(SystemClock),
-    );
+    )
+    .with_trace_sampling(TraceSampling::new(config.order_trace_sample_rate));
     let handler = &handler;
     dofs_telemetry::run(telemetry, move |event| handler.handle(event)).await
 }

@@ -144,6 +144,49 @@ async fn post_starts_a_new_trace_when_lambda_gives_none() {
 }
 
 #[tokio::test]
+async fn an_order_not_sampled_gets_no_trace_id_and_the_workflow_is_told_sampled_0() {
+    let clock = Arc::new(FixedClock(sample_time()));
+    let workflow = Arc::new(MemoryWorkflow::new(clock.clone()));
+    let h = Harness {
+        handler: ApiHandler::new(workflow.clone(), Arc::new(MemoryOrderStore::new()), clock)
+            .with_trace_sampling(TraceSampling::new(0.0)),
+        workflow,
+        orders: Arc::new(MemoryOrderStore::new()),
+    };
+    let resp = send(&h, post_json(&sample_request_json())).await;
+    assert_eq!(resp.status, 202);
+    assert!(resp.body.get("trace_id").is_none(), "{}", resp.body);
+    let header: TraceHeader = h.workflow.started()[0]
+        .trace_header
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(header.sampled, Some(false));
+}
+
+#[test]
+fn trace_sampling_is_a_stable_share_of_order_ids() {
+    let ids: Vec<OrderId> = (0..2_000)
+        .map(|i| OrderId::from_idempotency_key(&format!("k-{i}")))
+        .collect();
+    let share = |rate: f64| {
+        let sampling = TraceSampling::new(rate);
+        ids.iter().filter(|id| sampling.traces(id)).count()
+    };
+    assert_eq!(share(1.0), ids.len());
+    assert_eq!(share(0.0), 0);
+    let quarter = share(0.25);
+    assert!((400..600).contains(&quarter), "{quarter}");
+    let sampling = TraceSampling::new(0.5);
+    assert!(ids
+        .iter()
+        .all(|id| sampling.traces(id) == sampling.traces(id)));
+    assert_eq!(TraceSampling::new(7.0).rate(), 1.0);
+    assert_eq!(TraceSampling::new(f64::NAN).rate(), 0.0);
+}
+
+#[tokio::test]
 async fn post_accepts_charset_and_base64_bodies() {
     let h = harness();
     let encoded =
@@ -260,6 +303,13 @@ async fn idempotent_retry_replays_the_same_order() {
     assert_eq!(again.headers.get(IDEMPOTENT_REPLAY).unwrap(), "true");
     assert_eq!(again.headers.get("location"), first.headers.get("location"));
     assert_eq!(h.workflow.started().len(), 1, "no second execution");
+
+    // The retry comes in another trace; the answer names the order's.
+    let mut retry = post_json(&sample_request_json()).header("idempotency-key", "client-key-1");
+    retry.trace =
+        Some("Root=1-5759e988-00000000000000000000000a;Parent=53995c3f42cd8ad8;Sampled=1".into());
+    let replay = send(&h, retry).await;
+    assert_eq!(replay.body["trace_id"], first.body["trace_id"]);
 }
 
 #[tokio::test]

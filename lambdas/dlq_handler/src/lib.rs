@@ -15,6 +15,11 @@
 //! decides; the row write is idempotent (first record wins), so a redelivery
 //! after a crash between the two finds the order FAILED and writes the row.
 //!
+//! In X-Ray each dead letter's handling is a segment of the order's trace
+//! (see `dofs_lambda::sqs`), annotated with `order_id`, `receive_count` and
+//! `outcome`; one that stays in the queue is a `fault` (or an `error`, for
+//! a body that names no order) whose cause is the reason.
+//!
 //! [`WorkflowFailure`]: dofs_core::WorkflowFailure
 
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use dofs_core::{
     OrderStore, OrderSubmission, PortError, StatusChange, TransitionOutcome,
 };
 use dofs_lambda::sqs::{handle_records, join_record_trace, receive_count};
+use dofs_telemetry::context::{record_failure, record_outcome, FailureKind};
 use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
@@ -111,11 +117,14 @@ impl DlqHandler {
                 .map(|p| p.order_id.as_str().to_owned())
                 .unwrap_or_default();
             let order_id = order_id.as_str();
+            // A segment of the order's trace (`dofs_lambda::sqs`).
             let span = tracing::info_span!(
                 "dlq_handler.record",
+                otel.kind = "server",
                 order_id,
                 message_id = %message_id,
-                receive_count,
+                // i64: tracing-opentelemetry records unsigned fields as text.
+                receive_count = i64::from(receive_count),
             );
             join_record_trace(&span, record, order_id);
             let result = match plan {
@@ -124,24 +133,34 @@ impl DlqHandler {
             };
             span.in_scope(|| match result {
                 Ok(Outcome::MarkedFailed) => {
+                    record_outcome(&span, "marked_failed");
                     metrics::counter!(metric::ORDERS_DEAD_LETTERED).increment(1);
                     tracing::warn!(order_id, "order dead-lettered and marked FAILED");
                     false
                 }
                 Ok(Outcome::AlreadyFailed) => {
+                    record_outcome(&span, "already_failed");
                     tracing::info!(order_id, "order was already FAILED; failure recorded");
                     false
                 }
                 Ok(Outcome::RecordedWithoutOrder) => {
+                    record_outcome(&span, "recorded_without_order");
                     metrics::counter!(metric::ORDERS_DEAD_LETTERED).increment(1);
                     tracing::error!(order_id, "dead letter recorded, but no order could be stored for it");
                     false
                 }
                 Ok(Outcome::Skipped(status)) => {
+                    record_outcome(&span, "skipped");
                     tracing::warn!(order_id, %status, "dead letter for an order that did not fail; acknowledged without a failure record");
                     false
                 }
                 Err(err) => {
+                    record_outcome(&span, "retry");
+                    let kind = match err.kind {
+                        dofs_core::ErrorKind::InvalidInput => FailureKind::Error,
+                        _ => FailureKind::Fault,
+                    };
+                    record_failure(&span, kind, err.error_type(), &err.chain());
                     tracing::error!(order_id, message_id = %message_id, error_type = err.error_type(), error = %err.chain(), "dead letter not handled; it stays in the queue");
                     true
                 }

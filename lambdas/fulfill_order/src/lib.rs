@@ -13,6 +13,12 @@
 //! [`FailureSimulator`] decides the simulated failures (`FAILURE_RATE`); with
 //! a seed its decisions are a pure function of (seed, order id, receive
 //! count), so tests and demos are reproducible across processes.
+//!
+//! In X-Ray each attempt is a segment of the order's trace (see
+//! `dofs_lambda::sqs`) annotated with `order_id`, `receive_count` and
+//! `outcome` (`fulfilled`, `duplicate`, `retry`); a failed attempt is a
+//! `fault` (ours: simulated, table unavailable) or an `error` (the message
+//! is not an order) whose cause is the reason.
 
 use std::sync::Arc;
 
@@ -21,6 +27,7 @@ use dofs_core::{
     Clock, Order, OrderId, OrderStatus, OrderStore, PortError, StatusChange, TransitionOutcome,
 };
 use dofs_lambda::sqs::{handle_records, join_record_trace, receive_count};
+use dofs_telemetry::context::{record_failure, record_outcome, FailureKind};
 use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument as _;
@@ -104,8 +111,36 @@ enum Outcome {
     Fulfilled,
     /// Already FULFILLED or FAILED: a duplicate delivery, acknowledged.
     Duplicate(OrderStatus),
-    /// Must be redelivered; the reason is logged.
-    Retry(String),
+    /// Must be redelivered; the reason is logged and traced.
+    Retry(Retry),
+}
+
+/// Why a record must be redelivered, as X-Ray shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Retry {
+    kind: FailureKind,
+    error_type: &'static str,
+    reason: String,
+}
+
+impl Retry {
+    /// Our failure (simulated, or the table's).
+    fn fault(error_type: &'static str, reason: String) -> Outcome {
+        Outcome::Retry(Self {
+            kind: FailureKind::Fault,
+            error_type,
+            reason,
+        })
+    }
+
+    /// The message's.
+    fn error(reason: String) -> Outcome {
+        Outcome::Retry(Self {
+            kind: FailureKind::Error,
+            error_type: "UnreadableMessage",
+            reason,
+        })
+    }
 }
 
 /// The queue consumer.
@@ -143,33 +178,42 @@ impl FulfillOrder {
                 _ => String::new(),
             };
             let order_id = order_id.as_str();
+            // A segment of the order's trace (`dofs_lambda::sqs`).
             let span = tracing::info_span!(
                 "fulfill_order.record",
+                otel.kind = "server",
                 order_id,
                 message_id = %message_id,
-                receive_count,
+                // i64: tracing-opentelemetry records unsigned fields as text.
+                receive_count = i64::from(receive_count),
             );
             join_record_trace(&span, record, order_id);
             let outcome = async {
                 match &order {
                     Some(Ok(order)) => self.fulfil(order, receive_count).await,
-                    Some(Err(err)) => Outcome::Retry(format!("body is not an order: {err}")),
-                    None => Outcome::Retry("message has no body".to_owned()),
+                    Some(Err(err)) => Retry::error(format!("body is not an order: {err}")),
+                    None => Retry::error("message has no body".to_owned()),
                 }
             }
             .instrument(span.clone())
             .await;
 
             span.in_scope(|| match outcome {
-                Outcome::Fulfilled => false,
+                Outcome::Fulfilled => {
+                    record_outcome(&span, "fulfilled");
+                    false
+                }
                 Outcome::Duplicate(status) => {
+                    record_outcome(&span, "duplicate");
                     metrics::counter!(metric::DUPLICATE_DELIVERIES).increment(1);
                     tracing::info!(order_id, %status, "duplicate delivery acknowledged");
                     false
                 }
-                Outcome::Retry(reason) => {
+                Outcome::Retry(retry) => {
+                    record_outcome(&span, "retry");
+                    record_failure(&span, retry.kind, retry.error_type, &retry.reason);
                     metrics::counter!(metric::FULFILLMENT_FAILURES).increment(1);
-                    tracing::warn!(order_id, message_id = %message_id, receive_count, reason = %reason, "fulfilment failed; the message will be redelivered");
+                    tracing::warn!(order_id, message_id = %message_id, receive_count, reason = %retry.reason, "fulfilment failed; the message will be redelivered");
                     true
                 }
             })
@@ -179,10 +223,13 @@ impl FulfillOrder {
 
     async fn fulfil(&self, order: &Order, receive_count: u32) -> Outcome {
         if self.failures.should_fail(&order.order_id, receive_count) {
-            return Outcome::Retry(format!(
-                "simulated fulfilment failure (rate {})",
-                self.failures.rate()
-            ));
+            return Retry::fault(
+                "SimulatedFailure",
+                format!(
+                    "simulated fulfilment failure (rate {})",
+                    self.failures.rate()
+                ),
+            );
         }
         let now = self.clock.now();
         let change = StatusChange::new(OrderStatus::Fulfilled, now);
@@ -203,13 +250,18 @@ impl FulfillOrder {
             {
                 Outcome::Duplicate(current.status)
             }
-            Ok(TransitionOutcome::Unchanged(current)) => {
-                Outcome::Retry(format!("order is {}, not PENDING", current.status))
-            }
-            Ok(TransitionOutcome::NotFound) => {
-                Outcome::Retry("order is not in the orders table".to_owned())
-            }
-            Err(err) => Outcome::Retry(format!("{}: {}", err.error_type(), err.chain())),
+            Ok(TransitionOutcome::Unchanged(current)) => Retry::fault(
+                "OrderNotPending",
+                format!("order is {}, not PENDING", current.status),
+            ),
+            Ok(TransitionOutcome::NotFound) => Retry::fault(
+                "OrderNotFound",
+                "order is not in the orders table".to_owned(),
+            ),
+            Err(err) => Retry::fault(
+                err.error_type(),
+                format!("{}: {}", err.error_type(), err.chain()),
+            ),
         }
     }
 }

@@ -97,7 +97,7 @@ impl OrderStorage {
         let order_id = order.order_id.clone();
         let span = tracing::info_span!("order_storage.insert", order_id = %order_id, status = %order.status);
         dofs_telemetry::context::record_order_id(&span, order_id.as_str());
-        match self.orders.insert(&order).instrument(span).await {
+        match self.orders.insert(&order).instrument(span.clone()).await {
             Ok(InsertOutcome::Inserted) => {
                 if order.status == OrderStatus::Pending {
                     metrics::counter!(metric::ORDERS_STORED).increment(1);
@@ -117,6 +117,12 @@ impl OrderStorage {
                 )))
             }
             Err(err) => {
+                dofs_telemetry::context::record_failure(
+                    &span,
+                    dofs_telemetry::context::FailureKind::Fault,
+                    err.error_type(),
+                    &err.chain(),
+                );
                 tracing::warn!(order_id = %order_id, error_type = err.error_type(), error = %err.chain(), "could not store the order");
                 Err(err)
             }

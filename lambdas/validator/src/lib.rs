@@ -108,6 +108,13 @@ impl Validator {
         if !violations.is_empty() {
             metrics::counter!(metric::ORDERS_REJECTED).increment(1);
             let reason = violations.join("; ");
+            // The customer's error, not ours: X-Ray `error`, the rules as cause.
+            dofs_telemetry::context::record_failure(
+                &span,
+                dofs_telemetry::context::FailureKind::Error,
+                "OrderRejected",
+                &reason,
+            );
             tracing::info!(order_id = %order_id, reason = %reason, "order rejected");
             return Err(PortError::rejected(reason));
         }

@@ -65,13 +65,19 @@ pub enum Command {
     },
     /// Move every dead-lettered message back to the order queue.
     Redrive,
-    /// Show an order's trace as a waterfall: one line per span, indented
-    /// under its parent (start offset, duration, status, key attributes).
+    /// Show an order's trace as X-Ray would hold it: one line per segment
+    /// and subsegment (start offset, duration, fault/error, annotations,
+    /// cause), or that the order was not sampled.
     Trace {
         order_id: String,
-        /// Print the spans as JSON.
+        /// Print it as JSON (the segment documents, or with --full the spans).
         #[arg(long)]
         json: bool,
+        /// Every span the local runtime recorded, as a waterfall: richer
+        /// than X-Ray (the gateway and Step Functions stand-ins, every
+        /// attribute and log event).
+        #[arg(long)]
+        full: bool,
     },
     /// Load-test a `dofs serve` (its own, or `--url`) and report throughput,
     /// latency, errors and peak RSS.
@@ -112,7 +118,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
         Command::Queues { json } => print_queues(&cli.data_dir, json),
         Command::Redrive => redrive(&cli.data_dir).await,
-        Command::Trace { order_id, json } => print_trace(&cli.data_dir, &order_id, json),
+        Command::Trace {
+            order_id,
+            json,
+            full,
+        } => print_trace(&cli.data_dir, &order_id, json, full),
         Command::Bench(args) => bench::bench(&cli.data_dir, args).await,
         Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),

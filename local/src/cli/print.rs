@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::inspect::order_report;
-use crate::observability::traces::{order_trace, render_waterfall};
+use crate::observability::traces::{order_trace, order_xray_view, render_waterfall, render_xray};
 use crate::services::dynamodb::{order_summaries, Listing};
 use crate::services::sqs::{queue_counts, Queues};
 use crate::services::step_functions::status_name;
@@ -136,8 +136,31 @@ pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-pub(super) fn print_trace(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result<()> {
+/// `dofs trace`: by default what X-Ray would hold of the order (the
+/// functions' spans through the functions' own segment translation); with
+/// `--full`, every span the local runtime stored.
+pub(super) fn print_trace(
+    data_dir: &Path,
+    order_id: &str,
+    as_json: bool,
+    full: bool,
+) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
+    if !full {
+        let Some(view) = order_xray_view(db.conn(), order_id)? else {
+            anyhow::bail!(
+                "no trace of order {order_id} in {} (unknown order, or served with --traces off)",
+                data_dir.display()
+            );
+        };
+        let mut out = std::io::stdout().lock();
+        if as_json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+        } else {
+            write!(out, "{}", render_xray(&view))?;
+        }
+        return Ok(());
+    }
     let Some(trace) = order_trace(db.conn(), order_id)? else {
         anyhow::bail!(
             "no trace of order {order_id} in {} (unknown order, or served with --traces off)",

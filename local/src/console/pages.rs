@@ -17,6 +17,7 @@ use super::api::{
 };
 use super::html::{compact, escape, page, status_span, str_of, url_encode};
 use crate::observability::alarms;
+use crate::observability::traces::{order_xray_view, XrayView};
 use crate::services::dynamodb::{self, Listing};
 use crate::store::Db;
 
@@ -107,6 +108,8 @@ pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuer
 /// happened.
 pub(super) async fn order_page(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
     let id = order_id.clone();
+    let xray = db.read(move |c| order_xray_view(c, &id)).await?;
+    let id = order_id.clone();
     let Some(report) = db.read(move |c| order_detail(c, &id)).await? else {
         let body = format!("<p>No order <code>{}</code>.</p>", escape(&order_id));
         let mut response = page("Order not found", false, &body);
@@ -131,6 +134,9 @@ pub(super) async fn order_page(State(db): State<Db>, Path(order_id): Path<String
     }
     if let Some(items) = order["items"].as_array() {
         render_items(&mut body, items);
+    }
+    if let Some(view) = &xray {
+        render_xray(&mut body, view);
     }
     if let Some(trace) = report["trace"].as_object() {
         render_trace(&mut body, trace);
@@ -185,6 +191,67 @@ fn render_items(body: &mut String, items: &[Value]) {
     body.push_str("</table>");
 }
 
+/// One X-Ray document's row, then its subsegments' (indented).
+fn render_document(body: &mut String, doc: &Value, depth: usize) {
+    let flags: Vec<&str> = ["fault", "error", "throttle"]
+        .into_iter()
+        .filter(|flag| doc[*flag] == true)
+        .collect();
+    let kind = if depth == 0 && doc.get("type").is_none() {
+        "segment"
+    } else {
+        "subsegment"
+    };
+    let origin = doc["origin"]
+        .as_str()
+        .or_else(|| doc["namespace"].as_str())
+        .unwrap_or_default();
+    let start = doc["start_time"].as_f64().unwrap_or_default();
+    let duration = (doc["end_time"].as_f64().unwrap_or(start) - start) * 1000.0;
+    let status = if flags.is_empty() { "ok" } else { "error" };
+    let _ = write!(
+        body,
+        "<tr><td style=\"padding-left:{}px\">{} {}</td><td>{}</td><td class=\"mono\">{:.1} ms</td>\
+         <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+        8 + depth * 16,
+        kind,
+        escape(str_of(doc, "name")),
+        escape(origin),
+        duration,
+        status_span(if flags.is_empty() { status } else { flags[0] }),
+        escape(&compact(&doc["annotations"])),
+        escape(doc["cause"]["exceptions"][0]["message"].as_str().unwrap_or_default()),
+        escape(&compact(&doc["metadata"]["default"])),
+    );
+    for child in doc["subsegments"].as_array().into_iter().flatten() {
+        render_document(body, child, depth + 1);
+    }
+}
+
+/// What X-Ray would hold of the order (the same view as `dofs trace`).
+fn render_xray(body: &mut String, view: &XrayView) {
+    if !view.sampled {
+        let _ = write!(
+            body,
+            "<h2>X-Ray trace <code>{}</code></h2><p>Not sampled: X-Ray holds no trace of this order.</p>",
+            escape(&view.trace_id)
+        );
+        return;
+    }
+    let _ = write!(
+        body,
+        "<h2>X-Ray trace <code>{}</code></h2><p>{} document(s), as X-Ray would hold them.</p>\
+         <table><tr><th>Document</th><th>Origin</th><th>Duration</th><th>Flags</th>\
+         <th>Annotations</th><th>Cause</th><th>Metadata</th></tr>",
+        escape(&view.trace_id),
+        view.documents.len()
+    );
+    for doc in &view.documents {
+        render_document(body, doc, 0);
+    }
+    body.push_str("</table>");
+}
+
 /// The order's trace as a waterfall: each span is a bar placed by its
 /// offset from the first span and sized by its duration, indented by its
 /// depth in the tree.
@@ -208,7 +275,7 @@ fn render_trace(body: &mut String, trace: &Map<String, Value>) {
     let total = (end - start).max(1) as f64;
     let _ = write!(
         body,
-        "<h2>Trace <code>{}</code></h2><p>{} span(s) over {:.1} ms.</p>\
+        "<h2>All local spans <code>{}</code></h2><p>{} span(s) over {:.1} ms, richer than X-Ray (`dofs trace --full`).</p>\
          <table><tr><th>Span</th><th>Function</th><th>Start</th><th>Duration</th><th>Status</th><th>Waterfall</th></tr>",
         escape(trace.get("trace_id").and_then(Value::as_str).unwrap_or_default()),
         spans.len(),

@@ -98,6 +98,10 @@ async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
     let (status, again) = dofs.post_order(&order_body(1), Some("key-123")).await;
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["order_id"], first["order_id"]);
+    assert_eq!(
+        again["trace_id"], first["trace_id"],
+        "a replay names the order's trace (the execution's traceHeader), not the retry's"
+    );
 
     let done = dofs
         .wait_terminal(std::slice::from_ref(&id), Duration::from_secs(60))

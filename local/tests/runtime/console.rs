@@ -67,6 +67,10 @@ async fn console_pages_show_orders_traces_metrics_and_alarms() {
     assert!(spans.iter().all(|s| s["depth"].is_u64()));
     let (_, html) = get(&dofs, &format!("/_dofs/orders/{id}")).await;
     assert!(html.contains("class=\"wf\""), "the waterfall is drawn");
+    // And what X-Ray would hold, as `dofs trace` shows it.
+    assert!(html.contains("X-Ray trace"), "{html}");
+    assert!(html.contains("segment dofs-api_handler"), "{html}");
+    assert!(html.contains("AWS::Lambda::Function"), "{html}");
 
     // Metrics and alarms pages (metrics are stored every second).
     let until = std::time::Instant::now() + Duration::from_secs(20);

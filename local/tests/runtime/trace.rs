@@ -1,9 +1,11 @@
 //! One order, one trace, end to end on the real `dofs serve`: a fulfilled
 //! order, one whose fulfilment fails twice and then succeeds, and one that
 //! is dead-lettered each leave exactly one trace, covering every step they
-//! passed through, with every parent link resolving inside it; `dofs trace`
-//! prints it as a waterfall and as JSON; every log line is JSON and the
-//! lines of an order's work carry its order_id and trace_id.
+//! passed through, with every parent link resolving inside it; `dofs trace
+//! --full` prints it as a waterfall and as JSON, and `dofs trace` as X-Ray
+//! would hold it (segments named after the deployed functions, the failed
+//! attempts' faults and causes); every log line is JSON and the lines of an
+//! order's work carry its order_id and trace_id.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -78,7 +80,7 @@ fn spans(trace: &Value) -> &Vec<Value> {
 async fn wait_for_trace(dofs: &InProcess, order_id: &str, expected: &[&str]) -> Value {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let (ok, stdout, stderr) = dofs_text(dofs, &["trace", order_id, "--json"]);
+        let (ok, stdout, stderr) = dofs_text(dofs, &["trace", order_id, "--full", "--json"]);
         let trace: Option<Value> = ok.then(|| serde_json::from_str(&stdout).unwrap());
         let missing: Vec<&str> = match &trace {
             Some(trace) => {
@@ -279,7 +281,7 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
                 Fate::DeadLettered => true,
             };
             if should_fail {
-                assert_eq!(record["status"], "warn", "{record}");
+                assert_eq!(record["status"], "error", "{record}");
                 assert!(
                     record["attributes"]["failure.reason"]
                         .as_str()
@@ -304,10 +306,10 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
         journeys.push((*fate, order_id.clone(), trace_id.clone(), trace));
     }
 
-    // `dofs trace` as ops read it: one line per span, indented by parent,
-    // the retries and the DLQ hop visible.
+    // `dofs trace --full` as ops read it: one line per span, indented by
+    // parent, the retries and the DLQ hop visible.
     for (fate, order_id, trace_id, trace) in &journeys {
-        let (ok, text, stderr) = dofs_text(&dofs, &["trace", order_id]);
+        let (ok, text, stderr) = dofs_text(&dofs, &["trace", order_id, "--full"]);
         assert!(ok, "{stderr}");
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains(order_id) && lines[0].contains(trace_id.as_str()));
@@ -341,13 +343,73 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
             _ => {
                 assert_eq!(attempts.len(), 3, "{text}");
                 assert!(attempts[0].contains("receive_count=1"));
-                assert!(attempts[0].contains("warn") && attempts[0].contains("failure.reason="));
+                assert!(attempts[0].contains("error") && attempts[0].contains("failure.reason="));
             }
         }
         assert_eq!(
             span_lines.iter().any(|l| l.contains("dlq_handler.record")),
             *fate == Fate::DeadLettered,
             "{text}"
+        );
+    }
+
+    // `dofs trace` (the default view) as X-Ray would hold it: the
+    // functions' segments under their deployed names, every one annotated
+    // with the order, the failed attempts as faults with their cause; the
+    // gateway and Step Functions stand-ins are AWS's, not in it.
+    for (fate, order_id, trace_id, _) in &journeys {
+        let view = dofs.cli_json(&["trace", order_id]);
+        assert_eq!(view["trace_id"], trace_id.as_str());
+        assert_eq!(view["sampled"], true);
+        let documents = view["documents"].as_array().unwrap();
+        let mut names: Vec<&str> = documents
+            .iter()
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut expected = vec![
+            "dofs-api_handler",
+            "dofs-fulfill_order",
+            "dofs-order_storage",
+            "dofs-validator",
+        ];
+        if *fate == Fate::DeadLettered {
+            expected.insert(1, "dofs-dlq_handler");
+        }
+        assert_eq!(names, expected, "{view:#}");
+        for doc in documents {
+            assert!(doc.get("type").is_none(), "segments at the top: {doc}");
+            assert_eq!(doc["origin"], "AWS::Lambda::Function", "{doc}");
+            assert_eq!(doc["annotations"]["order_id"], order_id.as_str(), "{doc}");
+        }
+        let failed: Vec<&Value> = documents.iter().filter(|d| d["fault"] == true).collect();
+        let expected_failures = match fate {
+            Fate::Fulfilled => 0,
+            Fate::Retried => 2,
+            Fate::DeadLettered => 3,
+        };
+        assert_eq!(failed.len(), expected_failures, "{view:#}");
+        for doc in failed {
+            assert_eq!(doc["name"], "dofs-fulfill_order");
+            assert_eq!(doc["annotations"]["outcome"], "retry");
+            assert!(doc["cause"]["exceptions"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("simulated")));
+        }
+        let (ok, text, stderr) = dofs_text(&dofs, &["trace", order_id]);
+        assert!(ok, "{stderr}");
+        assert!(
+            text.lines().next().unwrap().contains(trace_id.as_str()),
+            "{text}"
+        );
+        assert!(
+            text.contains("segment dofs-validator (AWS::Lambda::Function)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("api_gateway"),
+            "the gateway is AWS's: {text}"
         );
     }
 

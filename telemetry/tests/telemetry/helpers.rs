@@ -82,12 +82,18 @@ pub fn setup(
 }
 
 pub fn with_daemon(function: &str) -> (Setup, Daemon) {
+    with_daemon_named(function, None)
+}
+
+/// [`with_daemon`] with segments named `segment_name` (the deployed name).
+pub fn with_daemon_named(function: &str, segment_name: Option<&str>) -> (Setup, Daemon) {
     let daemon = Daemon::start();
     let setup = setup(
         function,
         "info",
         TraceExport::XrayDaemon {
             addr: daemon.addr(),
+            segment_name: segment_name.map(str::to_owned),
         },
         MetricsExport::Emf,
     );

@@ -4,15 +4,21 @@
 use std::sync::{Arc, Mutex};
 
 use dofs_core::PortError;
+use dofs_telemetry::aws_call::{AwsCall, CallFailure};
+use dofs_telemetry::context::{
+    record_failure, record_http, record_outcome, record_polled_order_id, start_order_trace,
+    FailureKind,
+};
 use dofs_telemetry::trace_header::new_segment_id;
 use dofs_telemetry::{
     invoke, outgoing_trace_header, record_order_id, set_parent_from_header, Invocation,
     MetricsExport, SpanData, SpanSink, TraceExport, TraceHeader,
 };
 use serde_json::Value;
+use tracing::field::Empty;
 use tracing::{info_span, Instrument};
 
-use crate::helpers::{setup, with_daemon, Datagram};
+use crate::helpers::{setup, with_daemon, with_daemon_named, Datagram};
 
 fn invocation(header: &TraceHeader) -> Invocation {
     Invocation {
@@ -158,14 +164,15 @@ async fn an_sqs_records_trace_header_is_the_parent_of_the_record_span() {
     let batch = sampled_header();
     let order_trace = sampled_header();
     let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&batch), || async {
-        let span = info_span!("record", message_id = "m-1");
+        let span = info_span!("record", otel.kind = "server", message_id = "m-1");
         set_parent_from_header(&span, &order_trace);
         record_order_id(&span, "ord-5");
         async {
             let _db = info_span!("update_status").entered();
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+        record_outcome(&span, "fulfilled");
         Ok(())
     })
     .await;
@@ -175,18 +182,32 @@ async fn an_sqs_records_trace_header_is_the_parent_of_the_record_span() {
     assert_eq!(received.len(), 2, "{received:#?}");
     let spans = spans(&received);
     assert_eq!(spans.len(), 3, "{spans:#?}");
-    let invocation_segment = named(&spans, "fulfill_order");
-    assert_eq!(invocation_segment.trace_id, batch.root);
+    let invocation_segment = spans.iter().find(|s| s.trace_id == batch.root).unwrap();
+    assert_eq!(invocation_segment.doc["name"], "fulfill_order");
     assert!(
         invocation_segment.doc["annotations"]
             .get("order_id")
             .is_none(),
         "a batch is not one order"
     );
-    let record = named(&spans, "record");
+    // The record is a segment of the order's trace (X-Ray's SQS consumer
+    // pattern), named after the function, the batch linking to it.
+    let record = spans
+        .iter()
+        .find(|s| s.trace_id == order_trace.root && s.doc["name"] == "fulfill_order")
+        .expect("the record's segment in the order's trace");
     assert_eq!(record.trace_id, order_trace.root);
+    assert!(record.doc.get("type").is_none(), "a segment: {record:?}");
+    assert_eq!(record.doc["origin"], "AWS::Lambda::Function");
     assert_eq!(record.parent_id, order_trace.parent);
     assert_eq!(record.doc["annotations"]["order_id"], "ord-5");
+    assert_eq!(record.doc["annotations"]["outcome"], "fulfilled");
+    assert_eq!(record.doc["metadata"]["default"]["message_id"], "m-1");
+    assert_eq!(
+        invocation_segment.doc["links"][0]["trace_id"],
+        order_trace.root.as_str(),
+        "the batch keeps its link to the record's trace"
+    );
     let db = named(&spans, "update_status");
     assert_eq!(db.trace_id, order_trace.root);
     assert_eq!(db.parent_id.as_deref(), record.doc["id"].as_str());
@@ -255,6 +276,7 @@ async fn a_bad_daemon_address_or_an_unreachable_daemon_never_fails_the_invocatio
         "info",
         TraceExport::XrayDaemon {
             addr: "no-such-host.invalid:2000".to_owned(),
+            segment_name: None,
         },
         MetricsExport::Emf,
     );
@@ -277,7 +299,10 @@ async fn a_bad_daemon_address_or_an_unreachable_daemon_never_fails_the_invocatio
     let s = setup(
         "validator",
         "info",
-        TraceExport::XrayDaemon { addr },
+        TraceExport::XrayDaemon {
+            addr,
+            segment_name: None,
+        },
         MetricsExport::Emf,
     );
     for _ in 0..3 {
@@ -344,6 +369,9 @@ async fn a_custom_sink_gets_the_spans_with_links_from_the_batch_to_the_records()
 
 #[tokio::test]
 async fn a_panicking_handler_still_has_its_segment_flushed() {
+    // What `init` installs (process-wide: from now on, a panic on a thread
+    // with this crate's telemetry is a log line of its).
+    dofs_telemetry::install_panic_hook();
     let (s, daemon) = with_daemon("validator");
     let header = sampled_header();
     let telemetry = s.telemetry.clone();
@@ -363,9 +391,258 @@ async fn a_panicking_handler_still_has_its_segment_flushed() {
             .await
         })
         .await;
-    assert!(joined.unwrap_err().is_panic());
+    assert!(
+        joined.unwrap_err().is_panic(),
+        "the panic goes on to the runtime"
+    );
+    let received = daemon.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let segment = &received[0].segment;
+    assert_eq!(segment["trace_id"], header.root.as_str());
+    assert_eq!(segment["annotations"]["order_id"], "ord-3");
+    assert_eq!(segment["fault"], true, "{segment}");
+    assert_eq!(segment["cause"]["exceptions"][0]["message"], "handler bug");
+    // The panic is a JSON ERROR line inside the span it happened in.
+    let logs = s.output.logs();
+    let line = logs
+        .iter()
+        .find(|l| l["message"] == "panicked")
+        .unwrap_or_else(|| panic!("no panic line in {logs:#?}"));
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["error"], "handler bug");
+    assert_eq!(line["order_id"], "ord-3");
+    assert_eq!(line["request_id"], "req-1");
+    assert!(line["location"].as_str().unwrap().contains("xray.rs"));
+}
+
+/// One document per trace id, flattened.
+fn in_trace<'a>(spans: &'a [Received], trace_id: &str) -> Vec<&'a Received> {
+    spans.iter().filter(|s| s.trace_id == trace_id).collect()
+}
+
+#[tokio::test]
+async fn a_header_without_parent_makes_a_root_of_its_trace_without_inventing_a_parent() {
+    let (s, daemon) = with_daemon("validator");
+    let header = TraceHeader::new_root();
+    assert!(header.parent.is_none());
+    let _: Result<(), PortError> =
+        invoke(&s.telemetry, invocation(&header), || async { Ok(()) }).await;
     let received = daemon.received();
     assert_eq!(received.len(), 1, "{received:#?}");
     assert_eq!(received[0].segment["trace_id"], header.root.as_str());
-    assert_eq!(received[0].segment["annotations"]["order_id"], "ord-3");
+    assert!(
+        received[0].segment.get("parent_id").is_none(),
+        "no parent id is invented: {}",
+        received[0].segment
+    );
+
+    // The same for an SQS record whose AWSTraceHeader has no Parent.
+    let (s, daemon) = with_daemon("fulfill_order");
+    let record_trace = TraceHeader::new_root();
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        let span = info_span!("record", otel.kind = "server");
+        set_parent_from_header(&span, &record_trace);
+        async {}.instrument(span).await;
+        Ok(())
+    })
+    .await;
+    let spans = spans(&daemon.received());
+    let record = in_trace(&spans, &record_trace.root);
+    assert_eq!(record.len(), 1, "{spans:#?}");
+    assert!(record[0].parent_id.is_none(), "{:?}", record[0]);
+}
+
+/// api_handler's order span, as api_handler declares it.
+fn order_span() -> tracing::Span {
+    info_span!(
+        "api_handler.submit_order",
+        otel.kind = Empty,
+        order_id = Empty,
+        trace_id = Empty
+    )
+}
+
+#[tokio::test]
+async fn an_order_is_traced_when_sampled_even_if_lambda_said_sampled_0() {
+    let (s, daemon) = with_daemon_named("api_handler", Some("dofs-test-api_handler"));
+    let lambda = TraceHeader {
+        sampled: Some(false),
+        ..sampled_header()
+    };
+    let mut outgoing = None;
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&lambda), || async {
+        let span = order_span();
+        outgoing = start_order_trace(&span, true);
+        record_order_id(&span, "ord-9");
+        async {
+            tracing::info!("order accepted");
+        }
+        .instrument(span.clone())
+        .await;
+        record_http(&span, "POST", "/orders", 202);
+        Ok(())
+    })
+    .await;
+    let outgoing = outgoing.expect("a header for StartExecution");
+    assert_ne!(outgoing.root, lambda.root, "a trace of its own");
+    assert_eq!(outgoing.sampled, Some(true));
+    let received = daemon.received();
+    let spans = spans(&received);
+    assert!(
+        in_trace(&spans, &lambda.root).is_empty(),
+        "Lambda's unsampled trace stays empty: {spans:#?}"
+    );
+    let order = in_trace(&spans, &outgoing.root);
+    assert_eq!(order.len(), 1, "{spans:#?}");
+    let segment = &order[0].doc;
+    assert_eq!(segment["id"].as_str(), outgoing.parent.as_deref());
+    assert!(segment.get("type").is_none() && segment.get("parent_id").is_none());
+    assert_eq!(segment["name"], "dofs-test-api_handler");
+    assert_eq!(segment["origin"], "AWS::Lambda::Function");
+    assert_eq!(segment["annotations"]["order_id"], "ord-9");
+    assert_eq!(segment["http"]["request"]["method"], "POST");
+    assert_eq!(segment["http"]["response"]["status"], 202);
+    assert_eq!(segment["metadata"]["default"]["http.route"], "/orders");
+    assert_eq!(
+        segment["links"][0]["trace_id"],
+        lambda.root.as_str(),
+        "linked to the invocation's trace"
+    );
+    let accepted = s
+        .output
+        .logs()
+        .into_iter()
+        .find(|l| l["message"] == "order accepted")
+        .unwrap();
+    assert_eq!(accepted["trace_id"], outgoing.root.as_str());
+}
+
+#[tokio::test]
+async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_not_sampled() {
+    let (s, daemon) = with_daemon("api_handler");
+    let lambda = sampled_header();
+    let mut outgoing = None;
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&lambda), || async {
+        let span = order_span();
+        outgoing = start_order_trace(&span, true);
+        record_order_id(&span, "ord-10");
+        async {}.instrument(span).await;
+        Ok(())
+    })
+    .await;
+    let outgoing = outgoing.unwrap();
+    assert_eq!(outgoing.root, lambda.root);
+    let found = spans(&daemon.received());
+    let segment = named(&found, "api_handler");
+    assert_eq!(segment.parent_id, lambda.parent, "under Lambda's segment");
+    assert_eq!(
+        segment.doc["annotations"]["order_id"], "ord-10",
+        "the invocation's work is the order's"
+    );
+    let order = named(&found, "api_handler.submit_order");
+    assert_eq!(
+        Some(order.doc["id"].as_str().unwrap()),
+        outgoing.parent.as_deref()
+    );
+
+    // Not sampled: nothing of the order is sent, and the next hop is told so.
+    for lambda_sampled in [false, true] {
+        let (s, daemon) = with_daemon("api_handler");
+        let lambda = TraceHeader {
+            sampled: Some(lambda_sampled),
+            ..sampled_header()
+        };
+        let mut outgoing = None;
+        let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&lambda), || async {
+            let span = order_span();
+            outgoing = start_order_trace(&span, false);
+            record_order_id(&span, "ord-11");
+            async {
+                let _child = info_span!("child").entered();
+            }
+            .instrument(span)
+            .await;
+            Ok(())
+        })
+        .await;
+        let outgoing = outgoing.unwrap();
+        assert_eq!(outgoing.sampled, Some(false));
+        let found = spans(&daemon.received());
+        assert!(
+            found.iter().all(|s| s.doc.get("annotations").is_none()),
+            "nothing of the order: {found:#?}"
+        );
+        assert_eq!(found.len(), usize::from(lambda_sampled), "{found:#?}");
+    }
+}
+
+#[tokio::test]
+async fn failures_reads_and_sdk_calls_are_what_x_ray_shows() {
+    let (s, daemon) = with_daemon("fulfill_order");
+    let order_trace = sampled_header();
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        let span = info_span!("fulfill_order.record", otel.kind = "server");
+        set_parent_from_header(&span, &order_trace);
+        record_order_id(&span, "ord-12");
+        async {
+            let call = AwsCall::start("DynamoDB", "UpdateItem");
+            call.table("orders");
+            call.attempt();
+            call.attempt();
+            call.response(400, Some("REQ-1"));
+            call.finish(Some(CallFailure {
+                code: Some("ConditionalCheckFailedException"),
+                message: "The conditional request failed",
+                status: Some(400),
+            }));
+            drop(call);
+            tracing::warn!(reason = "simulated", "fulfilment failed");
+        }
+        .instrument(span.clone())
+        .await;
+        record_failure(
+            &span,
+            FailureKind::Fault,
+            "FulfilmentFailed",
+            "simulated fulfilment failure",
+        );
+        let read = info_span!("api_handler.get_order");
+        record_polled_order_id(&read, "ord-12");
+        drop(read);
+        Ok(())
+    })
+    .await;
+    let spans = spans(&daemon.received());
+    let record = spans
+        .iter()
+        .find(|s| s.trace_id == order_trace.root && s.doc["name"] == "fulfill_order")
+        .unwrap();
+    assert_eq!(record.doc["fault"], true);
+    assert_eq!(
+        record.doc["cause"]["exceptions"][0]["message"],
+        "simulated fulfilment failure"
+    );
+    assert_eq!(
+        record.doc["metadata"]["default"]["events"][0]["reason"],
+        "simulated"
+    );
+    let call = named(&spans, "DynamoDB");
+    assert_eq!(call.parent_id.as_deref(), record.doc["id"].as_str());
+    assert_eq!(call.doc["namespace"], "aws");
+    assert_eq!(call.doc["aws"]["operation"], "UpdateItem");
+    assert_eq!(call.doc["aws"]["table_name"], "orders");
+    assert_eq!(call.doc["aws"]["request_id"], "REQ-1");
+    assert_eq!(call.doc["aws"]["retries"], 1);
+    assert_eq!(call.doc["http"]["response"]["status"], 400);
+    assert_eq!(call.doc["error"], true, "a 4xx is the caller's error");
+    assert!(call.doc["cause"]["exceptions"][0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("conditional")));
+    assert_eq!(call.doc["annotations"]["order_id"], "ord-12");
+    let read = named(&spans, "api_handler.get_order");
+    assert!(
+        read.doc["annotations"].get("order_id").is_none(),
+        "{read:?}"
+    );
+    assert_eq!(read.doc["annotations"]["polled_order_id"], "ord-12");
 }

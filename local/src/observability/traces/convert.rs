@@ -1,17 +1,41 @@
 //! Finished OpenTelemetry spans to [`SpanRecord`]s: the component each span
 //! belongs to (nearest ancestor, link, or name prefix), the order it is
-//! about, attributes and events as JSON, a failure's reason promoted.
+//! about, attributes and events as JSON. The attributes are stored as the
+//! span had them (less the ones X-Ray never exports either), with what
+//! else `dofs trace`'s X-Ray view needs to rebuild the span under reserved
+//! keys ([`KIND_KEY`], [`LINKS_KEY`], [`STATUS_DESCRIPTION_KEY`]); what the
+//! full view adds (a failure's reason, the order of the trace) is added when
+//! read, see [`enrich`].
 
 use std::collections::{HashMap, HashSet};
 
 use dofs_telemetry::traces::ORDER_ID_ANNOTATION;
 use dofs_telemetry::SpanData;
-use opentelemetry::trace::{SpanId, Status};
+use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, Value as OtelValue};
 use serde_json::{json, Map, Value};
 
 use super::{rfc3339, span_hex, unix_ns, SpanRecord};
 use crate::identity::FunctionName;
+
+/// The span's kind, when not `internal` (`server`: an X-Ray segment).
+pub const KIND_KEY: &str = "span.kind";
+/// The span's links, `[{trace_id, span_id}]`.
+pub const LINKS_KEY: &str = "span.links";
+/// An error status's description.
+pub const STATUS_DESCRIPTION_KEY: &str = "span.status_description";
+/// The keys above: not attributes of the span.
+pub const RESERVED_KEYS: [&str; 3] = [KIND_KEY, LINKS_KEY, STATUS_DESCRIPTION_KEY];
+
+pub(super) fn kind_name(kind: &SpanKind) -> Option<&'static str> {
+    match kind {
+        SpanKind::Internal => None,
+        SpanKind::Server => Some("server"),
+        SpanKind::Client => Some("client"),
+        SpanKind::Producer => Some("producer"),
+        SpanKind::Consumer => Some("consumer"),
+    }
+}
 
 fn json_value(value: &OtelValue) -> Value {
     match value {
@@ -30,7 +54,9 @@ fn json_value(value: &OtelValue) -> Value {
 }
 
 /// Attributes a record keeps in columns (trace_id, function) or under
-/// another name (cold_start, request_id): not stored twice.
+/// another name (cold_start, request_id): not stored twice. Each is one
+/// X-Ray never receives either, so the X-Ray view rebuilt from a record is
+/// the one of the span.
 const REDUNDANT_ATTRIBUTES: &[&str] = &[
     "trace_id",
     "function",
@@ -50,6 +76,38 @@ pub fn records_from_spans(spans: Vec<SpanData>) -> Vec<SpanRecord> {
     let mut records: Vec<SpanRecord> = (0..spans.len()).map(|i| batch.record(i)).collect();
     inherit_order_ids(&mut records);
     records
+}
+
+/// What the full view shows beyond the stored attributes: the order of a
+/// span that learnt it from its trace (`annotation.order_id`), and a failed
+/// attempt's reason (`failure.reason`, from the WARN/ERROR event or the
+/// exception that says why).
+pub fn enrich(record: &mut SpanRecord) {
+    if let Some(order) = &record.order_id {
+        if !record.attributes.contains_key(ORDER_ID_ANNOTATION) {
+            record
+                .attributes
+                .insert(ORDER_ID_ANNOTATION.into(), Value::from(order.as_str()));
+        }
+    }
+    if record.attributes.contains_key("failure.reason") {
+        return;
+    }
+    let reason = record.events.iter().find_map(|event| {
+        let fields = event.get("attributes")?;
+        let level = fields.get("level").and_then(Value::as_str).unwrap_or("");
+        let failed = matches!(level, "WARN" | "ERROR") || event["name"] == "exception";
+        if !failed {
+            return None;
+        }
+        ["reason", "exception.message", "error", "error_type"]
+            .iter()
+            .find_map(|key| fields.get(*key))
+            .cloned()
+    });
+    if let Some(reason) = reason {
+        record.attributes.insert("failure.reason".into(), reason);
+    }
 }
 
 /// One flush's spans, indexed by span id.
@@ -116,7 +174,31 @@ impl<'a> Batch<'a> {
             .filter(|kv| !REDUNDANT_ATTRIBUTES.contains(&kv.key.as_str()))
             .map(|kv| (kv.key.as_str().to_owned(), json_value(&kv.value)))
             .collect();
-        let (events, warned) = convert_events(span, &mut attributes);
+        if let Some(kind) = kind_name(&span.span_kind) {
+            attributes.insert(KIND_KEY.into(), Value::from(kind));
+        }
+        if !span.links.is_empty() {
+            let links: Vec<Value> = span
+                .links
+                .iter()
+                .map(|link| {
+                    json!({
+                        "trace_id": dofs_telemetry::traces::xray_trace_id(link.span_context.trace_id()),
+                        "span_id": span_hex(link.span_context.span_id()),
+                    })
+                })
+                .collect();
+            attributes.insert(LINKS_KEY.into(), Value::from(links));
+        }
+        if let Status::Error { description } = &span.status {
+            if !description.is_empty() {
+                attributes.insert(
+                    STATUS_DESCRIPTION_KEY.into(),
+                    Value::from(description.as_ref()),
+                );
+            }
+        }
+        let (events, warned) = convert_events(span);
         let status = match &span.status {
             Status::Error { .. } => "error",
             _ if warned => "warn",
@@ -142,10 +224,8 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// The span's events as JSON, and whether one was a WARN or ERROR. The
-/// failure reason such an event logged becomes the attempt's
-/// `failure.reason` attribute, where the waterfall shows it.
-fn convert_events(span: &SpanData, attributes: &mut Map<String, Value>) -> (Vec<Value>, bool) {
+/// The span's events as JSON, and whether one was a WARN or ERROR.
+fn convert_events(span: &SpanData) -> (Vec<Value>, bool) {
     let mut warned = false;
     let events = span
         .events
@@ -159,19 +239,11 @@ fn convert_events(span: &SpanData, attributes: &mut Map<String, Value>) -> (Vec<
             let level = fields.get("level").and_then(Value::as_str).unwrap_or("");
             if matches!(level, "WARN" | "ERROR") {
                 warned = true;
-                if !attributes.contains_key("failure.reason") {
-                    if let Some(reason) = fields
-                        .get("reason")
-                        .or_else(|| fields.get("error"))
-                        .or_else(|| fields.get("error_type"))
-                    {
-                        attributes.insert("failure.reason".into(), reason.clone());
-                    }
-                }
             }
             json!({
                 "name": event.name,
                 "time": rfc3339(unix_ns(event.timestamp)),
+                "time_ns": unix_ns(event.timestamp),
                 "attributes": fields,
             })
         })
@@ -180,7 +252,8 @@ fn convert_events(span: &SpanData, attributes: &mut Map<String, Value>) -> (Vec<
 }
 
 /// Gives the spans without an order the order of their trace, when the
-/// batch names exactly one for it.
+/// batch names exactly one for it (the `order_id` column; [`enrich`] shows
+/// it as the annotation).
 fn inherit_order_ids(records: &mut [SpanRecord]) {
     let mut orders_by_trace: HashMap<String, HashSet<String>> = HashMap::new();
     for record in records.iter() {
@@ -196,13 +269,7 @@ fn inherit_order_ids(records: &mut [SpanRecord]) {
             continue;
         };
         if orders.len() == 1 {
-            let order = orders.iter().next().cloned();
-            if let Some(order) = &order {
-                record
-                    .attributes
-                    .insert(ORDER_ID_ANNOTATION.into(), Value::from(order.as_str()));
-            }
-            record.order_id = order;
+            record.order_id = orders.iter().next().cloned();
         }
     }
 }

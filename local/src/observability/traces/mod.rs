@@ -1,9 +1,14 @@
 //! Traces of the local runtime: the spans of every order stored in the data
-//! directory, and `dofs trace <order_id>` reading them back as a waterfall.
+//! directory, and `dofs trace <order_id>` reading them back — by default as
+//! X-Ray would hold them ([`xray_view`]: the functions' spans through the
+//! functions' own segment translation), with `--full` as every span the
+//! local runtime recorded, a waterfall richer than X-Ray will ever show.
 //!
-//! The path of a span, as on AWS: the gateway span (HTTP APIs have no X-Ray
-//! support, so the local gateway plays that part) → api_handler's invocation
-//! and its submit span → the workflow's `traceHeader` → one span per state
+//! The path of a span in the full view: the gateway span (HTTP APIs have no
+//! X-Ray support, so the local gateway plays that part; it starts every
+//! request sampled, so api_handler's order span continues its trace) →
+//! api_handler's invocation and its submit span → the workflow's
+//! `traceHeader` → one span per state
 //! attempt ([`state_span`]) → the Lambda task's invocation (its
 //! `xray_trace_id` is Root + Parent = the state span) and the SQS send
 //! (`AWSTraceHeader` = Root + Parent = the EnqueueOrder span) → every
@@ -44,10 +49,12 @@ mod query;
 #[cfg(test)]
 mod tests;
 mod waterfall;
+pub mod xray_view;
 
-pub use convert::records_from_spans;
-pub use query::{load_trace, order_trace, order_trace_id, tree_order, OrderTrace};
-pub use waterfall::render_waterfall;
+pub use convert::{enrich, records_from_spans};
+pub use query::{load_trace, load_trace_raw, order_trace, order_trace_id, tree_order, OrderTrace};
+pub use waterfall::{render_waterfall, render_xray};
+pub use xray_view::{order_xray_view, XrayView};
 
 /// Spans kept in memory waiting for the writer; beyond this, new spans are
 /// dropped (and counted) rather than letting a stalled disk grow memory.
@@ -73,7 +80,8 @@ pub struct SpanRecord {
     #[serde(serialize_with = "as_rfc3339")]
     pub end: i64,
     pub duration_ms: f64,
-    /// `ok`, `warn` (a WARN event: a retryable failure, a dead letter) or `error`.
+    /// `ok`, `warn` (a WARN event) or `error` (the span failed: a failed
+    /// attempt, an error status).
     pub status: String,
     pub attributes: Map<String, Value>,
     /// Events inside the span (WARN and ERROR log lines), with their fields.

@@ -72,8 +72,16 @@ pub fn order_trace_id(conn: &Connection, order_id: &str) -> Result<Option<String
         .optional()?)
 }
 
-/// Every stored span of `trace_id`, by start time.
+/// Every stored span of `trace_id`, by start time, as the full view shows
+/// them ([`super::convert::enrich`]).
 pub fn load_trace(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, DbError> {
+    let mut spans = load_trace_raw(conn, trace_id)?;
+    spans.iter_mut().for_each(super::convert::enrich);
+    Ok(spans)
+}
+
+/// Every stored span of `trace_id`, by start time, as stored.
+pub fn load_trace_raw(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, DbError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
     ))?;

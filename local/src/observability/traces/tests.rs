@@ -1,5 +1,7 @@
 //! Unit tests of span conversion, queries and the waterfall.
 
+use std::collections::HashMap;
+
 use super::*;
 use crate::services::step_functions::state_spans::{
     finish_state_span, state_span, task_trace_header,
@@ -32,7 +34,14 @@ fn records_inherit_function_and_order_and_promote_failure_reasons() {
         ))
         .build();
     let child = span(3, 2).name("update_status").build();
-    let records = records_from_spans(vec![child, record, invocation]);
+    let mut records = records_from_spans(vec![child, record, invocation]);
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.attributes.contains_key("failure.reason")),
+        "stored as the span had them"
+    );
+    records.iter_mut().for_each(enrich);
     let by_name = |n: &str| records.iter().find(|r| r.name == n).unwrap();
     assert_eq!(by_name("update_status").component, "fulfill_order");
     assert_eq!(by_name("update_status").order_id.as_deref(), Some("o-1"));
@@ -204,7 +213,229 @@ async fn stored_spans_read_back_as_the_orders_trace_beside_its_status_reads() {
     // No execution row: the order's earliest span names its trace.
     let trace = order_trace(reader.conn(), "o-1").unwrap().unwrap();
     assert_eq!(trace.trace_id, journey[0].trace_id);
-    assert_eq!(trace.spans, journey, "stored and read back unchanged");
+    let mut shown = journey.clone();
+    shown.iter_mut().for_each(enrich);
+    assert_eq!(trace.spans, shown, "stored and read back unchanged");
+    assert_eq!(
+        load_trace_raw(reader.conn(), &journey[0].trace_id).unwrap(),
+        journey
+    );
     assert_eq!(trace.other_traces, ["1-00000000-000000000000000000000002"]);
     assert!(order_trace(reader.conn(), "o-2").unwrap().is_none());
+}
+
+/// A sink that keeps the spans and hands them to the store, as telemetry
+/// hands them to the store in `dofs serve`.
+#[derive(Debug)]
+struct Tee(Arc<SpanStore>, Mutex<Vec<SpanData>>);
+
+impl SpanSink for Tee {
+    fn export(&self, spans: Vec<SpanData>) -> Result<(), SinkError> {
+        self.1.lock().unwrap().extend(spans.iter().cloned());
+        self.0.export(spans)
+    }
+}
+
+#[tokio::test]
+async fn the_default_view_is_the_functions_translation_of_the_same_spans() {
+    use dofs_telemetry::aws_call::{AwsCall, CallFailure};
+    use dofs_telemetry::context::{record_failure, record_outcome, FailureKind};
+    use dofs_telemetry::{invoke, Invocation, MetricsExport, TelemetryConfig, TraceExport};
+    use tracing::Instrument;
+
+    let store = SpanStore::new();
+    let tee = Arc::new(Tee(store.clone(), Mutex::new(Vec::new())));
+    let config = TelemetryConfig {
+        function_name: "fulfill_order".into(),
+        log_level: "info".into(),
+        traces: TraceExport::Custom(tee.clone()),
+        metrics: MetricsExport::Disabled,
+    };
+    let (telemetry, _guard) =
+        dofs_telemetry::init_scoped_with_writer(config, std::io::sink).unwrap();
+    let order: TraceHeader =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            .parse()
+            .unwrap();
+    let batch = TraceHeader::new_root().with_parent("1111111111111111");
+    let invocation = Invocation {
+        function: Some("fulfill_order".into()),
+        request_id: "req-1".into(),
+        trace_header: Some(batch),
+    };
+    let _: Result<(), dofs_core::PortError> = invoke(&telemetry, invocation, || async {
+        let record = tracing::info_span!(
+            "fulfill_order.record",
+            otel.kind = "server",
+            order_id = "o-1",
+            message_id = "m-1",
+            receive_count = 2i64,
+        );
+        dofs_telemetry::set_parent_from_header(&record, &order);
+        dofs_telemetry::record_order_id(&record, "o-1");
+        async {
+            let call = AwsCall::start("DynamoDB", "UpdateItem");
+            call.table("orders");
+            call.attempt();
+            call.response(500, Some("REQ"));
+            call.finish(Some(CallFailure {
+                code: Some("InternalServerError"),
+                message: "boom",
+                status: Some(500),
+            }));
+            drop(call);
+            tracing::warn!(reason = "table unavailable", "fulfilment failed");
+        }
+        .instrument(record.clone())
+        .await;
+        record_outcome(&record, "retry");
+        record_failure(
+            &record,
+            FailureKind::Fault,
+            "TransientError",
+            "table unavailable",
+        );
+        Ok(())
+    })
+    .await;
+    telemetry.flush();
+    let spans = tee.1.lock().unwrap().clone();
+    assert!(spans.len() >= 3, "{spans:#?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let records = store.pending.lock().unwrap().clone();
+    store.write_pending(&db).await.unwrap();
+    // The execution api_handler started, with the order's trace.
+    let header = order.to_string();
+    db.write(move |conn| {
+        conn.execute(
+            "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
+             VALUES ('o-1', '{}', ?1, 'RUNNING', '{}', 0, '2026-01-01T00:00:00Z')",
+            [header],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let components: HashMap<SpanId, String> = records
+        .iter()
+        .map(|r| (SpanId::from_hex(&r.span_id).unwrap(), r.component.clone()))
+        .collect();
+    let direct = xray_view::translate(&spans, &components);
+
+    let reader = Db::open_read_only(dir.path()).unwrap();
+    let trace_id = order_trace_id(reader.conn(), "o-1").unwrap().unwrap();
+    assert_eq!(trace_id, order.root);
+    let view = order_xray_view(reader.conn(), "o-1").unwrap().unwrap();
+    assert!(view.sampled);
+    let mut stored = Vec::new();
+    for trace in spans
+        .iter()
+        .map(|s| dofs_telemetry::traces::xray_trace_id(s.span_context.trace_id()))
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        stored.extend(xray_view::documents_of(
+            &load_trace_raw(reader.conn(), &trace).unwrap(),
+        ));
+    }
+    // By id, without the exceptions' ids, which the translator draws at
+    // random every time it translates.
+    fn without_exception_ids(doc: &mut Value) {
+        if let Some(exceptions) = doc["cause"]["exceptions"].as_array_mut() {
+            for exception in exceptions {
+                if let Some(e) = exception.as_object_mut() {
+                    e.remove("id");
+                }
+            }
+        }
+        if let Some(children) = doc["subsegments"].as_array_mut() {
+            children.iter_mut().for_each(without_exception_ids);
+        }
+    }
+    let by_id = |docs: &[Value]| {
+        let mut docs = docs.to_vec();
+        docs.iter_mut().for_each(without_exception_ids);
+        docs.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        docs
+    };
+    assert_eq!(
+        by_id(&stored),
+        by_id(&direct),
+        "the view is the translation"
+    );
+    let record = view
+        .documents
+        .iter()
+        .find(|d| d["name"] == "dofs-fulfill_order")
+        .unwrap();
+    assert_eq!(record["origin"], "AWS::Lambda::Function");
+    assert_eq!(record["fault"], true);
+    assert_eq!(
+        record["cause"]["exceptions"][0]["message"],
+        "table unavailable"
+    );
+    assert_eq!(record["annotations"]["outcome"], "retry");
+    assert_eq!(record["subsegments"][0]["aws"]["operation"], "UpdateItem");
+    assert_eq!(record["subsegments"][0]["fault"], true);
+    let text = render_xray(&view);
+    assert!(
+        text.contains("segment dofs-fulfill_order (AWS::Lambda::Function)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fault") && text.contains("cause=\"table unavailable\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("└─ subsegment DynamoDB (namespace aws)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS's own segment"),
+        "the parent is Step Functions': {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_stand_ins_spans_are_left_out_and_an_unsampled_order_says_so() {
+    let records = records_from_spans(vec![
+        span(1, 0)
+            .name("api_gateway")
+            .kind(opentelemetry::trace::SpanKind::Server)
+            .attr("function", crate::identity::GATEWAY_COMPONENT)
+            .build(),
+        span(2, 1)
+            .name("api_handler")
+            .kind(opentelemetry::trace::SpanKind::Server)
+            .attr("function", "api_handler")
+            .build(),
+    ]);
+    let docs = xray_view::documents_of(&records);
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    assert_eq!(docs[0]["name"], "dofs-api_handler");
+    assert_eq!(
+        docs[0]["aws"]["cloudwatch_logs"][0]["log_group"],
+        "/aws/lambda/dofs-api_handler"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.write(|conn| {
+        conn.execute(
+            "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
+             VALUES ('o-9', '{}', 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0',
+                     'RUNNING', '{}', 0, '2026-01-01T00:00:00Z')",
+            [],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let reader = Db::open_read_only(dir.path()).unwrap();
+    let conn = reader.conn();
+    let view = order_xray_view(conn, "o-9").unwrap().unwrap();
+    assert!(!view.sampled && view.documents.is_empty());
+    let text = render_xray(&view);
+    assert!(text.contains("not sampled"), "{text}");
 }

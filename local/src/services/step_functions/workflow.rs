@@ -176,6 +176,15 @@ impl Workflow for LocalWorkflow {
     }
 
     async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
+        Ok(self.describe_traced(order_id).await?.map(|(view, _)| view))
+    }
+
+    /// DescribeExecution with its `traceHeader`: the header the execution
+    /// was started with, so an idempotent replay names the order's trace.
+    async fn describe_traced(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
         let name = order_id.to_string();
         let record = self
             .db
@@ -186,11 +195,12 @@ impl Workflow for LocalWorkflow {
                 let input: OrderSubmission = serde_json::from_value(r.input).map_err(|e| {
                     PortError::internal("stored execution input is not a submission").with_source(e)
                 })?;
-                Ok(ExecutionView {
+                let view = ExecutionView {
                     status: r.status,
                     input,
                     started_at: r.started_at,
-                })
+                };
+                Ok((view, r.trace_header))
             })
             .transpose()
     }
