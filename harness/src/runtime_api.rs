@@ -7,9 +7,12 @@
 //! posts resolve the test's [`RuntimeApi::invoke`]; `/runtime/init/error`
 //! is recorded for [`RuntimeApi::init_error`]. It also notes when the first
 //! `/next` arrived, which is where a cold start ends, and when each outcome
-//! was posted ([`RuntimeApi::invoke_timed`]); [`RuntimeApi::on_response`]
-//! runs a hook at that moment (the X-Ray daemon stand-in drains its socket
-//! there, so "sent before the response" is checked without races).
+//! was posted ([`RuntimeApi::invoke_timed`]) and when each `/next` arrived
+//! ([`RuntimeApi::wait_next_call`]). [`RuntimeApi::on_response`] and
+//! [`RuntimeApi::on_next`] run a hook at those moments (the X-Ray daemon
+//! stand-in drains its socket there, so "sent before the response" or
+//! "sent before the next event was asked for" — when Lambda may freeze the
+//! process — is checked without races).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -67,6 +70,16 @@ impl Outcome {
     }
 }
 
+/// One invocation to its end ([`RuntimeApi::invoke_settled`]).
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub outcome: Outcome,
+    /// When the outcome was posted: what the caller waited for.
+    pub posted_at: Instant,
+    /// When the function next asked for an event: the invocation's end.
+    pub ready_at: Instant,
+}
+
 /// What the function posted to `/runtime/init/error`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitError {
@@ -86,18 +99,21 @@ struct Invocation {
 
 #[derive(Default)]
 struct Recorded {
-    first_next: Option<Instant>,
-    next_calls: usize,
+    /// When each `/next` arrived (after the hook ran), in order.
+    next_at: Vec<Instant>,
     init_error: Option<InitError>,
 }
 
-/// Run when an outcome is posted, before it is recorded.
+/// Run when an outcome is posted (or a `/next` arrives), before it is recorded.
 type ResponseHook = Arc<dyn Fn() + Send + Sync>;
 
 struct Shared {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<(Outcome, Instant)>>>,
     on_response: Mutex<Option<ResponseHook>>,
+    on_next: Mutex<Option<ResponseHook>>,
+    /// Which `/next` call (1-based) handed out each request id.
+    served_by: Mutex<HashMap<String, usize>>,
     recorded: Mutex<Recorded>,
     changed: watch::Sender<u64>,
     function_arn: String,
@@ -156,6 +172,8 @@ impl RuntimeApi {
             queue: tokio::sync::Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
             on_response: Mutex::new(None),
+            on_next: Mutex::new(None),
+            served_by: Mutex::new(HashMap::new()),
             recorded: Mutex::new(Recorded::default()),
             changed,
             function_arn: crate::moto::function_arn(function_name),
@@ -217,6 +235,17 @@ impl RuntimeApi {
         payload: Value,
         trace_id: &str,
     ) -> Result<(Outcome, Instant), HarnessError> {
+        self.invoke_identified(payload, trace_id)
+            .await
+            .map(|(outcome, posted_at, _)| (outcome, posted_at))
+    }
+
+    /// [`invoke_timed`](Self::invoke_timed), also returning the request id.
+    async fn invoke_identified(
+        &self,
+        payload: Value,
+        trace_id: &str,
+    ) -> Result<(Outcome, Instant, String), HarnessError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.waiting).insert(request_id.clone(), tx);
@@ -235,7 +264,7 @@ impl RuntimeApi {
             .map_err(|_| HarnessError::Setup("the Runtime API has stopped".into()))?;
         let seconds = 60;
         match tokio::time::timeout(Duration::from_secs(seconds), rx).await {
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok((outcome, posted_at))) => Ok((outcome, posted_at, request_id)),
             Ok(Err(_)) => Err(HarnessError::Setup(format!(
                 "invocation {request_id} was dropped"
             ))),
@@ -246,24 +275,60 @@ impl RuntimeApi {
         }
     }
 
+    /// [`invoke_timed`](Self::invoke_timed), then waits for the function to
+    /// ask for its next event — the end of the invocation for Lambda, which
+    /// freezes the process then (work after the response, such as a
+    /// telemetry flush, happens in between). Returns the outcome, when it was
+    /// posted, and when that following `/next` arrived.
+    pub async fn invoke_settled(
+        &self,
+        payload: Value,
+        trace_id: &str,
+    ) -> Result<Settled, HarnessError> {
+        let (outcome, posted_at, request_id) = self.invoke_identified(payload, trace_id).await?;
+        let call = lock(&self.shared.served_by)
+            .get(&request_id)
+            .copied()
+            .ok_or_else(|| HarnessError::Setup(format!("{request_id} was never handed out")))?;
+        let ready_at = self.wait_next_call(call + 1, Duration::from_secs(60)).await?;
+        Ok(Settled {
+            outcome,
+            posted_at,
+            ready_at,
+        })
+    }
+
     /// Runs `hook` each time a `/response` or `/error` is posted, before
     /// the outcome is recorded; replaces any earlier hook.
     pub fn on_response(&self, hook: impl Fn() + Send + Sync + 'static) {
         *lock(&self.shared.on_response) = Some(Arc::new(hook));
     }
 
+    /// Runs `hook` each time a `/next` arrives, before it is recorded;
+    /// replaces any earlier hook.
+    pub fn on_next(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *lock(&self.shared.on_next) = Some(Arc::new(hook));
+    }
+
     /// When the function first asked for an event.
     pub fn first_next(&self) -> Option<Instant> {
-        lock(&self.shared.recorded).first_next
+        lock(&self.shared.recorded).next_at.first().copied()
     }
 
     /// Waits until the function asks for its first event.
     pub async fn wait_first_next(&self, timeout: Duration) -> Result<Instant, HarnessError> {
+        self.wait_next_call(1, timeout).await
+    }
+
+    /// Waits for the `n`th `/next` (1-based: the first ends the cold start,
+    /// the `k + 1`th ends the `k`th invocation's post-response work) and
+    /// returns when it arrived.
+    pub async fn wait_next_call(&self, n: usize, timeout: Duration) -> Result<Instant, HarnessError> {
         let mut changed = self.shared.changed.subscribe();
         let wait = async {
             loop {
-                if let Some(at) = self.first_next() {
-                    return at;
+                if let Some(at) = lock(&self.shared.recorded).next_at.get(n.saturating_sub(1)) {
+                    return *at;
                 }
                 if changed.changed().await.is_err() {
                     std::future::pending::<()>().await;
@@ -273,7 +338,7 @@ impl RuntimeApi {
         tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| HarnessError::Timeout {
-                what: "the first /invocation/next".into(),
+                what: format!("/invocation/next call {n}"),
                 seconds: timeout.as_secs(),
             })
     }
@@ -306,7 +371,7 @@ impl RuntimeApi {
 
     /// How many `/next` requests arrived.
     pub fn next_calls(&self) -> usize {
-        lock(&self.shared.recorded).next_calls
+        lock(&self.shared.recorded).next_at.len()
     }
 }
 
@@ -315,16 +380,22 @@ fn header(value: &str) -> HeaderValue {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
-    {
-        let mut recorded = lock(&shared.recorded);
-        recorded.next_calls += 1;
-        recorded.first_next.get_or_insert_with(Instant::now);
+    // Cloned out so the hook runs without the lock held.
+    let hook = lock(&shared.on_next).clone();
+    if let Some(hook) = hook {
+        hook();
     }
+    let call = {
+        let mut recorded = lock(&shared.recorded);
+        recorded.next_at.push(Instant::now());
+        recorded.next_at.len()
+    };
     shared.bump();
     let invocation = shared.queue.lock().await.recv().await;
     let Some(invocation) = invocation else {
         return StatusCode::GONE.into_response();
     };
+    lock(&shared.served_by).insert(invocation.request_id.clone(), call);
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert(

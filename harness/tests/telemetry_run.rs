@@ -1,7 +1,8 @@
 //! `dofs_telemetry::run` inside the real `lambda_runtime` loop, in this
 //! process, against the harness's fake Runtime API: the spans and EMF lines
-//! of an invocation are out before its response reaches the Runtime API
-//! (after which Lambda may freeze the process), and errors keep their ASL
+//! of an invocation are out after its response reached the Runtime API
+//! (the caller does not wait for them) and before the runtime asks for the
+//! next event (when Lambda freezes the process), and errors keep their ASL
 //! names.
 //!
 //! `tests/it/xray.rs` checks the same of the built bootstraps; this test
@@ -39,11 +40,11 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, PortError> {
 }
 
 /// The invocation segment of `trace`, which must have reached the daemon
-/// before the outcome was posted.
+/// before the runtime asked for its next event.
 fn invocation_segment(
     daemon: &XrayDaemon,
     trace: &TraceHeader,
-    posted: std::time::Instant,
+    ready: std::time::Instant,
 ) -> Segment {
     let segment = segments(&daemon.received())
         .unwrap()
@@ -51,22 +52,23 @@ fn invocation_segment(
         .find(|s| s.name() == "validator" && s.trace_id == trace.root)
         .expect("an invocation segment in the invocation's trace");
     assert!(
-        segment.received_at <= posted,
-        "the segment was sent after the outcome was posted"
+        segment.received_at <= ready,
+        "the segment was sent after the runtime asked for its next event"
     );
     segment
 }
 
 #[tokio::test]
-async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by_name() {
+async fn run_flushes_spans_and_metrics_before_the_next_event_and_reports_errors_by_name() {
     let daemon = XrayDaemon::start().unwrap();
     let output = Capture::new();
     let api = RuntimeApi::start("validator").await.unwrap();
-    // The output lines written by the time each outcome was posted.
+    // The output lines written by the time of each `/next` (the first
+    // before any invocation, then one at the end of each).
     let written: Arc<Mutex<Vec<Vec<Value>>>> = Arc::default();
     {
         let (daemon, output, written) = (daemon.clone(), output.clone(), written.clone());
-        api.on_response(move || {
+        api.on_next(move || {
             daemon.drain();
             written.lock().unwrap().push(output.lines());
         });
@@ -93,11 +95,11 @@ async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by
         TraceHeader::new_root().with_parent(dofs_telemetry::trace_header::new_segment_id());
     let invocations = async {
         let ok = api
-            .invoke_timed(json!({"order_id": "ord-1"}), &first.to_string())
+            .invoke_settled(json!({"order_id": "ord-1"}), &first.to_string())
             .await
             .unwrap();
         let failed = api
-            .invoke_timed(
+            .invoke_settled(
                 json!({"order_id": "ord-2", "reject": true}),
                 &second.to_string(),
             )
@@ -105,32 +107,34 @@ async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by
             .unwrap();
         (ok, failed)
     };
-    // The loop never ends by itself: it runs until both outcomes are in.
-    let ((ok, ok_posted), (failed, failed_posted)) = tokio::select! {
+    // The loop never ends by itself: it runs until both invocations ended.
+    let (ok, failed) = tokio::select! {
         outcomes = invocations => outcomes,
         ended = dofs_telemetry::run(telemetry, handler) => panic!("the runtime loop ended: {ended:?}"),
     };
-    let written = written.lock().unwrap().clone();
-    assert_eq!(written.len(), 2, "one snapshot per outcome");
+    let (ok, ok_ready) = (ok.outcome, ok.ready_at);
+    let (failed, failed_ready) = (failed.outcome, failed.ready_at);
+    let written = written.lock().unwrap()[1..].to_vec();
+    assert_eq!(written.len(), 2, "one snapshot per invocation's end");
 
     assert_eq!(
         ok,
         Outcome::Response(json!({"order_id": "ord-1", "status": "VALIDATED"}))
     );
-    let segment = invocation_segment(&daemon, &first, ok_posted);
+    let segment = invocation_segment(&daemon, &first, ok_ready);
     assert_eq!(segment.parent_id, first.parent);
     assert_eq!(segment.order_id(), Some("ord-1"));
     let emf = written[0]
         .iter()
         .find(|l| l.get(metric::ORDERS_VALIDATED).is_some())
-        .expect("EMF before the response");
+        .expect("EMF before the next event");
     assert_eq!(emf["order_id"], "ord-1");
     assert_eq!(emf["trace_id"], first.root.as_str());
     assert_eq!(emf["function"], "validator");
     let log = written[0]
         .iter()
         .find(|l| l["message"] == "validating")
-        .expect("the handler's log line before the response");
+        .expect("the handler's log line before the next event");
     assert_eq!(log["order_id"], "ord-1");
     assert_eq!(log["cold_start"], true);
     assert!(log["request_id"].as_str().is_some_and(|id| !id.is_empty()));
@@ -138,7 +142,7 @@ async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by
     let (error_type, error_message) = failed.error();
     assert_eq!(error_type, "OrderRejected");
     assert_eq!(error_message, "total exceeds the limit");
-    let segment = invocation_segment(&daemon, &second, failed_posted);
+    let segment = invocation_segment(&daemon, &second, failed_ready);
     assert!(
         segment.doc["fault"] == true || segment.doc["error"] == true,
         "the failed invocation is marked: {}",
@@ -147,7 +151,7 @@ async fn run_flushes_spans_and_metrics_before_the_response_and_reports_errors_by
     let error_log = written[1]
         .iter()
         .find(|l| l["level"] == "ERROR" && l["order_id"] == "ord-2")
-        .expect("the error's log line before the response");
+        .expect("the error's log line before the next event");
     assert_eq!(error_log["cold_start"], false);
     assert_ne!(error_log["request_id"], log["request_id"]);
 }

@@ -1,6 +1,7 @@
 //! One invocation with telemetry: the invocation span, cold start, error
-//! status, and the flush of spans and metrics before the result is returned
-//! (Lambda freezes the process as soon as it has the response).
+//! status, and the flush of spans and metrics — on Lambda ([`run`]) right
+//! after the response is posted and before the next event is asked for,
+//! elsewhere ([`invoke`]) before the result is returned.
 //!
 //! A handler that fails marks the invocation's segment `fault` with the
 //! error as its `cause`; one that panics too (the panic is caught, recorded,
@@ -22,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Once;
 use std::task::{Context as TaskContext, Poll};
 
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{service_fn, tower, Diagnostic, LambdaEvent, LambdaInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::field::Empty;
@@ -61,9 +62,21 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: fmt::Display,
 {
-    // Declared before the span so that, even when the handler panics, the
-    // span closes first and the guard then flushes it.
-    let flush_on_exit = FlushOnExit(telemetry);
+    invoke_then(telemetry, invocation, handler, Some(FlushOnExit(telemetry))).await
+}
+
+/// [`invoke`]; `flush_on_exit` (dropped once the span has closed, also when
+/// the handler panics) flushes, or `None` leaves the flush to the caller.
+async fn invoke_then<'a, R, E, Fut>(
+    telemetry: &'a Telemetry,
+    invocation: Invocation,
+    handler: impl FnOnce() -> Fut,
+    flush_on_exit: Option<FlushOnExit<'a>>,
+) -> Result<R, E>
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Display,
+{
     let function = invocation
         .function
         .unwrap_or_else(|| telemetry.function_name().to_owned());
@@ -203,10 +216,21 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Runs a Lambda handler with telemetry: `lambda_runtime::run`, with every
-/// invocation going through [`invoke`] (trace header from the runtime's
-/// context, or `_X_AMZN_TRACE_ID`). The handler's error type converts into
-/// a `Diagnostic` (`PortError` does, with the ASL's error names).
+/// Runs a Lambda handler with telemetry: the `lambda_runtime` loop, with
+/// every invocation going through [`invoke`] (trace header from the
+/// runtime's context, or `_X_AMZN_TRACE_ID`). The handler's error type
+/// converts into a `Diagnostic` (`PortError` does, with the ASL's error
+/// names).
+///
+/// Spans and metrics are flushed after the response has been posted to the
+/// Runtime API and before the next `GET /invocation/next` ([`FlushLayer`]):
+/// the caller has its answer without waiting for the export, and Lambda
+/// freezes the environment only when the runtime asks for the next event
+/// ("the Invoke phase ends after the runtime and all extensions signal that
+/// they are done by sending a Next API request",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-invoke>),
+/// so the export still completes inside the invocation, billed in its
+/// duration.
 pub async fn run<E, R, Err, F, Fut>(
     telemetry: Telemetry,
     handler: F,
@@ -218,9 +242,10 @@ where
     F: Fn(LambdaEvent<E>) -> Fut,
     Fut: Future<Output = Result<R, Err>>,
 {
+    let flush = FlushLayer(telemetry.clone());
     let telemetry = &telemetry;
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
+    let service = service_fn(move |event: LambdaEvent<E>| async move {
         let trace_header = event
             .context
             .xray_trace_id
@@ -232,11 +257,78 @@ where
             request_id: event.context.request_id.clone(),
             trace_header,
         };
-        invoke(telemetry, invocation, || async move {
-            handler(event).await.map_err(|err| Failure(err.into()))
-        })
-        .await
-        .map_err(|failure| failure.0)
-    }))
-    .await
+        let handler = || async move { handler(event).await.map_err(|err| Failure(err.into())) };
+        invoke_then(telemetry, invocation, handler, None)
+            .await
+            .map_err(|failure| failure.0)
+    });
+    lambda_runtime::Runtime::new(service).layer(flush).run().await
+}
+
+/// Wraps the runtime's whole invocation — the handler and the post of its
+/// response (the service `Runtime::layer` wraps answers `()` once the
+/// Runtime API has the response) — and flushes [`Telemetry`] when it is
+/// done, also when it failed (a panicking handler is reported by the
+/// runtime's own panic layer, inside this one). Ours, not lambda_runtime's
+/// `OpenTelemetryLayer`: that one opens a second invocation span, which
+/// X-Ray would show as a second segment of every function.
+#[derive(Clone)]
+struct FlushLayer(Telemetry);
+
+impl<S> tower::Layer<S> for FlushLayer {
+    type Service = FlushService<S>;
+
+    fn layer(&self, inner: S) -> FlushService<S> {
+        FlushService {
+            inner,
+            telemetry: self.0.clone(),
+        }
+    }
+}
+
+struct FlushService<S> {
+    inner: S,
+    telemetry: Telemetry,
+}
+
+impl<S> tower::Service<LambdaInvocation> for FlushService<S>
+where
+    S: tower::Service<LambdaInvocation, Response = ()>,
+{
+    type Response = ();
+    type Error = S::Error;
+    type Future = FlushAfter<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        FlushAfter {
+            posted: self.inner.call(invocation),
+            telemetry: Some(self.telemetry.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The runtime's invocation future, then the flush.
+    struct FlushAfter<F> {
+        #[pin]
+        posted: F,
+        telemetry: Option<Telemetry>,
+    }
+}
+
+impl<F: Future> Future for FlushAfter<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.posted.poll(cx));
+        if let Some(telemetry) = this.telemetry.take() {
+            telemetry.flush();
+        }
+        Poll::Ready(output)
+    }
 }

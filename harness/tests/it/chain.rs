@@ -75,15 +75,17 @@ impl Function {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let drain = daemon.clone();
-        api.on_response(move || drain.drain());
+        api.on_next(move || drain.drain());
         let process = FunctionProcess::start_bootstrap(&bin_dir, function, &api.host_port(), &env)
             .unwrap_or_else(|e| panic!("{e}"));
         Function { api, process }
     }
 
+    /// The response, once the function asked for its next event (its
+    /// spans are sent after the response, before that).
     async fn invoke(&self, payload: Value, trace_header: &str) -> Value {
-        match self.api.invoke_traced(payload, trace_header).await {
-            Ok(outcome) => outcome.response(),
+        match self.api.invoke_settled(payload, trace_header).await {
+            Ok(settled) => settled.outcome.response(),
             Err(err) => panic!("{err}\n{}", self.process.transcript()),
         }
     }

@@ -48,6 +48,11 @@ fn lambda_bench_reports_every_figure_for_both_runtimes() {
             assert_eq!(warm["invocations"], 3, "{row}");
             assert_eq!(warm["errors"], 0, "every warm invocation answers: {row}");
             assert!(warm["p50_ms"].as_f64().unwrap() <= warm["p99_ms"].as_f64().unwrap());
+            // The billed invocation ends after the response.
+            assert!(
+                warm["p50_ms"].as_f64().unwrap() <= warm["billed_p50_ms"].as_f64().unwrap(),
+                "{row}"
+            );
             assert!(warm["peak_rss_kib"].as_u64().unwrap() > 0, "{row}");
             // Fewer than 100 invocations: no reading at 100, so no growth.
             assert!(warm["rss_at_100_kib"].is_null(), "{row}");
@@ -69,6 +74,9 @@ fn lambda_bench_reports_every_figure_for_both_runtimes() {
             "warm_p50_ms",
             "warm_p50_traces_off_ms",
             "warm_p50_overhead_pct",
+            "billed_p50_ms",
+            "billed_p50_traces_off_ms",
+            "billed_p50_overhead_pct",
         ] {
             assert!(cost[key].as_f64().is_some_and(f64::is_finite), "{cost}");
         }

@@ -2,9 +2,9 @@
 //! a UDP stand-in for the X-Ray daemon (`AWS_XRAY_DAEMON_ADDRESS`), and the
 //! segments it sends are checked as X-Ray would take them: valid documents,
 //! in the trace Lambda (or the SQS record's `AWSTraceHeader`) named, with
-//! the `order_id` annotation, and on the daemon before the response was
-//! posted (the daemon is drained the moment `/response` arrives, see
-//! `dofs_lambda_harness::xray`). api_handler's sampling is its own (rate
+//! the `order_id` annotation, and on the daemon before the function asked
+//! for its next event, when Lambda freezes it (the daemon is drained the
+//! moment that `/next` arrives, see `dofs_lambda_harness::runtime_api`). api_handler's sampling is its own (rate
 //! from `ORDER_TRACE_SAMPLE_RATE`), whatever Lambda's header says, and the
 //! StartExecution request it sends (recorded by a proxy in front of moto)
 //! carries the order's trace in `X-Amzn-Trace-Id`. The whole chain is in
@@ -74,7 +74,7 @@ impl Traced {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let drain = daemon.clone();
-        api.on_response(move || drain.drain());
+        api.on_next(move || drain.drain());
         env.push(daemon.env());
         let process = FunctionProcess::start_bootstrap(&bin_dir, name, &api.host_port(), &env)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -107,17 +107,18 @@ impl Traced {
         Traced::start(name, env).await
     }
 
-    /// Invokes with `header`; the outcome, when it was posted, and the
+    /// Invokes with `header`; the outcome, when the function next asked for
+    /// an event (the invocation's end, when Lambda freezes it), and the
     /// segments this invocation sent (validated).
     async fn invoke(&self, payload: Value, header: &str) -> (Outcome, Instant, Vec<Segment>) {
         self.daemon.clear();
-        let (outcome, posted_at) = match self.api.invoke_timed(payload, header).await {
+        let settled = match self.api.invoke_settled(payload, header).await {
             Ok(done) => done,
             Err(err) => panic!("{err}\n{}", self.process.transcript()),
         };
         let found = segments(&self.daemon.received())
             .unwrap_or_else(|e| panic!("{e}\n{}", self.process.transcript()));
-        (outcome, posted_at, found)
+        (settled.outcome, settled.ready_at, found)
     }
 }
 
@@ -144,25 +145,27 @@ fn descendants<'a>(found: &'a [Segment], ancestor: &Segment) -> Vec<&'a Segment>
     out
 }
 
-fn assert_sent_before_the_response(found: &[Segment], posted_at: Instant) {
+/// Lambda freezes the process once it asks for the next event: whatever
+/// was not sent by then may never be.
+fn assert_sent_before_the_next_event(found: &[Segment], ready_at: Instant) {
     for segment in found {
         assert!(
-            segment.received_at <= posted_at,
-            "{} reached the daemon after the response was posted",
+            segment.received_at <= ready_at,
+            "{} reached the daemon after the function asked for its next event",
             segment.name()
         );
     }
 }
 
 #[tokio::test]
-async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_responding() {
-    let test = "api_handler_sends_the_order_segments_in_lambdas_trace_before_responding";
+async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_its_next_event() {
+    let test = "api_handler_sends_the_order_segments_in_lambdas_trace_before_its_next_event";
     let Some((moto, resources)) = Moto::provisioned_or_skip(test).await else {
         return;
     };
     let traced = Traced::on_moto("api_handler", &moto, &resources).await;
     let trace = Trace::new();
-    let (outcome, posted_at, found) = traced
+    let (outcome, ready_at, found) = traced
         .invoke(
             events::post_order(&events::order_request(), None),
             &trace.header(true),
@@ -209,7 +212,7 @@ async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_responding
     for segment in descendants(&found, submit) {
         assert_eq!(segment.order_id(), Some(order_id.as_str()), "{segment:#?}");
     }
-    assert_sent_before_the_response(&found, posted_at);
+    assert_sent_before_the_next_event(&found, ready_at);
 }
 
 #[tokio::test]
@@ -228,7 +231,7 @@ async fn fulfill_order_sends_each_record_in_its_orders_trace_and_the_batch_in_la
     let mut record = SqsRecord::synthetic(serde_json::to_string(&order).unwrap(), 1);
     record.trace_header = Some(order_trace.header(true));
     let queue_arn = events::queue_arn_from_url(&resources.order_queue_url);
-    let (outcome, posted_at, found) = traced
+    let (outcome, ready_at, found) = traced
         .invoke(
             events::sqs_event(&queue_arn, &[record]),
             &batch.header(true),
@@ -293,7 +296,7 @@ async fn fulfill_order_sends_each_record_in_its_orders_trace_and_the_batch_in_la
             .all(|s| s.trace_id == batch.root || s.trace_id == order_trace.root),
         "{found:#?}"
     );
-    assert_sent_before_the_response(&found, posted_at);
+    assert_sent_before_the_next_event(&found, ready_at);
 }
 
 #[tokio::test]
@@ -313,7 +316,7 @@ async fn an_unsampled_invocation_sends_no_segments_and_still_succeeds() {
     // The same process does send a sampled one: the silence above is the
     // sampling decision, not a daemon nobody reaches.
     let sampled = Trace::new();
-    let (outcome, posted_at, found) = traced.invoke(submission, &sampled.header(true)).await;
+    let (outcome, ready_at, found) = traced.invoke(submission, &sampled.header(true)).await;
     assert_eq!(outcome.response()["order"]["status"], "VALIDATED");
     let invocation = named(&found, "validator");
     assert_eq!(invocation.trace_id, sampled.root);
@@ -322,7 +325,7 @@ async fn an_unsampled_invocation_sends_no_segments_and_still_succeeds() {
         found.iter().any(|s| s.order_id() == Some(id.as_str())),
         "{found:#?}"
     );
-    assert_sent_before_the_response(&found, posted_at);
+    assert_sent_before_the_next_event(&found, ready_at);
 }
 
 #[tokio::test]
@@ -386,7 +389,7 @@ fn start_execution_headers(proxy: &RecordingProxy, order_id: &str) -> (String, S
 /// `POST /orders` with a header where Lambda did not sample the request.
 async fn submit_unsampled(traced: &Traced) -> (Trace, Value, Instant, Vec<Segment>) {
     let lambda = Trace::new();
-    let (outcome, posted_at, found) = traced
+    let (outcome, ready_at, found) = traced
         .invoke(
             events::post_order(&events::order_request(), None),
             &lambda.header(false),
@@ -395,7 +398,7 @@ async fn submit_unsampled(traced: &Traced) -> (Trace, Value, Instant, Vec<Segmen
     let reply = outcome.response();
     assert_eq!(reply["statusCode"], 202, "{reply}");
     let body: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default()).unwrap();
-    (lambda, body, posted_at, found)
+    (lambda, body, ready_at, found)
 }
 
 #[tokio::test]
@@ -411,7 +414,7 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
     // trace of its own whose root is api_handler's order segment; the
     // StartExecution HTTP header is that trace, not Lambda's.
     let every = Traced::on_endpoint("api_handler", &proxy.endpoint(), &resources, &[]).await;
-    let (lambda, body, posted_at, found) = submit_unsampled(&every).await;
+    let (lambda, body, ready_at, found) = submit_unsampled(&every).await;
     let trace_id = body["trace_id"].as_str().expect("a trace id").to_owned();
     assert_ne!(trace_id, lambda.root);
     assert!(found.iter().all(|s| s.trace_id == trace_id), "{found:#?}");
@@ -425,7 +428,7 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
     assert_eq!(root.doc["http"]["response"]["status"], 202);
     assert_eq!(root.order_id(), body["order_id"].as_str());
     assert_eq!(root.doc["links"][0]["trace_id"], lambda.root.as_str());
-    assert_sent_before_the_response(&found, posted_at);
+    assert_sent_before_the_next_event(&found, ready_at);
     let (header, in_body) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
     assert_eq!(header, in_body);
     let header: dofs_telemetry::TraceHeader = header.parse().unwrap();
