@@ -1,7 +1,9 @@
 //! Read models: what the CLI (`dofs order`) and the console show about one
 //! order, assembled in one place from every stand-in that touched it, so
 //! both views read the same facts and load each (the trace above all) once.
-//! Readers only: every function here takes a read connection.
+//! Readers only: every function here takes a read connection. The trace
+//! reads start here too: which trace is the order's is the execution's
+//! `traceHeader`, read from Step Functions and handed to `traces`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observability::traces::{self, OrderTrace};
+use crate::observability::traces::{self, OrderTrace, XrayView};
 use crate::services::dynamodb;
 use crate::services::sqs::event_source_mapping;
 use crate::services::step_functions;
@@ -70,6 +72,7 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
         }),
         None => None,
     };
+    let execution_header = execution.as_ref().and_then(|e| e.trace_header.clone());
     let deliveries = event_source_mapping::load_deliveries(conn, order_id)?;
     Ok(OrderReport {
         order_id: order_id.to_owned(),
@@ -78,6 +81,18 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
         execution,
         attempts: event_source_mapping::attempts_by_function(&deliveries),
         deliveries,
-        trace: traces::order_trace(conn, order_id)?,
+        trace: traces::order_trace(conn, order_id, execution_header.as_deref())?,
     })
+}
+
+/// The order's trace (the full view), `None` when nothing was traced.
+pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrace>, DbError> {
+    let header = step_functions::trace_header(conn, order_id)?;
+    traces::order_trace(conn, order_id, header.as_deref())
+}
+
+/// What X-Ray would hold of the order, `None` when nothing was traced.
+pub fn order_xray_view(conn: &Connection, order_id: &str) -> Result<Option<XrayView>, DbError> {
+    let header = step_functions::trace_header(conn, order_id)?;
+    traces::order_xray_view(conn, order_id, header.as_deref())
 }

@@ -50,3 +50,91 @@ pub mod runtime;
 pub mod services;
 pub mod shutdown;
 pub mod store;
+
+/// The dependency direction above, checked on the source: a layer's
+/// production code (its test modules aside) names no module above it.
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Each layer and the modules it must not use.
+    const RULES: &[(&str, &[&str])] = &[
+        (
+            "identity",
+            &[
+                "store",
+                "services",
+                "observability",
+                "inspect",
+                "console",
+                "cli",
+                "runtime",
+            ],
+        ),
+        (
+            "store",
+            &[
+                "services",
+                "observability",
+                "inspect",
+                "console",
+                "cli",
+                "runtime",
+            ],
+        ),
+        (
+            "observability",
+            &["services", "inspect", "console", "cli", "runtime"],
+        ),
+        ("services", &["inspect", "console", "cli", "runtime"]),
+        ("inspect", &["console", "cli", "runtime"]),
+        ("console", &["cli", "runtime"]),
+        ("runtime", &["cli"]),
+    ];
+
+    fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                sources(&entry.unwrap().path(), out);
+            }
+        } else if path.is_file()
+            && path.extension().is_some_and(|e| e == "rs")
+            && !path.ends_with("tests.rs")
+        {
+            out.push(path.to_path_buf());
+        }
+    }
+
+    /// The code of a file without its `#[cfg(test)]` tail and comments.
+    fn production_code(text: &str) -> String {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        code.lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn no_layer_uses_a_layer_above_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut violations = Vec::new();
+        for (layer, forbidden) in RULES {
+            let mut files = Vec::new();
+            sources(&src.join(layer), &mut files);
+            sources(&src.join(format!("{layer}.rs")), &mut files);
+            assert!(!files.is_empty(), "no source for layer {layer}");
+            for file in files {
+                let code = production_code(&std::fs::read_to_string(&file).unwrap());
+                for above in *forbidden {
+                    if code.contains(&format!("crate::{above}::"))
+                        || code.contains(&format!("crate::{above};"))
+                        || code.contains(&format!("crate::{above}}}"))
+                    {
+                        violations.push(format!("{} uses crate::{above}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}

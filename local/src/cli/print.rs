@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::inspect::order_report;
-use crate::observability::traces::{order_trace, order_xray_view, render_waterfall, render_xray};
+use crate::inspect::{order_trace, order_xray_view};
+use crate::observability::traces::{render_waterfall, render_xray};
 use crate::services::dynamodb::{order_summaries, Listing};
 use crate::services::sqs::{queue_counts, Queues};
 use crate::services::step_functions::status_name;

@@ -16,8 +16,9 @@ use super::api::{
     alarm_history, metrics_report, order_detail, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
 };
 use super::html::{compact, escape, page, status_span, str_of, url_encode};
+use crate::inspect::order_xray_view;
 use crate::observability::alarms;
-use crate::observability::traces::{order_xray_view, XrayView};
+use crate::observability::traces::XrayView;
 use crate::services::dynamodb::{self, Listing};
 use crate::store::Db;
 

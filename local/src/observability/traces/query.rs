@@ -53,10 +53,15 @@ fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SpanRecord, String,
 }
 
 /// The trace an order's journey belongs to: the one its workflow execution
-/// was started with, else the trace of its earliest stored span.
-pub fn order_trace_id(conn: &Connection, order_id: &str) -> Result<Option<String>, DbError> {
-    let header = crate::services::step_functions::trace_header(conn, order_id)?;
-    if let Some(root) = header
+/// was started with (`execution_header`, the execution's `traceHeader`,
+/// which the caller reads: traces know nothing of Step Functions), else the
+/// trace of its earliest stored span.
+pub fn order_trace_id(
+    conn: &Connection,
+    order_id: &str,
+    execution_header: Option<&str>,
+) -> Result<Option<String>, DbError> {
+    if let Some(root) = execution_header
         .and_then(|h| h.parse::<TraceHeader>().ok())
         .map(|h| h.root)
     {
@@ -97,9 +102,14 @@ pub fn load_trace_raw(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecor
         .collect()
 }
 
-/// The order's trace, `None` when nothing about the order was traced.
-pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrace>, DbError> {
-    let Some(trace_id) = order_trace_id(conn, order_id)? else {
+/// The order's trace, `None` when nothing about the order was traced
+/// (`execution_header` as for [`order_trace_id`]).
+pub fn order_trace(
+    conn: &Connection,
+    order_id: &str,
+    execution_header: Option<&str>,
+) -> Result<Option<OrderTrace>, DbError> {
+    let Some(trace_id) = order_trace_id(conn, order_id, execution_header)? else {
         return Ok(None);
     };
     let spans = load_trace(conn, &trace_id)?;

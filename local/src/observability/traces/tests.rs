@@ -210,8 +210,8 @@ async fn stored_spans_read_back_as_the_orders_trace_beside_its_status_reads() {
     assert_eq!(store.stored(), 3);
 
     let reader = Db::open_read_only(dir.path()).unwrap();
-    // No execution row: the order's earliest span names its trace.
-    let trace = order_trace(reader.conn(), "o-1").unwrap().unwrap();
+    // No execution header: the order's earliest span names its trace.
+    let trace = order_trace(reader.conn(), "o-1", None).unwrap().unwrap();
     assert_eq!(trace.trace_id, journey[0].trace_id);
     let mut shown = journey.clone();
     shown.iter_mut().for_each(enrich);
@@ -221,7 +221,7 @@ async fn stored_spans_read_back_as_the_orders_trace_beside_its_status_reads() {
         journey
     );
     assert_eq!(trace.other_traces, ["1-00000000-000000000000000000000002"]);
-    assert!(order_trace(reader.conn(), "o-2").unwrap().is_none());
+    assert!(order_trace(reader.conn(), "o-2", None).unwrap().is_none());
 }
 
 /// A sink that keeps the spans and hands them to the store, as telemetry
@@ -306,18 +306,8 @@ async fn the_default_view_is_the_functions_translation_of_the_same_spans() {
     let db = Db::open(dir.path()).unwrap();
     let records = store.pending.lock().unwrap().clone();
     store.write_pending(&db).await.unwrap();
-    // The execution api_handler started, with the order's trace.
+    // The execution api_handler started carries the order's trace.
     let header = order.to_string();
-    db.write(move |conn| {
-        conn.execute(
-            "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
-             VALUES ('o-1', '{}', ?1, 'RUNNING', '{}', 0, '2026-01-01T00:00:00Z')",
-            [header],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
     let components: HashMap<SpanId, String> = records
         .iter()
         .map(|r| (SpanId::from_hex(&r.span_id).unwrap(), r.component.clone()))
@@ -325,9 +315,13 @@ async fn the_default_view_is_the_functions_translation_of_the_same_spans() {
     let direct = xray_view::translate(&spans, &components);
 
     let reader = Db::open_read_only(dir.path()).unwrap();
-    let trace_id = order_trace_id(reader.conn(), "o-1").unwrap().unwrap();
+    let trace_id = order_trace_id(reader.conn(), "o-1", Some(&header))
+        .unwrap()
+        .unwrap();
     assert_eq!(trace_id, order.root);
-    let view = order_xray_view(reader.conn(), "o-1").unwrap().unwrap();
+    let view = order_xray_view(reader.conn(), "o-1", Some(&header))
+        .unwrap()
+        .unwrap();
     assert!(view.sampled);
     let mut stored = Vec::new();
     for trace in spans
@@ -420,21 +414,12 @@ async fn the_stand_ins_spans_are_left_out_and_an_unsampled_order_says_so() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    db.write(|conn| {
-        conn.execute(
-            "INSERT INTO executions(name, input, trace_header, status, cursor, next_run_ms, started_at)
-             VALUES ('o-9', '{}', 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0',
-                     'RUNNING', '{}', 0, '2026-01-01T00:00:00Z')",
-            [],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let _db = Db::open(dir.path()).unwrap();
     let reader = Db::open_read_only(dir.path()).unwrap();
     let conn = reader.conn();
-    let view = order_xray_view(conn, "o-9").unwrap().unwrap();
+    // The execution's traceHeader: api_handler did not sample the order.
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+    let view = order_xray_view(conn, "o-9", Some(header)).unwrap().unwrap();
     assert!(!view.sampled && view.documents.is_empty());
     let text = render_xray(&view);
     assert!(text.contains("not sampled"), "{text}");

@@ -47,9 +47,14 @@ pub struct XrayView {
 }
 
 /// The order's X-Ray view; `None` when nothing about the order was traced.
-pub fn order_xray_view(conn: &Connection, order_id: &str) -> Result<Option<XrayView>, DbError> {
-    let header = crate::services::step_functions::trace_header(conn, order_id)?
-        .and_then(|h| h.parse::<TraceHeader>().ok());
+/// `execution_header` is the execution's `traceHeader` (its `Sampled` says
+/// whether X-Ray holds anything), as for [`super::order_trace_id`].
+pub fn order_xray_view(
+    conn: &Connection,
+    order_id: &str,
+    execution_header: Option<&str>,
+) -> Result<Option<XrayView>, DbError> {
+    let header = execution_header.and_then(|h| h.parse::<TraceHeader>().ok());
     if let Some(header) = header.filter(|h| h.sampled == Some(false)) {
         return Ok(Some(XrayView {
             order_id: order_id.to_owned(),
@@ -58,7 +63,7 @@ pub fn order_xray_view(conn: &Connection, order_id: &str) -> Result<Option<XrayV
             documents: Vec::new(),
         }));
     }
-    let Some(trace_id) = order_trace_id(conn, order_id)? else {
+    let Some(trace_id) = order_trace_id(conn, order_id, execution_header)? else {
         return Ok(None);
     };
     let records = load_trace_raw(conn, &trace_id)?;
