@@ -290,7 +290,9 @@ impl RuntimeApi {
             .get(&request_id)
             .copied()
             .ok_or_else(|| HarnessError::Setup(format!("{request_id} was never handed out")))?;
-        let ready_at = self.wait_next_call(call + 1, Duration::from_secs(60)).await?;
+        let ready_at = self
+            .wait_next_call(call + 1, Duration::from_secs(60))
+            .await?;
         Ok(Settled {
             outcome,
             posted_at,
@@ -323,7 +325,11 @@ impl RuntimeApi {
     /// Waits for the `n`th `/next` (1-based: the first ends the cold start,
     /// the `k + 1`th ends the `k`th invocation's post-response work) and
     /// returns when it arrived.
-    pub async fn wait_next_call(&self, n: usize, timeout: Duration) -> Result<Instant, HarnessError> {
+    pub async fn wait_next_call(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Instant, HarnessError> {
         let mut changed = self.shared.changed.subscribe();
         let wait = async {
             loop {

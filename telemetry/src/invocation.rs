@@ -262,7 +262,10 @@ where
             .await
             .map_err(|failure| failure.0)
     });
-    lambda_runtime::Runtime::new(service).layer(flush).run().await
+    lambda_runtime::Runtime::new(service)
+        .layer(flush)
+        .run()
+        .await
 }
 
 /// Wraps the runtime's whole invocation — the handler and the post of its
