@@ -20,11 +20,10 @@
 //! listed in the crate documentation.
 
 use base64::Engine as _;
-use md5::Digest as _;
+use sha2::Digest as _;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{Map, Number, Value};
 
-use super::digest;
 use super::errors;
 use super::path::Path;
 use super::payload::json_size;
@@ -344,17 +343,17 @@ impl Call {
                 let bytes = data.as_bytes();
                 let digest = match algorithm {
                     "MD5" => md5::Md5::digest(bytes).to_vec(),
-                    "SHA-1" => digest::sha1(bytes).to_vec(),
-                    "SHA-256" => digest::sha256(bytes).to_vec(),
-                    "SHA-384" => digest::sha384(bytes),
-                    "SHA-512" => digest::sha512(bytes),
+                    "SHA-1" => sha1::Sha1::digest(bytes).to_vec(),
+                    "SHA-256" => sha2::Sha256::digest(bytes).to_vec(),
+                    "SHA-384" => sha2::Sha384::digest(bytes).to_vec(),
+                    "SHA-512" => sha2::Sha512::digest(bytes).to_vec(),
                     other => {
                         return Err(f.fail(format!(
                             "the algorithm must be one of MD5, SHA-1, SHA-256, SHA-384, SHA-512, got '{other}'"
                         )))
                     }
                 };
-                Ok(Value::String(digest::hex(&digest)))
+                Ok(Value::String(hex::encode(digest)))
             }
             Function::JsonMerge => {
                 let first = f.object(&values[0], "the first argument")?;

@@ -236,10 +236,10 @@
 //! - `machine`: the interpreter proper, [`StateMachine::advance`];
 //! - `path`: JSONPath reads (InputPath, OutputPath, `.$` fields) and ResultPath writes;
 //! - `payload`: Parameters and ResultSelector templates;
-//! - `intrinsic`: the intrinsic functions (`States.Format`, ...);
+//! - `intrinsic`: the intrinsic functions (`States.Format`, ...; the
+//!   `States.Hash` digests are RustCrypto's `md-5`, `sha1` and `sha2`);
 //! - `choice`: Choice rules;
 //! - `retry`: retriers, catchers and error-name matching;
-//! - `digest`: SHA-1 and SHA-2 for `States.Hash`;
 //! - [`errors`] (public): the `States.*` error names;
 //! - [`quotas`] (public): the Step Functions quotas the interpreter enforces;
 //! - `testing` (public, behind the feature `testing`): `ScriptedTasks`, a
@@ -248,7 +248,6 @@
 
 mod choice;
 mod definition;
-mod digest;
 mod history;
 mod intrinsic;
 mod machine;
