@@ -20,9 +20,9 @@
 //! listed in the crate documentation.
 
 use base64::Engine as _;
-use sha2::Digest as _;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{Map, Number, Value};
+use sha2::Digest as _;
 
 use super::errors;
 use super::path::Path;

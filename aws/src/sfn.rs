@@ -123,10 +123,6 @@ impl Workflow for StepFunctionsWorkflow {
         }
     }
 
-    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
-        Ok(self.describe_traced(order_id).await?.map(|(view, _)| view))
-    }
-
     async fn describe_traced(
         &self,
         order_id: &OrderId,

@@ -106,18 +106,18 @@ pub trait Workflow: Send + Sync {
         trace_header: Option<&str>,
     ) -> Result<StartOutcome, PortError>;
 
-    /// The execution named after `order_id`, if any.
-    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError>;
-
-    /// [`Workflow::describe`], with the trace header the execution was
-    /// started with (DescribeExecution's `traceHeader`), when the workflow
-    /// keeps it: an idempotent replay answers with the order's trace, not
-    /// the retry's. The default knows no header.
+    /// The execution named after `order_id`, if any, with the trace header
+    /// it was started with (DescribeExecution's `traceHeader`), when it has
+    /// one: an idempotent replay answers with the order's trace, not the
+    /// retry's.
     async fn describe_traced(
         &self,
         order_id: &OrderId,
-    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
-        Ok(self.describe(order_id).await?.map(|view| (view, None)))
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError>;
+
+    /// [`Workflow::describe_traced`] without the header.
+    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
+        Ok(self.describe_traced(order_id).await?.map(|(view, _)| view))
     }
 }
 

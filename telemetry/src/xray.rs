@@ -178,7 +178,9 @@ impl SegmentTranslation {
     }
 }
 
-fn json_value(value: &OtelValue) -> Value {
+/// An OpenTelemetry attribute value as JSON (arrays as arrays; anything
+/// newer than this list as its display text).
+pub fn json_value(value: &OtelValue) -> Value {
     match value {
         OtelValue::Bool(b) => Value::from(*b),
         OtelValue::I64(n) => Value::from(*n),

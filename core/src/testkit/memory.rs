@@ -270,18 +270,6 @@ impl Workflow for MemoryWorkflow {
         Ok(StartOutcome::Started)
     }
 
-    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
-        self.faults.check("describe")?;
-        Ok(lock(&self.executions)
-            .iter()
-            .find(|e| e.name == order_id.as_str())
-            .map(|e| ExecutionView {
-                status: e.status,
-                input: e.input.clone(),
-                started_at: e.started_at,
-            }))
-    }
-
     async fn describe_traced(
         &self,
         order_id: &OrderId,

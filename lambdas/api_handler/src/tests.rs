@@ -348,11 +348,11 @@ async fn start_race_is_decided_by_describing_again() {
             self.inner.start(&self.rival, None).await?;
             self.inner.start(submission, header).await
         }
-        async fn describe(
+        async fn describe_traced(
             &self,
             id: &OrderId,
-        ) -> Result<Option<dofs_core::ExecutionView>, PortError> {
-            self.inner.describe(id).await
+        ) -> Result<Option<(dofs_core::ExecutionView, Option<String>)>, PortError> {
+            self.inner.describe_traced(id).await
         }
     }
 

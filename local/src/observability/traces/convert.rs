@@ -10,9 +10,9 @@
 use std::collections::{HashMap, HashSet};
 
 use dofs_telemetry::traces::ORDER_ID_ANNOTATION;
+use dofs_telemetry::xray::json_value;
 use dofs_telemetry::SpanData;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
-use opentelemetry::{Array, Value as OtelValue};
 use serde_json::{json, Map, Value};
 
 use super::{rfc3339, span_hex, unix_ns, SpanRecord};
@@ -34,22 +34,6 @@ pub(super) fn kind_name(kind: &SpanKind) -> Option<&'static str> {
         SpanKind::Client => Some("client"),
         SpanKind::Producer => Some("producer"),
         SpanKind::Consumer => Some("consumer"),
-    }
-}
-
-fn json_value(value: &OtelValue) -> Value {
-    match value {
-        OtelValue::Bool(b) => Value::from(*b),
-        OtelValue::I64(n) => Value::from(*n),
-        OtelValue::F64(f) => Value::from(*f),
-        OtelValue::String(s) => Value::from(s.as_str()),
-        OtelValue::Array(Array::Bool(v)) => Value::from(v.clone()),
-        OtelValue::Array(Array::I64(v)) => Value::from(v.clone()),
-        OtelValue::Array(Array::F64(v)) => Value::from(v.clone()),
-        OtelValue::Array(Array::String(v)) => {
-            Value::from(v.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>())
-        }
-        other => Value::from(other.to_string()),
     }
 }
 

@@ -175,10 +175,6 @@ impl Workflow for LocalWorkflow {
         Ok(outcome)
     }
 
-    async fn describe(&self, order_id: &OrderId) -> Result<Option<ExecutionView>, PortError> {
-        Ok(self.describe_traced(order_id).await?.map(|(view, _)| view))
-    }
-
     /// DescribeExecution with its `traceHeader`: the header the execution
     /// was started with, so an idempotent replay names the order's trace.
     async fn describe_traced(
