@@ -232,15 +232,28 @@ impl FunctionProcess {
 
     /// Peak resident set size in KiB (`VmHWM` in `/proc/<pid>/status`).
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status.lines().find_map(|line| {
-            line.strip_prefix("VmHWM:")?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .ok()
+        self.status()?.vmhwm
+    }
+
+    /// Resident set size now in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status()?.vmrss
+    }
+
+    #[cfg(target_os = "linux")]
+    fn status(&self) -> Option<ProcStatus> {
+        let pid = i32::try_from(self.pid()).ok()?;
+        let status = procfs::process::Process::new(pid).ok()?.status().ok()?;
+        Some(ProcStatus {
+            vmhwm: status.vmhwm,
+            vmrss: status.vmrss,
         })
+    }
+
+    /// No `/proc` outside Linux: nothing is read.
+    #[cfg(not(target_os = "linux"))]
+    fn status(&self) -> Option<ProcStatus> {
+        None
     }
 
     /// Waits for the process to exit.
@@ -290,4 +303,10 @@ impl Drop for FunctionProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The memory figures of `/proc/<pid>/status`, in KiB.
+struct ProcStatus {
+    vmhwm: Option<u64>,
+    vmrss: Option<u64>,
 }

@@ -101,19 +101,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Resident set size now (`VmRSS`), in KiB.
-fn rss_now_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        line.strip_prefix("VmRSS:")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 /// The warm process's figures.
 #[derive(Debug, Clone, Serialize)]
 struct Warm {
@@ -299,10 +286,10 @@ async fn measure_warm(
             errors += 1;
         }
         if i == 100 {
-            rss_at_100 = rss_now_kib(process.pid());
+            rss_at_100 = process.rss_kib();
         }
     }
-    let rss_at_end = rss_now_kib(process.pid());
+    let rss_at_end = process.rss_kib();
     latencies.sort_by(f64::total_cmp);
     billed.sort_by(f64::total_cmp);
     Ok(Warm {

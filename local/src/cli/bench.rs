@@ -196,17 +196,21 @@ pub fn check_loopback(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident set size of `pid` in KiB (`VmHWM`), on Linux.
+/// Peak resident set size of `pid` in KiB (`VmHWM`); Linux only.
+#[cfg(target_os = "linux")]
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        line.strip_prefix("VmHWM:")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    })
+    let pid = i32::try_from(pid).ok()?;
+    procfs::process::Process::new(pid)
+        .ok()?
+        .status()
+        .ok()?
+        .vmhwm
+}
+
+/// Peak resident set size: not read outside Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn peak_rss_kib(_pid: u32) -> Option<u64> {
+    None
 }
 
 /// The server a run targets.
