@@ -35,6 +35,10 @@ pub struct OrderReport {
     pub attempts: BTreeMap<String, u64>,
     /// The order's trace, when spans were stored.
     pub trace: Option<OrderTrace>,
+    /// What X-Ray would hold of it (read with `trace`, from the same
+    /// spans; the console shows it, `--json` leaves it to `dofs trace`).
+    #[serde(skip)]
+    pub xray: Option<XrayView>,
 }
 
 /// The execution part of an [`OrderReport`].
@@ -74,6 +78,7 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
     };
     let execution_header = execution.as_ref().and_then(|e| e.trace_header.clone());
     let deliveries = event_source_mapping::load_deliveries(conn, order_id)?;
+    let (trace, xray) = traces::order_traces(conn, order_id, execution_header.as_deref())?;
     Ok(OrderReport {
         order_id: order_id.to_owned(),
         order: dynamodb::load_order(conn, order_id)?,
@@ -81,7 +86,8 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
         execution,
         attempts: event_source_mapping::attempts_by_function(&deliveries),
         deliveries,
-        trace: traces::order_trace(conn, order_id, execution_header.as_deref())?,
+        trace,
+        xray,
     })
 }
 

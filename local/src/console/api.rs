@@ -3,6 +3,7 @@
 //! models, so a page and its twin agree; the dependency points from the
 //! pages to here, never back.
 
+use crate::inspect::OrderReport;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -99,6 +100,11 @@ pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<V
     if !report.exists() {
         return Ok(None);
     }
+    detail_json(&report).map(Some)
+}
+
+/// [`order_detail`] of a report already read.
+pub(super) fn detail_json(report: &OrderReport) -> Result<Value, DbError> {
     let trace = report.trace.as_ref().map(|trace| {
         let spans: Vec<Value> = trace
             .spans
@@ -114,9 +120,9 @@ pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<V
             .collect();
         json!({"trace_id": trace.trace_id, "spans": spans, "other_traces": trace.other_traces})
     });
-    let mut report = serde_json::to_value(&report)?;
-    report["trace"] = trace.unwrap_or(Value::Null);
-    Ok(Some(report))
+    let mut detail = serde_json::to_value(report)?;
+    detail["trace"] = trace.unwrap_or(Value::Null);
+    Ok(detail)
 }
 
 pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {

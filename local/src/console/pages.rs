@@ -13,10 +13,10 @@ use dofs_core::Clock;
 use serde_json::{Map, Value};
 
 use super::api::{
-    alarm_history, metrics_report, order_detail, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
+    alarm_history, detail_json, metrics_report, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
 };
 use super::html::{compact, escape, page, status_span, str_of, url_encode};
-use crate::inspect::order_xray_view;
+use crate::inspect::order_report;
 use crate::observability::alarms;
 use crate::observability::traces::XrayView;
 use crate::services::dynamodb::{self, Listing};
@@ -109,14 +109,15 @@ pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuer
 /// happened.
 pub(super) async fn order_page(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
     let id = order_id.clone();
-    let xray = db.read(move |c| order_xray_view(c, &id)).await?;
-    let id = order_id.clone();
-    let Some(report) = db.read(move |c| order_detail(c, &id)).await? else {
+    let read = db.read(move |c| order_report(c, &id)).await?;
+    if !read.exists() {
         let body = format!("<p>No order <code>{}</code>.</p>", escape(&order_id));
         let mut response = page("Order not found", false, &body);
         *response.status_mut() = StatusCode::NOT_FOUND;
         return Ok(response);
-    };
+    }
+    let xray = read.xray.clone();
+    let report = detail_json(&read)?;
     let order = &report["order"];
     let mut body = format!(
         "<p>Order <code>{}</code>: {}</p>",

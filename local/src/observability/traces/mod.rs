@@ -52,7 +52,9 @@ mod waterfall;
 pub mod xray_view;
 
 pub use convert::{enrich, records_from_spans};
-pub use query::{load_trace, load_trace_raw, order_trace, order_trace_id, tree_order, OrderTrace};
+pub use query::{
+    load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,
+};
 pub use waterfall::{render_waterfall, render_xray};
 pub use xray_view::{order_xray_view, XrayView};
 

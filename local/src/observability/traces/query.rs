@@ -112,7 +112,34 @@ pub fn order_trace(
     let Some(trace_id) = order_trace_id(conn, order_id, execution_header)? else {
         return Ok(None);
     };
-    let spans = load_trace(conn, &trace_id)?;
+    let raw = load_trace_raw(conn, &trace_id)?;
+    order_trace_of(conn, order_id, trace_id, raw)
+}
+
+/// Both views of the order's trace from one read of its spans: the full
+/// one ([`order_trace`]) and X-Ray's ([`super::order_xray_view`]).
+pub fn order_traces(
+    conn: &Connection,
+    order_id: &str,
+    execution_header: Option<&str>,
+) -> Result<(Option<OrderTrace>, Option<super::XrayView>), DbError> {
+    let Some(trace_id) = order_trace_id(conn, order_id, execution_header)? else {
+        let xray = super::xray_view::xray_view_of(order_id, execution_header, None, &[]);
+        return Ok((None, xray));
+    };
+    let raw = load_trace_raw(conn, &trace_id)?;
+    let xray = super::xray_view::xray_view_of(order_id, execution_header, Some(&trace_id), &raw);
+    Ok((order_trace_of(conn, order_id, trace_id, raw)?, xray))
+}
+
+/// [`order_trace`] of `raw`, the stored spans of `trace_id`.
+fn order_trace_of(
+    conn: &Connection,
+    order_id: &str,
+    trace_id: String,
+    mut spans: Vec<SpanRecord>,
+) -> Result<Option<OrderTrace>, DbError> {
+    spans.iter_mut().for_each(super::convert::enrich);
     let mut stmt = conn.prepare(
         "SELECT trace_id FROM spans
          WHERE order_id = ?1 AND parent_span_id IS NULL AND trace_id != ?2 ORDER BY start_ns",

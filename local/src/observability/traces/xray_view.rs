@@ -54,28 +54,46 @@ pub fn order_xray_view(
     order_id: &str,
     execution_header: Option<&str>,
 ) -> Result<Option<XrayView>, DbError> {
+    let trace_id = order_trace_id(conn, order_id, execution_header)?;
+    let records = match &trace_id {
+        Some(trace_id) => load_trace_raw(conn, trace_id)?,
+        None => Vec::new(),
+    };
+    Ok(xray_view_of(
+        order_id,
+        execution_header,
+        trace_id.as_deref(),
+        &records,
+    ))
+}
+
+/// [`order_xray_view`] of spans already loaded: `records` are the stored
+/// spans of `trace_id`, the order's trace.
+pub fn xray_view_of(
+    order_id: &str,
+    execution_header: Option<&str>,
+    trace_id: Option<&str>,
+    records: &[SpanRecord],
+) -> Option<XrayView> {
     let header = execution_header.and_then(|h| h.parse::<TraceHeader>().ok());
     if let Some(header) = header.filter(|h| h.sampled == Some(false)) {
-        return Ok(Some(XrayView {
+        return Some(XrayView {
             order_id: order_id.to_owned(),
             trace_id: header.root,
             sampled: false,
             documents: Vec::new(),
-        }));
+        });
     }
-    let Some(trace_id) = order_trace_id(conn, order_id, execution_header)? else {
-        return Ok(None);
-    };
-    let records = load_trace_raw(conn, &trace_id)?;
+    let trace_id = trace_id?;
     if records.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(XrayView {
+    Some(XrayView {
         order_id: order_id.to_owned(),
-        trace_id,
+        trace_id: trace_id.to_owned(),
         sampled: true,
-        documents: documents_of(&records),
-    }))
+        documents: documents_of(records),
+    })
 }
 
 /// The segment of a function's span: its deployed name and log group, as
