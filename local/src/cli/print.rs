@@ -147,22 +147,12 @@ pub(super) fn print_trace(
     full: bool,
 ) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
-    if !full {
-        let Some(view) = order_xray_view(db.conn(), order_id)? else {
-            anyhow::bail!(
-                "no trace of order {order_id} in {} (unknown order, or served with --traces off)",
-                data_dir.display()
-            );
-        };
-        let mut out = std::io::stdout().lock();
-        if as_json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
-        } else {
-            write!(out, "{}", render_xray(&view))?;
-        }
-        return Ok(());
-    }
-    let Some(trace) = order_trace(db.conn(), order_id)? else {
+    let shown = if full {
+        order_trace(db.conn(), order_id)?.map(|trace| (json_of(&trace), render_waterfall(&trace)))
+    } else {
+        order_xray_view(db.conn(), order_id)?.map(|view| (json_of(&view), render_xray(&view)))
+    };
+    let Some((json, text)) = shown else {
         anyhow::bail!(
             "no trace of order {order_id} in {} (unknown order, or served with --traces off)",
             data_dir.display()
@@ -170,11 +160,15 @@ pub(super) fn print_trace(
     };
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&trace)?)?;
+        writeln!(out, "{}", json?)?;
     } else {
-        write!(out, "{}", render_waterfall(&trace))?;
+        write!(out, "{text}")?;
     }
     Ok(())
+}
+
+fn json_of(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value)
 }
 
 pub(super) fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Result<()> {
