@@ -108,8 +108,21 @@ impl OrderId {
 }
 
 string_newtype!(
-    /// The customer's display name: trimmed, 1–200 characters, no control
-    /// characters. It is customer data, so it is never logged at INFO.
+    /// The customer's display name. It is customer data, so it is never
+    /// logged at INFO. The rule (also `openapi.yaml`'s pattern):
+    ///
+    /// - at most 200 characters as sent, surrounding white space included;
+    /// - no control characters (Unicode category Cc) anywhere;
+    /// - no bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
+    ///   U+2066–U+2069): they reorder what a clerk sees on screen, so a name
+    ///   could display as something else (Trojan Source, CVE-2021-42574);
+    /// - not empty once white space and the invisible format characters of
+    ///   the Basic Multilingual Plane (category Cf: soft hyphen, zero-width
+    ///   space and joiners, word joiner, BOM, …) are left out — a name of
+    ///   only zero-width characters is empty. Those characters are kept
+    ///   inside a name that has visible ones (a zero-width joiner belongs to
+    ///   many names and emoji);
+    /// - stored trimmed of surrounding white space.
     CustomerName
 );
 
@@ -117,21 +130,56 @@ impl CustomerName {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(invalid("must not be empty"));
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
+        if value.chars().count() > Self::MAX_CHARS {
             return Err(invalid(format!(
                 "must be at most {} characters",
                 Self::MAX_CHARS
             )));
         }
-        if trimmed.chars().any(char::is_control) {
+        if value.chars().any(char::is_control) {
             return Err(invalid("must not contain control characters"));
+        }
+        if value.chars().any(is_bidi_control) {
+            return Err(invalid(
+                "must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)",
+            ));
+        }
+        let trimmed = value.trim();
+        if !trimmed.chars().any(|c| !c.is_whitespace() && !is_format(c)) {
+            return Err(invalid(
+                "must not be empty (white space and invisible format characters do not count)",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
+}
+
+/// The bidirectional formatting characters of Unicode's UAX #9 (§2): the
+/// embeddings, overrides and isolates, and the implicit marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The Basic Multilingual Plane's characters of general category Cf
+/// (Unicode 15, `DerivedGeneralCategory.txt`).
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 string_newtype!(
@@ -196,34 +244,72 @@ impl From<Quantity> for u32 {
     }
 }
 
-/// An exact amount of money (never `f64`): positive-or-zero, at most two
-/// decimal places. On the wire it is a decimal string such as `"9.99"`.
+/// An exact amount of money (never `f64`), kept at the scale it was written
+/// with: `"5.00"` stays `"5.00"` and `"5"` stays `"5"`, and a product or sum
+/// has the larger scale of its inputs (`rust_decimal` arithmetic), so a
+/// total reads as its prices do. On the wire and in storage it is a decimal
+/// string matching `^[0-9]+(\.[0-9]{1,2})?$` (leading zeros are dropped);
+/// nothing else is read as money: no sign, exponent, separator, blank or
+/// JSON number, which could only be taken by rounding or guessing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "Decimal", into = "Decimal")]
+#[serde(try_from = "String", into = "String")]
 pub struct Money(Decimal);
 
 impl Money {
     pub const ZERO: Money = Money(Decimal::ZERO);
-    /// The largest unit price accepted.
+    /// The largest unit price accepted: 1,000,000.00.
     pub const MAX_UNIT_PRICE: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 2);
+    /// Most digits before the point: far above any total the limits allow
+    /// (100 lines × 1,000 units × 1,000,000.00), far below `Decimal`'s 28.
+    const MAX_INTEGER_DIGITS: usize = 15;
 
+    /// An amount from a `Decimal`: positive or zero with at most two
+    /// decimal places, at the scale given.
     pub fn parse(value: Decimal) -> Result<Self, InvalidValue> {
         if value.is_sign_negative() && !value.is_zero() {
             return Err(invalid("must not be negative"));
         }
-        if value.normalize().scale() > 2 {
+        if value.scale() > 2 {
             return Err(invalid("must have at most 2 decimal places"));
         }
-        Ok(Self(value.normalize()))
+        Ok(Self(value.abs()))
     }
 
-    /// Parses a decimal string such as `"9.99"`.
+    /// Parses a decimal string such as `"9.99"`: digits, then optionally a
+    /// point and one or two digits, and nothing else (not even blanks).
     pub fn parse_str(value: &str) -> Result<Self, InvalidValue> {
-        let decimal: Decimal = value
-            .trim()
-            .parse()
-            .map_err(|_| invalid("must be a decimal number such as \"9.99\""))?;
-        Self::parse(decimal)
+        let shape = || {
+            invalid(
+                "must be a decimal string such as \"9.99\" (digits, then at most 2 decimal places)",
+            )
+        };
+        let (integer, fraction) = match value.split_once('.') {
+            Some((integer, fraction)) => (integer, Some(fraction)),
+            None => (value, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(integer) || fraction.is_some_and(|f| !digits(f)) {
+            return Err(shape());
+        }
+        if fraction.is_some_and(|f| f.len() > 2) {
+            return Err(invalid("must have at most 2 decimal places"));
+        }
+        let integer = integer.trim_start_matches('0');
+        if integer.len() > Self::MAX_INTEGER_DIGITS {
+            return Err(invalid(format!(
+                "must have at most {} digits before the decimal point",
+                Self::MAX_INTEGER_DIGITS
+            )));
+        }
+        let integer = if integer.is_empty() { "0" } else { integer };
+        let text = match fraction {
+            Some(fraction) => format!("{integer}.{fraction}"),
+            None => integer.to_owned(),
+        };
+        // Exact by construction: at most 17 digits, which Decimal holds.
+        Decimal::from_str_exact(&text)
+            .map(Self)
+            .map_err(|_| shape())
     }
 
     pub fn amount(self) -> Decimal {
@@ -239,10 +325,16 @@ impl Money {
     }
 }
 
-impl TryFrom<Decimal> for Money {
+impl TryFrom<String> for Money {
     type Error = InvalidValue;
-    fn try_from(value: Decimal) -> Result<Self, Self::Error> {
-        Self::parse(value)
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse_str(&value)
+    }
+}
+
+impl From<Money> for String {
+    fn from(value: Money) -> String {
+        value.to_string()
     }
 }
 
@@ -253,8 +345,9 @@ impl From<Money> for Decimal {
 }
 
 impl fmt::Display for Money {
+    /// At the amount's own scale (`Decimal`'s `Display` keeps it).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.2}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -285,7 +378,8 @@ impl OrderRequest {
     /// Most lines one order may have.
     pub const MAX_ITEMS: usize = 100;
 
-    /// The sum of all lines.
+    /// The sum of all lines, at the largest scale among the prices (an
+    /// order of `"5.00"` and `"1"` totals `"6.00"`; of `"5"` alone, `"5"`).
     pub fn total(&self) -> Money {
         self.items
             .iter()
@@ -398,6 +492,30 @@ mod tests {
     }
 
     #[test]
+    fn customer_name_of_only_invisible_characters_is_empty() {
+        assert!(CustomerName::parse("\u{200B}\u{200C}\u{FEFF}").is_err());
+        assert!(CustomerName::parse(" \u{2060} \u{00A0}").is_err());
+        let joined = CustomerName::parse("Zo\u{200D}e").unwrap();
+        assert_eq!(joined.as_str(), "Zo\u{200D}e");
+    }
+
+    #[test]
+    fn customer_name_refuses_bidi_controls_and_counts_what_was_sent() {
+        for name in [
+            "Ada\u{202E}cod.exe",
+            "\u{2066}Ada",
+            "Ada\u{200F}",
+            "\u{061C}x",
+        ] {
+            assert!(CustomerName::parse(name).is_err(), "{name:?}");
+        }
+        assert!(CustomerName::parse("Ada\n").is_err());
+        // The limit applies to the name as sent, as the contract's maxLength does.
+        assert!(CustomerName::parse(&format!(" {}", "a".repeat(200))).is_err());
+        assert_eq!(CustomerName::parse("  Ada ").unwrap().as_str(), "Ada");
+    }
+
+    #[test]
     fn sku_rules() {
         assert!(Sku::parse("BOOK-1").is_ok());
         assert!(Sku::parse("a.b_c-9").is_ok());
@@ -425,6 +543,71 @@ mod tests {
         assert!(Money::parse_str("-1").is_err());
         assert!(Money::parse_str("abc").is_err());
         assert_eq!(serde_json::to_string(&price).unwrap(), "\"9.99\"");
+    }
+
+    #[test]
+    fn money_refuses_every_other_spelling_instead_of_rounding() {
+        for text in [
+            "1.000000000000000000000000000001",
+            "9.999",
+            "1_000",
+            "1e2",
+            "+9.99",
+            ".5",
+            "5.",
+            " 9.99 ",
+            "9,99",
+            "",
+            "0x10",
+            "\u{661}",
+            "1234567890123456",
+        ] {
+            assert!(Money::parse_str(text).is_err(), "{text:?} was accepted");
+        }
+        assert_eq!(Money::parse_str("0009.99").unwrap().to_string(), "9.99");
+        assert_eq!(
+            Money::parse_str("123456789012345").unwrap().to_string(),
+            "123456789012345"
+        );
+    }
+
+    #[test]
+    fn money_keeps_the_scale_it_was_written_with() {
+        assert_eq!(Money::parse_str("5.00").unwrap().to_string(), "5.00");
+        assert_eq!(Money::parse_str("5").unwrap().to_string(), "5");
+        assert_eq!(Money::parse_str("5.5").unwrap().to_string(), "5.5");
+        let json = serde_json::to_string(&Money::parse_str("5.00").unwrap()).unwrap();
+        assert_eq!(json, "\"5.00\"");
+        assert_eq!(
+            serde_json::from_str::<Money>(&json).unwrap().to_string(),
+            "5.00"
+        );
+        // Numbers are not money, whatever their value.
+        assert!(serde_json::from_str::<Money>("9.99").is_err());
+        // Equal amounts are equal whatever their scale (a retry that writes
+        // "5" for "5.00" is the same order).
+        assert_eq!(
+            Money::parse_str("5").unwrap(),
+            Money::parse_str("5.00").unwrap()
+        );
+    }
+
+    #[test]
+    fn totals_keep_the_scale_of_their_prices() {
+        let order = |prices: &[&str]| OrderRequest {
+            customer_name: CustomerName::parse("Ada").unwrap(),
+            items: prices
+                .iter()
+                .map(|p| LineItem {
+                    sku: Sku::parse("A").unwrap(),
+                    quantity: Quantity::parse(2).unwrap(),
+                    unit_price: Money::parse_str(p).unwrap(),
+                })
+                .collect(),
+        };
+        assert_eq!(order(&["5.00"]).total().to_string(), "10.00");
+        assert_eq!(order(&["5"]).total().to_string(), "10");
+        assert_eq!(order(&["5", "0.5"]).total().to_string(), "11.0");
     }
 
     #[test]

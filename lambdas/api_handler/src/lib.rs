@@ -35,7 +35,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
-use dofs_core::validation::validate_order_request;
+use dofs_core::validation::{parse_json_body, validate_order_request};
 use dofs_core::{
     Clock, ErrorKind, FieldError, Order, OrderId, OrderRequest, OrderStatus, OrderStore,
     OrderSubmission, PortError, StartOutcome, Workflow,
@@ -184,8 +184,8 @@ enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
-    #[error("request body is not valid JSON: {0}")]
-    MalformedJson(String),
+    #[error("request body is not valid JSON: {}", .0.message)]
+    MalformedJson(FieldError),
     #[error("the order is invalid")]
     Validation(Vec<FieldError>),
     #[error("the Idempotency-Key header is invalid")]
@@ -247,6 +247,7 @@ impl ApiError {
             ApiError::Validation(errors) => errors.clone(),
             ApiError::InvalidIdempotencyKey(why) => one("Idempotency-Key", why),
             ApiError::InvalidOrderId(why) => one("order_id", why),
+            ApiError::MalformedJson(error) => vec![error.clone()],
             _ => Vec::new(),
         }
     }
@@ -357,11 +358,24 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The `Idempotency-Key`, if sent: 1–255 printable ASCII characters.
+/// The `Idempotency-Key`, if sent once: 1–255 printable ASCII characters,
+/// no comma, not starting or ending with a space.
+///
+/// API Gateway joins a repeated header's values with commas
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>),
+/// and so does the local gateway: two keys would arrive as one key `a,b`
+/// naming neither order. A comma is therefore refused, and so the repeat.
+/// HTTP drops a value's surrounding blanks
+/// (<https://www.rfc-editor.org/rfc/rfc9110#section-5.5>), so a key that
+/// had them could not arrive as written.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidIdempotencyKey("must be sent once".into()));
+    }
     let key = value.to_str().map_err(|_| {
         ApiError::InvalidIdempotencyKey("must contain printable ASCII characters only".into())
     })?;
@@ -373,6 +387,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if !key.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
         return Err(ApiError::InvalidIdempotencyKey(
             "must contain printable ASCII characters only".into(),
+        ));
+    }
+    if key.contains(',') {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "must be sent once and contain no comma (repeated headers arrive joined by commas)"
+                .into(),
+        ));
+    }
+    if key.starts_with(' ') || key.ends_with(' ') {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "must not start or end with a space".into(),
         ));
     }
     Ok(Some(key.to_owned()))
@@ -393,7 +418,12 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
     }
     base64::engine::general_purpose::STANDARD
         .decode(body)
-        .map_err(|e| ApiError::MalformedJson(format!("body is not valid base64: {e}")))
+        .map_err(|e| {
+            ApiError::MalformedJson(FieldError {
+                field: "$".to_owned(),
+                message: format!("body is not valid base64: {e}"),
+            })
+        })
 }
 
 /// The order's trace when spans are not traced at all (no telemetry
@@ -537,8 +567,7 @@ impl ApiHandler {
         if bytes.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge);
         }
-        let body: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        let body = parse_json_body(&bytes).map_err(ApiError::MalformedJson)?;
         let order_request =
             validate_order_request(&body).map_err(|e| ApiError::Validation(e.errors))?;
 

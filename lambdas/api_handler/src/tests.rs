@@ -385,7 +385,7 @@ async fn start_race_is_decided_by_describing_again() {
 async fn invalid_idempotency_keys_are_400() {
     let h = harness();
     let long = "k".repeat(256);
-    for key in ["", long.as_str(), "tab\there"] {
+    for key in ["", long.as_str(), "tab\there", "a,b", " lead", "trail "] {
         let resp = send(
             &h,
             post_json(&sample_request_json()).header("idempotency-key", key),
@@ -401,6 +401,111 @@ async fn invalid_idempotency_keys_are_400() {
     )
     .await;
     assert_eq!(ok.status, 202);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_header_is_400() {
+    let h = harness();
+    let mut event = post_json(&sample_request_json()).event();
+    for key in ["key-1", "key-2"] {
+        event
+            .payload
+            .headers
+            .append(IDEMPOTENCY_KEY, HeaderValue::from_static(key));
+    }
+    let response = h.handler.handle(event).await.unwrap();
+    assert_eq!(response.status_code, 400);
+    assert!(h.workflow.started().is_empty());
+}
+
+fn post_text(body: &str) -> Req {
+    let mut r = post_json(&json!({}));
+    r.body = Some(body.to_owned());
+    r
+}
+
+#[tokio::test]
+async fn a_repeated_json_key_is_400_naming_it() {
+    let h = harness();
+    // A second `items` must not replace a refused first one.
+    let resp = send(
+        &h,
+        post_text(
+            r#"{"customer_name":"Ada","items":[{"sku":"","quantity":0,"unit_price":"x"}],
+                "items":[{"sku":"A","quantity":1,"unit_price":"1.00"}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(error_code(&resp), "malformed_json");
+    assert_eq!(resp.body["error"]["details"][0]["field"], "items");
+    assert!(h.workflow.started().is_empty());
+}
+
+#[tokio::test]
+async fn prices_are_exact_strings_or_400_naming_the_field() {
+    let h = harness();
+    for price in [
+        "\"1.000000000000000000000000000001\"",
+        "9.999999999999999999",
+        "9.99",
+        "\"1_000\"",
+        "\"1e2\"",
+        "\"+9.99\"",
+        "\".5\"",
+        "\" 9.99 \"",
+        "\"0\"",
+        "\"1000000.01\"",
+    ] {
+        let body = format!(
+            r#"{{"customer_name":"Ada","items":[{{"sku":"A","quantity":1,"unit_price":{price}}}]}}"#
+        );
+        let resp = send(&h, post_text(&body)).await;
+        assert_eq!(resp.status, 400, "{price}");
+        assert_eq!(error_code(&resp), "validation_failed");
+        assert_eq!(
+            resp.body["error"]["details"][0]["field"], "items[0].unit_price",
+            "{price}"
+        );
+    }
+    assert!(h.workflow.started().is_empty());
+}
+
+#[tokio::test]
+async fn prices_keep_the_scale_the_client_sent() {
+    let h = harness();
+    let resp = send(
+        &h,
+        post_text(
+            r#"{"customer_name":"Ada","items":[{"sku":"A","quantity":2,"unit_price":"5.00"},
+                {"sku":"B","quantity":33.0,"unit_price":"1"}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(resp.status, 202);
+    let order_id = resp.body["order_id"].as_str().unwrap().to_owned();
+    let started = h.workflow.started();
+    let stored = serde_json::to_value(&started[0].input).unwrap();
+    assert_eq!(stored["items"][0]["unit_price"], "5.00");
+    assert_eq!(stored["items"][1]["unit_price"], "1");
+    assert_eq!(stored["items"][1]["quantity"], 33);
+    let read = send(&h, req(Method::GET, &format!("/orders/{order_id}"))).await;
+    assert_eq!(read.body["items"][0]["unit_price"], "5.00");
+    assert_eq!(read.body["total"], "43.00");
+}
+
+#[tokio::test]
+async fn names_of_invisible_or_reordering_characters_are_400() {
+    let h = harness();
+    for name in ["\u{200B}\u{2060}", "Ada\u{202E}gpj.exe"] {
+        let resp = send(
+            &h,
+            post_json(&json!({"customer_name": name, "items": [{"sku": "A", "quantity": 1, "unit_price": "1"}]})),
+        )
+        .await;
+        assert_eq!(resp.status, 400, "{name:?}");
+        assert_eq!(resp.body["error"]["details"][0]["field"], "customer_name");
+    }
 }
 
 #[tokio::test]

@@ -536,3 +536,97 @@ fn the_schema_refuses_what_the_handler_refuses() {
         );
     }
 }
+
+/// The schema and the handler agree, both ways, on the edge cases of every
+/// field: what one accepts the other accepts.
+#[test]
+fn the_schema_and_the_handler_agree_on_edge_cases() {
+    let spec = spec();
+    let mut root = spec.clone();
+    root["$ref"] = json!("#/components/schemas/OrderRequest");
+    let validator = jsonschema::draft202012::new(&root).unwrap();
+    let order = |name: Value, quantity: Value, price: Value| json!({"customer_name": name, "items": [{"sku": "A-1", "quantity": quantity, "unit_price": price}]});
+    let mut cases = Vec::new();
+    for price in [
+        "0",
+        "0.0",
+        "0.00",
+        "0.01",
+        "0.1",
+        "00.5",
+        ".5",
+        "5.",
+        "1",
+        "1.5",
+        "1.50",
+        "1.500",
+        "0009.99",
+        "999999.99",
+        "1000000",
+        "1000000.0",
+        "1000000.00",
+        "1000000.01",
+        "1000001",
+        "99999999",
+        "1e2",
+        "+1",
+        "-1",
+        " 1",
+        "1 ",
+        "1_000",
+        "1,5",
+        "\u{661}",
+    ] {
+        cases.push(order(json!("Ada"), json!(1), json!(price)));
+    }
+    for price in [json!(1), json!(9.99), json!(null), json!(true)] {
+        cases.push(order(json!("Ada"), json!(1), price));
+    }
+    for name in [
+        "Ada",
+        " Ada ",
+        "",
+        " ",
+        "\u{200B}",
+        "\u{200B}\u{FEFF}\u{2060}",
+        "\u{00A0}\u{3000}",
+        "Zo\u{200D}e",
+        "Ada\u{202E}x",
+        "\u{2066}Ada",
+        "Ada\u{200F}",
+        "Ada\u{7}",
+        "Ada\t",
+        "\u{85}Ada",
+        "\u{AD}",
+        "é",
+        "\u{1F600}",
+    ] {
+        cases.push(order(json!(name), json!(1), json!("1")));
+    }
+    cases.push(order(json!("a".repeat(200)), json!(1), json!("1")));
+    cases.push(order(
+        json!(format!(" {}", "a".repeat(200))),
+        json!(1),
+        json!("1"),
+    ));
+    for quantity in [
+        json!(0),
+        json!(1),
+        json!(33.0),
+        json!(1000),
+        json!(1001),
+        json!(1.5),
+        json!(-1),
+    ] {
+        cases.push(order(json!("Ada"), quantity, json!("1")));
+    }
+    for case in cases {
+        // As the handler reads a body: from its text.
+        let parsed = dofs_core::validation::parse_json_body(case.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            validator.is_valid(&case),
+            dofs_core::validation::validate_order_request(&parsed).is_ok(),
+            "schema and handler disagree on {case}"
+        );
+    }
+}
