@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! execution input        OrderSubmission
-//! ValidateOrder  (λ)     OrderSubmission                  -> ValidatedOrder  at $.validated
+//! ValidateOrder  (λ)     OrderSubmission                  -> Validation      at $.validated
+//! CheckVerdict   (Choice) $.validated.verdict: "rejected" -> RejectOrder, else StoreOrder
 //! StoreOrder     (λ)     StorageRequest::Store            -> StoredOrder     at $.stored
 //! EnqueueOrder   (sqs)   $.stored.order (an Order)        -> order queue message body
 //! RejectOrder    (λ)     StorageRequest::Reject           -> StoredOrder     (status REJECTED)
@@ -53,10 +54,45 @@ impl OrderSubmission {
     }
 }
 
-/// validator's output: the order, now VALIDATED.
+/// validator's output. A business rejection is a successful invocation
+/// whose verdict a Choice state routes to RejectOrder, so that Lambda's
+/// `Errors` metric counts only real failures. Every field is always present
+/// (`reason` is `null` when valid) because a `ResultSelector` path that
+/// matches nothing fails the state with `States.Runtime`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ValidatedOrder {
+pub struct Validation {
+    pub verdict: Verdict,
+    /// VALIDATED when valid; as received (RECEIVED) when rejected.
     pub order: Order,
+    /// The broken rules, one sentence each joined by `; `, when rejected.
+    pub reason: Option<String>,
+}
+
+impl Validation {
+    pub fn valid(order: Order) -> Self {
+        Self {
+            verdict: Verdict::Valid,
+            order,
+            reason: None,
+        }
+    }
+
+    pub fn rejected(order: Order, reason: String) -> Self {
+        Self {
+            verdict: Verdict::Rejected,
+            order,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// What the validator decided; the workflow's CheckVerdict matches the
+/// snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Valid,
+    Rejected,
 }
 
 /// order_storage's input, tagged by `action`.
@@ -151,6 +187,18 @@ mod tests {
         .unwrap();
         assert!(matches!(failure, DeadLetter::Workflow(_)));
         assert_eq!(failure.order_id().as_str(), "o-1");
+    }
+
+    #[test]
+    fn validation_always_carries_every_field_the_workflow_selects() {
+        let order: Order = serde_json::from_value(order_json()).unwrap();
+        let valid = serde_json::to_value(Validation::valid(order.clone())).unwrap();
+        assert_eq!(valid["verdict"], "valid");
+        assert!(valid.get("reason").is_some_and(serde_json::Value::is_null));
+        let rejected = serde_json::to_value(Validation::rejected(order, "too big".into())).unwrap();
+        assert_eq!(rejected["verdict"], "rejected");
+        assert_eq!(rejected["reason"], "too big");
+        assert_eq!(rejected["order"]["order_id"], "o-1");
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod lambda;
 
 pub use arn::{InvalidStateMachineArn, StateMachineArn};
 pub use contracts::{
-    DeadLetter, OrderSubmission, StorageRequest, StoredOrder, ValidatedOrder, WorkflowFailure,
+    DeadLetter, OrderSubmission, StorageRequest, StoredOrder, Validation, Verdict, WorkflowFailure,
 };
 pub use error::{ErrorKind, PortError};
 pub use model::{

@@ -30,13 +30,34 @@ fn lambda_ok(order: Value) -> Value {
     json!({"Payload": {"order": order}, "StatusCode": 200, "ExecutedVersion": "$LATEST"})
 }
 
+/// The validator's successful result: a verdict, the order and the reason.
+fn validation(verdict: &str, order: Value, reason: Option<&str>) -> Value {
+    lambda_ok(order)
+        .as_object()
+        .map(|o| {
+            let mut o = o.clone();
+            o["Payload"]["verdict"] = json!(verdict);
+            o["Payload"]["reason"] = json!(reason);
+            Value::Object(o)
+        })
+        .unwrap()
+}
+
+fn valid() -> Value {
+    validation("valid", order("VALIDATED"), None)
+}
+
+fn validated() -> Value {
+    json!({"verdict": "valid", "order": order("VALIDATED"), "reason": null})
+}
+
 fn lambda_error(error: &str, message: &str) -> String {
     json!({"errorType": error, "errorMessage": message}).to_string()
 }
 
 fn happy_tasks() -> ScriptedTasks {
     ScriptedTasks::new()
-        .on("ValidateOrder", Ok(lambda_ok(order("VALIDATED"))))
+        .on("ValidateOrder", Ok(valid()))
         .on("StoreOrder", Ok(lambda_ok(order("PENDING"))))
         .on(
             "EnqueueOrder",
@@ -56,13 +77,16 @@ fn renders_and_exposes_timeout_and_error_names() {
     let names = m.error_equals();
     for expected in [
         "TransientError",
-        "OrderRejected",
         "States.ALL",
         "States.Timeout",
         "SQS.SdkClientException",
     ] {
         assert!(names.contains(expected), "{expected} in {names:?}");
     }
+    assert!(
+        !names.contains("OrderRejected"),
+        "a rejection is a verdict, not an error"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +127,7 @@ async fn happy_path_stores_and_enqueues_the_order() {
     );
 
     let mut expected = submission();
-    expected["validated"] = json!({"order": order("VALIDATED")});
+    expected["validated"] = validated();
     expected["stored"] = json!({"order": order("PENDING")});
     expected["enqueued"] = json!({"message_id": "m-1"});
     assert_eq!(r.end, Next::Succeeded { output: expected });
@@ -111,6 +135,7 @@ async fn happy_path_stores_and_enqueues_the_order() {
         r.path,
         [
             "ValidateOrder",
+            "CheckVerdict",
             "StoreOrder",
             "EnqueueOrder",
             "OrderEnqueued"
@@ -122,7 +147,9 @@ async fn happy_path_stores_and_enqueues_the_order() {
         "TaskSucceeded",
         "TaskStateExited",
     ];
-    let mut kinds: Vec<&str> = task_events.iter().cycle().take(12).copied().collect();
+    let mut kinds: Vec<&str> = task_events.to_vec();
+    kinds.extend(["ChoiceStateEntered", "ChoiceStateExited"]);
+    kinds.extend(task_events.iter().cycle().take(8).copied());
     kinds.extend([
         "SucceedStateEntered",
         "SucceedStateExited",
@@ -135,27 +162,43 @@ async fn happy_path_stores_and_enqueues_the_order() {
 #[tokio::test]
 async fn rejected_order_is_stored_with_the_reason() {
     let m = order_workflow();
-    let cause = lambda_error("OrderRejected", "order total exceeds the limit");
+    let reason = "order total exceeds the limit";
     let tasks = ScriptedTasks::new()
-        .fail("ValidateOrder", "OrderRejected", &cause)
+        .on(
+            "ValidateOrder",
+            Ok(validation("rejected", order("RECEIVED"), Some(reason))),
+        )
         .on("RejectOrder", Ok(lambda_ok(order("REJECTED"))));
     let r = run(&m, submission(), &tasks).await;
-    assert_eq!(r.path, ["ValidateOrder", "RejectOrder", "OrderRejected"]);
+    assert_eq!(
+        r.path,
+        [
+            "ValidateOrder",
+            "CheckVerdict",
+            "RejectOrder",
+            "OrderRejected"
+        ]
+    );
     let reject = &tasks.calls_to("RejectOrder")[0];
     let mut submitted = submission();
-    submitted["failure"] = json!({"Error": "OrderRejected", "Cause": cause});
+    submitted["validated"] =
+        json!({"verdict": "rejected", "order": order("RECEIVED"), "reason": reason});
     assert_eq!(
         reject.parameters,
-        json!({"FunctionName": STORAGE, "Payload": {"action": "reject", "submission": submitted, "reason": cause}})
+        json!({"FunctionName": STORAGE, "Payload": {"action": "reject", "submission": submitted, "reason": reason}})
     );
     let request: StorageRequest =
         serde_json::from_value(reject.parameters["Payload"].clone()).unwrap();
-    assert!(matches!(request, StorageRequest::Reject { ref reason, .. } if *reason == cause));
+    assert!(matches!(request, StorageRequest::Reject { reason: ref r, .. } if r == reason));
     let Next::Succeeded { output } = r.end else {
         panic!("{:?}", r.end)
     };
     assert_eq!(output["stored"]["order"]["status"], "REJECTED");
     assert!(r.sleeps.is_empty(), "a business rejection is not retried");
+    assert!(
+        tasks.calls_to("StoreOrder").is_empty(),
+        "a rejected order is never stored as PENDING"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +207,7 @@ async fn transient_error_succeeds_on_the_third_attempt_with_the_files_backoff() 
     let tasks = ScriptedTasks::new()
         .fail("ValidateOrder", "TransientError", "throttled")
         .fail("ValidateOrder", "TransientError", "throttled")
-        .on("ValidateOrder", Ok(lambda_ok(order("VALIDATED"))))
+        .on("ValidateOrder", Ok(valid()))
         .on("StoreOrder", Ok(lambda_ok(order("PENDING"))))
         .on("EnqueueOrder", Ok(json!({"MessageId": "m-1"})));
     let r = run(&m, submission(), &tasks).await;
@@ -215,7 +258,7 @@ async fn store_failing_permanently_goes_to_the_dead_letter_queue() {
     let cause = lambda_error("TransientError", "orders table unavailable");
     let tasks = (0..4)
         .fold(
-            ScriptedTasks::new().on("ValidateOrder", Ok(lambda_ok(order("VALIDATED")))),
+            ScriptedTasks::new().on("ValidateOrder", Ok(valid())),
             |t, _| t.fail("StoreOrder", "TransientError", &cause),
         )
         .on("DeadLetter", Ok(json!({"MessageId": "d-1"})));
@@ -242,7 +285,7 @@ async fn store_failing_permanently_goes_to_the_dead_letter_queue() {
     assert_eq!(failure.error, "TransientError");
     assert_eq!(failure.cause, cause);
     let mut submitted = submission();
-    submitted["validated"] = json!({"order": order("VALIDATED")});
+    submitted["validated"] = validated();
     submitted["failure"] = json!({"Error": "TransientError", "Cause": cause});
     assert_eq!(body["submission"], submitted);
     assert_eq!(body["source"], "workflow");
@@ -264,7 +307,7 @@ async fn store_failing_permanently_goes_to_the_dead_letter_queue() {
 async fn non_retried_error_goes_straight_to_the_dead_letter_queue() {
     let m = order_workflow();
     let tasks = ScriptedTasks::new()
-        .on("ValidateOrder", Ok(lambda_ok(order("VALIDATED"))))
+        .on("ValidateOrder", Ok(valid()))
         .fail(
             "StoreOrder",
             "ConflictError",
@@ -276,7 +319,13 @@ async fn non_retried_error_goes_straight_to_the_dead_letter_queue() {
     assert!(r.sleeps.is_empty());
     assert_eq!(
         r.path,
-        ["ValidateOrder", "StoreOrder", "DeadLetter", "OrderFailed"]
+        [
+            "ValidateOrder",
+            "CheckVerdict",
+            "StoreOrder",
+            "DeadLetter",
+            "OrderFailed"
+        ]
     );
 }
 
@@ -298,7 +347,7 @@ async fn resuming_from_a_persisted_cursor_matches_an_uninterrupted_run() {
     let script = || {
         ScriptedTasks::new()
             .fail("ValidateOrder", "TransientError", "throttled")
-            .on("ValidateOrder", Ok(lambda_ok(order("VALIDATED"))))
+            .on("ValidateOrder", Ok(valid()))
             .fail("StoreOrder", "Lambda.TooManyRequestsException", "rate")
             .fail("StoreOrder", "States.Timeout", "slow")
             .on("StoreOrder", Ok(lambda_ok(order("PENDING"))))
@@ -347,6 +396,6 @@ async fn resuming_from_a_persisted_cursor_matches_an_uninterrupted_run() {
     );
     assert_eq!(tasks.calls_to("ValidateOrder")[1].call.attempt, 2);
     assert!(
-        matches!(step.next, Next::Continue(ref c) if c.state == "StoreOrder" && c.retries.is_empty())
+        matches!(step.next, Next::Continue(ref c) if c.state == "CheckVerdict" && c.retries.is_empty())
     );
 }

@@ -245,7 +245,7 @@ async fn api_handler_serves_http_api_events() {
 }
 
 #[tokio::test]
-async fn validator_returns_the_error_types_the_workflow_matches() {
+async fn validator_returns_the_verdicts_and_error_types_the_workflow_matches() {
     let running = Running::start("validator", vec![]).await;
     let id = OrderId::generate();
     let submission = serde_json::to_value(sample_submission(&id)).unwrap();
@@ -253,13 +253,24 @@ async fn validator_returns_the_error_types_the_workflow_matches() {
     let reply = running.invoke(submission.clone()).await.response();
     assert_eq!(reply["order"]["order_id"], id.as_str());
     assert_eq!(reply["order"]["status"], "VALIDATED");
+    assert_eq!(reply["verdict"], "valid");
+    assert!(reply["reason"].is_null(), "{reply}");
 
-    // A business rule broken: OrderRejected, which the ASL catches.
+    // A business rule broken: a successful reply with the verdict the
+    // workflow's CheckVerdict routes to RejectOrder (not a Lambda error,
+    // which AWS/Lambda Errors would count).
     let mut duplicate = submission.clone();
     let line = duplicate["items"][0].clone();
     duplicate["items"].as_array_mut().unwrap().push(line);
-    let (error_type, message) = running.invoke(duplicate).await.error();
-    assert_eq!(error_type, "OrderRejected", "{message}");
+    let rejected = running.invoke(duplicate).await.response();
+    assert_eq!(rejected["verdict"], "rejected", "{rejected}");
+    assert_eq!(rejected["order"]["status"], "RECEIVED", "{rejected}");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("repeated")),
+        "{rejected}"
+    );
 
     // Not a submission at all: InvalidInput (not retried).
     let (error_type, _) = running.invoke(json!({"hello": "world"})).await.error();

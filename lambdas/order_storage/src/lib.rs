@@ -35,9 +35,11 @@ struct LambdaErrorCause {
     error_message: String,
 }
 
-/// The human reason inside a rejection `Cause`: Step Functions passes a Lambda
-/// error's cause as the JSON text `{"errorType":..,"errorMessage":..}`, and
-/// the stored order should say why, not carry an envelope.
+/// The human reason of a rejection. The validator's verdict carries it as
+/// plain text; an execution started under the previous workflow definition
+/// (which caught an `OrderRejected` Lambda error) passes the error's cause as
+/// the JSON text `{"errorType":..,"errorMessage":..}`, and the stored order
+/// should say why, not carry an envelope.
 pub fn rejection_reason(cause: &str) -> String {
     match serde_json::from_str::<LambdaErrorCause>(cause) {
         Ok(parsed) if !parsed.error_message.trim().is_empty() => parsed.error_message,

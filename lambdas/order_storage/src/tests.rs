@@ -101,18 +101,23 @@ async fn only_validated_orders_are_stored() {
     assert_eq!(err.error_type(), "InvalidInput");
 }
 
-/// The payload exactly as the ASL's RejectOrder state builds it.
-fn reject_request(submission: &dofs_core::OrderSubmission, cause: &str) -> Value {
+/// The payload exactly as the ASL's RejectOrder state builds it: the state
+/// with the validator's verdict, and its reason.
+fn reject_request(submission: &dofs_core::OrderSubmission, reason: &str) -> Value {
     let mut state = serde_json::to_value(submission).unwrap();
-    state["failure"] = json!({"Error": "OrderRejected", "Cause": cause});
-    json!({"action": "reject", "submission": state, "reason": cause})
+    state["validated"] = json!({
+        "verdict": "rejected",
+        "order": submission.to_order(),
+        "reason": reason
+    });
+    json!({"action": "reject", "submission": state, "reason": reason})
 }
 
 #[tokio::test]
 async fn stores_a_rejection_with_the_validators_message() {
     let (storage, store) = storage();
     let submission = sample_submission(&OrderId::generate());
-    let cause = r#"{"errorType":"OrderRejected","errorMessage":"an order may have at most 1000 units in total; it has 1001"}"#;
+    let cause = "an order may have at most 1000 units in total; it has 1001";
     let stored = storage
         .handle(event(reject_request(&submission, cause)))
         .await

@@ -3,17 +3,20 @@
 //! not know about, and marks it VALIDATED.
 //!
 //! Input: the execution state, an [`OrderSubmission`] (extra keys that the
-//! workflow adds are ignored). Output: a [`ValidatedOrder`]. A rule violation
-//! is the Lambda error `OrderRejected` ([`ErrorKind::Rejected`]), which the
-//! workflow catches and stores as REJECTED; an input that does not match the
-//! contract is `InvalidInput`, which no retry can fix.
-//!
-//! [`ErrorKind::Rejected`]: dofs_core::ErrorKind::Rejected
+//! workflow adds are ignored). Output: a [`Validation`]. A rule violation is
+//! a *successful* invocation with the verdict `rejected`, which the
+//! workflow's Choice state routes to RejectOrder (stored as REJECTED): a
+//! rejection is a correct outcome, and Lambda counts "invocations that result
+//! in a function error" in `AWS/Lambda Errors`
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html>),
+//! so returning it as an error would page on-call for customers' mistakes.
+//! An input that does not match the contract is the error `InvalidInput`,
+//! which no retry can fix.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use dofs_core::{Clock, OrderStatus, OrderSubmission, PortError, StatusChange, ValidatedOrder};
+use dofs_core::{Clock, OrderStatus, OrderSubmission, PortError, StatusChange, Validation};
 use dofs_telemetry::metric;
 use lambda_runtime::LambdaEvent;
 use rust_decimal::Decimal;
@@ -93,14 +96,18 @@ impl Validator {
     pub async fn handle(
         &self,
         event: LambdaEvent<serde_json::Value>,
-    ) -> Result<ValidatedOrder, PortError> {
+    ) -> Result<Validation, PortError> {
         let submission: OrderSubmission = serde_json::from_value(event.payload).map_err(|e| {
             tracing::error!(error = %e, "validator input is not an order submission");
             PortError::invalid_input(format!("input is not an order submission: {e}"))
                 .with_source(e)
         })?;
         let order_id = submission.order_id.clone();
-        let span = tracing::info_span!("validator.validate", order_id = %order_id);
+        let span = tracing::info_span!(
+            "validator.validate",
+            order_id = %order_id,
+            verdict = tracing::field::Empty
+        );
         dofs_telemetry::context::record_order_id(&span, order_id.as_str());
         let _entered = span.enter();
 
@@ -108,15 +115,11 @@ impl Validator {
         if !violations.is_empty() {
             metrics::counter!(metric::ORDERS_REJECTED).increment(1);
             let reason = violations.join("; ");
-            // The customer's error, not ours: X-Ray `error`, the rules as cause.
-            dofs_telemetry::context::record_failure(
-                &span,
-                dofs_telemetry::context::FailureKind::Error,
-                "OrderRejected",
-                &reason,
-            );
+            // A correct outcome: no fault or error on the span, the verdict
+            // as an attribute so a trace still shows why.
+            span.record("verdict", "rejected");
             tracing::info!(order_id = %order_id, reason = %reason, "order rejected");
-            return Err(PortError::rejected(reason));
+            return Ok(Validation::rejected(submission.to_order(), reason));
         }
 
         let mut order = submission.to_order();
@@ -124,8 +127,9 @@ impl Validator {
             .transition(StatusChange::new(OrderStatus::Validated, self.clock.now()))
             .map_err(|e| PortError::internal("a new order cannot be validated").with_source(e))?;
         metrics::counter!(metric::ORDERS_VALIDATED).increment(1);
+        span.record("verdict", "valid");
         tracing::info!(order_id = %order_id, "order validated");
-        Ok(ValidatedOrder { order })
+        Ok(Validation::valid(order))
     }
 }
 

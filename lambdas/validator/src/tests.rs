@@ -1,5 +1,5 @@
 //! Unit tests: the business rules and their rejections, malformed input,
-//! and the error names the workflow matches.
+//! and the error names and verdicts the workflow matches.
 
 use super::*;
 use dofs_core::testkit::{sample_submission, sample_time, FixedClock};
@@ -30,6 +30,8 @@ async fn validates_a_good_order() {
     // The workflow's state may carry more than the submission.
     state["validated"] = json!({"stale": true});
     let validated = validator().handle(event(state)).await.unwrap();
+    assert_eq!(validated.verdict, dofs_core::Verdict::Valid);
+    assert_eq!(validated.reason, None);
     let order = validated.order;
     assert_eq!(order.order_id, submission.order_id);
     assert_eq!(order.status, OrderStatus::Validated);
@@ -57,14 +59,42 @@ async fn malformed_input_is_invalid_input() {
     }
 }
 
+/// A rejection is a successful result (so not counted in `AWS/Lambda
+/// Errors`) with the verdict the workflow's Choice matches and the order as
+/// received.
 async fn rejection(items: Value) -> String {
-    let err = validator()
-        .handle(event(submission_with(items)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Rejected);
-    assert_eq!(err.error_type(), "OrderRejected");
-    err.message
+    let submission = submission_with(items);
+    let validation = validator().handle(event(submission.clone())).await.unwrap();
+    assert_eq!(validation.verdict, dofs_core::Verdict::Rejected);
+    assert_eq!(validation.order.status, OrderStatus::Received);
+    assert_eq!(
+        validation.order.order_id.as_str(),
+        submission["order_id"].as_str().unwrap()
+    );
+    validation.reason.unwrap()
+}
+
+/// The Choice state routes on `$.validated.verdict` with the literal names
+/// the validator serialises: a rename on either side would send every
+/// rejected order to StoreOrder.
+#[test]
+fn the_workflow_routes_on_the_verdicts_the_validator_writes() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../terraform/order_workflow.asl.json"
+    );
+    let asl: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(asl["States"]["ValidateOrder"]["Next"], "CheckVerdict");
+    let choice = &asl["States"]["CheckVerdict"];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(choice["Default"], "StoreOrder");
+    let rule = &choice["Choices"][0];
+    assert_eq!(rule["Variable"], "$.validated.verdict");
+    assert_eq!(
+        rule["StringEquals"],
+        serde_json::to_value(dofs_core::Verdict::Rejected).unwrap()
+    );
+    assert_eq!(rule["Next"], "RejectOrder");
 }
 
 #[tokio::test]
@@ -170,6 +200,7 @@ fn every_asl_error_name_is_raisable() {
         );
     }
     // And the names the workflow relies on exist.
-    assert!(names.iter().any(|n| n == ErrorKind::Rejected.error_type()));
+    // A rejection is not an error any more (see `rejection`).
+    assert!(!names.iter().any(|n| n == ErrorKind::Rejected.error_type()));
     assert!(names.iter().any(|n| n == ErrorKind::Transient.error_type()));
 }
