@@ -91,6 +91,17 @@ pub struct ServeArgs {
     /// would: its queue fills up (e.g. to watch the DLQ alarm fire).
     #[arg(long, env = "DOFS_DISABLE_MAPPING", value_parser = parse_mapping_function)]
     pub disable_mapping: Vec<FunctionName>,
+    /// Inject a fault from the start, `<function>=<kind>` with kind
+    /// unavailable (its tables return the transient error), failing (every
+    /// invocation errors), slow (outlasts its timeout) or throttled
+    /// (counted in AWS/Lambda Throttles). Repeatable (comma-separated in
+    /// the environment); see `dofs fault`.
+    #[arg(long = "fault", env = "DOFS_FAULT", value_delimiter = ',', value_parser = parse_fault)]
+    pub faults: Vec<crate::faults::FaultSpec>,
+}
+
+fn parse_fault(text: &str) -> Result<crate::faults::FaultSpec, String> {
+    text.parse()
 }
 
 fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
@@ -180,6 +191,7 @@ impl ServeArgs {
             metrics_retention: self.metrics_retention,
             console: self.console,
             disabled_mappings: self.disable_mapping,
+            faults: self.faults,
             log_level: log_level(),
         })
     }

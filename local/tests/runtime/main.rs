@@ -10,6 +10,7 @@ mod api;
 mod bench;
 mod console;
 mod crash;
+mod faults;
 mod helpers;
 mod pipeline;
 mod trace;
