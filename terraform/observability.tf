@@ -15,6 +15,10 @@ locals {
     state_machine_arn      = aws_sfn_state_machine.order_workflow.arn
     order_queue_name       = module.order_queue.queue_name
     dead_letter_queue_name = module.order_queue.dlq_name
+    # DOFS custom metrics are dimensioned by deployed function name (stack-scoped).
+    function_name_fulfill_order = local.function_names["fulfill_order"]
+    function_name_dlq_handler   = local.function_names["dlq_handler"]
+    function_name_api_handler   = local.function_names["api_handler"]
   }
 }
 
@@ -70,9 +74,11 @@ locals {
 
   # The funnel is every per-function counter of the metric catalogue, in
   # catalogue order, so a new counter shows up without editing the dashboard.
+  # The dimension value is the deployed function name (EMF writes
+  # AWS_LAMBDA_FUNCTION_NAME), so this stack's dashboard shows this stack only.
   funnel_metrics = [
     for m in local.metric_catalog.metrics :
-    [local.metric_catalog.namespace, m.name, local.metric_catalog.dimension, m.function, { stat = "Sum", label = m.name }]
+    [local.metric_catalog.namespace, m.name, local.metric_catalog.dimension, local.function_names[m.function], { stat = "Sum", label = m.name }]
     if m.unit == "Count" && m.function != "*"
   ]
 

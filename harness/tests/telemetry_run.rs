@@ -79,6 +79,7 @@ async fn run_flushes_spans_and_metrics_before_the_next_event_and_reports_errors_
     let telemetry = dofs_telemetry::init_with_writer(
         TelemetryConfig {
             function_name: "validator".to_owned(),
+            metric_dimension: None,
             log_level: "info".to_owned(),
             traces: TraceExport::XrayDaemon {
                 addr: daemon.address(),

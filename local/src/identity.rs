@@ -60,7 +60,7 @@ pub fn alarm_arn(name: &str) -> String {
 }
 
 /// The functions of DOFS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FunctionName {
     ApiHandler,
     Validator,

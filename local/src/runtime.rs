@@ -89,6 +89,8 @@ pub struct RuntimeConfig {
     pub console: bool,
     /// Functions whose event source mapping is disabled.
     pub disabled_mappings: Vec<FunctionName>,
+    /// Faults injected from the start (`--fault`).
+    pub faults: Vec<crate::faults::FaultSpec>,
     /// Log level filter (`info`, `dofs_local=debug,info`, ...).
     pub log_level: String,
     /// `Host` names accepted besides the loopback ones.
@@ -123,6 +125,7 @@ impl RuntimeConfig {
             metrics_retention: Duration::from_secs(24 * 60 * 60),
             console: true,
             disabled_mappings: Vec::new(),
+            faults: Vec::new(),
             log_level: "info".to_owned(),
             allowed_hosts: Vec::new(),
             allow_remote: false,
@@ -209,6 +212,7 @@ impl Runtime {
         let service_metrics = ServiceMetrics::new(metric_store.clone());
         let telemetry = install_telemetry(TelemetryConfig {
             function_name: "dofs".to_owned(),
+            metric_dimension: None,
             log_level: config.log_level.clone(),
             traces: match &spans {
                 Some(store) => TraceExport::Custom(Arc::clone(store) as _),
@@ -256,6 +260,7 @@ impl Runtime {
                 failures,
                 timeout: config.function_timeout,
                 metrics: service_metrics.clone(),
+                faults: crate::faults::Faults::new(&config.faults),
             })
             .with_telemetry(telemetry.clone()),
         );
@@ -363,7 +368,9 @@ impl Runtime {
         let mut app =
             api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock));
         if config.console {
-            app = crate::console::router(db.clone(), Arc::clone(&clock)).merge(app);
+            app = crate::console::router(db.clone(), Arc::clone(&clock))
+                .merge(crate::faults::router(functions.faults().clone()))
+                .merge(app);
         }
         let app = app.layer(axum::middleware::from_fn_with_state(
             Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),

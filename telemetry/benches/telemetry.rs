@@ -44,6 +44,7 @@ async fn handler(order_id: &str) -> Result<usize, PortError> {
 fn config(traces: TraceExport, metrics: MetricsExport) -> TelemetryConfig {
     TelemetryConfig {
         function_name: "validator".to_owned(),
+        metric_dimension: None,
         log_level: "info".to_owned(),
         traces,
         metrics,

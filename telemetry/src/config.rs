@@ -20,7 +20,8 @@ pub const TRACE_EXPORTER_ENV: &str = "DOFS_TRACE_EXPORTER";
 /// The collector endpoint for `DOFS_TRACE_EXPORTER=otlp`.
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// The deployed function's name, which Lambda sets: X-Ray segments are named
-/// after it, so two stacks' `validator`s are two nodes.
+/// after it and it is the `function` dimension of EMF metrics, so two stacks'
+/// `validator`s are two nodes and two metrics.
 pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// The X-Ray daemon address when Lambda does not give one (the daemon's default).
 pub const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
@@ -89,6 +90,12 @@ pub struct TelemetryConfig {
     /// every log line and the `function` metric dimension. In the local
     /// runtime this is only the default; each invocation names its function.
     pub function_name: String,
+    /// The value of the `function` dimension of EMF metrics when set: the
+    /// deployed function name (`AWS_LAMBDA_FUNCTION_NAME`, e.g.
+    /// `dofs-prod-validator`), so that two stacks in one account and region
+    /// publish two metrics instead of adding up in one. `None` (the local
+    /// runtime, tests) keeps each invocation's function name.
+    pub metric_dimension: Option<String>,
     /// A level or `RUST_LOG`-style directives; `info` by default.
     pub log_level: String,
     pub traces: TraceExport,
@@ -100,6 +107,7 @@ impl TelemetryConfig {
     pub fn new(function_name: impl Into<String>) -> Self {
         Self {
             function_name: function_name.into(),
+            metric_dimension: None,
             log_level: "info".to_owned(),
             traces: TraceExport::XrayDaemon {
                 addr: DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
@@ -172,6 +180,7 @@ impl TelemetryConfig {
         };
         Ok(Self {
             function_name: function_name.to_owned(),
+            metric_dimension: non_empty(FUNCTION_NAME_ENV),
             log_level,
             traces,
             metrics: MetricsExport::Emf,

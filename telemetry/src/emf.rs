@@ -15,7 +15,8 @@
 //! kept by [`crate::logs`]) and files the value under that group.
 //! [`EmfRecorder::flush`] (called by [`crate::Telemetry::flush`] after every
 //! invocation) writes one EMF document per group: namespace
-//! [`metric::NAMESPACE`], the single dimension `function`, ids as properties
+//! [`metric::NAMESPACE`], the single dimension `function` (the deployed
+//! function name on Lambda, so each stack has its own metrics), ids as properties
 //! (never dimensions: one metric per order would be unbounded cardinality).
 //! Units come from `dashboards/metrics.json` (and `describe_*!` calls).
 //! Labels on a metric become properties too, for the same reason.
@@ -81,6 +82,8 @@ enum Pending {
 
 struct Inner {
     default_function: String,
+    /// Replaces the group's function as the EMF dimension value.
+    dimension: Option<String>,
     units: RwLock<HashMap<String, &'static str>>,
     pending: Mutex<BTreeMap<Group, BTreeMap<String, Pending>>>,
     output: MetricsOutput,
@@ -93,7 +96,11 @@ pub(crate) struct EmfRecorder {
 }
 
 impl EmfRecorder {
-    pub(crate) fn new(default_function: String, output: MetricsOutput) -> Self {
+    pub(crate) fn new(
+        default_function: String,
+        dimension: Option<String>,
+        output: MetricsOutput,
+    ) -> Self {
         let mut units = HashMap::new();
         if let Ok(catalog) = serde_json::from_str::<Value>(metric::CATALOG_JSON) {
             for entry in catalog["metrics"].as_array().into_iter().flatten() {
@@ -105,6 +112,7 @@ impl EmfRecorder {
         Self {
             inner: Arc::new(Inner {
                 default_function,
+                dimension,
                 units: RwLock::new(units),
                 pending: Mutex::new(BTreeMap::new()),
                 output,
@@ -189,7 +197,8 @@ impl EmfRecorder {
                 let timestamp = chrono::Utc::now().timestamp_millis();
                 let mut out = String::new();
                 for (group, metrics) in &pending {
-                    for document in emf_documents(timestamp, group, metrics, &unit_of) {
+                    let dimension = self.inner.dimension.as_deref().unwrap_or(&group.function);
+                    for document in emf_documents(timestamp, dimension, group, metrics, &unit_of) {
                         out.push_str(&document.to_string());
                         out.push('\n');
                     }
@@ -205,6 +214,7 @@ impl EmfRecorder {
 /// and values per metric; longer histograms continue in further documents.
 fn emf_documents(
     timestamp: i64,
+    dimension: &str,
     group: &Group,
     metrics: &BTreeMap<String, Pending>,
     unit_of: &dyn Fn(&str) -> &'static str,
@@ -245,7 +255,7 @@ fn emf_documents(
             }
             doc.insert(
                 metric::FUNCTION_DIMENSION.to_owned(),
-                Value::from(group.function.as_str()),
+                Value::from(dimension),
             );
             for (name, value) in batch {
                 doc.insert((*name).to_owned(), (*value).clone());
@@ -432,9 +442,31 @@ mod tests {
         let writer = buffer.clone();
         let recorder = EmfRecorder::new(
             "validator".to_owned(),
+            None,
             MetricsOutput::Emf(Arc::new(BoxMakeWriter::new(move || writer.clone()))),
         );
         (recorder, buffer)
+    }
+
+    #[test]
+    fn on_lambda_the_dimension_is_the_deployed_function_so_stacks_do_not_add_up() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let recorder = EmfRecorder::new(
+            "validator".to_owned(),
+            Some("dofs-prod-validator".to_owned()),
+            MetricsOutput::Emf(Arc::new(BoxMakeWriter::new(move || writer.clone()))),
+        );
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!(metric::ORDERS_VALIDATED).increment(1);
+        });
+        recorder.flush();
+        let doc = &lines(&buffer)[0];
+        assert_eq!(doc["function"], "dofs-prod-validator");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["function"]])
+        );
     }
 
     fn lines(buffer: &Buffer) -> Vec<Value> {
@@ -544,7 +576,7 @@ mod tests {
             }
         }
         let sink = Arc::new(Collect(Mutex::new(Vec::new())));
-        let recorder = EmfRecorder::new("dofs".to_owned(), MetricsOutput::Sink(sink.clone()));
+        let recorder = EmfRecorder::new("dofs".to_owned(), None, MetricsOutput::Sink(sink.clone()));
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!(metric::ORDERS_STORED).increment(2);
             metrics::histogram!(metric::FULFILLMENT_LATENCY).record(3.0);

@@ -185,7 +185,11 @@ fn build(
         MetricsExport::Disabled => emf::MetricsOutput::Disabled,
         MetricsExport::Custom(sink) => emf::MetricsOutput::Sink(sink),
     };
-    let metrics = emf::EmfRecorder::new(config.function_name.clone(), metrics_output);
+    let metrics = emf::EmfRecorder::new(
+        config.function_name.clone(),
+        config.metric_dimension.clone(),
+        metrics_output,
+    );
 
     let subscriber = Registry::default()
         .with(

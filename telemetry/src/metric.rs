@@ -23,10 +23,11 @@ pub const DUPLICATE_DELIVERIES: &str = "DuplicateDeliveries";
 /// Milliseconds from submission to FULFILLED (a histogram).
 pub const FULFILLMENT_LATENCY: &str = "FulfillmentLatency";
 pub const ORDERS_DEAD_LETTERED: &str = "OrdersDeadLettered";
+pub const DEAD_LETTER_FAILURES: &str = "DeadLetterFailures";
 pub const COLD_START: &str = "ColdStart";
 
 /// Every custom metric name, in the order of `dashboards/metrics.json`.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     ORDERS_ACCEPTED,
     REQUESTS_INVALID,
     IDEMPOTENT_REPLAYS,
@@ -38,6 +39,7 @@ pub const ALL: [&str; 12] = [
     DUPLICATE_DELIVERIES,
     FULFILLMENT_LATENCY,
     ORDERS_DEAD_LETTERED,
+    DEAD_LETTER_FAILURES,
     COLD_START,
 ];
 

@@ -324,6 +324,10 @@ class StackTest(unittest.TestCase):
             m["name"] for m in self.metric_catalog["metrics"] if m["unit"] == "Count" and m["function"] != "*"
         ]
         self.assertEqual([m[1] for m in funnel["properties"]["metrics"]], counted)
+        # Scoped to this stack: the dimension value is the deployed function name.
+        emitter = {m["name"]: m["function"] for m in self.metric_catalog["metrics"]}
+        for m in funnel["properties"]["metrics"]:
+            self.assertEqual(m[2:4], ["function", self.fn_names[emitter[m[1]]]], m)
         alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
         alarm_arns = {a["AlarmArn"] for a in self.cw.describe_alarms(AlarmNamePrefix="dofstest-dev-")["MetricAlarms"]}
         self.assertEqual(set(alarm_widget["properties"]["alarms"]), alarm_arns)

@@ -51,14 +51,23 @@ AWS_METRICS = {
         {"StateMachineArn"},
     ),
 }
+# The failure modes on-call must be paged for (issue 13): each needs an alarm
+# on the metric that shows it.
 REQUIRED_ALARMS = {
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible"),
     ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
     ("AWS/Lambda", "Errors"),
     ("AWS/Lambda", "Invocations"),
-    ("AWS/ApiGateway", "4xx"),
+    ("AWS/Lambda", "Throttles"),
     ("AWS/ApiGateway", "5xx"),
     ("AWS/States", "ExecutionsFailed"),
+    ("AWS/States", "ExecutionsTimedOut"),
+    ("AWS/States", "ExecutionsAborted"),
+    ("DOFS", "FulfillmentFailures"),
+    ("DOFS", "OrdersDeadLettered"),
+    ("DOFS", "DeadLetterFailures"),
+    ("DOFS", "RequestsInvalid"),
 }
 ALARM_FIELDS = {"name", "scope", "description", "period", "evaluation_periods", "threshold", "comparison", "treat_missing_data"}
 COMPARISONS = {"GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"}
@@ -140,8 +149,18 @@ def check_metric(where, namespace, name, dims, catalog, functions):
         if set(dims) != {catalog["dimension"]}:
             problem(f"{where}: DOFS metric {name} must have exactly the dimension {catalog['dimension']}, has {sorted(dims)}")
             return
-        fn = dims[catalog["dimension"]]
-        if entry["function"] == "*":
+        # Stack-scoped: the value must be a deployed function name, never a
+        # crate name that every stack in the account shares.
+        value = dims[catalog["dimension"]]
+        scoped = re.match(r"^\$\{function_name(?:_([a-z_]+))?\}$", value)
+        if not scoped:
+            problem(f"{where}: DOFS metric {name} selects function {value!r}, not a deployed function name placeholder (not scoped to the stack)")
+            return
+        fn = scoped.group(1)
+        if fn is None:
+            if entry["function"] != "*":
+                problem(f"{where}: {name} is emitted by {entry['function']} only; select it with function_name_{entry['function']}")
+        elif entry["function"] == "*":
             if fn not in functions:
                 problem(f"{where}: {name} for unknown function {fn}")
         elif fn != entry["function"]:
@@ -252,7 +271,19 @@ def main():
                     problem(f"{where}: undeclared placeholder {value}")
                 if ph and ph.group(1) == "function_name" and alarm["scope"] != "function":
                     problem(f"{where}: function_name is only bound for scope function")
+                if not ph:
+                    problem(f"{where}: dimension value {value!r} is a literal; every alarm must select this stack's resources through a placeholder")
             check_metric(where, m["namespace"], m["metric_name"], dims, catalog, functions)
+    # Every alarm sends on-call to its own runbook section.
+    with open(os.path.join(REPO, "docs", "runbook.md"), encoding="utf-8") as f:
+        runbook = f.read()
+    anchors = set(re.findall(r'^#+ .*?<a id="([a-z0-9-]+)"></a>', runbook, re.M))
+    for alarm in alarms["alarms"]:
+        link = f"Runbook: docs/runbook.md#{alarm.get('name')}."
+        if link not in alarm.get("description", ""):
+            problem(f"alarm {alarm.get('name')}: the description does not say {link!r}")
+        if alarm.get("name") not in anchors:
+            problem(f"docs/runbook.md has no section for alarm {alarm.get('name')}")
     for need in sorted(REQUIRED_ALARMS - referenced):
         problem(f"no alarm watches {need[0]} {need[1]}")
 

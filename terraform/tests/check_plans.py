@@ -118,6 +118,25 @@ def check_common(env, resources):
             problem(f"{env}: an SQS event source mapping has no maximum_concurrency")
 
 
+def check_alarms_scoped(env, resources, stack):
+    """Every alarm watches this stack's own series: a DOFS custom metric by the
+    deployed function name (which carries the stack), never a crate name every
+    stack in the account shares."""
+    alarms = of_type(resources, "aws_cloudwatch_metric_alarm")
+    if not alarms:
+        problem(f"{env}: no alarms planned")
+    for alarm in alarms:
+        metrics = [alarm] if alarm.get("namespace") else [
+            q["metric"][0] for q in alarm.get("metric_query", []) if q.get("metric")
+        ]
+        for m in metrics:
+            if m.get("namespace") != "DOFS":
+                continue
+            value = (m.get("dimensions") or {}).get("function", "")
+            if not value.startswith(f"{stack}-"):
+                problem(f"{env}: alarm {alarm['alarm_name']} watches DOFS {m.get('metric_name')} for function {value!r}, not one of {stack}'s functions")
+
+
 def failure_rate(resources):
     for fn in of_type(resources, "aws_lambda_function"):
         if fn["function_name"].endswith("-fulfill_order"):
@@ -186,6 +205,7 @@ def main():
         resources = planned(plan)
         check_stack_names(env, resources, f"{name_prefix}-{env}")
         check_common(env, resources)
+        check_alarms_scoped(env, resources, f"{name_prefix}-{env}")
         (check_prod if env == "prod" else check_dev)(resources, tfvars)
         print(f"{env}: state key {keys[env]}, {len(resources)} resources planned, FAILURE_RATE={failure_rate(resources)}")
     if keys["dev"] == keys["prod"]:

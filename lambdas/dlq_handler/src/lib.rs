@@ -156,6 +156,9 @@ impl DlqHandler {
                 }
                 Err(err) => {
                     record_outcome(&span, "retry");
+                    // A batch item failure is not a Lambda error: without this
+                    // count nothing sees dlq_handler failing.
+                    metrics::counter!(metric::DEAD_LETTER_FAILURES).increment(1);
                     let kind = match err.kind {
                         dofs_core::ErrorKind::InvalidInput => FailureKind::Error,
                         _ => FailureKind::Fault,

@@ -98,6 +98,17 @@ pub struct ServeArgs {
     /// no authentication).
     #[arg(long, env = "DOFS_ALLOW_REMOTE")]
     pub allow_remote: bool,
+    /// Inject a fault from the start, `<function>=<kind>` with kind
+    /// unavailable (its tables return the transient error), failing (every
+    /// invocation errors), slow (outlasts its timeout) or throttled
+    /// (counted in AWS/Lambda Throttles). Repeatable (comma-separated in
+    /// the environment); see `dofs fault`.
+    #[arg(long = "fault", env = "DOFS_FAULT", value_delimiter = ',', value_parser = parse_fault)]
+    pub faults: Vec<crate::faults::FaultSpec>,
+}
+
+fn parse_fault(text: &str) -> Result<crate::faults::FaultSpec, String> {
+    text.parse()
 }
 
 fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
@@ -187,6 +198,7 @@ impl ServeArgs {
             metrics_retention: self.metrics_retention,
             console: self.console,
             disabled_mappings: self.disable_mapping,
+            faults: self.faults,
             log_level: log_level(),
             allowed_hosts: self.allow_host,
             allow_remote: self.allow_remote,

@@ -98,6 +98,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inject, clear or list faults of a running `dofs serve` (its console's
+    /// faults API), to rehearse an outage: see docs/runbook.md.
+    Fault {
+        /// The `dofs serve` to talk to.
+        #[arg(long, env = "DOFS_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[command(subcommand)]
+        action: FaultAction,
+    },
+}
+
+/// `dofs fault` actions.
+#[derive(Debug, Subcommand)]
+pub enum FaultAction {
+    /// Set a fault, `<function>=unavailable|failing|slow|throttled`.
+    Set { spec: crate::faults::FaultSpec },
+    /// Clear one function's fault, or every fault.
+    Clear { function: Option<String> },
+    /// The faults in force.
+    List,
 }
 
 impl Command {
@@ -128,7 +148,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&cli.data_dir, args).await,
         Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),
+        Command::Fault { url, action } => fault(&url, action).await,
     }
+}
+
+/// `dofs fault`: one call to the running runtime's faults API; prints the
+/// faults in force afterwards, one per line.
+async fn fault(url: &str, action: FaultAction) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let base = format!("{}/_dofs/api/faults", url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let request = match action {
+        FaultAction::Set { spec } => client.put(format!("{base}/{spec}")),
+        FaultAction::Clear {
+            function: Some(function),
+        } => client.delete(format!("{base}/{function}")),
+        FaultAction::Clear { function: None } => client.delete(&base),
+        FaultAction::List => client.get(&base),
+    };
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("no dofs serve answering at {url}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the faults API did not answer JSON")?;
+    if !status.is_success() {
+        anyhow::bail!("{}", body["error"].as_str().unwrap_or("refused"));
+    }
+    for fault in body["faults"].as_array().into_iter().flatten() {
+        println!("{}", fault.as_str().unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// `dofs serve`: the whole system until SIGINT/SIGTERM, then a clean stop

@@ -376,12 +376,20 @@ impl MetricsStore {
 }
 
 /// The custom metrics, from the telemetry EMF recorder.
+/// Like EMF on Lambda, the `function` dimension is the deployed function
+/// name (`dofs-fulfill_order`), which is what the alarms and dashboards
+/// select; the invocation names its function by crate name.
 impl MetricsSink for MetricsStore {
     fn record(&self, sample: &MetricSample<'_>) {
+        let deployed = crate::identity::FunctionName::resolve(sample.function)
+            .map(crate::identity::FunctionName::deployed_name);
         self.record_parts(
             CUSTOM_NAMESPACE,
             sample.name,
-            &[(dofs_telemetry::metric::FUNCTION_DIMENSION, sample.function)],
+            &[(
+                dofs_telemetry::metric::FUNCTION_DIMENSION,
+                deployed.as_deref().unwrap_or(sample.function),
+            )],
             sample.unit,
             sample.value,
             self.now_ms(),
@@ -453,6 +461,13 @@ impl ServiceMetrics {
         self.record("AWS/Lambda", "Invocations", &dims, "Count", 1.0);
         self.record("AWS/Lambda", "Errors", &dims, "Count", flag(failed));
         self.record("AWS/Lambda", "Duration", &dims, "Milliseconds", duration_ms);
+    }
+
+    /// A throttled invocation: `AWS/Lambda Throttles` (Lambda counts it
+    /// neither in Invocations nor in Errors).
+    pub fn lambda_throttle(&self, function_name: &str) {
+        let dims = [("FunctionName", function_name)];
+        self.record("AWS/Lambda", "Throttles", &dims, "Count", 1.0);
     }
 
     /// An `AWS/States` execution counter of the local state machine.
@@ -732,7 +747,7 @@ mod tests {
         let pending = store.pending.lock().unwrap();
         let series = pending.series.values().flatten().next().unwrap();
         assert_eq!(series.key.namespace, "DOFS");
-        assert_eq!(series.key.dimensions["function"], "fulfill_order");
+        assert_eq!(series.key.dimensions["function"], "dofs-fulfill_order");
         assert_eq!(series.unit, "Count");
         assert_eq!(series.buckets.values().next().unwrap().sum, 2.0);
     }

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 use validator::Validator;
 
+use crate::faults::{FaultKind, Faults, FaultyFailedOrderStore, FaultyOrderStore};
 pub use crate::identity::FunctionName;
 use crate::observability::metrics::ServiceMetrics;
 
@@ -71,6 +72,8 @@ pub struct FunctionDeps {
     pub timeout: Duration,
     /// Where the `AWS/Lambda` metrics of each invocation go.
     pub metrics: ServiceMetrics,
+    /// Injected faults (`dofs serve --fault`, the console's faults API).
+    pub faults: Faults,
 }
 
 /// The five functions, ready to invoke.
@@ -83,6 +86,7 @@ pub struct Functions {
     timeout: Duration,
     clock: Arc<dyn Clock>,
     metrics: ServiceMetrics,
+    faults: Faults,
     telemetry: Option<dofs_telemetry::Telemetry>,
 }
 
@@ -96,26 +100,44 @@ impl Functions {
             failures,
             timeout,
             metrics,
+            faults,
         } = deps;
+        // Each function sees the tables through its own fault switch, so
+        // one function's table can be unavailable while the others work.
+        let orders_of =
+            |f| -> Arc<dyn OrderStore> { FaultyOrderStore::wrap(Arc::clone(&orders), f, &faults) };
         Self {
             api_handler: Arc::new(ApiHandler::new(
                 workflow,
-                Arc::clone(&orders),
+                orders_of(FunctionName::ApiHandler),
                 Arc::clone(&clock),
             )),
             validator: Arc::new(Validator::new(Arc::clone(&clock))),
-            order_storage: Arc::new(OrderStorage::new(Arc::clone(&orders), Arc::clone(&clock))),
+            order_storage: Arc::new(OrderStorage::new(
+                orders_of(FunctionName::OrderStorage),
+                Arc::clone(&clock),
+            )),
             fulfill_order: Arc::new(FulfillOrder::new(
-                Arc::clone(&orders),
+                orders_of(FunctionName::FulfillOrder),
                 Arc::clone(&clock),
                 failures,
             )),
-            dlq_handler: Arc::new(DlqHandler::new(orders, failed_orders, Arc::clone(&clock))),
+            dlq_handler: Arc::new(DlqHandler::new(
+                orders_of(FunctionName::DlqHandler),
+                FaultyFailedOrderStore::wrap(failed_orders, FunctionName::DlqHandler, &faults),
+                Arc::clone(&clock),
+            )),
             timeout,
             clock,
             metrics,
+            faults,
             telemetry: None,
         }
+    }
+
+    /// The faults the functions run under (set and cleared at run time).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Runs every invocation under `telemetry` (see the module docs).
@@ -180,6 +202,19 @@ impl Functions {
         payload: Value,
         context: Context,
     ) -> Result<Value, FunctionError> {
+        if self.faults.of(function) == Some(FaultKind::Throttled) {
+            // Lambda refuses a throttled invocation before running it: it is
+            // counted in Throttles, not in Invocations or Errors, and Step
+            // Functions sees the service error under its `Lambda.` name.
+            self.metrics.lambda_throttle(&function.deployed_name());
+            return Err(injected(
+                "Lambda.TooManyRequestsException",
+                format!(
+                    "fault injected: {} is throttled (Rate Exceeded.)",
+                    function.as_str()
+                ),
+            ));
+        }
         let started = std::time::Instant::now();
         let result = self.run_handler(function, payload, context).await;
         self.metrics.lambda_invocation(
@@ -198,6 +233,35 @@ impl Functions {
         context: Context,
     ) -> Result<Value, FunctionError> {
         let timeout = self.timeout;
+        match self.faults.of(function) {
+            Some(FaultKind::Failing) => {
+                return Err(injected(
+                    "InjectedFault",
+                    format!(
+                        "fault injected: {} fails every invocation",
+                        function.as_str()
+                    ),
+                ))
+            }
+            Some(FaultKind::Slow) => {
+                tracing::warn!(fault = "slow", "fault injected: slower than the timeout");
+                // Sleeps past the deadline, as a hung handler would.
+                if tokio::time::timeout(timeout, tokio::time::sleep(timeout * 2))
+                    .await
+                    .is_err()
+                {
+                    return Err(injected(
+                        "Sandbox.Timedout",
+                        format!(
+                            "Task timed out after {:.2} seconds (fault injected: {} is slow)",
+                            timeout.as_secs_f64(),
+                            function.as_str()
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
         let task = match function {
             FunctionName::ApiHandler => {
                 let h = Arc::clone(&self.api_handler);
@@ -256,6 +320,20 @@ impl Functions {
         context.env_config = Arc::new(config);
         context
     }
+}
+
+/// An injected failure: logged at WARN and recorded as a fault on the
+/// invocation span, so logs, traces and `dofs order` all show it.
+fn injected(error_type: &str, message: String) -> FunctionError {
+    let span = tracing::Span::current();
+    dofs_telemetry::context::record_failure(
+        &span,
+        dofs_telemetry::context::FailureKind::Fault,
+        error_type,
+        &message,
+    );
+    tracing::warn!(fault = true, error_type, error = %message, "fault injected");
+    FunctionError::new(error_type, message)
 }
 
 type Invocation = tokio::task::JoinHandle<Result<Value, FunctionError>>;

@@ -203,14 +203,14 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
         "arn:aws:states:local:000000000000:stateMachine:dofs-order-workflow"
     ));
     assert!(
-        has("DOFS", "OrdersAccepted", "function", "api_handler"),
+        has("DOFS", "OrdersAccepted", "function", "dofs-api_handler"),
         "{metrics:#}"
     );
     assert!(has(
         "DOFS",
         "FulfillmentFailures",
         "function",
-        "fulfill_order"
+        "dofs-fulfill_order"
     ));
     let accepted = metrics
         .as_array()

@@ -11,6 +11,7 @@ mod bench;
 mod console;
 mod contract;
 mod crash;
+mod faults;
 mod helpers;
 mod pipeline;
 mod trace;

@@ -69,6 +69,7 @@ pub fn setup(
     let output = Capture::new();
     let config = TelemetryConfig {
         function_name: function.to_owned(),
+        metric_dimension: None,
         log_level: log_level.to_owned(),
         traces,
         metrics,

@@ -179,6 +179,7 @@ fn the_second_global_init_is_refused_not_a_panic() {
     // one before, so the first succeeds and the second reports it.
     let config = || dofs_telemetry::TelemetryConfig {
         function_name: "validator".to_owned(),
+        metric_dimension: None,
         log_level: "info".to_owned(),
         traces: TraceExport::Disabled,
         metrics: MetricsExport::Disabled,

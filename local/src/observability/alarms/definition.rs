@@ -70,23 +70,28 @@ pub struct Bindings {
 impl Bindings {
     /// The names `dofs serve` uses.
     pub fn local() -> Self {
+        let mut placeholders = BTreeMap::from([
+            ("api_id".to_owned(), crate::identity::API_ID.to_owned()),
+            (
+                "state_machine_arn".to_owned(),
+                crate::identity::state_machine_arn(),
+            ),
+            (
+                "order_queue_name".to_owned(),
+                crate::identity::ORDER_QUEUE.to_owned(),
+            ),
+            (
+                "dead_letter_queue_name".to_owned(),
+                crate::identity::DEAD_LETTER_QUEUE.to_owned(),
+            ),
+        ]);
+        // The `function` dimension of DOFS metrics, as Terraform binds it.
+        for f in crate::identity::FunctionName::ALL {
+            placeholders.insert(format!("function_name_{}", f.as_str()), f.deployed_name());
+        }
         Self {
             stack: crate::identity::STACK.to_owned(),
-            placeholders: BTreeMap::from([
-                ("api_id".to_owned(), crate::identity::API_ID.to_owned()),
-                (
-                    "state_machine_arn".to_owned(),
-                    crate::identity::state_machine_arn(),
-                ),
-                (
-                    "order_queue_name".to_owned(),
-                    crate::identity::ORDER_QUEUE.to_owned(),
-                ),
-                (
-                    "dead_letter_queue_name".to_owned(),
-                    crate::identity::DEAD_LETTER_QUEUE.to_owned(),
-                ),
-            ]),
+            placeholders,
             functions: crate::identity::FunctionName::ALL
                 .iter()
                 .map(|f| f.deployed_name())

@@ -219,6 +219,7 @@ impl Parser {
                 let arity_ok = match function.as_str() {
                     "IF" => args.len() == 2 || args.len() == 3,
                     "ABS" => args.len() == 1,
+                    "FILL" => args.len() == 2,
                     "MIN" | "MAX" => !args.is_empty(),
                     _ => return Err(format!("unsupported function {function}")),
                 };
@@ -306,6 +307,13 @@ impl Expr {
                     }
                 }
                 "ABS" => args[0].eval(env)?.abs(),
+                // FILL(m, v): a period where m has no data counts as v, so a
+                // rate whose other term is absent (no order fulfilled at all:
+                // EMF writes no zeros) still has a value.
+                "FILL" => match args[0].eval(env) {
+                    Some(v) => v,
+                    None => args[1].eval(env)?,
+                },
                 "MIN" => args
                     .iter()
                     .map(|a| a.eval(env))

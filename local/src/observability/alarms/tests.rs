@@ -233,6 +233,20 @@ fn metric_math_parses_and_evaluates_like_cloudwatch() {
 }
 
 #[test]
+fn fill_gives_a_missing_input_a_value_as_cloudwatch_does() {
+    let e =
+        parse_expression("IF(FILL(ok, 0) + bad > 0, 100 * bad / (FILL(ok, 0) + bad), 0)").unwrap();
+    let env = |ok: Option<f64>, bad: Option<f64>| {
+        BTreeMap::from([("ok".to_owned(), ok), ("bad".to_owned(), bad)])
+    };
+    // Every attempt failed and nothing was fulfilled: 100 %, not missing.
+    assert_eq!(e.eval(&env(None, Some(4.0))), Some(100.0));
+    assert_eq!(e.eval(&env(Some(3.0), Some(1.0))), Some(25.0));
+    assert_eq!(e.eval(&env(Some(3.0), None)), None);
+    assert!(parse_expression("FILL(a)").is_err());
+}
+
+#[test]
 fn the_shared_alarm_file_loads_with_local_names() {
     let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
     let names: Vec<&str> = alarms.iter().map(|a| a.name.as_str()).collect();
@@ -242,17 +256,35 @@ fn the_shared_alarm_file_loads_with_local_names() {
         "{names:?}"
     );
     let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
+    // Waiting and in flight: a dead letter dlq_handler keeps failing on is
+    // in flight most of the time, which Visible alone never shows.
     match &dlq.source {
-        AlarmSource::Metric(q) => {
-            assert_eq!(
-                q.key.dimensions["QueueName"],
-                crate::identity::DEAD_LETTER_QUEUE
-            );
-            assert_eq!(q.statistic, Statistic::Maximum);
+        AlarmSource::Math { metrics, .. } => {
+            let names: Vec<&str> = metrics.values().map(|q| q.key.name.as_str()).collect();
+            assert!(names.contains(&"ApproximateNumberOfMessagesVisible"));
+            assert!(names.contains(&"ApproximateNumberOfMessagesNotVisible"));
+            for q in metrics.values() {
+                assert_eq!(
+                    q.key.dimensions["QueueName"],
+                    crate::identity::DEAD_LETTER_QUEUE
+                );
+                assert_eq!(q.statistic, Statistic::Maximum);
+            }
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(dlq.period, Duration::from_secs(300));
+    // DOFS metrics are selected by deployed function name, as EMF writes them.
+    let failed = alarms.iter().find(|a| a.id == "orders-failed").unwrap();
+    match &failed.source {
+        AlarmSource::Metric(q) => {
+            assert_eq!(q.key.namespace, "DOFS");
+            assert_eq!(q.key.dimensions["function"], "dofs-dlq_handler");
+        }
+        other => panic!("{other:?}"),
+    }
+    let throttles = alarms.iter().filter(|a| a.id == "lambda-throttles").count();
+    assert_eq!(throttles, crate::services::lambda::FunctionName::ALL.len());
     let per_function = alarms
         .iter()
         .filter(|a| a.id == "lambda-error-rate")
@@ -383,28 +415,42 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
 #[test]
 fn the_notification_looks_like_cloudwatch_through_sns() {
     let alarms = load(crate::definitions::ALARMS_JSON, &Bindings::local(), 1.0).unwrap();
-    let dlq = alarms.iter().find(|a| a.id == "dlq-depth").unwrap();
+    let dlq = alarms
+        .iter()
+        .find(|a| a.id == "dlq-oldest-message-age")
+        .unwrap();
     let eval = evaluate(
         dlq,
-        &points(&[Some(3.0), Some(5.0)]),
+        &points(&[Some(400.0), Some(500.0), Some(600.0), None, None]),
         AlarmState::Ok,
         Utc::now(),
     );
     let at = Utc::now();
     let message = alarm_message(dlq, AlarmState::Ok, &eval, at);
-    assert_eq!(message["AlarmName"], "dofs-dlq-depth");
+    assert_eq!(message["AlarmName"], "dofs-dlq-oldest-message-age");
     assert_eq!(message["NewStateValue"], "ALARM");
     assert_eq!(message["OldStateValue"], "OK");
+    assert!(
+        message["AlarmDescription"]
+            .as_str()
+            .is_some_and(|d| d.contains("Runbook: docs/runbook.md#dlq-oldest-message-age.")),
+        "{message}"
+    );
     assert_eq!(
         message["Trigger"]["MetricName"],
-        "ApproximateNumberOfMessagesVisible"
+        "ApproximateAgeOfOldestMessage"
     );
     assert_eq!(
         message["Trigger"]["Dimensions"][0]["value"],
         crate::identity::DEAD_LETTER_QUEUE
     );
     assert_eq!(message["Trigger"]["Statistic"], "MAXIMUM");
-    let envelope = sns_envelope(&message, "dofs-dlq-depth", AlarmState::Alarm, at);
+    let envelope = sns_envelope(
+        &message,
+        "dofs-dlq-oldest-message-age",
+        AlarmState::Alarm,
+        at,
+    );
     assert_eq!(envelope["Type"], "Notification");
     let inner: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(inner, message);

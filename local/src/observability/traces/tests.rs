@@ -135,6 +135,7 @@ fn state_spans_carry_type_attempt_error_and_the_execution_trace() {
     let store = SpanStore::new();
     let config = TelemetryConfig {
         function_name: "dofs".into(),
+        metric_dimension: None,
         log_level: "info".into(),
         traces: TraceExport::Custom(store.clone()),
         metrics: MetricsExport::Disabled,
@@ -247,6 +248,7 @@ async fn the_default_view_is_the_functions_translation_of_the_same_spans() {
     let tee = Arc::new(Tee(store.clone(), Mutex::new(Vec::new())));
     let config = TelemetryConfig {
         function_name: "fulfill_order".into(),
+        metric_dimension: None,
         log_level: "info".into(),
         traces: TraceExport::Custom(tee.clone()),
         metrics: MetricsExport::Disabled,
