@@ -5,7 +5,8 @@
 # provider mirror so `terraform init` works offline.
 #
 # Source it (`. scripts/tools.sh`) to get the environment it exports:
-#   DOFS_TOOLS_DIR, DOFS_VENV, PATH (venv bin first), TF_CLI_CONFIG_FILE,
+#   DOFS_TOOLS_DIR, DOFS_VENV, DOFS_SCHEMATHESIS (schemathesis' `st`),
+#   PATH (venv bin first), TF_CLI_CONFIG_FILE,
 #   DOFS_TF_PLUGIN_MIRROR (when a mirror was found).
 set -euo pipefail
 
@@ -30,6 +31,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$DOFS_VENV/bin:$PATH"
+
+# Schemathesis (the API contract test) in a venv of its own: its pins
+# (hypothesis, jsonschema_rs) need not agree with checkov's, and adding it
+# does not rebuild the venv above. DOFS_SCHEMATHESIS is its `st`.
+schemathesis_pin="schemathesis==4.32.5"
+export DOFS_SCHEMATHESIS_VENV="$DOFS_TOOLS_DIR/schemathesis-venv"
+export DOFS_SCHEMATHESIS="$DOFS_SCHEMATHESIS_VENV/bin/st"
+st_stamp="$DOFS_SCHEMATHESIS_VENV/.dofs-tools-$(printf '%s\n' "$DOFS_SCHEMATHESIS_VENV" "$schemathesis_pin" | sha256sum | cut -c1-16)"
+if [ ! -f "$st_stamp" ]; then
+  echo "tools: installing $schemathesis_pin into $DOFS_SCHEMATHESIS_VENV" >&2
+  rm -rf "$DOFS_SCHEMATHESIS_VENV"
+  python3 -m venv "$DOFS_SCHEMATHESIS_VENV"
+  "$DOFS_SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "$schemathesis_pin" >&2
+  touch "$st_stamp"
+fi
 
 # Terraform: the image carries the CLI and an unpacked provider mirror. Find
 # the mirror (or honour DOFS_TF_PLUGIN_MIRROR) and write a CLI config that

@@ -9,6 +9,7 @@ mod alarms;
 mod api;
 mod bench;
 mod console;
+mod contract;
 mod crash;
 mod helpers;
 mod pipeline;
