@@ -43,6 +43,7 @@
 pub mod cli;
 pub mod console;
 pub mod definitions;
+pub mod http_guard;
 pub mod identity;
 pub mod inspect;
 pub mod observability;

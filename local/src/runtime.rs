@@ -91,6 +91,10 @@ pub struct RuntimeConfig {
     pub disabled_mappings: Vec<FunctionName>,
     /// Log level filter (`info`, `dofs_local=debug,info`, ...).
     pub log_level: String,
+    /// `Host` names accepted besides the loopback ones.
+    pub allowed_hosts: Vec<String>,
+    /// Whether a non-loopback `addr` may be listened on.
+    pub allow_remote: bool,
 }
 
 impl RuntimeConfig {
@@ -120,6 +124,8 @@ impl RuntimeConfig {
             console: true,
             disabled_mappings: Vec::new(),
             log_level: "info".to_owned(),
+            allowed_hosts: Vec::new(),
+            allow_remote: false,
         }
     }
 }
@@ -171,6 +177,17 @@ impl Runtime {
                 .with_context(|| format!("cannot read workflow file {}", path.display()))?,
             None => definitions::WORKFLOW_ASL.to_owned(),
         };
+        // Nothing authenticates the local API: reachable from the network,
+        // anyone there could read and place orders.
+        if !config.addr.ip().is_loopback() {
+            anyhow::ensure!(
+                config.allow_remote,
+                "refusing to listen on {}, which is not a loopback address: the local API and console have no authentication. Pass --allow-remote to do it anyway (and --allow-host with the name clients will use)",
+                config.addr
+            );
+            tracing::warn!(address = %config.addr, "listening on a non-loopback address: anyone who can reach it can read and place orders");
+            eprintln!("warning: dofs listens on {}, which is not a loopback address; the API and console have no authentication", config.addr);
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -348,6 +365,10 @@ impl Runtime {
         if config.console {
             app = crate::console::router(db.clone(), Arc::clone(&clock)).merge(app);
         }
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),
+            crate::http_guard::guard,
+        ));
         let stop = shutdown.clone();
         axum::serve(
             listener,
@@ -515,6 +536,19 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("cannot listen"), "{err}");
+        assert!(!data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_non_loopback_address_needs_allow_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut config = RuntimeConfig::new(&data_dir);
+        config.addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--allow-remote"), "{err}");
         assert!(!data_dir.exists());
     }
 }

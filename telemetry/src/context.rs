@@ -53,6 +53,15 @@ pub fn set_parent_from_header(span: &Span, header: &TraceHeader) {
     });
 }
 
+/// Links `span` to the trace `header` names, without joining it: for a
+/// header a client sent, which must not decide whose trace a request's
+/// spans land in (it could name another order's trace).
+pub fn link_to_header(span: &Span, header: &TraceHeader) {
+    if let Some(remote) = crate::traces::span_context_from_header(header) {
+        span.add_link(remote);
+    }
+}
+
 /// Starts the trace of one order on `span` (created, not entered, with an
 /// `otel.kind = Empty` field), as api_handler's per-order sampling decided:
 ///

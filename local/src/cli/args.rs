@@ -91,6 +91,13 @@ pub struct ServeArgs {
     /// would: its queue fills up (e.g. to watch the DLQ alarm fire).
     #[arg(long, env = "DOFS_DISABLE_MAPPING", value_parser = parse_mapping_function)]
     pub disable_mapping: Vec<FunctionName>,
+    /// A `Host` name to accept besides the loopback ones (repeatable).
+    #[arg(long, env = "DOFS_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    /// Allow listening on a non-loopback address (the API and console have
+    /// no authentication).
+    #[arg(long, env = "DOFS_ALLOW_REMOTE")]
+    pub allow_remote: bool,
 }
 
 fn parse_mapping_function(text: &str) -> Result<FunctionName, String> {
@@ -181,6 +188,8 @@ impl ServeArgs {
             console: self.console,
             disabled_mappings: self.disable_mapping,
             log_level: log_level(),
+            allowed_hosts: self.allow_host,
+            allow_remote: self.allow_remote,
         })
     }
 }

@@ -40,6 +40,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value per process, parsed once: its size is no cost worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway, the workflow engine and the queue pollers.

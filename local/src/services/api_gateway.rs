@@ -13,8 +13,11 @@
 //! `{"message":"Internal Server Error"}` when the integration fails.
 //!
 //! HTTP APIs have no X-Ray support, so the gateway mints the trace header
-//! for each request (continuing an incoming `X-Amzn-Trace-Id`) and passes it
-//! as the invocation's trace id, where api_handler starts the order's trace.
+//! for each request, in a trace of its own, and passes it as the
+//! invocation's trace id, where api_handler starts the order's trace. A
+//! client's `X-Amzn-Trace-Id` is only linked, never continued: it could name
+//! another order's trace, and a new order must not join it because a client
+//! said so.
 //! With telemetry installed, the gateway's own span (`api_gateway`, with
 //! method, route, status and, once known, the order) is that header's
 //! parent, so the trace's root is stored with the rest of it.
@@ -310,14 +313,13 @@ fn record_outcome(span: &tracing::Span, path: &str, result: &Result<Value, Funct
     }
 }
 
-/// The trace header for one request: the caller's trace if it sent a valid
-/// `X-Amzn-Trace-Id`, else a new one; with a fresh gateway segment as parent.
-pub fn trace_header_for(headers: &HeaderMap) -> TraceHeader {
-    let base = incoming_trace(headers).unwrap_or_else(TraceHeader::new_root);
-    let mut header = base.with_parent(dofs_telemetry::trace_header::new_segment_id());
-    if header.sampled.is_none() {
-        header.sampled = Some(true);
-    }
+/// The trace header for one request when spans are not traced: a new trace
+/// (never the caller's, see the module doc) with a fresh gateway segment as
+/// parent.
+pub fn trace_header_for() -> TraceHeader {
+    let mut header =
+        TraceHeader::new_root().with_parent(dofs_telemetry::trace_header::new_segment_id());
+    header.sampled = Some(true);
     header
 }
 
@@ -412,12 +414,12 @@ async fn handle(
         trace_id = Empty,
     );
     if let Some(incoming) = incoming_trace(&parts.headers) {
-        dofs_telemetry::set_parent_from_header(&span, &incoming);
+        dofs_telemetry::context::link_to_header(&span, &incoming);
     }
     // The span's own context when spans are traced; else a minted header.
     let trace = span
         .in_scope(dofs_telemetry::outgoing_trace_header)
-        .unwrap_or_else(|| trace_header_for(&parts.headers));
+        .unwrap_or_else(trace_header_for);
     span.record("trace_id", trace.root.as_str());
     let event = build_event(&GatewayRequest {
         method: &parts.method,
@@ -541,17 +543,12 @@ mod tests {
     }
 
     #[test]
-    fn continues_an_incoming_trace() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-amzn-trace-id",
-            HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
-        );
-        let header = trace_header_for(&headers);
-        assert_eq!(header.root, "1-5759e988-bd862e3fe1be46a994272793");
-        assert!(header.parent.is_some());
-        let fresh = trace_header_for(&HeaderMap::new());
-        assert_ne!(fresh.root, header.root);
+    fn every_request_gets_a_trace_of_its_own() {
+        let one = trace_header_for();
+        let two = trace_header_for();
+        assert_ne!(one.root, two.root);
+        assert!(one.parent.is_some());
+        assert_eq!(one.sampled, Some(true));
     }
 
     #[test]

@@ -132,3 +132,145 @@ async fn accepted_order_is_fulfilled_and_idempotency_key_replays_it() {
     // In process, a stop is as clean as SIGTERM's.
     dofs.stop().await.unwrap();
 }
+
+/// The money rules hold through the local gateway as in Lambda (one
+/// api_handler): the client's scale is stored and returned, a JSON number
+/// or a rounded spelling is a 400 naming the field, and a second
+/// `Idempotency-Key` header is refused rather than joined into a new key.
+#[tokio::test]
+async fn money_is_exact_and_repeats_are_refused_through_the_gateway() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    let (status, accepted) = dofs
+        .post_order(
+            &json!({"customer_name": "Ada", "items": [{"sku": "A", "quantity": 2, "unit_price": "5.00"}]}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let order_id = accepted["order_id"].as_str().unwrap();
+    let (_, order) = dofs.get_order(order_id).await;
+    assert_eq!(order["items"][0]["unit_price"], "5.00");
+    assert_eq!(order["total"], "10.00");
+
+    for price in ["9.999999999999999999", "\"1e2\"", "\"1_000\"", "\" 9.99 \""] {
+        let response = dofs
+            .client
+            .post(dofs.url("/orders"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"customer_name":"Ada","items":[{{"sku":"A","quantity":1,"unit_price":{price}}}]}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{price}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["details"][0]["field"], "items[0].unit_price",
+            "{price}"
+        );
+    }
+
+    let repeated = dofs
+        .client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "one")
+        .header("idempotency-key", "two")
+        .body(order_body(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeated.status().as_u16(), 400);
+    let body: serde_json::Value = repeated.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_idempotency_key");
+}
+
+/// DNS rebinding: a page whose host name re-resolved to 127.0.0.1 sends its
+/// own name as `Host`; such requests are refused (421, JSON) before they
+/// reach the API or the console, and every response carries the browser
+/// protections.
+#[tokio::test]
+async fn foreign_host_names_are_refused_and_pages_are_protected() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    for path in ["/orders", "/_dofs/", "/_dofs/api/orders"] {
+        let response = dofs
+            .client
+            .get(dofs.url(path))
+            .header("host", "attacker.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 421, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "misdirected_request");
+        assert_eq!(body["error"]["details"][0]["field"], "Host");
+    }
+    let refused = dofs
+        .client
+        .post(dofs.url("/orders"))
+        .header("host", "attacker.example:3000")
+        .header("content-type", "application/json")
+        .body(order_body(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 421);
+    assert_eq!(
+        dofs.client
+            .get(dofs.url("/_dofs/api/orders"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .map_or(0, Vec::len),
+        0,
+        "the refused order was not placed"
+    );
+    for path in ["/_dofs/", "/_dofs/api/orders", "/orders/x"] {
+        let response = dofs
+            .client
+            .get(dofs.url(path))
+            .header("host", "localhost")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(response.status().as_u16(), 421, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+    }
+}
+
+/// A client's `X-Amzn-Trace-Id` naming another order's trace does not put
+/// a new order into it.
+#[tokio::test]
+async fn a_client_trace_header_does_not_graft_an_order_into_another_trace() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    let (_, first) = dofs.post_order(&order_body(1), None).await;
+    let victim = first["trace_id"].as_str().unwrap().to_owned();
+    let response = dofs
+        .client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .header(
+            "x-amzn-trace-id",
+            format!("Root={victim};Parent=53995c3f42cd8ad8;Sampled=1"),
+        )
+        .body(order_body(2).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let second: serde_json::Value = response.json().await.unwrap();
+    let trace_id = second["trace_id"].as_str().unwrap();
+    assert_ne!(trace_id, victim);
+}
