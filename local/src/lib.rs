@@ -44,6 +44,7 @@ pub mod cli;
 pub mod console;
 pub mod definitions;
 pub mod http_guard;
+pub mod http_server;
 pub mod identity;
 pub mod inspect;
 pub mod observability;
