@@ -45,6 +45,7 @@ pub mod console;
 pub mod definitions;
 pub mod faults;
 pub mod http_guard;
+pub mod http_server;
 pub mod identity;
 pub mod inspect;
 pub mod observability;

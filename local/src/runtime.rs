@@ -27,6 +27,7 @@ use fulfill_order::FailureSimulator;
 use tokio::net::TcpListener;
 
 use crate::definitions;
+use crate::http_server::ConnectionLimits;
 use crate::identity::{FunctionName, DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::observability::alarms::{self, Bindings, Evaluator, WebhookConfig};
 use crate::observability::metrics::{MetricsStore, ServiceMetrics};
@@ -97,6 +98,8 @@ pub struct RuntimeConfig {
     pub allowed_hosts: Vec<String>,
     /// Whether a non-loopback `addr` may be listened on.
     pub allow_remote: bool,
+    /// Connection cap and timeouts of the HTTP server.
+    pub connection_limits: ConnectionLimits,
 }
 
 impl RuntimeConfig {
@@ -129,6 +132,7 @@ impl RuntimeConfig {
             log_level: "info".to_owned(),
             allowed_hosts: Vec::new(),
             allow_remote: false,
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -366,7 +370,11 @@ impl Runtime {
         );
 
         let mut app =
-            api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock));
+            api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock)).layer(
+                axum::Extension(api_gateway::BodyReadTimeout(
+                    config.connection_limits.body_read_timeout,
+                )),
+            );
         if config.console {
             app = crate::console::router(db.clone(), Arc::clone(&clock))
                 .merge(crate::faults::router(functions.faults().clone()))
@@ -377,13 +385,9 @@ impl Runtime {
             crate::http_guard::guard,
         ));
         let stop = shutdown.clone();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.triggered().await })
-        .await
-        .context("the HTTP server failed")?;
+        crate::http_server::serve(listener, app, config.connection_limits, stop)
+            .await
+            .context("the HTTP server failed")?;
         while let Some(joined) = background.join_next().await {
             if let Err(err) = joined {
                 tracing::error!(error = %err, "a background task failed");

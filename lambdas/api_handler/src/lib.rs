@@ -139,7 +139,7 @@ impl Route<'_> {
     fn allowed(&self) -> &'static str {
         match self {
             Route::Orders => "POST",
-            Route::Order(_) => "GET",
+            Route::Order(_) => "GET, HEAD",
         }
     }
 
@@ -543,7 +543,9 @@ impl ApiHandler {
         };
         match (&route, method) {
             (Route::Orders, &Method::POST) => self.submit(request, xray_trace_id).await,
-            (Route::Order(id), &Method::GET) => self.get_order(id).await,
+            // HEAD is GET without the body (RFC 9110 §9.3.2); the HTTP
+            // layer drops the body.
+            (Route::Order(id), &Method::GET | &Method::HEAD) => self.get_order(id).await,
             _ => Err(ApiError::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.to_owned(),

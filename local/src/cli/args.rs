@@ -98,6 +98,18 @@ pub struct ServeArgs {
     /// no authentication).
     #[arg(long, env = "DOFS_ALLOW_REMOTE")]
     pub allow_remote: bool,
+    /// Most HTTP connections open at once (more wait to be accepted).
+    #[arg(long, env = "DOFS_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// How long a request's head may take to arrive.
+    #[arg(long, env = "DOFS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a request's whole body may take to arrive (then 408).
+    #[arg(long, env = "DOFS_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// A connection on which nothing moves this long is closed.
+    #[arg(long, env = "DOFS_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Inject a fault from the start, `<function>=<kind>` with kind
     /// unavailable (its tables return the transient error), failing (every
     /// invocation errors), slow (outlasts its timeout) or throttled
@@ -202,6 +214,12 @@ impl ServeArgs {
             log_level: log_level(),
             allowed_hosts: self.allow_host,
             allow_remote: self.allow_remote,
+            connection_limits: crate::http_server::ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout,
+                body_read_timeout: self.body_read_timeout,
+                idle_timeout: self.idle_timeout,
+            },
         })
     }
 }

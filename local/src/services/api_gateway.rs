@@ -86,6 +86,11 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// How long the gateway waits for a whole request body (an extension set
+/// by the runtime; none: no bound beyond the server's idle timeout).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
 fn payload_too_large() -> Response {
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,6 +112,19 @@ async fn json_payload_too_large(response: Response) -> Response {
     } else {
         response
     }
+}
+
+/// Whether reading a body failed on the size limit (tower-http's or
+/// `to_bytes`'), as opposed to a broken or malformed body.
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// API Gateway's route key for this request, and its path parameters.
@@ -381,6 +399,7 @@ fn internal_error() -> Response {
 async fn handle(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body_timeout: Option<axum::Extension<BodyReadTimeout>>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -394,9 +413,34 @@ async fn handle(
     if declared.is_some_and(|len| len > BODY_LIMIT) {
         return payload_too_large();
     }
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let read = axum::body::to_bytes(body, BODY_LIMIT);
+    let read = match body_timeout {
+        Some(axum::Extension(BodyReadTimeout(limit))) => {
+            match tokio::time::timeout(limit, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    return error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        &format!("the request body did not arrive within {limit:?}"),
+                    )
+                }
+            }
+        }
+        None => read.await,
+    };
+    let body = match read {
         Ok(body) => body,
-        Err(_) => return payload_too_large(),
+        // Only the limit is a 413; a body that broke off or whose chunked
+        // framing is malformed is the client's malformed request.
+        Err(err) if is_length_limit(&err) => return payload_too_large(),
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                &format!("the request body could not be read: {err}"),
+            )
+        }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(

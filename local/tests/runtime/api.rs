@@ -274,3 +274,95 @@ async fn a_client_trace_header_does_not_graft_an_order_into_another_trace() {
     let trace_id = second["trace_id"].as_str().unwrap();
     assert_ne!(trace_id, victim);
 }
+
+fn args_with(extra: &[&str]) -> Vec<String> {
+    let mut args = fast_args(0.0);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+async fn raw_connection(dofs: &crate::helpers::InProcess) -> tokio::net::TcpStream {
+    let addr = dofs.base.trim_start_matches("http://").to_owned();
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes the connection; what it sent.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Idle sockets up to the connection cap do not lock clients out: the
+/// server closes them, and the next client is served.
+#[tokio::test]
+async fn idle_sockets_at_the_connection_cap_do_not_lock_clients_out() {
+    let dofs = spawn_runtime(&args_with(&[
+        "--max-connections",
+        "4",
+        "--idle-timeout",
+        "1s",
+        "--header-read-timeout",
+        "1s",
+    ]))
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(raw_connection(&dofs).await);
+    }
+    let (status, _) = dofs.get_order("not-there").await;
+    assert_eq!(status, 404);
+    for stream in &mut idle {
+        // Closed by the server, having sent nothing (no request came).
+        assert_eq!(read_to_close(stream).await, "");
+    }
+}
+
+/// A body that stalls gets a JSON 408 after the body timeout; a malformed
+/// chunked body is a JSON 400, not a 413.
+#[tokio::test]
+async fn slow_and_malformed_bodies_get_json_errors() {
+    use tokio::io::AsyncWriteExt as _;
+    let dofs = spawn_runtime(&args_with(&["--body-read-timeout", "300ms"])).await;
+    let mut slow = raw_connection(&dofs).await;
+    slow.write_all(
+        b"POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"cust",
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(answer.contains("\"details\":[]"), "{answer}");
+
+    let mut malformed = raw_connection(&dofs).await;
+    malformed
+        .write_all(
+            b"POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut malformed).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"malformed_request\""),
+        "{answer}"
+    );
+}
+
+/// A request head that never completes does not hold its connection.
+#[tokio::test]
+async fn a_request_head_that_never_completes_is_cut_off() {
+    use tokio::io::AsyncWriteExt as _;
+    let dofs = spawn_runtime(&args_with(&["--header-read-timeout", "300ms"])).await;
+    let mut slowloris = raw_connection(&dofs).await;
+    slowloris
+        .write_all(b"GET /orders/x HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut slowloris).await;
+    assert!(!answer.contains("200"), "{answer}");
+    let (status, _) = dofs.get_order("x").await;
+    assert_eq!(status, 404);
+}
