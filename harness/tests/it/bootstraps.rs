@@ -48,9 +48,12 @@ impl Running {
         Running::start(name, env).await
     }
 
+    /// The outcome, once the function asked for its next event: its logs
+    /// and EMF are flushed after the response, before that `/next`.
     async fn invoke(&self, payload: Value) -> dofs_lambda_harness::runtime_api::Outcome {
-        match self.api.invoke(payload).await {
-            Ok(outcome) => outcome,
+        let trace = dofs_lambda_harness::runtime_api::new_trace_header();
+        match self.api.invoke_settled(payload, &trace).await {
+            Ok(settled) => settled.outcome,
             Err(err) => panic!("{err}\n{}", self.process.transcript()),
         }
     }

@@ -124,13 +124,36 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
         "{alarm:#}"
     );
     let trigger = &alarm["Trigger"];
-    assert_eq!(trigger["MetricName"], "ApproximateNumberOfMessagesVisible");
-    assert_eq!(trigger["Namespace"], "AWS/SQS");
-    assert_eq!(trigger["Dimensions"][0]["name"], "QueueName");
+    // Metric math: messages waiting plus in flight (a failing dlq_handler
+    // keeps them in flight, invisible to the Visible count alone).
+    let metrics = trigger["Metrics"]
+        .as_array()
+        .expect("a metric-math trigger");
     assert_eq!(
-        trigger["Dimensions"][0]["value"],
-        dofs_local::identity::DEAD_LETTER_QUEUE
+        metrics[0]["Expression"], "visible + in_flight",
+        "{trigger:#}"
     );
+    let mut names: Vec<&str> = metrics[1..]
+        .iter()
+        .map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesVisible"
+        ]
+    );
+    for metric in &metrics[1..] {
+        let metric = &metric["MetricStat"]["Metric"];
+        assert_eq!(metric["Namespace"], "AWS/SQS");
+        assert_eq!(metric["Dimensions"][0]["name"], "QueueName");
+        assert_eq!(
+            metric["Dimensions"][0]["value"],
+            dofs_local::identity::DEAD_LETTER_QUEUE
+        );
+    }
     assert_eq!(trigger["ComparisonOperator"], "GreaterThanThreshold");
     assert_eq!(trigger["EvaluationPeriods"], 2);
     assert_eq!(trigger["Threshold"], 0.0);
