@@ -243,19 +243,6 @@ fn all_alarms_id(name: &str) -> String {
 }
 
 #[tokio::test]
-async fn fulfill_orders_table_unavailable_fires_the_fulfilment_alarms_not_lambda_errors() {
-    run(Row {
-        faults: &["fulfill_order=unavailable"],
-        extra: &[],
-        must_alarm: &["dofs-fulfilment-failure-rate", "dofs-orders-failed"],
-        orders: 5,
-        rejected: 0,
-        scans: 0,
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn validator_slower_than_its_timeout_fires_workflow_failures() {
     run(Row {
         faults: &["validator=slow"],
