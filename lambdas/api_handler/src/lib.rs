@@ -688,8 +688,10 @@ impl ApiHandler {
                 return Ok(Reply::json(200, &order));
             }
             // Accepted but not stored yet: the workflow has the submission.
-            match self.workflow.describe(&order_id).await? {
-                Some(execution) => {
+            // describe_traced: the adapter's own call (DescribeExecution), which
+            // the IAM cross-check follows; the header is not needed here.
+            match self.workflow.describe_traced(&order_id).await? {
+                Some((execution, _)) => {
                     let order: Order = execution.input.to_order();
                     Ok(Reply::json(200, &order))
                 }
