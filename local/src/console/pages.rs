@@ -18,6 +18,7 @@ use super::api::{
 use super::html::{compact, escape, page, status_span, str_of, url_encode};
 use crate::inspect::order_report;
 use crate::observability::alarms;
+use crate::observability::traces::xray_view::{document_flags, document_kind};
 use crate::observability::traces::XrayView;
 use crate::services::dynamodb::{self, Listing};
 use crate::store::Db;
@@ -195,15 +196,8 @@ fn render_items(body: &mut String, items: &[Value]) {
 
 /// One X-Ray document's row, then its subsegments' (indented).
 fn render_document(body: &mut String, doc: &Value, depth: usize) {
-    let flags: Vec<&str> = ["fault", "error", "throttle"]
-        .into_iter()
-        .filter(|flag| doc[*flag] == true)
-        .collect();
-    let kind = if depth == 0 && doc.get("type").is_none() {
-        "segment"
-    } else {
-        "subsegment"
-    };
+    let flags = document_flags(doc);
+    let kind = document_kind(doc, depth);
     let origin = doc["origin"]
         .as_str()
         .or_else(|| doc["namespace"].as_str())

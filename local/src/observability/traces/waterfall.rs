@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::xray_view::{document_flags, document_kind};
 use super::{OrderTrace, XrayView};
 
 /// Attributes worth a place on the waterfall line, in this order.
@@ -113,15 +114,8 @@ fn text(value: &Value) -> String {
 fn document_line(doc: &Value, start: f64, depth: usize, ids: &HashSet<String>) -> String {
     let at = doc["start_time"].as_f64().unwrap_or(start);
     let end = doc["end_time"].as_f64().unwrap_or(at);
-    let flags: Vec<&str> = ["fault", "error", "throttle"]
-        .into_iter()
-        .filter(|flag| doc[*flag] == true)
-        .collect();
-    let kind = if depth == 0 && doc.get("type").is_none() {
-        "segment"
-    } else {
-        "subsegment"
-    };
+    let flags = document_flags(doc);
+    let kind = document_kind(doc, depth);
     let indent = if depth == 0 {
         String::new()
     } else {

@@ -280,3 +280,22 @@ pub fn span_data(record: &SpanRecord) -> Option<SpanData> {
         instrumentation_scope: Default::default(),
     })
 }
+
+/// The flags X-Ray sets on a document (`fault`, `error`, `throttle`), in
+/// that order.
+pub fn document_flags(doc: &Value) -> Vec<&'static str> {
+    ["fault", "error", "throttle"]
+        .into_iter()
+        .filter(|flag| doc[*flag] == true)
+        .collect()
+}
+
+/// `segment` for a top-level document (one without `type`), else
+/// `subsegment`.
+pub fn document_kind(doc: &Value, depth: usize) -> &'static str {
+    if depth == 0 && doc.get("type").is_none() {
+        "segment"
+    } else {
+        "subsegment"
+    }
+}
