@@ -287,8 +287,7 @@ impl RuntimeApi {
     ) -> Result<Settled, HarnessError> {
         let (outcome, posted_at, request_id) = self.invoke_identified(payload, trace_id).await?;
         let call = lock(&self.shared.served_by)
-            .get(&request_id)
-            .copied()
+            .remove(&request_id)
             .ok_or_else(|| HarnessError::Setup(format!("{request_id} was never handed out")))?;
         let ready_at = self
             .wait_next_call(call + 1, Duration::from_secs(60))

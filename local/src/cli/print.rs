@@ -148,27 +148,31 @@ pub(super) fn print_trace(
 ) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
     let shown = if full {
-        order_trace(db.conn(), order_id)?.map(|trace| (json_of(&trace), render_waterfall(&trace)))
+        order_trace(db.conn(), order_id)?.map(|trace| shown_as(&trace, as_json, render_waterfall))
     } else {
-        order_xray_view(db.conn(), order_id)?.map(|view| (json_of(&view), render_xray(&view)))
+        order_xray_view(db.conn(), order_id)?.map(|view| shown_as(&view, as_json, render_xray))
     };
-    let Some((json, text)) = shown else {
+    let Some(text) = shown.transpose()? else {
         anyhow::bail!(
             "no trace of order {order_id} in {} (unknown order, or served with --traces off)",
             data_dir.display()
         );
     };
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        writeln!(out, "{}", json?)?;
-    } else {
-        write!(out, "{text}")?;
-    }
+    write!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }
 
-fn json_of(value: &impl serde::Serialize) -> serde_json::Result<String> {
-    serde_json::to_string_pretty(value)
+/// `value` as pretty JSON (one line feed after) or through `render`.
+fn shown_as<T: serde::Serialize>(
+    value: &T,
+    as_json: bool,
+    render: fn(&T) -> String,
+) -> serde_json::Result<String> {
+    if as_json {
+        serde_json::to_string_pretty(value).map(|json| json + "\n")
+    } else {
+        Ok(render(value))
+    }
 }
 
 pub(super) fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Result<()> {
