@@ -236,6 +236,8 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
       apply_started=$SECONDS
       if ! terraform apply -auto-approve -input=false -no-color "${vars[@]}" >"$work/apply.log" 2>&1; then
         tail -60 "$work/apply.log"
+        echo "terraform-test: moto's answers other than 2xx, and the wrapper's notes:"
+        grep -v -E '" [23][0-9][0-9] ' "$work/moto.log" | head -40
         exit 1
       fi
       echo "terraform-test: apply took $((SECONDS - apply_started))s ($(grep -c 'Creation complete' "$work/apply.log") resources)"

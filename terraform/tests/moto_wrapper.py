@@ -5,7 +5,12 @@ The AWS provider validates a state machine definition before creating it
 (states:ListStateMachineVersions), and manages Logs Insights saved queries
 (logs:PutQueryDefinition and friends); moto 5 implements none of them, and it
 silently drops the SQS RedriveAllowPolicy attribute (so the provider would
-wait forever for it to appear). This wrapper answers those calls itself
+wait forever for it to appear). One transport flake is absorbed too: when a
+CreateFunction that moto carried out loses its response, the SDK sends the
+same request again and moto answers 409, which the provider retries for its
+whole create timeout and then fails on; a repeat of a CreateFunction moto
+already answered 201, byte for byte, gets that first answer again (and a
+line on stderr). A CreateFunction that differs still gets moto's 409. This wrapper answers those calls itself
 (query definitions and redrive-allow policies are kept in memory so the test
 can read back what Terraform created) and hands everything else to moto
 unchanged. Test-only: the real stack never talks to it.
@@ -28,6 +33,7 @@ Usage:
 """
 
 import argparse
+import hashlib
 import io
 import json
 import re
@@ -111,6 +117,35 @@ class RedriveAllowPolicies:
         return response
 
 
+class CreateFunctionRepeats:
+    """The first answer to each CreateFunction moto carried out, by request body."""
+
+    PATH = "/2015-03-31/functions"
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.answered = {}  # function name -> (body digest, status, headers, body)
+
+    def handle(self, forward, environ, body, start_response):
+        try:
+            name = json.loads(body or b"{}").get("FunctionName")
+        except ValueError:
+            name = None
+        digest = hashlib.sha256(body).hexdigest()
+        status, headers, out = forward(environ, body)
+        with self.lock:
+            first = self.answered.get(name)
+            if status.startswith("201"):
+                self.answered[name] = (digest, status, headers, out)
+            elif status.startswith("409") and first and first[0] == digest:
+                print(f"moto_wrapper: CreateFunction {name} repeated after it succeeded; answered as the first time",
+                      file=sys.stderr, flush=True)
+                _, status, headers, out = first
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, headers + [("Content-Length", str(len(out)))])
+        return [out]
+
+
 class ExtraCalls:
     """WSGI middleware answering the JSON-protocol calls listed in HANDLERS."""
 
@@ -118,6 +153,7 @@ class ExtraCalls:
         self.app = app
         self.queries = QueryDefinitions()
         self.redrive_allow = RedriveAllowPolicies()
+        self.create_function = CreateFunctionRepeats()
         self.handlers = {
             "AWSStepFunctions.ValidateStateMachineDefinition": lambda req: {
                 "result": "OK",
@@ -134,6 +170,8 @@ class ExtraCalls:
 
     def __call__(self, environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == CreateFunctionRepeats.PATH:
+            return self.create_function.handle(self.forward, environ, self.read_body(environ), start_response)
         if target in ("AmazonSQS.SetQueueAttributes", "AmazonSQS.GetQueueAttributes"):
             return self.sqs_attributes(target, environ, start_response)
         handler = self.handlers.get(target)
