@@ -340,6 +340,8 @@ pub struct StateMachine {
     definition: definition::Definition,
     /// The execution role (`$$.Execution.RoleArn`); see [`StateMachine::with_role_arn`].
     role_arn: Option<String>,
+    /// See [`StateMachine::with_timeout`].
+    timeout_override: Option<Duration>,
 }
 
 impl StateMachine {
@@ -351,6 +353,7 @@ impl StateMachine {
         Ok(Self {
             definition: definition::Definition::parse(definition)?,
             role_arn: None,
+            timeout_override: None,
         })
     }
 
@@ -360,6 +363,14 @@ impl StateMachine {
     /// state machine ARN of the [`ExecutionContext`].
     pub fn with_role_arn(mut self, role_arn: impl Into<String>) -> Self {
         self.role_arn = Some(role_arn.into());
+        self
+    }
+
+    /// Executions time out after `timeout` instead of the definition's
+    /// `TimeoutSeconds` (a host's setting, e.g. to rehearse a timeout in
+    /// less than a second; still capped at the maximum execution time).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_override = Some(timeout);
         self
     }
 
@@ -387,20 +398,18 @@ impl StateMachine {
     /// Always `Some` (kept an `Option` for the hosts written against the
     /// version that returned `None` without `TimeoutSeconds`).
     pub fn timeout(&self) -> Option<Duration> {
-        Some(Duration::from_secs(self.timeout_seconds()))
-    }
-
-    fn timeout_seconds(&self) -> u64 {
-        self.definition
+        let max = Duration::from_secs(quotas::MAX_EXECUTION_SECONDS);
+        let defined = self
+            .definition
             .timeout_seconds
-            .unwrap_or(quotas::MAX_EXECUTION_SECONDS)
-            .min(quotas::MAX_EXECUTION_SECONDS)
+            .map_or(max, Duration::from_secs);
+        Some(self.timeout_override.unwrap_or(defined).min(max))
     }
 
     /// When an execution started at `start_time` times out ([`StateMachine::timeout`]).
     pub fn deadline(&self, start_time: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let seconds = i64::try_from(self.timeout_seconds()).ok()?;
-        start_time.checked_add_signed(chrono::Duration::seconds(seconds))
+        let timeout = chrono::Duration::from_std(self.timeout()?).ok()?;
+        start_time.checked_add_signed(timeout)
     }
 
     /// Every Task state's name, resource and integration pattern, in state

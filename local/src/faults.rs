@@ -12,9 +12,11 @@
 //!   (`Sandbox.Timedout`);
 //! - `throttled`: Lambda refuses every invocation
 //!   (`Lambda.TooManyRequestsException`, the name Step Functions retries),
-//!   as it does when reserved concurrency is exhausted: counted in
+//!   as it does with reserved concurrency 0: counted in
 //!   `AWS/Lambda Throttles`, not in Invocations
 //!   (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html>).
+//!   A partial limit is `dofs serve --reserved-concurrency <function>=<N>`
+//!   (see `services::lambda`).
 //!
 //! Every injected failure is logged at WARN with `fault`, recorded as a
 //! fault on the invocation span, and its message starts with "fault

@@ -14,6 +14,7 @@
 //! execution reaches its next persisted state, every poller finishes its
 //! batch; then the last spans and metrics are written.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +93,11 @@ pub struct RuntimeConfig {
     pub disabled_mappings: Vec<FunctionName>,
     /// Faults injected from the start (`--fault`).
     pub faults: Vec<crate::faults::FaultSpec>,
+    /// Reserved concurrency per function (`--reserved-concurrency`); the
+    /// others are not capped.
+    pub reserved_concurrency: BTreeMap<FunctionName, u32>,
+    /// The workflow's execution timeout instead of its `TimeoutSeconds`.
+    pub workflow_timeout: Option<Duration>,
     /// Log level filter (`info`, `dofs_local=debug,info`, ...).
     pub log_level: String,
     /// `Host` names accepted besides the loopback ones.
@@ -129,6 +135,8 @@ impl RuntimeConfig {
             console: true,
             disabled_mappings: Vec::new(),
             faults: Vec::new(),
+            reserved_concurrency: BTreeMap::new(),
+            workflow_timeout: None,
             log_level: "info".to_owned(),
             allowed_hosts: Vec::new(),
             allow_remote: false,
@@ -202,8 +210,12 @@ impl Runtime {
         let base_url = format!("http://{addr}");
         let rendered = definitions::render(&template, &definitions::workflow_vars(&base_url))
             .context("cannot render the workflow definition")?;
-        let machine =
-            Arc::new(StateMachine::from_json(&rendered).context("invalid workflow definition")?);
+        let mut machine =
+            StateMachine::from_json(&rendered).context("invalid workflow definition")?;
+        if let Some(timeout) = config.workflow_timeout {
+            machine = machine.with_timeout(timeout);
+        }
+        let machine = Arc::new(machine);
         step_functions::check_resources(&machine)
             .map_err(|e| anyhow::anyhow!("workflow definition not runnable here: {e}"))?;
 
@@ -265,6 +277,7 @@ impl Runtime {
                 timeout: config.function_timeout,
                 metrics: service_metrics.clone(),
                 faults: crate::faults::Faults::new(&config.faults),
+                reserved_concurrency: config.reserved_concurrency.clone(),
             })
             .with_telemetry(telemetry.clone()),
         );
@@ -347,6 +360,8 @@ impl Runtime {
             Arc::clone(&clock),
             MonitorConfig {
                 interval: config.metrics_interval,
+                gauge_interval: Duration::from_secs_f64(60.0 * config.alarm_period_scale)
+                    .max(config.metrics_interval),
                 retention: config.metrics_retention,
             },
             shutdown.clone(),

@@ -117,6 +117,28 @@ pub struct ServeArgs {
     /// the environment); see `dofs fault`.
     #[arg(long = "fault", env = "DOFS_FAULT", value_delimiter = ',', value_parser = parse_fault)]
     pub faults: Vec<crate::faults::FaultSpec>,
+    /// Reserve concurrency for a function, `<function>=<N>`, as
+    /// `reserved_concurrent_executions` does: invocations beyond N at once
+    /// are throttled (AWS/Lambda Throttles). Repeatable.
+    #[arg(long = "reserved-concurrency", env = "DOFS_RESERVED_CONCURRENCY", value_delimiter = ',', value_parser = parse_reserved_concurrency)]
+    pub reserved_concurrency: Vec<(FunctionName, u32)>,
+    /// The workflow's execution timeout, instead of the definition's
+    /// `TimeoutSeconds` (e.g. to rehearse executions timing out).
+    #[arg(long, env = "DOFS_WORKFLOW_TIMEOUT", value_parser = parse_duration)]
+    pub workflow_timeout: Option<Duration>,
+}
+
+fn parse_reserved_concurrency(text: &str) -> Result<(FunctionName, u32), String> {
+    let (function, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not <function>=<N>"))?;
+    let function = FunctionName::resolve(function.trim())
+        .ok_or_else(|| format!("{function:?} is not a DOFS function"))?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a whole number of concurrent invocations"))?;
+    Ok((function, n))
 }
 
 fn parse_fault(text: &str) -> Result<crate::faults::FaultSpec, String> {
@@ -211,6 +233,8 @@ impl ServeArgs {
             console: self.console,
             disabled_mappings: self.disable_mapping,
             faults: self.faults,
+            reserved_concurrency: self.reserved_concurrency.into_iter().collect(),
+            workflow_timeout: self.workflow_timeout,
             log_level: log_level(),
             allowed_hosts: self.allow_host,
             allow_remote: self.allow_remote,

@@ -470,6 +470,20 @@ impl ServiceMetrics {
         self.record("AWS/Lambda", "Throttles", &dims, "Count", 1.0);
     }
 
+    /// `AWS/Lambda ConcurrentExecutions` as one invocation starts: the
+    /// function's invocations in flight, this one included (alarms and
+    /// dashboards read its Maximum).
+    pub fn lambda_concurrency(&self, function_name: &str, concurrent: u32) {
+        let dims = [("FunctionName", function_name)];
+        self.record(
+            "AWS/Lambda",
+            "ConcurrentExecutions",
+            &dims,
+            "Count",
+            f64::from(concurrent),
+        );
+    }
+
     /// An `AWS/States` execution counter of the local state machine.
     pub fn execution(&self, metric: ExecutionMetric) {
         let arn = crate::identity::state_machine_arn();

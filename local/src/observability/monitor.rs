@@ -1,7 +1,12 @@
-//! The loop that makes metrics and alarms live: every interval it samples
-//! the SQS gauges (as SQS publishes them to CloudWatch), flushes the metric
-//! aggregate to the store, prunes what is past retention, and evaluates the
-//! alarms; on shutdown, one last flush.
+//! The loop that makes metrics and alarms live: every interval it flushes
+//! the metric aggregate to the store, prunes what is past retention, and
+//! evaluates the alarms; every gauge interval it samples the SQS gauges.
+//! SQS publishes its queue metrics once a minute
+//! (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/monitoring-using-cloudwatch.html>),
+//! so `dofs serve` samples them once per (alarm-scaled) minute: a message
+//! that sits in a queue for a second is seen about as rarely as on AWS, and
+//! a `Maximum` over a period has as many samples. On shutdown, one last
+//! flush.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +29,10 @@ pub trait Gauges: Send + Sync {
 /// How the metrics-and-alarms loop runs.
 #[derive(Debug, Clone)]
 pub struct MonitorConfig {
-    /// Sample queues, flush metrics and evaluate alarms this often.
+    /// Flush metrics and evaluate alarms this often.
     pub interval: Duration,
+    /// Sample the queue gauges this often (at most once per `interval`).
+    pub gauge_interval: Duration,
     /// Metric points older than this are deleted.
     pub retention: Duration,
 }
@@ -45,14 +52,19 @@ pub async fn run(
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
+    let mut sampled: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.triggered() => break,
         }
         ticks += 1;
-        if let Err(err) = gauges.sample(&store, clock.now()).await {
-            tracing::warn!(error = %err, "could not sample the gauges");
+        let due = sampled.is_none_or(|at| at.elapsed() >= config.gauge_interval);
+        if due {
+            sampled = Some(tokio::time::Instant::now());
+            if let Err(err) = gauges.sample(&store, clock.now()).await {
+                tracing::warn!(error = %err, "could not sample the gauges");
+            }
         }
         // Pruning is a range delete; once a minute is plenty.
         let prune = (ticks % 60 == 1)

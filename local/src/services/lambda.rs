@@ -8,11 +8,24 @@
 //! as a function error instead of taking the runtime down, and under the
 //! function's timeout, as Lambda would enforce it.
 //!
+//! Concurrency is counted per function as Lambda counts it: an invocation
+//! holds one unit of its function's concurrency from start to end,
+//! `AWS/Lambda ConcurrentExecutions` (statistic Maximum) is the count each
+//! one starts at, and a function with reserved concurrency
+//! (`dofs serve --reserved-concurrency fn=N`) refuses an invocation beyond N
+//! with `Lambda.TooManyRequestsException`, counted in `Throttles` and not in
+//! `Invocations` (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html>).
+//! The `throttled` fault is reserved concurrency 0, which AWS allows to stop
+//! a function altogether.
+//!
 //! With telemetry attached ([`Functions::with_telemetry`]) an invocation goes
 //! through `dofs_telemetry::invoke`, exactly as the Lambda bootstraps do:
 //! the invocation span is named after the function and parented on the
 //! trace header, and its spans and metrics are flushed when it returns.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +87,57 @@ pub struct FunctionDeps {
     pub metrics: ServiceMetrics,
     /// Injected faults (`dofs serve --fault`, the console's faults API).
     pub faults: Faults,
+    /// Reserved concurrency of the functions that have one.
+    pub reserved_concurrency: BTreeMap<FunctionName, u32>,
+}
+
+/// Each function's invocations in flight, and the reserved concurrency
+/// that caps them.
+#[derive(Debug)]
+struct Concurrency {
+    in_flight: BTreeMap<FunctionName, AtomicU32>,
+    reserved: BTreeMap<FunctionName, u32>,
+}
+
+/// One unit of a function's concurrency, given back on drop.
+struct Slot<'a> {
+    counter: &'a AtomicU32,
+    /// Invocations in flight, this one included, when it started.
+    concurrent: u32,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Concurrency {
+    fn new(reserved: BTreeMap<FunctionName, u32>) -> Self {
+        Self {
+            in_flight: FunctionName::ALL
+                .into_iter()
+                .map(|f| (f, AtomicU32::new(0)))
+                .collect(),
+            reserved,
+        }
+    }
+
+    /// A unit of `function`'s concurrency, or `None` when `limit` (its
+    /// reserved concurrency) is used up.
+    fn acquire(&self, function: FunctionName, limit: Option<u32>) -> Option<Slot<'_>> {
+        let counter = &self.in_flight[&function];
+        let limit = limit.unwrap_or(u32::MAX);
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|before| Slot {
+                counter,
+                concurrent: before + 1,
+            })
+    }
 }
 
 /// The five functions, ready to invoke.
@@ -87,6 +151,7 @@ pub struct Functions {
     clock: Arc<dyn Clock>,
     metrics: ServiceMetrics,
     faults: Faults,
+    concurrency: Concurrency,
     telemetry: Option<dofs_telemetry::Telemetry>,
 }
 
@@ -101,6 +166,7 @@ impl Functions {
             timeout,
             metrics,
             faults,
+            reserved_concurrency,
         } = deps;
         // Each function sees the tables through its own fault switch, so
         // one function's table can be unavailable while the others work.
@@ -131,6 +197,7 @@ impl Functions {
             clock,
             metrics,
             faults,
+            concurrency: Concurrency::new(reserved_concurrency),
             telemetry: None,
         }
     }
@@ -149,7 +216,29 @@ impl Functions {
     /// Invokes `function` with a JSON payload, as `Invoke` with
     /// `RequestResponse` would. `trace_header` becomes the context's
     /// `xray_trace_id` (what Lambda sets in `_X_AMZN_TRACE_ID`).
+    ///
+    /// The invocation runs in its own task, to its end, even when the caller
+    /// stops waiting (an execution that timed out mid-task, a client gone),
+    /// as a Lambda invocation does: its errors and duration are counted all
+    /// the same.
     pub async fn invoke(
+        self: &Arc<Self>,
+        function: FunctionName,
+        payload: Value,
+        trace_header: Option<String>,
+    ) -> Result<Value, FunctionError> {
+        let this = Arc::clone(self);
+        let invocation = tokio::spawn(
+            async move { this.invoke_here(function, payload, trace_header).await }
+                .in_current_span(),
+        );
+        match invocation.await {
+            Ok(result) => result,
+            Err(join) => Err(FunctionError::new("Runtime.ExitError", join.to_string())),
+        }
+    }
+
+    async fn invoke_here(
         &self,
         function: FunctionName,
         payload: Value,
@@ -202,19 +291,37 @@ impl Functions {
         payload: Value,
         context: Context,
     ) -> Result<Value, FunctionError> {
-        if self.faults.of(function) == Some(FaultKind::Throttled) {
+        let fault_throttled = self.faults.of(function) == Some(FaultKind::Throttled);
+        let limit = if fault_throttled {
+            Some(0)
+        } else {
+            self.concurrency.reserved.get(&function).copied()
+        };
+        let Some(slot) = self.concurrency.acquire(function, limit) else {
             // Lambda refuses a throttled invocation before running it: it is
             // counted in Throttles, not in Invocations or Errors, and Step
             // Functions sees the service error under its `Lambda.` name.
             self.metrics.lambda_throttle(&function.deployed_name());
-            return Err(injected(
-                "Lambda.TooManyRequestsException",
-                format!(
-                    "fault injected: {} is throttled (Rate Exceeded.)",
-                    function.as_str()
-                ),
-            ));
-        }
+            const THROTTLED: &str = "Lambda.TooManyRequestsException";
+            if fault_throttled {
+                return Err(injected(
+                    THROTTLED,
+                    format!(
+                        "fault injected: {} is throttled (Rate Exceeded.)",
+                        function.as_str()
+                    ),
+                ));
+            }
+            let message = format!(
+                "Rate Exceeded.: {} has reserved concurrency {}",
+                function.as_str(),
+                limit.unwrap_or_default()
+            );
+            tracing::warn!(error_type = THROTTLED, error = %message, "invocation throttled");
+            return Err(FunctionError::new(THROTTLED, message));
+        };
+        self.metrics
+            .lambda_concurrency(&function.deployed_name(), slot.concurrent);
         let started = std::time::Instant::now();
         let result = self.run_handler(function, payload, context).await;
         self.metrics.lambda_invocation(
@@ -222,6 +329,7 @@ impl Functions {
             result.is_err(),
             started.elapsed().as_secs_f64() * 1000.0,
         );
+        drop(slot);
         result
     }
 
@@ -368,6 +476,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_concurrency_caps_the_invocations_in_flight() {
+        let concurrency = Concurrency::new(BTreeMap::from([(FunctionName::FulfillOrder, 2)]));
+        let limit = concurrency
+            .reserved
+            .get(&FunctionName::FulfillOrder)
+            .copied();
+        let first = concurrency
+            .acquire(FunctionName::FulfillOrder, limit)
+            .unwrap();
+        let second = concurrency
+            .acquire(FunctionName::FulfillOrder, limit)
+            .unwrap();
+        assert_eq!((first.concurrent, second.concurrent), (1, 2));
+        assert!(concurrency
+            .acquire(FunctionName::FulfillOrder, limit)
+            .is_none());
+        drop(first);
+        assert_eq!(
+            concurrency
+                .acquire(FunctionName::FulfillOrder, limit)
+                .map(|s| s.concurrent),
+            Some(2)
+        );
+        // Without a reservation a function is not capped; zero stops it.
+        assert!(concurrency.acquire(FunctionName::Validator, None).is_some());
+        assert!(concurrency
+            .acquire(FunctionName::Validator, Some(0))
+            .is_none());
+    }
 
     #[test]
     fn function_errors_serialize_like_lambda() {

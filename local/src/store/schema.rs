@@ -151,6 +151,14 @@ CREATE TABLE alarm_history (
     // 4: a span's `function` column holds the gateway and the Step
     // Functions stand-in too: it names the component.
     "ALTER TABLE spans RENAME COLUMN function TO component;",
+    // 5: what SQS's ApproximateAgeOfOldestMessage needs: when a message
+    // entered its current queue (a dead letter: when it was moved there;
+    // NULL: when it was sent) and how often it was received there.
+    r#"
+ALTER TABLE messages ADD COLUMN entered_ms INTEGER;
+ALTER TABLE messages ADD COLUMN receives_here INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET receives_here = receive_count;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@
 //! return to OK.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,35 +111,109 @@ fn ever_alarmed(seen: &Received) -> BTreeSet<String> {
 /// this, an alarm that was going to fire on the traffic so far has fired.
 const SETTLE: Duration = Duration::from_secs(7);
 
+/// One row of the matrix.
 struct Row {
     faults: &'static [&'static str],
     extra: &'static [&'static str],
     must_alarm: &'static [&'static str],
-    orders: usize,
-    rejected: usize,
-    scans: usize,
+    /// Every how many orders one breaks a business rule (0: none).
+    rejected_every: usize,
+    /// Whether scanners probe the API (404s through `$default`).
+    scans: bool,
+    /// Every how many orders one is invalid (a 400; 0: none).
+    invalid_every: usize,
+    /// Whether the API accepts the orders (202); else any status goes.
+    accepted: bool,
 }
 
-async fn traffic(dofs: &InProcess, row: &Row) {
-    for i in 0..row.orders {
-        let (status, body) = dofs.post_order(&order_body(i), None).await;
-        assert_eq!(status, 202, "{body}");
+impl Row {
+    /// A row of valid orders only, all accepted.
+    const fn orders(
+        faults: &'static [&'static str],
+        extra: &'static [&'static str],
+        must_alarm: &'static [&'static str],
+    ) -> Self {
+        Self {
+            faults,
+            extra,
+            must_alarm,
+            rejected_every: 0,
+            scans: false,
+            invalid_every: 0,
+            accepted: true,
+        }
     }
-    for i in 0..row.rejected {
-        // A business rule broken: the same SKU on two lines.
-        let line = json!({"sku": "DUP-1", "quantity": 1, "unit_price": "1.00"});
-        let body = json!({"customer_name": format!("Rejected {i}"), "items": [line, line]});
-        let (status, reply) = dofs.post_order(&body, None).await;
-        assert_eq!(status, 202, "{reply}");
-    }
-    for i in 0..row.scans {
-        let response = dofs
-            .client
-            .get(dofs.url(&format!("/wp-admin/{i}.php")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 404);
+}
+
+/// The switches of a row's traffic.
+struct Traffic {
+    /// Ends the traffic.
+    stop: Arc<AtomicBool>,
+    /// The clients stop sending invalid orders: for a row whose fault is
+    /// the clients' own, this is what clearing it means.
+    clients_fixed: Arc<AtomicBool>,
+    sender: tokio::task::JoinHandle<usize>,
+}
+
+/// Traffic as an outage sees it: an order every 200 ms (some rejected,
+/// some scans beside) from the start of the row until it ends, so every
+/// scaled period has traffic, before, during and after the fault.
+fn traffic(dofs: &InProcess, row: &Row) -> Traffic {
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients_fixed = Arc::new(AtomicBool::new(false));
+    let fixed = Arc::clone(&clients_fixed);
+    let (client, base) = (dofs.client.clone(), dofs.url(""));
+    let (rejected_every, invalid_every, scans, accepted) = (
+        row.rejected_every,
+        row.invalid_every,
+        row.scans,
+        row.accepted,
+    );
+    let stopping = Arc::clone(&stop);
+    let task = tokio::spawn(async move {
+        let mut sent = 0;
+        while !stopping.load(Ordering::Relaxed) {
+            let nth = |every: usize| every > 0 && sent % every == every - 1;
+            let invalid = !fixed.load(Ordering::Relaxed) && nth(invalid_every);
+            let body = if invalid {
+                json!({"customer_name": "", "items": []})
+            } else if nth(rejected_every) {
+                // A business rule broken: the same SKU on two lines.
+                let line = json!({"sku": "DUP-1", "quantity": 1, "unit_price": "1.00"});
+                json!({"customer_name": format!("Rejected {sent}"), "items": [line, line]})
+            } else {
+                order_body(sent)
+            };
+            let response = client
+                .post(format!("{base}/orders"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let expected = if invalid { 400 } else { 202 };
+            assert!(
+                !accepted || response.status().as_u16() == expected,
+                "{} for {body}",
+                response.status()
+            );
+            if scans {
+                let response = client
+                    .get(format!("{base}/wp-admin/{sent}.php"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 404);
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        sent
+    });
+    Traffic {
+        stop,
+        clients_fixed,
+        sender: task,
     }
 }
 
@@ -164,13 +239,9 @@ async fn run(row: Row) -> Duration {
     for fault in row.faults {
         args.extend(["--fault".to_owned(), (*fault).to_owned()]);
     }
-    args.extend(
-        row.extra
-            .iter()
-            .map(|s| s.replace("{dir}", dir.path().to_str().unwrap())),
-    );
+    args.extend(row.extra.iter().map(|s| (*s).to_owned()));
     let dofs = spawn_runtime(&args).await;
-    traffic(&dofs, &row).await;
+    let traffic = traffic(&dofs, &row);
 
     let must: BTreeSet<String> = row.must_alarm.iter().map(|s| (*s).to_owned()).collect();
     assert!(must.is_subset(&all_alarms()), "{must:?} are not all alarms");
@@ -184,8 +255,12 @@ async fn run(row: Row) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Nothing else fires on the same traffic.
+    // Nothing else fires on the same traffic (healthy traffic: for two
+    // of the longest windows after the first has filled).
     tokio::time::sleep(SETTLE).await;
+    if must.is_empty() {
+        tokio::time::sleep(SETTLE).await;
+    }
     assert_eq!(ever_alarmed(&seen), must, "exactly the row's alarms");
     for m in seen.lock().unwrap().iter() {
         let name = m["AlarmName"].as_str().unwrap();
@@ -203,7 +278,10 @@ async fn run(row: Row) -> Duration {
             .starts_with("arn:aws:cloudwatch:"));
     }
 
-    // Clearing the fault (as `dofs fault clear` does) brings them back to OK.
+    // Clearing the fault (as `dofs fault clear` does, or the clients
+    // fixing their requests) brings them back to OK, with the traffic
+    // going on.
+    traffic.clients_fixed.store(true, Ordering::Relaxed);
     let cleared: Value = dofs
         .client
         .delete(dofs.url("/_dofs/api/faults"))
@@ -224,8 +302,14 @@ async fn run(row: Row) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    traffic.stop.store(true, Ordering::Relaxed);
+    let sent = traffic.sender.await.unwrap();
     let elapsed = started.elapsed();
-    eprintln!("fault matrix row {:?}: {elapsed:?}", row.faults);
+    eprintln!(
+        "fault matrix row {:?}: {} alarm(s), {sent} orders, {elapsed:.1?}",
+        row.faults,
+        must.len()
+    );
     elapsed
 }
 
@@ -243,18 +327,112 @@ fn all_alarms_id(name: &str) -> String {
 }
 
 #[tokio::test]
-async fn validator_slower_than_its_timeout_fires_workflow_failures() {
+async fn healthy_traffic_with_rejections_and_scans_fires_nothing() {
     run(Row {
-        faults: &["validator=slow"],
-        extra: &["--function-timeout", "300ms"],
-        must_alarm: &[
+        rejected_every: 5,
+        scans: true,
+        ..Row::orders(&[], &[], &[])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fulfill_order_table_unavailable_fires_the_failure_rate_and_orders_failed() {
+    run(Row::orders(
+        &["fulfill_order=unavailable"],
+        &[],
+        &["dofs-fulfilment-failure-rate", "dofs-orders-failed"],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn dlq_handler_table_unavailable_fires_its_failures_and_dlq_depth() {
+    run(Row::orders(
+        &["fulfill_order=unavailable", "dlq_handler=unavailable"],
+        &[],
+        &[
+            "dofs-fulfilment-failure-rate",
+            "dofs-dlq-handler-failures",
+            "dofs-dlq-depth",
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn dlq_handler_failing_fires_its_error_rate_and_dlq_depth() {
+    run(Row::orders(
+        &["fulfill_order=unavailable", "dlq_handler=failing"],
+        &[],
+        &[
+            "dofs-fulfilment-failure-rate",
+            "dofs-dlq_handler-lambda-error-rate",
+            "dofs-dlq-depth",
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn validator_slower_than_its_timeout_fires_workflow_failures() {
+    run(Row::orders(
+        &["validator=slow"],
+        &["--function-timeout", "300ms"],
+        &[
             "dofs-validator-lambda-error-rate",
             "dofs-workflow-executions-failed",
             "dofs-orders-failed",
         ],
-        orders: 3,
-        rejected: 0,
-        scans: 0,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn fulfill_order_throttled_fires_throttles_and_dead_letters_orders() {
+    // Throttled deliveries count as receives: after max-receive-count of
+    // them an order is dead-lettered without fulfill_order ever running.
+    run(Row::orders(
+        &["fulfill_order=throttled"],
+        &[],
+        &["dofs-fulfill_order-lambda-throttles", "dofs-orders-failed"],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn workflow_timeout_fires_executions_timed_out() {
+    // The execution times out (400 ms) while the validator still runs; the
+    // invocation goes on to its own timeout (1 s) and errors, as on AWS.
+    run(Row::orders(
+        &["validator=slow"],
+        &["--function-timeout", "1s", "--workflow-timeout", "400ms"],
+        &[
+            "dofs-workflow-executions-timed-out",
+            "dofs-validator-lambda-error-rate",
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn clients_sending_invalid_orders_fire_the_api_4xx_rate() {
+    run(Row {
+        invalid_every: 2,
+        ..Row::orders(&[], &[], &["dofs-api-4xx-rate"])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_handler_failing_fires_api_5xx_and_its_error_rate() {
+    run(Row {
+        accepted: false,
+        ..Row::orders(
+            &["api_handler=failing"],
+            &[],
+            &["dofs-api-5xx", "dofs-api_handler-lambda-error-rate"],
+        )
     })
     .await;
 }

@@ -197,7 +197,7 @@ pub enum PollError {
 pub async fn poll_once(
     db: &Db,
     queues: &Queues,
-    functions: &Functions,
+    functions: &Arc<Functions>,
     config: &MappingConfig,
     shutdown: Option<&Shutdown>,
 ) -> Result<usize, PollError> {

@@ -121,8 +121,8 @@ pub struct QueueCounts {
     pub in_flight: u64,
     /// `ApproximateNumberOfMessagesDelayed`.
     pub delayed: u64,
-    /// When the oldest message still in the queue (visible, in flight or
-    /// delayed) was sent: `ApproximateAgeOfOldestMessage` is measured from it.
+    /// When the oldest message `ApproximateAgeOfOldestMessage` counts
+    /// entered the queue (see [`AGE_RECEIVE_LIMIT`]).
     #[serde(skip)]
     pub oldest_sent_ms: Option<i64>,
 }
@@ -329,7 +329,8 @@ impl Queues {
                 }
                 let n = conn.execute_cached(
                     "UPDATE messages SET queue = ?2, receive_count = 0, first_receive_ms = NULL,
-                         receipt_handle = NULL, visible_at_ms = ?3, sent_ms = ?3
+                         receipt_handle = NULL, visible_at_ms = ?3, sent_ms = ?3,
+                         entered_ms = NULL, receives_here = 0
                      WHERE queue = ?1",
                     params![from_name, to_name, now],
                 )?;
@@ -471,7 +472,8 @@ impl VisibleRow {
 /// dead-letter queue, visible there at once (SQS's redrive policy).
 fn redrive_row(conn: &Connection, seq: i64, dlq: &str, now: i64) -> Result<(), DbError> {
     conn.execute_cached(
-        "UPDATE messages SET queue = ?2, receipt_handle = NULL, visible_at_ms = ?3
+        "UPDATE messages SET queue = ?2, receipt_handle = NULL, visible_at_ms = ?3,
+             entered_ms = ?3, receives_here = 0
          WHERE seq = ?1",
         params![seq, dlq, now],
     )?;
@@ -492,7 +494,7 @@ fn hand_out_row(
     let first = row.first_receive_ms.unwrap_or(now);
     conn.execute_cached(
         "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, receipt_handle = ?4,
-             visible_at_ms = ?5 WHERE seq = ?1",
+             visible_at_ms = ?5, receives_here = receives_here + 1 WHERE seq = ?1",
         params![row.seq, count, first, handle, now + visibility_ms],
     )?;
     Ok(ReceivedMessage {
@@ -509,6 +511,15 @@ fn hand_out_row(
     })
 }
 
+/// `ApproximateAgeOfOldestMessage` as SQS computes it: the age of the
+/// oldest message not deleted (visible, in flight or delayed), except that
+/// a message received this many times in its queue is moved "to the back"
+/// and no longer counted (a poison pill would otherwise hold the metric up),
+/// and a dead letter's age starts when it was moved to the dead-letter
+/// queue, not when it was sent
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html>).
+pub const AGE_RECEIVE_LIMIT: i64 = 3;
+
 /// Counts per queue at `now_ms`: what `GetQueueAttributes` answers, and
 /// what the SQS gauges sample.
 pub fn queue_counts(conn: &Connection, now_ms: i64) -> Result<Vec<QueueCounts>, DbError> {
@@ -517,12 +528,12 @@ pub fn queue_counts(conn: &Connection, now_ms: i64) -> Result<Vec<QueueCounts>, 
                 coalesce(sum(m.visible_at_ms <= ?1), 0),
                 coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count > 0), 0),
                 coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count = 0), 0),
-                min(m.sent_ms)
+                min(CASE WHEN m.receives_here < ?2 THEN coalesce(m.entered_ms, m.sent_ms) END)
          FROM queues q LEFT JOIN messages m ON m.queue = q.name
          GROUP BY q.name ORDER BY q.name",
     )?;
     let rows = stmt
-        .query_map([now_ms], |row| {
+        .query_map(params![now_ms, AGE_RECEIVE_LIMIT], |row| {
             Ok(QueueCounts {
                 name: row.get(0)?,
                 visible: row.get::<_, i64>(1)? as u64,

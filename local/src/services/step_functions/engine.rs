@@ -311,7 +311,28 @@ impl Engine {
                 self.persist(name, update, pending).await?;
                 return Ok(None);
             }
-            let step = self.run_state(cursor, &ctx, now, &mut rng).await;
+            // The execution timeout ends the execution when it passes, even
+            // in the middle of a task, as on AWS (the Lambda invocation, its
+            // own task, runs on; its result is not recorded).
+            let step = match self.machine.deadline(record.started_at) {
+                Some(deadline) => {
+                    let left = self.until(deadline.timestamp_millis());
+                    let step =
+                        tokio::time::timeout(left, self.run_state(cursor, &ctx, now, &mut rng));
+                    match step.await {
+                        Ok(step) => step,
+                        Err(_) => {
+                            let now = self.clock.now().max(deadline);
+                            if let Some((update, event)) = self.timed_out(record.started_at, now) {
+                                pending.push(event);
+                                self.persist(name, update, pending).await?;
+                            }
+                            return Ok(None);
+                        }
+                    }
+                }
+                None => self.run_state(cursor, &ctx, now, &mut rng).await,
+            };
             pending.extend(step.events);
             match self.plan(step.next, self.clock.now()) {
                 Plan::RunPure(next) => cursor = next,
