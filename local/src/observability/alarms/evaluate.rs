@@ -1,5 +1,6 @@
-//! One evaluation as CloudWatch does it: datapoints per aligned period, M of
-//! N breaching, the missing-data rules, and the reason text.
+//! One evaluation as CloudWatch does it: datapoints per aligned period over
+//! the evaluation range, M of N breaching, the missing-data rules, and the
+//! reason text.
 
 use std::collections::BTreeMap;
 
@@ -42,8 +43,26 @@ fn stamp(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Decides the state from the last `evaluation_periods` datapoints (oldest
-/// first), like CloudWatch; see the module docs for the missing-data rules.
+/// How many periods CloudWatch retrieves for an alarm of `n` evaluation
+/// periods: its *evaluation range*. AWS says only that it is more than `n`
+/// and depends on the period; its worked examples use 5 for `n = 3`, which
+/// `n + 2` reproduces (unverified for other `n`).
+pub fn evaluation_range(evaluation_periods: usize) -> usize {
+    evaluation_periods + 2
+}
+
+/// Decides the state from the datapoints of the evaluation range (oldest
+/// first), as CloudWatch's "Configuring how CloudWatch alarms treat missing
+/// data" describes it
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html>):
+/// - at least `n` real datapoints in the range: the `n` most recent real
+///   ones are evaluated, and the missing-data treatment is not consulted;
+/// - none: the treatment alone decides;
+/// - fewer than `n`: every real one is evaluated, with only as many missing
+///   ones filled in by the treatment as make `n`; where that does not
+///   reach M, the premature-alarm rule ([`premature_alarm`]) sends a
+///   `missing` alarm to ALARM and keeps an `ignore` alarm's state.
+///
 /// `now` is the evaluation's time (the reason data's `queryDate`).
 pub fn evaluate(
     alarm: &Alarm,
@@ -52,17 +71,36 @@ pub fn evaluate(
     now: DateTime<Utc>,
 ) -> Evaluation {
     let n = alarm.evaluation_periods;
-    let window = &datapoints[datapoints.len().saturating_sub(n)..];
-    let present: Vec<(i64, f64)> = window
+    let range = &datapoints[datapoints.len().saturating_sub(evaluation_range(n))..];
+    let real: Vec<(i64, f64)> = range
         .iter()
         .filter_map(|d| d.value.map(|v| (d.at_ms, v)))
         .collect();
-    let reason_data = reason_data(alarm, window, &present, now);
-    let (state, reason) = if present.is_empty() {
+    let evaluated = &real[real.len().saturating_sub(n)..];
+    let reason_data = reason_data(alarm, range, evaluated, now);
+    let filled = n - evaluated.len();
+    let (state, reason) = if real.is_empty() {
         all_missing_outcome(alarm, current)
     } else {
-        let missing = window.len() - present.len() + n.saturating_sub(window.len());
-        threshold_outcome(alarm, &present, missing)
+        let counted = threshold_outcome(alarm, evaluated, filled);
+        let premature = premature_alarm(alarm, range).filter(|_| filled > 0);
+        match (counted.0, alarm.treat_missing_data, premature) {
+            (AlarmState::Ok, MissingData::Missing, Some(age)) => (
+                AlarmState::Alarm,
+                format!(
+                    "Threshold Crossed: every known datapoint breached, the oldest {age} period(s) ago (minimum {} datapoints for OK -> ALARM transition; {filled} missing datapoint(s) not counted).",
+                    alarm.datapoints_to_alarm
+                ),
+            ),
+            (AlarmState::Ok, MissingData::Ignore, Some(_)) => (
+                current,
+                format!(
+                    "Only {} of {n} datapoints are known, all breaching; the state is kept (treat missing data: ignore).",
+                    evaluated.len()
+                ),
+            ),
+            _ => counted,
+        }
     };
     Evaluation {
         state,
@@ -71,11 +109,27 @@ pub fn evaluate(
     }
 }
 
+/// CloudWatch's premature-alarm rule, for too few datapoints to count M of
+/// N: AWS says an alarm goes to ALARM when "the oldest available breaching
+/// datapoint" is at least `datapoints_to_alarm` periods old and every more
+/// recent one breached or is missing. Read so that both of AWS's tables
+/// hold: every real datapoint in the range breaches, and the oldest is at
+/// least M periods old. Returns that age in periods (1: the most recent).
+fn premature_alarm(alarm: &Alarm, range: &[Datapoint]) -> Option<usize> {
+    let oldest = range.iter().position(|d| d.value.is_some())?;
+    let all_breach = range.iter().all(|d| {
+        d.value
+            .is_none_or(|v| alarm.comparison.breaches(v, alarm.threshold))
+    });
+    let age = range.len() - oldest;
+    (all_breach && age >= alarm.datapoints_to_alarm).then_some(age)
+}
+
 /// CloudWatch's `StateReasonData` for one evaluation.
 fn reason_data(
     alarm: &Alarm,
-    window: &[Datapoint],
-    present: &[(i64, f64)],
+    range: &[Datapoint],
+    evaluated: &[(i64, f64)],
     now: DateTime<Utc>,
 ) -> Value {
     json!({
@@ -86,9 +140,9 @@ fn reason_data(
             AlarmSource::Math { .. } => Value::Null,
         },
         "period": alarm.period.as_secs(),
-        "recentDatapoints": present.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        "recentDatapoints": evaluated.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
         "threshold": alarm.threshold,
-        "evaluatedDatapoints": window.iter().rev().map(|d| json!({
+        "evaluatedDatapoints": range.iter().rev().map(|d| json!({
             "timestamp": DateTime::<Utc>::from_timestamp_millis(d.at_ms)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
             "value": d.value,
@@ -177,8 +231,9 @@ fn threshold_outcome(
     }
 }
 
-/// The datapoints of `alarm` for the last `evaluation_periods` complete
-/// periods before `now_ms` (oldest first), read from the metric store.
+/// The datapoints of `alarm` for its evaluation range: the last
+/// [`evaluation_range`] complete periods before `now_ms` (oldest first),
+/// read from the metric store.
 pub fn datapoints(
     conn: &Connection,
     alarm: &Alarm,
@@ -186,7 +241,7 @@ pub fn datapoints(
 ) -> Result<Vec<Datapoint>, DbError> {
     let period_ms = alarm.period.as_millis() as i64;
     let end = now_ms - now_ms.rem_euclid(period_ms);
-    let n = alarm.evaluation_periods;
+    let n = evaluation_range(alarm.evaluation_periods);
     let from = end - period_ms * n as i64;
     let starts = (0..n).map(|i| from + period_ms * i as i64);
     let values: Vec<Option<f64>> = match &alarm.source {

@@ -8,13 +8,16 @@
 //! - a datapoint is the statistic (SampleCount, Sum, Average, Minimum,
 //!   Maximum) of the metric over one period; periods are aligned to the
 //!   epoch and only complete periods are evaluated;
-//! - the alarm breaches when `datapoints_to_alarm` of the last
-//!   `evaluation_periods` datapoints compare true against the threshold
-//!   (M of N);
-//! - `treat_missing_data`: `breaching` / `notBreaching` count a missing
-//!   datapoint as such; `missing` and `ignore` leave it out, and when every
-//!   datapoint is missing `missing` goes to INSUFFICIENT_DATA while `ignore`
-//!   keeps the current state;
+//! - the alarm breaches when `datapoints_to_alarm` of `evaluation_periods`
+//!   datapoints compare true against the threshold (M of N), read from
+//!   CloudWatch's *evaluation range* (`n + 2` periods): with enough real
+//!   datapoints in it the most recent real ones are evaluated, even past
+//!   gaps, so an alarm keeps judging its last real datapoints for a while
+//!   after a metric stops; with fewer, `treat_missing_data` fills in only
+//!   the shortfall (`breaching` / `notBreaching` as such, `missing` and
+//!   `ignore` not counted, with CloudWatch's premature-alarm rule), and
+//!   with none `missing` goes to INSUFFICIENT_DATA while `ignore` keeps the
+//!   current state (see [`evaluate`] and the AWS page it cites);
 //! - metric math (`expression` over `metrics` ids): arithmetic, comparisons,
 //!   `AND`/`OR`/`NOT`, `IF(c, a, b)`, `ABS`, `MIN`/`MAX`; a datapoint is
 //!   missing where any input is missing or the result is not finite (a

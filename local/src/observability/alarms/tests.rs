@@ -169,22 +169,6 @@ fn missing_data_treatments() {
     );
     assert_eq!(state(&a, &all_missing, AlarmState::Ok), AlarmState::Ok);
 
-    // One breaching point and two missing, 2 of 3 to alarm.
-    let some = [Some(1.0), None, None];
-    let expect = [
-        (MissingData::Breaching, AlarmState::Alarm),
-        (MissingData::NotBreaching, AlarmState::Ok),
-        (MissingData::Missing, AlarmState::Ok),
-        (MissingData::Ignore, AlarmState::Ok),
-    ];
-    for (treatment, expected) in expect {
-        let a = alarm(Comparison::GreaterThanThreshold, 0.0, 3, 2, treatment);
-        assert_eq!(
-            state(&a, &some, AlarmState::InsufficientData),
-            expected,
-            "{treatment:?}"
-        );
-    }
     // Two present breaching points alarm whatever the treatment.
     for treatment in [
         MissingData::Missing,
@@ -197,6 +181,80 @@ fn missing_data_treatments() {
             AlarmState::Alarm
         );
     }
+}
+
+/// The two worked examples of "Configuring how CloudWatch alarms treat
+/// missing data" (evaluation range 5, three evaluation periods; 3 of 3 and
+/// 2 of 3), row by row: `0` not breaching, `X` breaching, `-` missing, the
+/// most recent on the right. `Keep` is "retain current state".
+#[test]
+fn the_documented_evaluation_range_tables_hold() {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Want {
+        Ok,
+        Alarm,
+        Insufficient,
+        Keep,
+    }
+    use Want::*;
+    let rows: [(usize, &str, [Want; 4]); 10] = [
+        (3, "0 - X - X", [Ok, Ok, Ok, Ok]),
+        (3, "0 - - - -", [Ok, Ok, Ok, Ok]),
+        (3, "- - - - -", [Insufficient, Keep, Alarm, Ok]),
+        (3, "0 X X - X", [Alarm, Alarm, Alarm, Alarm]),
+        (3, "- - X - -", [Alarm, Keep, Alarm, Ok]),
+        (2, "0 - X - X", [Alarm, Alarm, Alarm, Alarm]),
+        (2, "0 0 X 0 X", [Alarm, Alarm, Alarm, Alarm]),
+        (2, "0 - X - -", [Ok, Ok, Alarm, Ok]),
+        (2, "- - - - 0", [Ok, Ok, Alarm, Ok]),
+        (2, "- - - X -", [Alarm, Keep, Alarm, Ok]),
+    ];
+    let treatments = [
+        MissingData::Missing,
+        MissingData::Ignore,
+        MissingData::Breaching,
+        MissingData::NotBreaching,
+    ];
+    for (m, row, wants) in rows {
+        let values: Vec<Option<f64>> = row
+            .split(' ')
+            .map(|c| match c {
+                "X" => Some(1.0),
+                "0" => Some(0.0),
+                _ => None,
+            })
+            .collect();
+        for (treatment, want) in treatments.into_iter().zip(wants) {
+            let a = alarm(Comparison::GreaterThanThreshold, 0.5, 3, m, treatment);
+            for current in [AlarmState::Ok, AlarmState::Alarm] {
+                let expected = match want {
+                    Ok => AlarmState::Ok,
+                    Alarm => AlarmState::Alarm,
+                    Insufficient => AlarmState::InsufficientData,
+                    Keep => current,
+                };
+                assert_eq!(
+                    state(&a, &values, current),
+                    expected,
+                    "{m} of 3, [{row}], {treatment:?}, from {current:?}"
+                );
+            }
+        }
+    }
+    // Beyond the range nothing counts: a breach six periods back is gone.
+    let a = alarm(
+        Comparison::GreaterThanThreshold,
+        0.5,
+        1,
+        1,
+        MissingData::NotBreaching,
+    );
+    let mut values = vec![Some(1.0)];
+    assert_eq!(state(&a, &values, AlarmState::Ok), AlarmState::Alarm);
+    values.extend([None, None]);
+    assert_eq!(state(&a, &values, AlarmState::Alarm), AlarmState::Alarm);
+    values.push(None);
+    assert_eq!(state(&a, &values, AlarmState::Alarm), AlarmState::Ok);
 }
 
 #[test]
@@ -379,8 +437,10 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
     store.flush(&db, None).await.unwrap();
     let a = rate.clone();
     let points = db.read(move |c| datapoints(c, &a, now)).await.unwrap();
-    assert_eq!(points.len(), 1);
-    assert_eq!(points[0].value, Some(20.0));
+    // The evaluation range: three periods for one evaluation period.
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[2].value, Some(20.0));
+    assert!(points[..2].iter().all(|p| p.value.is_none()), "{points:?}");
     assert_eq!(
         evaluate(&rate, &points, AlarmState::Ok, Utc::now()).state,
         AlarmState::Alarm
@@ -407,8 +467,13 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
         .unwrap();
     assert_eq!(states[0].state, AlarmState::Alarm);
     assert_eq!(history.len(), 1);
-    // A later period with no invocations: missing, treated as not breaching.
+    // Periods with no invocations after it: as on AWS, the alarm goes on
+    // judging its last real datapoint while it is in the evaluation range…
     let later = DateTime::<Utc>::from_timestamp_millis(now + 2 * period_ms).unwrap();
+    assert!(evaluator.evaluate_all(later).await.unwrap().is_empty());
+    // …and once it has left the range, every datapoint is missing, treated
+    // as not breaching.
+    let later = DateTime::<Utc>::from_timestamp_millis(now + 3 * period_ms).unwrap();
     let back = evaluator.evaluate_all(later).await.unwrap();
     assert_eq!(back[0].new_state, AlarmState::Ok);
 }
