@@ -477,21 +477,18 @@ pub fn install_process_telemetry(config: TelemetryConfig) -> Result<Telemetry, T
 pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let path = data_dir.join("serve.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
+    // The directory itself, not a lock file in it: a file can be deleted
+    // while a server holds it, and the next server would lock a new one.
+    let dir = std::fs::File::open(data_dir)
+        .with_context(|| format!("cannot open {}", data_dir.display()))?;
+    match dir.try_lock() {
+        Ok(()) => Ok(dir),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
             "another `dofs serve` is already using the data directory {}",
             data_dir.display()
         ),
         Err(std::fs::TryLockError::Error(err)) => {
-            Err(err).with_context(|| format!("cannot lock {}", path.display()))
+            Err(err).with_context(|| format!("cannot lock {}", data_dir.display()))
         }
     }
 }
@@ -506,6 +503,9 @@ mod tests {
         let first = lock_data_dir(dir.path()).unwrap();
         let err = lock_data_dir(dir.path()).unwrap_err();
         assert!(err.to_string().contains("already using"), "{err}");
+        // Nothing in the directory holds the lock, so nothing there can be
+        // deleted to lift it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         drop(first);
         assert!(lock_data_dir(dir.path()).is_ok());
     }

@@ -2,6 +2,7 @@
 //! handlers see on AWS (each module's doc names the AWS behaviour it copies).
 
 pub mod api_gateway;
+pub mod backoff;
 pub mod dynamodb;
 pub mod lambda;
 pub mod sqs;

@@ -90,6 +90,13 @@ pub enum DbError {
     },
     #[error("no DOFS database at {0} (run `dofs serve` first)")]
     Missing(PathBuf),
+    /// The file is there but cannot be this system's data: empty, not
+    /// SQLite, another program's database, or damaged. Never reset.
+    #[error(
+        "{path} {problem}; dofs will not start on it (that would hide the loss of every order): \
+         restore it from a backup, or move it away to start with an empty system"
+    )]
+    Unusable { path: PathBuf, problem: String },
     /// A thread of the database (the writer or the checkpointer) could not
     /// be started.
     #[error(
@@ -115,14 +122,35 @@ pub enum DbError {
     Join(#[from] tokio::task::JoinError),
 }
 
+impl DbError {
+    /// Whether the data itself is damaged (a bad row, a bad page): retrying
+    /// cannot help, unlike a busy, full or stopped database.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            DbError::Json(_) | DbError::Corrupt(_) | DbError::Unusable { .. } => true,
+            DbError::Sqlite(err) => is_damage_code(err),
+            _ => false,
+        }
+    }
+}
+
+fn is_damage_code(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 impl From<DbError> for dofs_core::PortError {
     fn from(err: DbError) -> Self {
-        // A busy or stopped database may recover; a corrupt row will not.
-        let kind = match &err {
-            DbError::Json(_) | DbError::Corrupt(_) => dofs_core::ErrorKind::Internal,
-            _ => dofs_core::ErrorKind::Transient,
+        // A busy, full or stopped database may recover; damage will not,
+        // and a client told "retry later" would retry forever.
+        let (kind, message) = if err.is_damage() {
+            (dofs_core::ErrorKind::Internal, "local database damaged")
+        } else {
+            (dofs_core::ErrorKind::Transient, "local database error")
         };
-        dofs_core::PortError::new(kind, "local database error").with_source(err)
+        dofs_core::PortError::new(kind, message).with_source(err)
     }
 }
 
@@ -200,6 +228,47 @@ fn open_rw(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
+/// [`open_rw`] on a file that must already be a SQLite database: the
+/// errors for an empty, foreign or damaged file say so.
+fn open_existing_rw(path: &Path) -> Result<Connection, DbError> {
+    let unusable = |problem: String| DbError::Unusable {
+        path: path.to_owned(),
+        problem,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|err| unusable(format!("cannot be read ({err})")))?
+        .len();
+    if size == 0 {
+        return Err(unusable("is empty (0 bytes)".into()));
+    }
+    let conn = open_rw(path).map_err(|err| match err {
+        DbError::Sqlite(ref e) if is_damage_code(e) => {
+            unusable(format!("is not a readable SQLite database ({e})"))
+        }
+        other => other,
+    })?;
+    let check: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| {
+            if is_damage_code(&e) {
+                unusable(format!("is damaged (SQLite quick_check: {e})"))
+            } else {
+                unusable(format!("cannot be checked ({e})"))
+            }
+        })?;
+    if check != ["ok"] {
+        return Err(unusable(format!(
+            "is damaged (SQLite quick_check: {})",
+            check.join("; ")
+        )));
+    }
+    Ok(conn)
+}
+
 fn open_read_only_conn(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(
         path,
@@ -214,15 +283,25 @@ fn open_read_only_conn(path: &Path) -> Result<Connection, DbError> {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database in `data_dir`, migrates it to
-    /// [`SCHEMA_VERSION`] and starts the writer and checkpointer threads.
+    /// Opens (creating if needed) the database in `data_dir`, checks it,
+    /// migrates it to [`SCHEMA_VERSION`] and starts the writer and
+    /// checkpointer threads.
+    ///
+    /// A new database is built under a temporary name and renamed into
+    /// place once its schema is committed, so `dofs.sqlite3` exists only as
+    /// a whole DOFS database: an existing file that is empty, not SQLite,
+    /// someone else's, or fails SQLite's `quick_check` is refused
+    /// ([`DbError::Unusable`]), never silently replaced by an empty system.
     pub fn open(data_dir: &Path) -> Result<Self, DbError> {
         std::fs::create_dir_all(data_dir).map_err(|source| DbError::CreateDir {
             path: data_dir.to_owned(),
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let mut conn = open_rw(&path)?;
+        if !path.exists() {
+            schema::create(&path)?;
+        }
+        let mut conn = open_existing_rw(&path)?;
         schema::migrate(&mut conn, &path)?;
         let checkpoint_conn = open_rw(&path)?;
         let writer = Writer::start(conn, &path)?;
@@ -397,7 +476,12 @@ mod tests {
             b"definitely not sqlite, just text",
         )
         .unwrap();
-        assert!(Db::open(dir.path()).is_err());
+        let err = Db::open(dir.path()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("is not a readable SQLite database"),
+            "{err}"
+        );
         // Never silently reset.
         assert_eq!(
             std::fs::read(dir.path().join(DB_FILE)).unwrap(),

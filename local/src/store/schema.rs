@@ -164,12 +164,64 @@ UPDATE messages SET receives_here = receive_count;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Creates a new database at `path`: built and migrated under a
+/// temporary name, then renamed into place, so a crash while creating it
+/// leaves no half-made `path` behind (an existing empty file is damage).
+pub(super) fn create(path: &Path) -> Result<(), DbError> {
+    let building = path.with_extension("sqlite3.new");
+    for stale in [
+        building.clone(),
+        building.with_extension("new-wal"),
+        building.with_extension("new-shm"),
+    ] {
+        if let Err(err) = std::fs::remove_file(&stale) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_error(&stale, err));
+            }
+        }
+    }
+    {
+        let mut conn = super::open_rw(&building)?;
+        migrate(&mut conn, &building)?;
+        // Closing the last connection checkpoints the WAL into the file.
+        conn.close().map_err(|(_, source)| DbError::Open {
+            path: building.clone(),
+            source,
+        })?;
+    }
+    std::fs::File::open(&building)
+        .and_then(|file| file.sync_all())
+        .map_err(|err| io_error(&building, err))?;
+    std::fs::rename(&building, path).map_err(|err| io_error(path, err))
+}
+
+fn io_error(path: &Path, err: std::io::Error) -> DbError {
+    DbError::Unusable {
+        path: path.to_owned(),
+        problem: format!("could not be created ({err})"),
+    }
+}
+
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per
-/// migration, so a crash leaves it at some whole version.
+/// migration, so a crash leaves it at some whole version. A database at
+/// version 0 that already has tables is another program's, and refused.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let found = user_version(conn, path)?;
     if found > SCHEMA_VERSION {
         return Err(mismatch(path, found));
+    }
+    if found == 0 {
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+        if tables > 0 {
+            return Err(DbError::Unusable {
+                path: path.to_owned(),
+                problem: format!(
+                    "is a SQLite database with {tables} schema object(s) but no DOFS schema \
+                     version, so another program's"
+                ),
+            });
+        }
     }
     let done = usize::try_from(found).map_err(|_| mismatch(path, found))?;
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(done) {
@@ -319,5 +371,103 @@ mod tests {
         assert!(matches!(err, DbError::Corrupt(_)), "{err}");
         assert!(err.to_string().contains("not a DOFS database"), "{err}");
         assert_eq!(version_of(dir.path()), -1);
+    }
+
+    fn unusable(dir: &Path) -> String {
+        match Db::open(dir) {
+            Err(err @ DbError::Unusable { .. }) => err.to_string(),
+            Err(other) => panic!("expected Unusable, got {other}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_not_replaced_by_an_empty_system() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), b"").unwrap();
+        let err = unusable(dir.path());
+        assert!(err.contains("is empty (0 bytes)"), "{err}");
+        assert!(err.contains("restore it from a backup"), "{err}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join(DB_FILE)).unwrap().len(),
+            0,
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn another_programs_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY);")
+            .unwrap();
+        drop(conn);
+        let err = unusable(dir.path());
+        assert!(err.contains("another program's"), "{err}");
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing added to it");
+    }
+
+    #[tokio::test]
+    async fn damage_in_the_middle_of_the_file_is_found_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Db::open(dir.path()).unwrap();
+            db.write(|c| {
+                for i in 0..2_000 {
+                    c.execute(
+                        "INSERT INTO orders (order_id, status, doc, created_at, updated_at) \
+                         VALUES (?1, 'FULFILLED', ?2, '2026-01-01', '2026-01-01')",
+                        rusqlite::params![format!("order-{i:05}"), "x".repeat(200)],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        let path = dir.path().join(DB_FILE);
+        // Whatever the WAL still holds goes into the file first.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let page = 4096;
+        let middle = (bytes.len() / page / 2) * page;
+        bytes[middle..middle + 3 * page].fill(0xA5);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = unusable(dir.path());
+        assert!(err.contains("is damaged (SQLite quick_check"), "{err}");
+    }
+
+    #[test]
+    fn a_new_database_appears_only_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // A crash while an earlier start was creating it left a part-built
+        // file under the temporary name: it is discarded, not trusted.
+        std::fs::write(dir.path().join("dofs.sqlite3.new"), b"partial").unwrap();
+        drop(Db::open(dir.path()).unwrap());
+        assert!(!dir.path().join("dofs.sqlite3.new").exists());
+        assert_eq!(version_of(dir.path()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn damage_is_not_retried_as_if_transient() {
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        let port: dofs_core::PortError = DbError::Sqlite(corrupt).into();
+        assert_eq!(port.kind, dofs_core::ErrorKind::Internal);
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let port: dofs_core::PortError = DbError::Sqlite(full).into();
+        assert_eq!(port.kind, dofs_core::ErrorKind::Transient);
     }
 }

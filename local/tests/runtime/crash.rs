@@ -1,5 +1,6 @@
-//! `kill -9` at arbitrary moments under load: every accepted order still
-//! ends FULFILLED or FAILED exactly once after restarts.
+//! `kill -9` at arbitrary moments under load, twenty times over: every
+//! accepted order still ends FULFILLED or FAILED exactly once after the
+//! restarts.
 
 use std::time::Duration;
 
@@ -16,14 +17,16 @@ async fn every_accepted_order_survives_repeated_kill_9() {
     let _dir = dofs.take_dir();
     let mut accepted: Vec<String> = Vec::new();
     let mut rng = rand::rng();
-    for round in 0..5 {
+    let started = std::time::Instant::now();
+    const ROUNDS: usize = 20;
+    for round in 0..ROUNDS {
         // Submit concurrently, crash while requests and work are in flight.
         let submit = {
             let client = dofs.client.clone();
             let url = dofs.url("/orders");
             tokio::spawn(async move {
                 let mut ids = Vec::new();
-                for i in 0..40 {
+                for i in 0..25 {
                     let sent = client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -95,4 +98,11 @@ async fn every_accepted_order_survives_repeated_kill_9() {
     }
     let failed_rows = dofs.cli_json(&["orders", "--status", "FAILED"]);
     assert_eq!(failed_rows.as_array().unwrap().len(), failed);
+    eprintln!(
+        "crash test: {ROUNDS} kill -9 rounds, {} orders accepted ({} held), {failed} FAILED, \
+         none lost, none terminal twice, {:.1?}",
+        accepted.len(),
+        held.len(),
+        started.elapsed()
+    );
 }

@@ -29,6 +29,7 @@ use rusqlite::params;
 use serde_json::{json, Map, Value};
 
 use crate::identity::REGION;
+use crate::services::backoff::FailureBackoff;
 use crate::services::lambda::{FunctionName, Functions};
 use crate::services::sqs::{QueueError, Queues, ReceivedMessage};
 use crate::shutdown::Shutdown;
@@ -156,6 +157,7 @@ pub async fn run_mapping(
     shutdown: Shutdown,
 ) {
     let notifier = queues.notifier(&config.queue);
+    let mut backoff = FailureBackoff::new("event source mapping", config.poll_interval);
     loop {
         if shutdown.is_triggered() {
             return;
@@ -165,9 +167,22 @@ pub async fn run_mapping(
         tokio::pin!(notified);
         notified.as_mut().enable();
         match poll_once(&db, &queues, &functions, &config, Some(&shutdown)).await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(err) => tracing::error!(queue = %config.queue, error = %err, "poll failed"),
+            Ok(n) => {
+                backoff.succeeded();
+                if n > 0 {
+                    continue;
+                }
+            }
+            Err(err) => {
+                let error = format!("queue {}: {err}", config.queue);
+                let wait = backoff.failed(&error);
+                // A send's wake-up does not cut a back-off short.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.triggered() => {}
+                }
+                continue;
+            }
         }
         let wait = match queues.next_visible_in(&config.queue).await {
             Ok(Some(d)) => d.min(config.poll_interval),

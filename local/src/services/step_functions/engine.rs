@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::identity::{execution_arn, state_machine_arn};
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
+use crate::services::backoff::FailureBackoff;
 use crate::shutdown::Shutdown;
 use crate::store::{CachedStatements, Db, DbError};
 use dofs_asl::{
@@ -51,6 +52,15 @@ pub struct Engine {
     /// The earliest wake-up (Unix ms) of an execution that went to sleep
     /// since the scheduler last looked; `i64::MAX` for none.
     earliest_sleep_ms: AtomicI64,
+    /// Scans and drives failing on the database (a full disk): they back
+    /// off together, since one store is under all of them.
+    backoff: Mutex<Backoff>,
+}
+
+/// The engine's back-off and how long it holds scans back.
+struct Backoff {
+    failures: FailureBackoff,
+    hold_until: Option<tokio::time::Instant>,
 }
 
 /// What one scan of the executions table found.
@@ -75,6 +85,7 @@ impl Engine {
         tasks: Arc<dyn TaskInvoker>,
         config: EngineConfig,
     ) -> Arc<Self> {
+        let config_poll = config.poll_interval;
         Arc::new(Self {
             db: workflow.db.clone(),
             clock: Arc::clone(&workflow.clock),
@@ -85,7 +96,31 @@ impl Engine {
             config,
             running: Mutex::new(HashSet::new()),
             earliest_sleep_ms: AtomicI64::new(i64::MAX),
+            backoff: Mutex::new(Backoff {
+                failures: FailureBackoff::new("workflow engine", config_poll),
+                hold_until: None,
+            }),
         })
+    }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        self.backoff.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a failed scan or drive; scans wait out the back-off.
+    fn failed(&self, error: &dyn std::fmt::Display) -> tokio::time::Instant {
+        let mut backoff = self.backoff();
+        let until = tokio::time::Instant::now() + backoff.failures.failed(error);
+        backoff.hold_until = Some(until);
+        until
+    }
+
+    fn succeeded(&self) {
+        let mut backoff = self.backoff();
+        if backoff.failures.failures() > 0 {
+            backoff.failures.succeeded();
+            backoff.hold_until = None;
+        }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -172,6 +207,9 @@ impl Engine {
     /// returns when the next scan is due.
     async fn schedule_scan(&self, mut next_scan: tokio::time::Instant) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
+        if let Some(hold) = self.backoff().hold_until.filter(|hold| now < *hold) {
+            return hold;
+        }
         let sleeper = self.earliest_sleep_ms.swap(i64::MAX, Ordering::SeqCst);
         if sleeper != i64::MAX {
             next_scan = next_scan.min(now + self.until(sleeper));
@@ -195,7 +233,10 @@ impl Engine {
                     queued.push(name);
                 }
             }
-            Err(err) => tracing::error!(error = %err, "could not list due executions"),
+            Err(err) => {
+                let error = format!("could not list due executions: {err}");
+                next_scan = self.failed(&error);
+            }
         }
         next_scan
     }
@@ -233,13 +274,15 @@ impl Engine {
             handles.spawn(async move {
                 match engine.drive(&name, Some(&stop)).await {
                     Ok(Some(until)) => {
+                        engine.succeeded();
                         engine
                             .earliest_sleep_ms
                             .fetch_min(until.timestamp_millis(), Ordering::SeqCst);
                     }
-                    Ok(None) => {}
+                    Ok(None) => engine.succeeded(),
                     Err(err) => {
-                        tracing::error!(execution = %name, error = %err, "execution step failed; will retry");
+                        let error = format!("execution {name} step failed, will retry: {err}");
+                        engine.failed(&error);
                     }
                 }
                 engine.running().remove(&name);
