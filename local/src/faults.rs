@@ -16,7 +16,11 @@
 //!   `AWS/Lambda Throttles`, not in Invocations
 //!   (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html>).
 //!   A partial limit is `dofs serve --reserved-concurrency <function>=<N>`
-//!   (see `services::lambda`).
+//!   (see `services::lambda`);
+//! - `disabled`: the function's event source mapping is disabled (as
+//!   `aws lambda update-event-source-mapping --no-enabled` leaves it): its
+//!   queue is not polled, so messages wait and age. Only `fulfill_order`
+//!   and `dlq_handler` have one; for the others it changes nothing.
 //!
 //! Every injected failure is logged at WARN with `fault`, recorded as a
 //! fault on the invocation span, and its message starts with "fault
@@ -44,14 +48,16 @@ pub enum FaultKind {
     Failing,
     Slow,
     Throttled,
+    Disabled,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 5] = [
         FaultKind::Unavailable,
         FaultKind::Failing,
         FaultKind::Slow,
         FaultKind::Throttled,
+        FaultKind::Disabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,7 @@ impl FaultKind {
             FaultKind::Failing => "failing",
             FaultKind::Slow => "slow",
             FaultKind::Throttled => "throttled",
+            FaultKind::Disabled => "disabled",
         }
     }
 }
@@ -90,7 +97,7 @@ impl FromStr for FaultSpec {
             .into_iter()
             .find(|k| k.as_str() == kind.trim())
             .ok_or_else(|| {
-                format!("{kind:?} is not a fault (unavailable, failing, slow, throttled)")
+                format!("{kind:?} is not a fault (unavailable, failing, slow, throttled, disabled)")
             })?;
         Ok(Self { function, kind })
     }

@@ -112,9 +112,10 @@ pub struct ServeArgs {
     pub idle_timeout: Duration,
     /// Inject a fault from the start, `<function>=<kind>` with kind
     /// unavailable (its tables return the transient error), failing (every
-    /// invocation errors), slow (outlasts its timeout) or throttled
-    /// (counted in AWS/Lambda Throttles). Repeatable (comma-separated in
-    /// the environment); see `dofs fault`.
+    /// invocation errors), slow (outlasts its timeout), throttled
+    /// (counted in AWS/Lambda Throttles) or disabled (its event source
+    /// mapping polls nothing). Repeatable (comma-separated in the
+    /// environment); see `dofs fault`.
     #[arg(long = "fault", env = "DOFS_FAULT", value_delimiter = ',', value_parser = parse_fault)]
     pub faults: Vec<crate::faults::FaultSpec>,
     /// Reserve concurrency for a function, `<function>=<N>`, as

@@ -112,7 +112,7 @@ pub enum Command {
 /// `dofs fault` actions.
 #[derive(Debug, Subcommand)]
 pub enum FaultAction {
-    /// Set a fault, `<function>=unavailable|failing|slow|throttled`.
+    /// Set a fault, `<function>=unavailable|failing|slow|throttled|disabled`.
     Set { spec: crate::faults::FaultSpec },
     /// Clear one function's fault, or every fault.
     Clear { function: Option<String> },

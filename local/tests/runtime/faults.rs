@@ -416,6 +416,32 @@ async fn workflow_timeout_fires_executions_timed_out() {
 }
 
 #[tokio::test]
+async fn fulfill_order_mapping_disabled_fires_the_order_queue_age() {
+    // Nothing polls the order queue: orders wait, and the oldest one ages
+    // past the threshold; re-enabled, the mapping drains the queue.
+    run(Row::orders(
+        &["fulfill_order=disabled"],
+        &[],
+        &["dofs-order-queue-oldest-message-age"],
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn dlq_handler_mapping_disabled_fires_the_dlq_age_and_depth() {
+    run(Row::orders(
+        &["fulfill_order=unavailable", "dlq_handler=disabled"],
+        &[],
+        &[
+            "dofs-fulfilment-failure-rate",
+            "dofs-dlq-depth",
+            "dofs-dlq-oldest-message-age",
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test]
 async fn clients_sending_invalid_orders_fire_the_api_4xx_rate() {
     run(Row {
         invalid_every: 2,

@@ -28,6 +28,7 @@ use dofs_telemetry::TraceHeader;
 use rusqlite::params;
 use serde_json::{json, Map, Value};
 
+use crate::faults::FaultKind;
 use crate::identity::REGION;
 use crate::services::backoff::FailureBackoff;
 use crate::services::lambda::{FunctionName, Functions};
@@ -161,6 +162,14 @@ pub async fn run_mapping(
     loop {
         if shutdown.is_triggered() {
             return;
+        }
+        if functions.faults().of(config.function) == Some(FaultKind::Disabled) {
+            // A disabled mapping polls nothing; re-enabled, it goes on.
+            tokio::select! {
+                _ = tokio::time::sleep(config.poll_interval) => {}
+                _ = shutdown.triggered() => {}
+            }
+            continue;
         }
         // Register interest before looking, so a send in between is not missed.
         let notified = notifier.notified();
