@@ -4,6 +4,15 @@
 # cargo-lambda, and a Terraform CLI config that points at the machine's
 # provider mirror so `terraform init` works offline.
 #
+# The Python tools are pinned in tools/requirements.in (and
+# tools/schemathesis-requirements.in); what is installed is their lock,
+# tools/requirements.txt (tools/schemathesis-requirements.txt): every
+# package, transitive ones too, by exact version and SHA-256. pip installs it
+# with --require-hashes (a download that does not match is refused),
+# --no-deps (nothing outside the lock) and --only-binary :all: (no source
+# build, whose build dependencies pip would fetch unchecked). The .in files
+# say how to regenerate the locks.
+#
 # Source it (`. scripts/tools.sh`) to get the environment it exports:
 #   DOFS_TOOLS_DIR, DOFS_VENV, DOFS_SCHEMATHESIS (schemathesis' `st`),
 #   PATH (venv bin first), TF_CLI_CONFIG_FILE,
@@ -15,19 +24,22 @@ export DOFS_TOOLS_DIR="${DOFS_TOOLS_DIR:-$repo_root/target/tools}"
 export DOFS_VENV="$DOFS_TOOLS_DIR/venv"
 mkdir -p "$DOFS_TOOLS_DIR"
 
-# Bump when the pinned set changes; a stamp file makes re-runs instant.
-# ziglang is cargo-lambda's cross linker: pinned too, since a zig that
-# cargo-lambda does not know how to drive breaks the arm64 packaging.
-python_tools=("moto[server]==5.2.5" "statelint==3.1.0" "checkov==3.3.30" "cargo-lambda==1.9.2" "ziglang==0.17.1")
-# The venv's scripts have its absolute path baked into their shebangs, so the
-# stamp covers the path too: a moved checkout gets a fresh venv, not a broken one.
-stamp="$DOFS_VENV/.dofs-tools-$(printf '%s\n' "$DOFS_VENV" "${python_tools[@]}" | sha256sum | cut -c1-16)"
+# pip's options for a lock: hashes required, nothing but the lock, wheels only.
+# The venv's own pip (the one ensurepip bundles with python3) installs it;
+# upgrading pip first would be one more download without a hash.
+locked_install=(install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary ':all:')
+
+# The lock's content is the stamp, so a changed pin rebuilds the venv and a
+# re-run is instant. The venv's scripts have its absolute path baked into
+# their shebangs, so the stamp covers the path too: a moved checkout gets a
+# fresh venv, not a broken one.
+tools_lock="$repo_root/tools/requirements.txt"
+stamp="$DOFS_VENV/.dofs-tools-$({ printf '%s\n' "$DOFS_VENV"; cat "$tools_lock"; } | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "tools: installing ${python_tools[*]} into $DOFS_VENV" >&2
+  echo "tools: installing tools/requirements.txt (pins of tools/requirements.in) into $DOFS_VENV" >&2
   rm -rf "$DOFS_VENV"
   python3 -m venv "$DOFS_VENV"
-  "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
-  "$DOFS_VENV/bin/pip" install --quiet --disable-pip-version-check "${python_tools[@]}" >&2
+  "$DOFS_VENV/bin/python" -m pip "${locked_install[@]}" -r "$tools_lock" >&2
   touch "$stamp"
 fi
 export PATH="$DOFS_VENV/bin:$PATH"
@@ -35,15 +47,15 @@ export PATH="$DOFS_VENV/bin:$PATH"
 # Schemathesis (the API contract test) in a venv of its own: its pins
 # (hypothesis, jsonschema_rs) need not agree with checkov's, and adding it
 # does not rebuild the venv above. DOFS_SCHEMATHESIS is its `st`.
-schemathesis_pin="schemathesis==4.32.5"
+schemathesis_lock="$repo_root/tools/schemathesis-requirements.txt"
 export DOFS_SCHEMATHESIS_VENV="$DOFS_TOOLS_DIR/schemathesis-venv"
 export DOFS_SCHEMATHESIS="$DOFS_SCHEMATHESIS_VENV/bin/st"
-st_stamp="$DOFS_SCHEMATHESIS_VENV/.dofs-tools-$(printf '%s\n' "$DOFS_SCHEMATHESIS_VENV" "$schemathesis_pin" | sha256sum | cut -c1-16)"
+st_stamp="$DOFS_SCHEMATHESIS_VENV/.dofs-tools-$({ printf '%s\n' "$DOFS_SCHEMATHESIS_VENV"; cat "$schemathesis_lock"; } | sha256sum | cut -c1-16)"
 if [ ! -f "$st_stamp" ]; then
-  echo "tools: installing $schemathesis_pin into $DOFS_SCHEMATHESIS_VENV" >&2
+  echo "tools: installing tools/schemathesis-requirements.txt into $DOFS_SCHEMATHESIS_VENV" >&2
   rm -rf "$DOFS_SCHEMATHESIS_VENV"
   python3 -m venv "$DOFS_SCHEMATHESIS_VENV"
-  "$DOFS_SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "$schemathesis_pin" >&2
+  "$DOFS_SCHEMATHESIS_VENV/bin/python" -m pip "${locked_install[@]}" -r "$schemathesis_lock" >&2
   touch "$st_stamp"
 fi
 

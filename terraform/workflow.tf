@@ -27,14 +27,52 @@ locals {
   workflow_function_timeouts = {
     for fn in ["validator", "order_storage"] : module.functions[fn].arn => var.function_timeouts[fn]
   }
+  workflow_states = {
+    for name, state in local.workflow_template.States : name => (
+      try(state.Resource, "") == "arn:aws:states:::lambda:invoke"
+      ? merge(state, { TimeoutSeconds = local.workflow_function_timeouts[state.Parameters.FunctionName] + 10 })
+      : state
+    )
+  }
+
+  # The execution's TimeoutSeconds must outlast the worst case of the tasks'
+  # retries, or an execution that would have reached its Catch (DeadLetter,
+  # the order FAILED) times out instead, uncatchable, the order stuck
+  # RECEIVED. The task timeouts grow with var.function_timeouts, so the
+  # execution timeout is derived from them: the file's value (300, what the
+  # local runtime runs) or, when larger, this bound. (Refusing instead, with
+  # a precondition, would refuse the defaults themselves: the longest path
+  # alone, validate, store, enqueue, dead-letter, can take 520 s.)
+  #
+  # A task's worst case: every attempt (the first, then each retrier's
+  # MaxAttempts: retriers count separately) runs to the task's
+  # TimeoutSeconds, and every backoff waits its full
+  # IntervalSeconds * BackoffRate^n, capped at MaxDelaySeconds (JitterStrategy
+  # FULL only shortens it), with the ASL defaults (3 attempts, 1 s, rate 2).
+  # The bound is the sum over every task: each state runs at most once, so
+  # no path takes longer (the states are Task, Choice, Pass, Succeed or Fail,
+  # each Task with a TimeoutSeconds: the precondition below; and they form no
+  # cycle: terraform/tests/check_consistency.py). A minute more for the
+  # transitions. With the default 10 s function timeouts: 653 s + 60 s.
+  workflow_task_worst_case = {
+    for name, state in local.workflow_states : name => (
+      (1 + sum(concat([0], [for r in try(state.Retry, []) : try(r.MaxAttempts, 3)]))) * try(state.TimeoutSeconds, 99999999)
+      + sum(concat([0], flatten([
+        for r in try(state.Retry, []) : [
+          for n in range(try(r.MaxAttempts, 3)) :
+          min(try(r.IntervalSeconds, 1) * pow(try(r.BackoffRate, 2), n), try(r.MaxDelaySeconds, 31622401))
+        ]
+      ])))
+    ) if state.Type == "Task"
+  }
+  workflow_timeout_seconds = max(
+    local.workflow_template.TimeoutSeconds,
+    ceil(sum(concat([0], values(local.workflow_task_worst_case)))) + 60
+  )
+
   workflow_definition = jsonencode(merge(local.workflow_template, {
-    States = {
-      for name, state in local.workflow_template.States : name => (
-        try(state.Resource, "") == "arn:aws:states:::lambda:invoke"
-        ? merge(state, { TimeoutSeconds = local.workflow_function_timeouts[state.Parameters.FunctionName] + 10 })
-        : state
-      )
-    }
+    TimeoutSeconds = local.workflow_timeout_seconds
+    States         = local.workflow_states
   }))
 }
 
@@ -62,6 +100,14 @@ resource "aws_sfn_state_machine" "order_workflow" {
   depends_on = [aws_iam_role_policy.workflow]
 
   lifecycle {
+    # What the execution timeout's bound (locals above) assumes.
+    precondition {
+      condition = alltrue([
+        for state in values(local.workflow_states) :
+        contains(["Task", "Choice", "Pass", "Succeed", "Fail"], state.Type) && (state.Type != "Task" || can(state.TimeoutSeconds))
+      ])
+      error_message = "The workflow's execution timeout is derived for Task (each with a TimeoutSeconds), Choice, Pass, Succeed and Fail states only: extend workflow_task_worst_case in workflow.tf for a new kind of state."
+    }
     postcondition {
       condition     = self.arn == local.state_machine_arn
       error_message = "The state machine ARN differs from the one computed in main.tf that api_handler's policy and environment use."

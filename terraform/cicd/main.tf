@@ -10,7 +10,9 @@
 #            deploy role and applies exactly that plan.
 # Only the plan and apply projects' role may assume the deploy role; they
 # build nothing and install nothing but a checksummed Terraform, so no
-# third-party build script or package ever runs with deploy rights.
+# third-party build script or package ever runs with deploy rights. Nor can
+# the test project change what they run: its role writes only the packages
+# and its cache, never the source or the plan (local.artifact_objects).
 #
 # A separate root from the stack so that the pipeline is not redeployed by
 # itself. The connection is created PENDING: someone must complete the
@@ -50,6 +52,24 @@ locals {
     state_key    = local.stack_state_key
   })
   deploy_role_arn = var.deploy_role_arn != null ? var.deploy_role_arn : aws_iam_role.deploy[0].arn
+
+  # Where each artifact lives in the artifact bucket. CodePipeline keys an
+  # artifact <first 20 characters of the pipeline name>/<artifact name>/<id>
+  # (it truncates long artifact names too, hence names of at most 8
+  # characters). Each build role may put objects only under the prefixes of
+  # the artifacts its stage outputs (and the test project under its cache):
+  # no build can overwrite the source, or an artifact a later stage deploys,
+  # but the stage that makes it. Were AWS's layout to differ, the upload would
+  # be denied and the stage fail: this never grants more, only less.
+  pipeline_name   = "${local.name}-pipeline"
+  artifact_prefix = "${aws_s3_bucket.artifacts.arn}/${substr(local.pipeline_name, 0, 20)}"
+  artifact_objects = {
+    for artifact in ["source", "packages", "plan"] : artifact => "${local.artifact_prefix}/${artifact}/*"
+  }
+  # The test project's S3 cache: its cache block's location, and the objects
+  # CodeBuild keeps under it.
+  build_cache_prefix  = "build-cache"
+  build_cache_objects = "${aws_s3_bucket.artifacts.arn}/${local.build_cache_prefix}/*"
 }
 
 # --- encryption ----------------------------------------------------------------
@@ -229,11 +249,18 @@ data "aws_iam_policy_document" "codebuild_test" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.build["test"].arn}:*"]
   }
-  # Artifacts and the build cache (build-cache/ in the same bucket).
+  # Reads the source; writes only its output (the packages) and its build
+  # cache (build-cache/ in the same bucket), never the source or the plan
+  # that the deploy projects run.
   statement {
-    sid       = "Artifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    sid       = "ReadSourceAndCache"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [local.artifact_objects["source"], local.build_cache_objects]
+  }
+  statement {
+    sid       = "WritePackagesAndCache"
+    actions   = ["s3:PutObject"]
+    resources = [local.artifact_objects["packages"], local.build_cache_objects]
   }
   statement {
     sid       = "ArtifactsBucket"
@@ -269,10 +296,11 @@ resource "aws_codebuild_project" "test" {
     type = "CODEPIPELINE"
   }
 
-  # Cargo's registry, rustup and target/ between builds (paths in buildspec.yml).
+  # Cargo's registry, rustup and target/ between builds (paths in
+  # buildspec.yml); the role may write there (local.build_cache_objects).
   cache {
     type     = "S3"
-    location = "${aws_s3_bucket.artifacts.bucket}/build-cache"
+    location = "${aws_s3_bucket.artifacts.bucket}/${local.build_cache_prefix}"
   }
 
   environment {
@@ -303,10 +331,17 @@ data "aws_iam_policy_document" "codebuild_deploy" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [for p in ["plan", "apply"] : "${aws_cloudwatch_log_group.build[p].arn}:*"]
   }
+  # Reads the source, the packages and the plan; writes only the plan (the
+  # Plan stage's output; the Apply stage outputs no artifact).
   statement {
-    sid       = "Artifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    sid       = "ReadArtifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [for artifact in ["source", "packages", "plan"] : local.artifact_objects[artifact]]
+  }
+  statement {
+    sid       = "WritePlan"
+    actions   = ["s3:PutObject"]
+    resources = [local.artifact_objects["plan"]]
   }
   statement {
     sid       = "ArtifactsBucket"
@@ -446,6 +481,15 @@ resource "aws_iam_role_policy" "deploy" {
 
 # --- pipeline ------------------------------------------------------------------------
 
+locals {
+  # The Approve stage's message. CodePipeline takes at most 500 characters of
+  # CustomData; plan_gate.py cuts PLAN_SUMMARY to its SUMMARY_LIMIT so that
+  # the message fits (checked below for this stack's name, and by
+  # terraform/tests/check_pipeline.py for the longest name allowed).
+  approval_message   = "The ${local.stack_name} plan deletes or replaces resources: #{Plan.PLAN_SUMMARY}. Read tfplan.txt in the Plan build's artifact before approving."
+  plan_summary_limit = tonumber(regex("(?m)^SUMMARY_LIMIT = ([0-9]+)$", file("${path.module}/plan_gate.py"))[0])
+}
+
 data "aws_iam_policy_document" "pipeline_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -474,7 +518,8 @@ data "aws_iam_policy_document" "pipeline" {
     resources = [aws_codestarconnections_connection.github.arn]
   }
   # The CodeStarSourceConnection action uploads the source zip with an ACL
-  # and tags (aws-cdk#13557; AWS's minimal pipeline policy lists both).
+  # and tags (aws-cdk#13557; AWS's minimal pipeline policy lists both). The
+  # source stage's role is the only one that may write the source artifact.
   statement {
     sid       = "Artifacts"
     actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging"]
@@ -504,12 +549,19 @@ resource "aws_iam_role_policy" "pipeline" {
 }
 
 resource "aws_codepipeline" "main" {
-  name          = "${local.name}-pipeline"
+  name          = local.pipeline_name
   role_arn      = aws_iam_role.pipeline.arn
   pipeline_type = "V2"
   # A newer commit supersedes a run still waiting for approval (its plan
   # would be stale anyway: apply refuses a plan older than the state).
   execution_mode = "SUPERSEDED"
+
+  lifecycle {
+    precondition {
+      condition     = length(replace(local.approval_message, "#{Plan.PLAN_SUMMARY}", "")) + local.plan_summary_limit <= 500
+      error_message = "The approval message with a plan summary of SUMMARY_LIMIT (plan_gate.py) characters exceeds CodePipeline's 500 characters of CustomData: lower SUMMARY_LIMIT or shorten the message."
+    }
+  }
 
   artifact_store {
     type     = "S3"
@@ -603,7 +655,7 @@ resource "aws_codepipeline" "main" {
       provider = "Manual"
       version  = "1"
       configuration = {
-        CustomData = "The ${local.stack_name} plan deletes or replaces resources: #{Plan.PLAN_SUMMARY}. Read tfplan.txt in the Plan build's artifact before approving."
+        CustomData = local.approval_message
       }
     }
   }

@@ -10,6 +10,7 @@ job (derived from the code and the ASL); here only the shape of the grants
 """
 
 import json
+import math
 import os
 import re
 import sys
@@ -47,6 +48,22 @@ def as_list(value):
 def statements(document):
     doc = json.loads(document) if isinstance(document, str) else document
     return as_list(doc["Statement"])
+
+
+def task_worst_case_seconds(state):
+    """How long a Task can take with all its retries, by the ASL's rules:
+    every attempt (the first, then each retrier's MaxAttempts, counted per
+    retrier) runs to the task's TimeoutSeconds, every backoff waits
+    IntervalSeconds * BackoffRate^n at most (MaxDelaySeconds caps it; FULL
+    jitter only shortens it). Defaults: 3 attempts, 1 s, rate 2.0."""
+    attempts, waits = 1, 0.0
+    for retrier in state.get("Retry", []):
+        retries = retrier.get("MaxAttempts", 3)
+        attempts += retries
+        for n in range(retries):
+            wait = retrier.get("IntervalSeconds", 1) * retrier.get("BackoffRate", 2.0) ** n
+            waits += min(wait, retrier.get("MaxDelaySeconds", wait))
+    return attempts * state["TimeoutSeconds"] + waits
 
 
 class StackTest(unittest.TestCase):
@@ -209,6 +226,12 @@ class StackTest(unittest.TestCase):
         for state in expected["States"].values():
             if state.get("Resource") == "arn:aws:states:::lambda:invoke":
                 state["TimeoutSeconds"] = timeouts[state["Parameters"]["FunctionName"]] + 10
+        # The execution outlasts every task's worst case (each state runs at
+        # most once, so their sum bounds any path), plus a minute: the file's
+        # TimeoutSeconds, or that bound when larger.
+        tasks = [s for s in expected["States"].values() if s["Type"] == "Task"]
+        bound = math.ceil(sum(task_worst_case_seconds(s) for s in tasks)) + 60
+        expected["TimeoutSeconds"] = max(expected["TimeoutSeconds"], bound)
         self.maxDiff = None
         self.assertEqual(json.loads(sm["definition"]), expected)
 

@@ -19,7 +19,10 @@ Checks, without AWS or Terraform:
   may be left unset); the variables the lambda_function module adds to
   every function are read by dofs-telemetry's configuration;
 - the ASL placeholders are exactly what Terraform renders it with, and the
-  queues and tables behind them are the ones the functions are given.
+  queues and tables behind them are the ones the functions are given;
+- each ASL state runs at most once (only Task, Choice, Pass, Succeed and
+  Fail states, every Task with a TimeoutSeconds, no cycle), which the
+  execution timeout workflow.tf derives from the tasks' retries assumes.
 Exits non-zero listing every problem.
 """
 
@@ -181,6 +184,42 @@ def alarm_metrics(alarm):
     return [(f"alarm {alarm['name']}", alarm)]
 
 
+def check_workflow_runs_each_state_once(asl):
+    """workflow.tf bounds the execution by the sum of every task's worst case,
+    which holds while each state runs at most once: the states are Task,
+    Choice, Pass, Succeed or Fail (no Wait, Map or Parallel) and their
+    transitions (Next, Default, Choices, Catch) form no cycle."""
+    states = asl.get("States", {})
+    for name, state in states.items():
+        if state.get("Type") not in ("Task", "Choice", "Pass", "Succeed", "Fail"):
+            problem(f"ASL state {name} is a {state.get('Type')}: workflow.tf's execution timeout bound covers Task, Choice, Pass, Succeed and Fail only")
+        if state.get("Type") == "Task" and not isinstance(state.get("TimeoutSeconds"), int):
+            problem(f"ASL task {name} has no TimeoutSeconds: its worst case (and the execution timeout workflow.tf derives) would be unbounded")
+
+    def successors(state):
+        out = [state.get("Next"), state.get("Default")]
+        out += [c.get("Next") for c in state.get("Choices", [])]
+        out += [c.get("Next") for c in state.get("Catch", [])]
+        return [n for n in out if n]
+
+    done, on_path = set(), []
+
+    def visit(name):
+        if name in on_path:
+            problem(f"ASL states loop: {' -> '.join(on_path[on_path.index(name):] + [name])}; workflow.tf's execution timeout bound assumes each state runs once")
+            return
+        if name in done or name not in states:
+            return
+        on_path.append(name)
+        for nxt in successors(states[name]):
+            visit(nxt)
+        on_path.pop()
+        done.add(name)
+
+    for name in states:
+        visit(name)
+
+
 def main():
     catalog = load_json("dashboards", "metrics.json")
     alarms = load_json("dashboards", "alarms.json")
@@ -309,7 +348,9 @@ def main():
 
     # --- workflow --------------------------------------------------------------------
     with open(os.path.join(REPO, "terraform", "order_workflow.asl.json"), encoding="utf-8") as f:
-        asl_placeholders = set(re.findall(r"\$\{([a-z_]+)\}", f.read()))
+        asl_text = f.read()
+    asl_placeholders = set(re.findall(r"\$\{([a-z_]+)\}", asl_text))
+    check_workflow_runs_each_state_once(json.loads(asl_text))
     with open(os.path.join(REPO, "terraform", "workflow.tf"), encoding="utf-8") as f:
         workflow_tf = f.read()
     rendered = dict(re.findall(r"^\s+([a-z_]+)\s+=\s+(module\.[^\s]+)$", workflow_tf, re.M))

@@ -14,14 +14,28 @@ Checks, without AWS:
   rustup, scripts/test) but Terraform through install-terraform.sh, which
   checks a pinned SHA-256; they init from envs/<env>.s3.tfbackend and plan
   envs/<env>.tfvars; the plan exports DESTRUCTIVE from plan_gate.py and
-  refuses REPLACE-ME placeholders; the apply applies the saved plan;
+  refuses REPLACE-ME placeholders: its own check (the lines of the buildspec,
+  run with bash) refuses the committed prod.tfvars and each var file that
+  still holds one in a value, and passes filled-in copies whose comments
+  still name the word; the apply applies the saved plan;
 - terraform/cicd/main.tf: stages Source, Test, Plan, Approve, Apply in that
   order; Approve is a manual approval entered only when #{Plan.DESTRUCTIVE}
   is "true"; the test project uses buildspec.yml and its own role, the plan
   and apply projects the deploy buildspecs and the deploy projects' role;
   that role's policy is the only one allowing sts:AssumeRole, and the deploy
   role trusts it alone; the source stage may put object ACLs and tags; no
-  unused CodeBuild report permissions;
+  unused CodeBuild report permissions; no role but the source stage's
+  (the pipeline role) may write the source artifact's prefix: the test
+  role writes only the packages and its build cache, the deploy projects'
+  role only the plan, the deploy role only the state bucket; the Approve
+  stage's message, with the longest stack name variables.tf allows and a
+  PLAN_SUMMARY of plan_gate.py's SUMMARY_LIMIT, fits CodePipeline's 500
+  characters, and plan_gate.py never exceeds SUMMARY_LIMIT;
+- the Python tools: tools/requirements.txt and
+  tools/schemathesis-requirements.txt pin every package with == and
+  SHA-256 hashes, and pin exactly the versions of their .in files (the one
+  place the tools are pinned); scripts/tools.sh installs only those locks,
+  with --require-hashes --no-deps, and pins nothing itself;
 - envs/: for every environment variables.tf allows, <env>.tfvars sets that
   environment and <env>.s3.tfbackend the key <name_prefix>/<env>.tfstate
   with use_lockfile and encrypt; all stack and pipeline keys are distinct;
@@ -33,10 +47,15 @@ Checks, without AWS:
 Exits non-zero listing every problem.
 """
 
+import fnmatch
+import importlib.util
+import json
 import os
 import re
 import shlex
+import subprocess
 import sys
+import tempfile
 
 import hcl2
 import yaml
@@ -218,11 +237,252 @@ def check_deploy_buildspecs():
                 problem(f"{rel}: must take the plan and the packages from the Plan and Test stages")
 
 
+def placeholder_check(text):
+    """The plan buildspec's own placeholder check: its lines from `vars=` to
+    the `fi` closing the `if` that names REPLACE-ME, as written there."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if re.match(r"\s*vars=", l)), None)
+    check = next((i for i, l in enumerate(lines) if start is not None and i > start and re.match(r"\s*if .*REPLACE-ME", l)), None)
+    end = next((i for i, l in enumerate(lines) if check is not None and i > check and re.fullmatch(r"\s*fi\s*", l)), None)
+    if end is None:
+        return None
+    block = lines[start : end + 1]
+    indent = min(len(l) - len(l.lstrip()) for l in block if l.strip())
+    return "\n".join(l[indent:] for l in block)
+
+
+def run_placeholder_check(snippet, env, content):
+    """True when the buildspec's check lets `content`, as
+    terraform/envs/<env>.tfvars, through to the plan."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "terraform", "envs"))
+        with open(os.path.join(tmp, "terraform", "envs", f"{env}.tfvars"), "w", encoding="utf-8") as f:
+            f.write(content)
+        result = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + snippet],
+            cwd=tmp, env={**os.environ, "DOFS_ENVIRONMENT": env}, capture_output=True, text=True,
+        )
+    return result.returncode == 0
+
+
+def filled_in(content):
+    """A var file with every REPLACE-ME outside comments replaced, as an
+    operator does before the first deploy; the comments keep the word."""
+    return "\n".join(
+        line if line.lstrip().startswith("#") else line.replace("REPLACE-ME", "filled-in")
+        for line in content.split("\n")
+    )
+
+
+def check_placeholder_refusal():
+    rel = "terraform/cicd/buildspec-plan.yml"
+    _, text = buildspec(rel)
+    snippet = placeholder_check(text)
+    if snippet is None:
+        problem(f"{rel}: no `vars=...` then `if ... REPLACE-ME ...; then ... fi` block to test")
+        return
+    if not re.search(r'^vars="terraform/envs/\$\{DOFS_ENVIRONMENT\}\.tfvars"$', snippet, re.M):
+        problem(f"{rel}: the placeholder check must read terraform/envs/${{DOFS_ENVIRONMENT}}.tfvars")
+    for env in environments():
+        rel_vars = f"terraform/envs/{env}.tfvars"
+        if not os.path.exists(path(rel_vars)):
+            continue
+        committed = read(rel_vars)
+        in_values = "REPLACE-ME" in json.dumps(hcl_values(rel_vars))
+        if env == "prod" and not in_values:
+            problem(f"{rel_vars}: expected REPLACE-ME placeholders in its values (the operator's own JWT issuer, audience and on-call address)")
+        if run_placeholder_check(snippet, env, committed) == in_values:
+            problem(f"{rel}: its placeholder check {'passes' if in_values else 'refuses'} the committed {rel_vars}, which {'holds' if in_values else 'holds no'} REPLACE-ME in a value")
+        filled = filled_in(committed)
+        with tempfile.NamedTemporaryFile("w", suffix=".tfvars", encoding="utf-8", delete=False) as f:
+            f.write(filled)
+        try:
+            with open(f.name, encoding="utf-8") as g:
+                filled_values = hcl2.load(g)
+        finally:
+            os.unlink(f.name)
+        if "REPLACE-ME" in json.dumps(filled_values):
+            problem(f"check_pipeline.py: the filled-in copy of {rel_vars} still holds REPLACE-ME in a value")
+        if not run_placeholder_check(snippet, env, filled):
+            problem(f"{rel}: its placeholder check refuses a filled-in copy of {rel_vars} (REPLACE-ME left only in comments): staging/prod could never plan")
+        if env == "prod" and "REPLACE-ME" not in filled:
+            problem(f"{rel_vars}: its comments no longer name REPLACE-ME, so the filled-in copy no longer tests that comments are ignored")
+
+
 # --- the CI/CD root ----------------------------------------------------------------------
 
 
 def statements(doc):
     return [one(s) if isinstance(s, list) else s for s in doc.get("statement", [])]
+
+
+def s3_put_actions(actions):
+    """The actions of a list that allow s3:PutObject (wildcards included)."""
+    return [a for a in actions if fnmatch.fnmatchcase("s3:putobject", a.lower())]
+
+
+# How main.tf lays the artifact bucket out (checked against its locals), in
+# symbols: the bucket's ARN and the pipeline's folder (the first 20
+# characters of its name) stand for whatever they are in an account.
+BUCKET_ARN = "arn:aws:s3:::ARTIFACT-BUCKET"
+PIPELINE_FOLDER = "PIPELINE-FOLDER"
+ARTIFACT_LOCALS = {
+    "pipeline_name": "${local.name}-pipeline",
+    "artifact_prefix": "${aws_s3_bucket.artifacts.arn}/${substr(local.pipeline_name, 0, 20)}",
+    "build_cache_objects": "${aws_s3_bucket.artifacts.arn}/${local.build_cache_prefix}/*",
+}
+
+
+def artifact_object(artifact):
+    return f"{BUCKET_ARN}/{PIPELINE_FOLDER}/{artifact}/*"
+
+
+def resolve_s3_resources(resources, cache_prefix):
+    """The ARN patterns of a statement's resources as written in main.tf, in
+    the symbols above; None for an expression this check cannot read (which
+    then counts as "anything")."""
+    out = []
+    for expr in resources:
+        m = re.fullmatch(r'\$\{local\.artifact_objects\["([\w-]+)"\]\}', expr)
+        if m:
+            out.append(artifact_object(m.group(1)))
+            continue
+        if expr == "${local.build_cache_objects}":
+            out.append(f"{BUCKET_ARN}/{cache_prefix}/*")
+            continue
+        m = re.fullmatch(r"\$\{\[for (\w+) in \[([^\]]*)\] : local\.artifact_objects\[\1\]\]\}", expr)
+        if m:
+            out.extend(artifact_object(a) for a in re.findall(r"""['"]([\w-]+)['"]""", m.group(2)))
+            continue
+        if expr.startswith("${aws_s3_bucket.artifacts.arn}") and "${" not in expr[len("${aws_s3_bucket.artifacts.arn}"):]:
+            out.append(BUCKET_ARN + expr[len("${aws_s3_bucket.artifacts.arn}"):])
+            continue
+        if expr in ("${aws_s3_bucket.artifacts.arn}", "${aws_kms_key.pipeline.arn}") or not expr.startswith(("${", "arn:", "*")):
+            out.append(expr)
+            continue
+        return None
+    return out
+
+
+def check_artifact_writes(doc, policies, pipeline):
+    """No role but the source stage's may write the source artifact: the
+    Plan and Apply projects run it with the deploy role."""
+    local_values = {}
+    for block in doc.get("locals", []):
+        local_values.update({k: one(v) for k, v in block.items()})
+    for name, want in ARTIFACT_LOCALS.items():
+        if local_values.get(name) != want:
+            problem(f"cicd: local.{name} is {local_values.get(name)!r}; check_pipeline.py reads the artifact layout as {want!r}")
+    objects = str(local_values.get("artifact_objects", ""))
+    if '=> "${local.artifact_prefix}/${artifact}/*"' not in objects:
+        problem(f"cicd: local.artifact_objects must map each artifact to ${{local.artifact_prefix}}/<artifact>/*, is {objects!r}")
+    cache_prefix = local_values.get("build_cache_prefix")
+    projects = blocks(doc, "resource", "aws_codebuild_project")
+    cache = one(one(projects.get("test", {})).get("cache", {})) or {}
+    if one(cache.get("location")) != "${aws_s3_bucket.artifacts.bucket}/${local.build_cache_prefix}":
+        problem("cicd: the test project's cache must be at ${aws_s3_bucket.artifacts.bucket}/${local.build_cache_prefix} (what its role may write)")
+    if one(pipeline.get("name")) != "${local.pipeline_name}":
+        problem("cicd: the pipeline must be named local.pipeline_name (its artifact folder is derived from it)")
+
+    stages = {one(st.get("name")): st for st in (one(x) for x in pipeline.get("stage", []))}
+    outputs = {}
+    for stage_name, stage in stages.items():
+        for action in (one(a) for a in stage.get("action", [])):
+            for artifact in as_list(action.get("output_artifacts")):
+                outputs[artifact] = stage_name
+                if len(artifact) > 8:
+                    problem(f"cicd: artifact {artifact} is longer than 8 characters: CodePipeline truncates long artifact names in its S3 folder, which the roles' prefixes do not follow")
+    if outputs.get("source") != "Source":
+        problem(f"cicd: the source artifact must come from the Source stage, outputs are {outputs}")
+    source_object = f"{BUCKET_ARN}/{PIPELINE_FOLDER}/source/AbCdEf1"
+    # Who may write, and what each role must be able to write.
+    allowed_writers = {"pipeline"}
+    must_write = {"codebuild_test": {artifact_object("packages"), f"{BUCKET_ARN}/{cache_prefix}/*"}, "codebuild_deploy": {artifact_object("plan")}}
+    for name, body in policies.items():
+        writes = set()
+        for st in statements(one(body)):
+            if one(st.get("effect")) == "Deny":
+                continue
+            if "not_actions" in st or "not_resources" in st:
+                problem(f"cicd: policy {name} uses not_actions/not_resources; check_pipeline.py cannot tell what it lets write")
+                continue
+            if not s3_put_actions(as_list(st.get("actions"))):
+                continue
+            if "principals" in st:
+                problem(f"cicd: resource policy {name} allows s3:PutObject to its principals; only the pipeline role may write the source artifact")
+                continue
+            resources = resolve_s3_resources(as_list(st.get("resources")), cache_prefix)
+            if resources is None:
+                problem(f"cicd: policy {name} allows s3:PutObject on {as_list(st.get('resources'))}, which check_pipeline.py cannot read; use local.artifact_objects[...] or local.build_cache_objects")
+                continue
+            writes |= set(resources)
+        if name in allowed_writers:
+            if not any(fnmatch.fnmatchcase(source_object, r) for r in writes):
+                problem(f"cicd: the source stage's role ({name}) cannot write the source artifact")
+            continue
+        for r in writes:
+            if fnmatch.fnmatchcase(source_object, r) or r in ("*", "arn:aws:s3:::*"):
+                problem(f"cicd: policy {name} may write the source artifact ({r}), which the Plan and Apply projects run with the deploy role")
+        if name in must_write and writes != must_write[name]:
+            problem(f"cicd: policy {name} may write {sorted(writes)}, should be exactly {sorted(must_write[name])}")
+    if outputs.get("packages") != "Test" or outputs.get("plan") != "Plan":
+        problem(f"cicd: the packages come from Test and the plan from Plan (the roles' write grants), outputs are {outputs}")
+
+    # The deploy role (assumed by plan and apply) writes only the state bucket.
+    template = read("terraform", "cicd", "deploy-role-policy.json.tftpl")
+    for m in re.finditer(r'"(arn:\$\{partition\}:s3:::[^"]*)"', template):
+        if not m.group(1).startswith("arn:${partition}:s3:::${state_bucket}"):
+            problem(f"cicd: the deploy role's policy names an S3 resource outside the state bucket: {m.group(1)}")
+    if re.search(r'"Action":\s*\[[^\]]*"s3:(\*|Put\*)"', template):
+        problem("cicd: the deploy role's policy has a wildcard S3 write action")
+
+
+def name_prefix_max_length():
+    """The longest name_prefix terraform/variables.tf accepts (its validation
+    regex ^[a-z][a-z0-9-]{m,n}$)."""
+    text = read("terraform", "variables.tf")
+    m = re.search(r'variable "name_prefix".*?regex\("\^\[a-z\]\[a-z0-9-\]\{(\d+),(\d+)\}\$"', text, re.S)
+    return 1 + int(m.group(2)) if m else None
+
+
+def load_plan_gate():
+    spec = importlib.util.spec_from_file_location("plan_gate", path("terraform", "cicd", "plan_gate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_approval_message(doc, approve_action):
+    """CodePipeline takes at most 500 characters of an approval's CustomData."""
+    local_values = {}
+    for block in doc.get("locals", []):
+        local_values.update({k: one(v) for k, v in block.items()})
+    config = one(approve_action.get("configuration", {})) or {}
+    if config.get("CustomData") != "${local.approval_message}":
+        problem("cicd: the Approve action's CustomData must be local.approval_message (what this check measures)")
+    message = str(local_values.get("approval_message", ""))
+    longest_prefix = name_prefix_max_length()
+    if longest_prefix is None:
+        problem("terraform/variables.tf: cannot read the longest name_prefix its validation allows")
+        return
+    longest_stack = longest_prefix + 1 + max(len(e) for e in environments())
+    gate = load_plan_gate()
+    limit = gate.SUMMARY_LIMIT
+    worst = message.replace("${local.stack_name}", "s" * longest_stack).replace("#{Plan.PLAN_SUMMARY}", "p" * limit)
+    if "#{Plan.PLAN_SUMMARY}" not in message or "${" in worst or "#{" in worst:
+        problem(f"cicd: the approval message must hold #{{Plan.PLAN_SUMMARY}} and no other variable than local.stack_name: {message!r}")
+    if max(len(worst), len(message)) > 500:
+        problem(f"cicd: the approval message can be {len(worst)} characters (stack name {longest_stack}, SUMMARY_LIMIT {limit}); CodePipeline takes 500")
+    # plan_gate.py keeps to its limit on a plan with many long addresses.
+    plan = {"resource_changes": [
+        {"address": f'module.functions["fulfill_order"].aws_lambda_function.this[{i}]', "change": {"actions": ["delete", "create"]}}
+        for i in range(200)
+    ]}
+    destructive, summary = gate.gate(plan)
+    if not destructive or len(summary) > limit:
+        problem(f"terraform/cicd/plan_gate.py: a summary of {len(summary)} characters exceeds SUMMARY_LIMIT {limit}")
+    if "#{Plan.PLAN_SUMMARY}" in str(local_values.get("plan_summary_limit", "")) or "SUMMARY_LIMIT" not in str(local_values.get("plan_summary_limit", "")):
+        problem("cicd: local.plan_summary_limit must read SUMMARY_LIMIT from plan_gate.py (the precondition on the pipeline)")
 
 
 def check_cicd():
@@ -288,6 +548,87 @@ def check_cicd():
     apply_inputs = as_list(one(by_name["Apply"]["action"]).get("input_artifacts"))
     if set(apply_inputs) != {"source", "packages", "plan"}:
         problem(f"cicd: the Apply stage must take source, packages and plan, takes {apply_inputs}")
+    check_artifact_writes(doc, policies, pipeline)
+    check_approval_message(doc, action)
+
+
+# --- the Python tools' locks ---------------------------------------------------------------
+
+
+def normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_pins(rel):
+    """{name: version} of a requirements .in file (name==version lines)."""
+    pins = {}
+    for n, line in enumerate(read(rel).splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[\w,.-]+\])?==([\w.!+-]+)", line)
+        if not m:
+            problem(f"{rel}:{n}: `{line}` is not name==version (the one place the tools are pinned, exactly)")
+            continue
+        pins[normalize(m.group(1))] = m.group(3)
+    return pins
+
+
+def read_lock(rel):
+    """[(name, version, marker, hashes)] of a hash-locked requirements file."""
+    entries, current = [], None
+    logical = re.sub(r"\\\n", " ", read(rel))
+    for n, line in enumerate(logical.splitlines(), 1):
+        line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not line or line.startswith("--index-url"):
+            continue
+        m = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([\w.!+-]+)\s*(;[^-]*)?(.*)$", line)
+        if not m:
+            problem(f"{rel}: `{line[:80]}` is not a pinned requirement (name==version --hash=...)")
+            continue
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", m.group(4))
+        rest = re.sub(r"--hash=sha256:[0-9a-f]{64}", "", m.group(4)).strip()
+        if rest:
+            problem(f"{rel}: {m.group(1)}: unexpected options {rest!r}")
+        entries.append((normalize(m.group(1)), m.group(2), (m.group(3) or "").strip("; "), hashes))
+    return entries
+
+
+def check_tool_locks():
+    script = read("scripts", "tools.sh")
+    for lock_in, lock in (("tools/requirements.in", "tools/requirements.txt"), ("tools/schemathesis-requirements.in", "tools/schemathesis-requirements.txt")):
+        if not os.path.exists(path(lock_in)) or not os.path.exists(path(lock)):
+            problem(f"{lock_in} and {lock} must both exist")
+            continue
+        if "pip-compile" not in read(lock_in) and "uv pip compile" not in read(lock_in):
+            problem(f"{lock_in}: must say how to regenerate {lock} (pip-compile / uv pip compile --generate-hashes)")
+        pins = read_pins(lock_in)
+        entries = read_lock(lock)
+        if not entries:
+            problem(f"{lock}: no requirements")
+        locked = {}
+        for name, version, marker, hashes in entries:
+            locked.setdefault(name, set()).add(version)
+            if not hashes:
+                problem(f"{lock}: {name}=={version} has no --hash (pip --require-hashes refuses it)")
+        for name, version in pins.items():
+            if locked.get(name) != {version}:
+                problem(f"{lock}: {name} is locked at {sorted(locked.get(name, []))}, {lock_in} pins {version}: regenerate the lock ({lock_in} says how)")
+        if os.path.basename(lock) not in script:
+            problem(f"scripts/tools.sh: does not install {lock}")
+    locked_install = re.search(r"^locked_install=\((.*)\)$", script, re.M)
+    options = shlex.split(locked_install.group(1)) if locked_install else []
+    for option in ("--require-hashes", "--no-deps"):
+        if option not in options:
+            problem(f"scripts/tools.sh: its pip install (locked_install) lacks {option}")
+    installs = [l for l in script.splitlines() if re.search(r"\bpip\b.*\binstall\b|\bpip\b.*locked_install", l) and not l.lstrip().startswith("#")]
+    for line in installs:
+        if '"${locked_install[@]}" -r "$' not in line:
+            problem(f"scripts/tools.sh: `{line.strip()}` installs something other than a lock with hashes")
+    if len(installs) != 2:
+        problem(f"scripts/tools.sh: expected two locked installs (the tools, schemathesis), found {len(installs)}")
+    if re.search(r"^[^#]*==\d", script, re.M):
+        problem("scripts/tools.sh: pins a version itself; tools/*.in are the one place")
 
 
 # --- envs ----------------------------------------------------------------------------------
@@ -471,7 +812,9 @@ def main():
     check_toolchain()
     version = check_install_terraform()
     check_deploy_buildspecs()
+    check_placeholder_refusal()
     check_cicd()
+    check_tool_locks()
     check_envs()
     check_checkov_skips()
     envs = environments()
