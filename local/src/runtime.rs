@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dofs_asl::StateMachine;
-use dofs_core::{Clock, SystemClock};
+use dofs_core::Clock;
 use dofs_telemetry::{MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport};
 use fulfill_order::FailureSimulator;
 use tokio::net::TcpListener;
@@ -175,12 +175,14 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Builds everything and binds the listener. `install_telemetry` puts
-    /// the given telemetry configuration in place: process-wide for
-    /// `dofs serve` ([`install_process_telemetry`]), for one thread in
-    /// tests (`dofs_telemetry::init_scoped_with_writer`).
+    /// Builds everything and binds the listener. `clock` is the "now" of
+    /// every part (`dofs serve` passes [`dofs_core::SystemClock`]).
+    /// `install_telemetry` puts the given telemetry configuration in place:
+    /// process-wide for `dofs serve` ([`install_process_telemetry`]), for
+    /// one thread in tests (`dofs_telemetry::init_scoped_with_writer`).
     pub async fn build(
         config: RuntimeConfig,
+        clock: Arc<dyn Clock>,
         install_telemetry: impl FnOnce(TelemetryConfig) -> Result<Telemetry, TelemetryError>,
     ) -> anyhow::Result<Self> {
         // Refusals first, before anything exists on disk.
@@ -223,7 +225,6 @@ impl Runtime {
         let db = Db::open(&config.data_dir)
             .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
         let spans = config.traces.then(SpanStore::new);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
         let service_metrics = ServiceMetrics::new(metric_store.clone());
         let telemetry = install_telemetry(TelemetryConfig {
@@ -497,6 +498,10 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
 mod tests {
     use super::*;
 
+    fn system_clock() -> Arc<dyn Clock> {
+        Arc::new(dofs_core::SystemClock)
+    }
+
     #[test]
     fn one_runtime_per_data_dir() {
         let dir = tempfile::tempdir().unwrap();
@@ -517,9 +522,11 @@ mod tests {
         let mut config = RuntimeConfig::new(&data_dir);
         config.failure_rate = 2.0;
         config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before validation")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("failure rate"), "{err}");
         assert!(!data_dir.exists());
     }
@@ -540,9 +547,11 @@ mod tests {
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.workflow_file = Some(file);
-        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before validation")
+        })
+        .await
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(
             text.contains("\"Wait\"") && text.contains("waitForTaskToken"),
@@ -558,9 +567,11 @@ mod tests {
         let data_dir = dir.path().join("data");
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = taken.local_addr().unwrap();
-        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before the bind")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("cannot listen"), "{err}");
         assert!(!data_dir.exists());
     }
@@ -571,9 +582,11 @@ mod tests {
         let data_dir = dir.path().join("data");
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = SocketAddr::from(([0, 0, 0, 0], 0));
-        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before the bind")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("--allow-remote"), "{err}");
         assert!(!data_dir.exists());
     }

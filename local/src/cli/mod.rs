@@ -11,6 +11,7 @@ mod print;
 pub mod serve_process;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -194,7 +195,12 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // Signals are caught from here on: one that comes right after the
     // listening line must stop the runtime, not kill the process.
     let shutdown = Shutdown::on_signals()?;
-    let runtime = Runtime::build(args.into_config(data_dir)?, install_process_telemetry).await?;
+    let runtime = Runtime::build(
+        args.into_config(data_dir)?,
+        Arc::new(dofs_core::SystemClock),
+        install_process_telemetry,
+    )
+    .await?;
     println!("{LISTENING_LINE}{}", runtime.base_url());
     runtime.run_until(shutdown).await
 }

@@ -36,7 +36,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use dofs_core::{Clock, SystemClock};
+use dofs_core::Clock;
 use dofs_telemetry::{MetricSample, MetricsSink};
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -207,12 +207,6 @@ pub struct MetricsStore {
     clock: Arc<dyn Clock>,
 }
 
-impl Default for MetricsStore {
-    fn default() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
-    }
-}
-
 impl std::fmt::Debug for MetricsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsStore").finish_non_exhaustive()
@@ -220,11 +214,6 @@ impl std::fmt::Debug for MetricsStore {
 }
 
 impl MetricsStore {
-    /// A store whose "now" is the system clock's.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A store whose "now" is `clock`'s (the runtime's).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -660,6 +649,13 @@ pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, Db
 mod tests {
     use super::*;
 
+    /// A store whose clock stands still at 2023-11-14T22:13:20Z (the tests
+    /// give their samples' times; only the sink reads the clock).
+    fn store() -> MetricsStore {
+        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        MetricsStore::with_clock(Arc::new(dofs_core::testkit::FixedClock(now)))
+    }
+
     fn key() -> SeriesKey {
         SeriesKey::new(
             "AWS/Lambda",
@@ -680,7 +676,7 @@ mod tests {
     async fn values_are_aggregated_per_second_and_merged_across_flushes() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).unwrap();
-        let store = MetricsStore::new();
+        let store = store();
         let t0 = 1_700_000_000_000;
         store.record_at(key(), "Count", 1.0, t0 + 10);
         store.record_at(key(), "Count", 0.0, t0 + 990);
@@ -728,7 +724,7 @@ mod tests {
 
     #[test]
     fn dimension_order_does_not_split_a_series() {
-        let store = MetricsStore::new();
+        let store = store();
         store.record_parts("N", "M", &[("b", "2"), ("a", "1")], "Count", 1.0, 5);
         store.record_parts("N", "M", &[("a", "1"), ("b", "2")], "Count", 2.0, 6);
         store.record_parts("N", "M", &[("a", "1"), ("b", "3")], "Count", 4.0, 7);
@@ -746,7 +742,7 @@ mod tests {
 
     #[test]
     fn the_sink_files_custom_metrics_under_the_function_dimension() {
-        let store = MetricsStore::new();
+        let store = store();
         let props = BTreeMap::new();
         MetricsSink::record(
             &store,
