@@ -93,6 +93,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The statistic columns (`sample_count`, `sum`, `min`, `max`) of a
+    /// `metric_points` row.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            sample_count: row.get::<_, i64>("sample_count")?.max(0) as u64,
+            sum: row.get("sum")?,
+            min: row.get("min")?,
+            max: row.get("max")?,
+        })
+    }
+
     pub fn one(value: f64) -> Self {
         Self {
             sample_count: 1,
@@ -553,17 +564,7 @@ pub fn period_stats(
             from_ms,
             to_ms
         ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Stats {
-                    sample_count: r.get::<_, i64>(1)?.max(0) as u64,
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                },
-            ))
-        },
+        |r| Ok((r.get::<_, i64>("bucket_ms")?, Stats::from_row(r)?)),
     )?;
     for row in rows {
         let (bucket, stats) = row?;
@@ -593,6 +594,29 @@ pub struct SeriesSummary {
     pub last: Stats,
 }
 
+/// One whole `metric_points` row, its dimensions still the stored JSON.
+struct PointRow {
+    namespace: String,
+    name: String,
+    dimensions: String,
+    unit: String,
+    bucket_ms: i64,
+    stats: Stats,
+}
+
+impl PointRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            namespace: row.get("namespace")?,
+            name: row.get("name")?,
+            dimensions: row.get("dimensions")?,
+            unit: row.get("unit")?,
+            bucket_ms: row.get("bucket_ms")?,
+            stats: Stats::from_row(row)?,
+        })
+    }
+}
+
 /// Every series with data since `since_ms`, sorted by namespace, name and dimensions.
 pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, DbError> {
     let mut stmt = conn.prepare(
@@ -601,23 +625,16 @@ pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, Db
          ORDER BY namespace, name, dimensions, bucket_ms",
     )?;
     let mut out: Vec<SeriesSummary> = Vec::new();
-    let rows = stmt.query_map([since_ms], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            Stats {
-                sample_count: r.get::<_, i64>(5)?.max(0) as u64,
-                sum: r.get(6)?,
-                min: r.get(7)?,
-                max: r.get(8)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map([since_ms], PointRow::from_row)?;
     for row in rows {
-        let (namespace, name, dimensions, unit, bucket, stats) = row?;
+        let PointRow {
+            namespace,
+            name,
+            dimensions,
+            unit,
+            bucket_ms: bucket,
+            stats,
+        } = row?;
         let dimensions: BTreeMap<String, String> = serde_json::from_str(&dimensions)?;
         let last_at = DateTime::<Utc>::from_timestamp_millis(bucket)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
