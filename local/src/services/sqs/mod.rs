@@ -405,7 +405,13 @@ fn receive_in(
     let settings: Option<(i64, Option<String>, Option<u32>)> = conn.query_row_cached(
             "SELECT visibility_timeout_ms, dead_letter_queue, max_receive_count FROM queues WHERE name = ?1",
             [queue],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| {
+                Ok((
+                    row.get("visibility_timeout_ms")?,
+                    row.get("dead_letter_queue")?,
+                    row.get("max_receive_count")?,
+                ))
+            },
         )
         .optional()?;
     let Some((visibility_ms, dlq, max_receive)) = settings else {
