@@ -12,7 +12,12 @@ pub const ACCOUNT_ID: &str = "000000000000";
 pub const REGION: &str = "local";
 /// The stack name, Terraform's `local.name` (alarm names, the topic).
 pub const STACK: &str = "dofs";
-/// The HTTP API's id (`ApiId` of the API Gateway metrics, `apiId` in events).
+/// The HTTP API's id (`ApiId` of the API Gateway metrics, `apiId` in
+/// events), and the `domainPrefix` of every gateway event: API Gateway
+/// sends the first label of the domain name, which on an API's default
+/// endpoint, `{api-id}.execute-api.{region}.amazonaws.com`, is its id
+/// (payload format 2.0,
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>).
 pub const API_ID: &str = "local";
 
 /// The order queue.

@@ -13,14 +13,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = dofs_local::cli::Cli::parse();
-    // `serve` (and `bench --in-process`) install the runtime's telemetry.
-    if !cli.command.installs_telemetry() {
-        dofs_local::cli::init_logging();
-    }
     match dofs_local::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("dofs: {err:#}");
+            eprintln!("dofs: {}", dofs_local::cli::error_message(&err));
             std::process::ExitCode::FAILURE
         }
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dofs_asl::StateMachine;
-use dofs_core::{Clock, SystemClock};
+use dofs_core::Clock;
 use dofs_telemetry::{MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport};
 use fulfill_order::FailureSimulator;
 use tokio::net::TcpListener;
@@ -175,68 +175,34 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Builds everything and binds the listener. `install_telemetry` puts
-    /// the given telemetry configuration in place: process-wide for
-    /// `dofs serve` ([`install_process_telemetry`]), for one thread in
-    /// tests (`dofs_telemetry::init_scoped_with_writer`).
+    /// Builds everything and binds the listener. `clock` is the "now" of
+    /// every part (`dofs serve` passes [`dofs_core::SystemClock`]).
+    /// `install_telemetry` puts the given telemetry configuration in place:
+    /// process-wide for `dofs serve` ([`install_process_telemetry`]), for
+    /// one thread in tests (`dofs_telemetry::init_scoped_with_writer`).
     pub async fn build(
         config: RuntimeConfig,
+        clock: Arc<dyn Clock>,
         install_telemetry: impl FnOnce(TelemetryConfig) -> Result<Telemetry, TelemetryError>,
     ) -> anyhow::Result<Self> {
         // Refusals first, before anything exists on disk.
         let failures = FailureSimulator::new(config.failure_rate, config.failure_seed)
             .map_err(|e| anyhow::anyhow!("invalid failure rate {}: {e}", config.failure_rate))?;
         let alarm_list = load_alarms(&config)?;
-        let template = match &config.workflow_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read workflow file {}", path.display()))?,
-            None => definitions::WORKFLOW_ASL.to_owned(),
-        };
-        // Nothing authenticates the local API: reachable from the network,
-        // anyone there could read and place orders.
-        if !config.addr.ip().is_loopback() {
-            anyhow::ensure!(
-                config.allow_remote,
-                "refusing to listen on {}, which is not a loopback address: the local API and console have no authentication. Pass --allow-remote to do it anyway (and --allow-host with the name clients will use)",
-                config.addr
-            );
-            tracing::warn!(address = %config.addr, "listening on a non-loopback address: anyone who can reach it can read and place orders");
-            eprintln!("warning: dofs listens on {}, which is not a loopback address; the API and console have no authentication", config.addr);
-        }
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let template = workflow_template(&config)?;
+        let listener = bind(&config).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let rendered = definitions::render(&template, &definitions::workflow_vars(&base_url))
-            .context("cannot render the workflow definition")?;
-        let mut machine =
-            StateMachine::from_json(&rendered).context("invalid workflow definition")?;
-        if let Some(timeout) = config.workflow_timeout {
-            machine = machine.with_timeout(timeout);
-        }
-        let machine = Arc::new(machine);
-        step_functions::check_resources(&machine)
-            .map_err(|e| anyhow::anyhow!("workflow definition not runnable here: {e}"))?;
+        let machine = compile_workflow(&template, &base_url, config.workflow_timeout)?;
 
         let lock = lock_data_dir(&config.data_dir)?;
         let db = Db::open(&config.data_dir)
             .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
         let spans = config.traces.then(SpanStore::new);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
         let service_metrics = ServiceMetrics::new(metric_store.clone());
-        let telemetry = install_telemetry(TelemetryConfig {
-            function_name: "dofs".to_owned(),
-            metric_dimension: None,
-            log_level: config.log_level.clone(),
-            traces: match &spans {
-                Some(store) => TraceExport::Custom(Arc::clone(store) as _),
-                None => TraceExport::Disabled,
-            },
-            metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
-        })
-        .context("cannot start telemetry")?;
+        let telemetry = install_telemetry(telemetry_config(&config, spans.as_ref(), &metric_store))
+            .context("cannot start telemetry")?;
         let evaluator = Evaluator::register(
             db.clone(),
             alarm_list,
@@ -244,42 +210,21 @@ impl Runtime {
             Arc::clone(&clock),
         )
         .await?;
-
-        let queues = Queues::new(db.clone(), Arc::clone(&clock), base_url);
-        queues
-            .declare(&QueueConfig {
-                name: DEAD_LETTER_QUEUE.into(),
-                visibility_timeout: config.visibility_timeout,
-                redrive: None,
-            })
-            .await?;
-        queues
-            .declare(&QueueConfig {
-                name: ORDER_QUEUE.into(),
-                visibility_timeout: config.visibility_timeout,
-                redrive: Some((DEAD_LETTER_QUEUE.into(), config.max_receive_count)),
-            })
-            .await?;
-
+        let queues = build_queues(&config, &db, &clock, base_url).await?;
         let workflow = LocalWorkflow::new(
             db.clone(),
             Arc::clone(&clock),
             machine,
             service_metrics.clone(),
         );
-        let functions = Arc::new(
-            Functions::new(FunctionDeps {
-                orders: Arc::new(SqliteOrderStore::new(db.clone())),
-                failed_orders: Arc::new(SqliteFailedOrderStore::new(db.clone())),
-                workflow: Arc::new(workflow.clone()),
-                clock: Arc::clone(&clock),
-                failures,
-                timeout: config.function_timeout,
-                metrics: service_metrics.clone(),
-                faults: crate::faults::Faults::new(&config.faults),
-                reserved_concurrency: config.reserved_concurrency.clone(),
-            })
-            .with_telemetry(telemetry.clone()),
+        let functions = build_functions(
+            &config,
+            &db,
+            &clock,
+            &workflow,
+            failures,
+            &service_metrics,
+            &telemetry,
         );
         let tasks = Arc::new(LocalTasks::new(Arc::clone(&functions), queues.clone()));
         let engine = workflow.engine(
@@ -384,21 +329,7 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let mut app =
-            api_gateway::router(Arc::clone(&functions), service_metrics, Arc::clone(&clock)).layer(
-                axum::Extension(api_gateway::BodyReadTimeout(
-                    config.connection_limits.body_read_timeout,
-                )),
-            );
-        if config.console {
-            app = crate::console::router(db.clone(), Arc::clone(&clock))
-                .merge(crate::faults::router(functions.faults().clone()))
-                .merge(app);
-        }
-        let app = app.layer(axum::middleware::from_fn_with_state(
-            Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),
-            crate::http_guard::guard,
-        ));
+        let app = http_app(&config, &db, &clock, &functions, service_metrics);
         let stop = shutdown.clone();
         crate::http_server::serve(listener, app, config.connection_limits, stop)
             .await
@@ -421,6 +352,149 @@ impl Runtime {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The workflow definition's text: `--workflow-file`'s, else the
+/// compiled-in one.
+fn workflow_template(config: &RuntimeConfig) -> anyhow::Result<String> {
+    match &config.workflow_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read workflow file {}", path.display())),
+        None => Ok(definitions::WORKFLOW_ASL.to_owned()),
+    }
+}
+
+/// The listener on `config.addr`, refused on a non-loopback address unless
+/// `allow_remote`.
+async fn bind(config: &RuntimeConfig) -> anyhow::Result<TcpListener> {
+    // Nothing authenticates the local API: reachable from the network,
+    // anyone there could read and place orders.
+    if !config.addr.ip().is_loopback() {
+        anyhow::ensure!(
+            config.allow_remote,
+            "refusing to listen on {}, which is not a loopback address: the local API and console have no authentication. Pass --allow-remote to do it anyway (and --allow-host with the name clients will use)",
+            config.addr
+        );
+        tracing::warn!(address = %config.addr, "listening on a non-loopback address: anyone who can reach it can read and place orders");
+        eprintln!("warning: dofs listens on {}, which is not a loopback address; the API and console have no authentication", config.addr);
+    }
+    TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))
+}
+
+/// The workflow, rendered for the runtime at `base_url` and parsed, with
+/// `--workflow-timeout` applied; refused if it calls an integration the
+/// local Step Functions does not have.
+fn compile_workflow(
+    template: &str,
+    base_url: &str,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Arc<StateMachine>> {
+    let rendered = definitions::render(template, &definitions::workflow_vars(base_url))
+        .context("cannot render the workflow definition")?;
+    let mut machine = StateMachine::from_json(&rendered).context("invalid workflow definition")?;
+    if let Some(timeout) = timeout {
+        machine = machine.with_timeout(timeout);
+    }
+    step_functions::check_resources(&machine)
+        .map_err(|e| anyhow::anyhow!("workflow definition not runnable here: {e}"))?;
+    Ok(Arc::new(machine))
+}
+
+/// The telemetry every function of the runtime shares: spans to the span
+/// store (if traces are stored), metrics to the metric store.
+fn telemetry_config(
+    config: &RuntimeConfig,
+    spans: Option<&Arc<SpanStore>>,
+    metric_store: &MetricsStore,
+) -> TelemetryConfig {
+    TelemetryConfig {
+        function_name: "dofs".to_owned(),
+        metric_dimension: None,
+        log_level: config.log_level.clone(),
+        traces: match spans {
+            Some(store) => TraceExport::Custom(Arc::clone(store) as _),
+            None => TraceExport::Disabled,
+        },
+        metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
+    }
+}
+
+/// The queues, with the order queue and its dead-letter queue declared.
+async fn build_queues(
+    config: &RuntimeConfig,
+    db: &Db,
+    clock: &Arc<dyn Clock>,
+    base_url: String,
+) -> anyhow::Result<Queues> {
+    let queues = Queues::new(db.clone(), Arc::clone(clock), base_url);
+    queues
+        .declare(&QueueConfig {
+            name: DEAD_LETTER_QUEUE.into(),
+            visibility_timeout: config.visibility_timeout,
+            redrive: None,
+        })
+        .await?;
+    queues
+        .declare(&QueueConfig {
+            name: ORDER_QUEUE.into(),
+            visibility_timeout: config.visibility_timeout,
+            redrive: Some((DEAD_LETTER_QUEUE.into(), config.max_receive_count)),
+        })
+        .await?;
+    Ok(queues)
+}
+
+/// The five functions on the local tables and workflow, with the runtime's
+/// telemetry.
+fn build_functions(
+    config: &RuntimeConfig,
+    db: &Db,
+    clock: &Arc<dyn Clock>,
+    workflow: &LocalWorkflow,
+    failures: FailureSimulator,
+    service_metrics: &ServiceMetrics,
+    telemetry: &Telemetry,
+) -> Arc<Functions> {
+    Arc::new(
+        Functions::new(FunctionDeps {
+            orders: Arc::new(SqliteOrderStore::new(db.clone())),
+            failed_orders: Arc::new(SqliteFailedOrderStore::new(db.clone())),
+            workflow: Arc::new(workflow.clone()),
+            clock: Arc::clone(clock),
+            failures,
+            timeout: config.function_timeout,
+            metrics: service_metrics.clone(),
+            faults: crate::faults::Faults::new(&config.faults),
+            reserved_concurrency: config.reserved_concurrency.clone(),
+        })
+        .with_telemetry(telemetry.clone()),
+    )
+}
+
+/// Everything the HTTP server answers: the gateway, and the console with
+/// its faults API unless it is off, behind the `Host` guard.
+fn http_app(
+    config: &RuntimeConfig,
+    db: &Db,
+    clock: &Arc<dyn Clock>,
+    functions: &Arc<Functions>,
+    service_metrics: ServiceMetrics,
+) -> axum::Router {
+    let mut app = api_gateway::router(Arc::clone(functions), service_metrics, Arc::clone(clock))
+        .layer(axum::Extension(api_gateway::BodyReadTimeout(
+            config.connection_limits.body_read_timeout,
+        )));
+    if config.console {
+        app = crate::console::router(db.clone(), Arc::clone(clock))
+            .merge(crate::faults::router(functions.faults().clone()))
+            .merge(app);
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),
+        crate::http_guard::guard,
+    ))
 }
 
 /// The event source mappings to run: both queues, minus the disabled ones
@@ -497,6 +571,10 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
 mod tests {
     use super::*;
 
+    fn system_clock() -> Arc<dyn Clock> {
+        Arc::new(dofs_core::SystemClock)
+    }
+
     #[test]
     fn one_runtime_per_data_dir() {
         let dir = tempfile::tempdir().unwrap();
@@ -517,9 +595,11 @@ mod tests {
         let mut config = RuntimeConfig::new(&data_dir);
         config.failure_rate = 2.0;
         config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before validation")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("failure rate"), "{err}");
         assert!(!data_dir.exists());
     }
@@ -540,9 +620,11 @@ mod tests {
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.workflow_file = Some(file);
-        let err = Runtime::build(config, |_| unreachable!("telemetry before validation"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before validation")
+        })
+        .await
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(
             text.contains("\"Wait\"") && text.contains("waitForTaskToken"),
@@ -558,9 +640,11 @@ mod tests {
         let data_dir = dir.path().join("data");
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = taken.local_addr().unwrap();
-        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before the bind")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("cannot listen"), "{err}");
         assert!(!data_dir.exists());
     }
@@ -571,9 +655,11 @@ mod tests {
         let data_dir = dir.path().join("data");
         let mut config = RuntimeConfig::new(&data_dir);
         config.addr = SocketAddr::from(([0, 0, 0, 0], 0));
-        let err = Runtime::build(config, |_| unreachable!("telemetry before the bind"))
-            .await
-            .unwrap_err();
+        let err = Runtime::build(config, system_clock(), |_| {
+            unreachable!("telemetry before the bind")
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("--allow-remote"), "{err}");
         assert!(!data_dir.exists());
     }

@@ -248,9 +248,11 @@ impl InProcessServer {
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let runtime = Runtime::build(serve.into_config(&data_dir)?, move |config| {
-            dofs_telemetry::init_with_writer(config, std::sync::Mutex::new(log))
-        })
+        let runtime = Runtime::build(
+            serve.into_config(&data_dir)?,
+            Arc::new(dofs_core::SystemClock),
+            move |config| dofs_telemetry::init_with_writer(config, std::sync::Mutex::new(log)),
+        )
         .await?;
         let url = runtime.base_url();
         let shutdown = Shutdown::new();

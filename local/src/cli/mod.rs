@@ -11,6 +11,7 @@ mod print;
 pub mod serve_process;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -122,7 +123,7 @@ pub enum FaultAction {
 
 impl Command {
     /// Whether the command builds a runtime, which installs telemetry for
-    /// the process (so `main` must not install logging first).
+    /// the process (so [`run`] must not install logging first).
     pub fn installs_telemetry(&self) -> bool {
         match self {
             Command::Serve(_) => true,
@@ -132,8 +133,12 @@ impl Command {
     }
 }
 
-/// Runs the command line.
+/// Runs the command line, after installing logging for the commands that
+/// build no runtime.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if !cli.command.installs_telemetry() {
+        init_logging()?;
+    }
     match cli.command {
         Command::Serve(args) => serve(&cli.data_dir, args).await,
         Command::Orders { status, json } => print_orders(&cli.data_dir, status.as_deref(), json),
@@ -190,31 +195,80 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // Signals are caught from here on: one that comes right after the
     // listening line must stop the runtime, not kill the process.
     let shutdown = Shutdown::on_signals()?;
-    let runtime = Runtime::build(args.into_config(data_dir)?, install_process_telemetry).await?;
+    let runtime = Runtime::build(
+        args.into_config(data_dir)?,
+        Arc::new(dofs_core::SystemClock),
+        install_process_telemetry,
+    )
+    .await?;
     println!("{LISTENING_LINE}{}", runtime.base_url());
     runtime.run_until(shutdown).await
 }
 
-/// JSON log lines on stderr for the commands other than `serve` (which
-/// installs the runtime's telemetry); level from `RUST_LOG`, else
-/// `LOG_LEVEL`, else info.
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_from_env("LOG_LEVEL"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// What `dofs` prints for a failed command: the error and its causes,
+/// `: `-separated like `{err:#}`, but a cause whose message the one before
+/// already ends with is left out (`tracing_subscriber`'s filter errors
+/// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if message.is_empty() {
+            message = cause;
+        } else if !message.ends_with(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
+}
+
+/// Logging for the commands other than `serve` (which installs the
+/// runtime's telemetry): `dofs_telemetry`'s JSON log lines, the one shape
+/// every DOFS process writes, on stderr, without traces or metrics. Level
+/// from `RUST_LOG`, else `LOG_LEVEL`, else info; an invalid one is refused,
+/// as `serve` refuses it.
+fn init_logging() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    dofs_telemetry::init_with_writer(logging_config(), std::io::stderr)
+        .context("cannot start logging")?;
+    Ok(())
+}
+
+/// What [`init_logging`] installs.
+fn logging_config() -> dofs_telemetry::TelemetryConfig {
+    dofs_telemetry::TelemetryConfig {
+        function_name: "dofs".to_owned(),
+        metric_dimension: None,
+        log_level: args::log_level(),
+        traces: dofs_telemetry::TraceExport::Disabled,
+        metrics: dofs_telemetry::MetricsExport::Disabled,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error whose message repeats its source's, as
+    /// `tracing_subscriber::filter::ParseError` does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn error_message_says_each_cause_once() {
+        let source = || std::io::Error::other("expected a level");
+        let err = anyhow::Error::new(Repeats(source())).context("invalid log level \"x\"");
+        assert_eq!(
+            error_message(&err),
+            "invalid log level \"x\": expected a level"
+        );
+        let distinct = anyhow::Error::new(source()).context("cannot start logging");
+        assert_eq!(
+            error_message(&distinct),
+            "cannot start logging: expected a level"
+        );
+    }
 
     #[test]
     fn parses_durations() {

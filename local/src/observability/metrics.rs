@@ -36,7 +36,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use dofs_core::{Clock, SystemClock};
+use dofs_core::Clock;
 use dofs_telemetry::{MetricSample, MetricsSink};
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -93,6 +93,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The statistic columns (`sample_count`, `sum`, `min`, `max`) of a
+    /// `metric_points` row.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            sample_count: row.get::<_, i64>("sample_count")?.max(0) as u64,
+            sum: row.get("sum")?,
+            min: row.get("min")?,
+            max: row.get("max")?,
+        })
+    }
+
     pub fn one(value: f64) -> Self {
         Self {
             sample_count: 1,
@@ -207,12 +218,6 @@ pub struct MetricsStore {
     clock: Arc<dyn Clock>,
 }
 
-impl Default for MetricsStore {
-    fn default() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
-    }
-}
-
 impl std::fmt::Debug for MetricsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsStore").finish_non_exhaustive()
@@ -220,11 +225,6 @@ impl std::fmt::Debug for MetricsStore {
 }
 
 impl MetricsStore {
-    /// A store whose "now" is the system clock's.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A store whose "now" is `clock`'s (the runtime's).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -564,17 +564,7 @@ pub fn period_stats(
             from_ms,
             to_ms
         ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Stats {
-                    sample_count: r.get::<_, i64>(1)?.max(0) as u64,
-                    sum: r.get(2)?,
-                    min: r.get(3)?,
-                    max: r.get(4)?,
-                },
-            ))
-        },
+        |r| Ok((r.get::<_, i64>("bucket_ms")?, Stats::from_row(r)?)),
     )?;
     for row in rows {
         let (bucket, stats) = row?;
@@ -604,6 +594,29 @@ pub struct SeriesSummary {
     pub last: Stats,
 }
 
+/// One whole `metric_points` row, its dimensions still the stored JSON.
+struct PointRow {
+    namespace: String,
+    name: String,
+    dimensions: String,
+    unit: String,
+    bucket_ms: i64,
+    stats: Stats,
+}
+
+impl PointRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            namespace: row.get("namespace")?,
+            name: row.get("name")?,
+            dimensions: row.get("dimensions")?,
+            unit: row.get("unit")?,
+            bucket_ms: row.get("bucket_ms")?,
+            stats: Stats::from_row(row)?,
+        })
+    }
+}
+
 /// Every series with data since `since_ms`, sorted by namespace, name and dimensions.
 pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, DbError> {
     let mut stmt = conn.prepare(
@@ -612,23 +625,16 @@ pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, Db
          ORDER BY namespace, name, dimensions, bucket_ms",
     )?;
     let mut out: Vec<SeriesSummary> = Vec::new();
-    let rows = stmt.query_map([since_ms], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            Stats {
-                sample_count: r.get::<_, i64>(5)?.max(0) as u64,
-                sum: r.get(6)?,
-                min: r.get(7)?,
-                max: r.get(8)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map([since_ms], PointRow::from_row)?;
     for row in rows {
-        let (namespace, name, dimensions, unit, bucket, stats) = row?;
+        let PointRow {
+            namespace,
+            name,
+            dimensions,
+            unit,
+            bucket_ms: bucket,
+            stats,
+        } = row?;
         let dimensions: BTreeMap<String, String> = serde_json::from_str(&dimensions)?;
         let last_at = DateTime::<Utc>::from_timestamp_millis(bucket)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -660,6 +666,13 @@ pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, Db
 mod tests {
     use super::*;
 
+    /// A store whose clock stands still at 2023-11-14T22:13:20Z (the tests
+    /// give their samples' times; only the sink reads the clock).
+    fn store() -> MetricsStore {
+        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap();
+        MetricsStore::with_clock(Arc::new(dofs_core::testkit::FixedClock(now)))
+    }
+
     fn key() -> SeriesKey {
         SeriesKey::new(
             "AWS/Lambda",
@@ -680,7 +693,7 @@ mod tests {
     async fn values_are_aggregated_per_second_and_merged_across_flushes() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).unwrap();
-        let store = MetricsStore::new();
+        let store = store();
         let t0 = 1_700_000_000_000;
         store.record_at(key(), "Count", 1.0, t0 + 10);
         store.record_at(key(), "Count", 0.0, t0 + 990);
@@ -728,7 +741,7 @@ mod tests {
 
     #[test]
     fn dimension_order_does_not_split_a_series() {
-        let store = MetricsStore::new();
+        let store = store();
         store.record_parts("N", "M", &[("b", "2"), ("a", "1")], "Count", 1.0, 5);
         store.record_parts("N", "M", &[("a", "1"), ("b", "2")], "Count", 2.0, 6);
         store.record_parts("N", "M", &[("a", "1"), ("b", "3")], "Count", 4.0, 7);
@@ -746,7 +759,7 @@ mod tests {
 
     #[test]
     fn the_sink_files_custom_metrics_under_the_function_dimension() {
-        let store = MetricsStore::new();
+        let store = store();
         let props = BTreeMap::new();
         MetricsSink::record(
             &store,

@@ -275,7 +275,7 @@ fn request_context(request: &GatewayRequest<'_>, route_key: &str) -> Value {
         "accountId": crate::identity::ACCOUNT_ID,
         "apiId": crate::identity::API_ID,
         "domainName": header_text(header::HOST).unwrap_or_else(|| "localhost".to_owned()),
-        "domainPrefix": "local",
+        "domainPrefix": crate::identity::API_ID,
         "stage": "$default",
         "requestId": request.request_id,
         "routeKey": route_key,

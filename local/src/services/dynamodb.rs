@@ -177,10 +177,10 @@ pub fn order_summaries(
     let rows = stmt
         .query_map(params![status, limit], |r| {
             Ok(serde_json::json!({
-                "order_id": r.get::<_, String>(0)?,
-                "status": r.get::<_, String>(1)?,
-                "created_at": r.get::<_, String>(2)?,
-                "updated_at": r.get::<_, String>(3)?,
+                "order_id": r.get::<_, String>("order_id")?,
+                "status": r.get::<_, String>("status")?,
+                "created_at": r.get::<_, String>("created_at")?,
+                "updated_at": r.get::<_, String>("updated_at")?,
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;

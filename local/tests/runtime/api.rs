@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{fast_args, order_body, spawn_runtime, Harness as _};
+use crate::helpers::{
+    fast_args, order_body, spawn_runtime, spawn_runtime_with_clock, Harness as _,
+};
 
 #[tokio::test]
 async fn bad_requests_get_clear_json_errors_never_5xx() {
@@ -365,4 +367,21 @@ async fn a_request_head_that_never_completes_is_cut_off() {
     assert!(!answer.contains("200"), "{answer}");
     let (status, _) = dofs.get_order("x").await;
     assert_eq!(status, 404);
+}
+
+/// The runtime reads "now" from the clock it is built with, not the
+/// system's: an order accepted under a fixed clock is stamped with it.
+#[tokio::test]
+async fn the_runtime_stamps_orders_with_the_clock_it_is_given() {
+    let at = chrono::DateTime::parse_from_rfc3339("2020-02-29T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let clock = std::sync::Arc::new(dofs_core::testkit::FixedClock(at));
+    let dofs = spawn_runtime_with_clock(&fast_args(0.0), clock).await;
+    let (status, accepted) = dofs.post_order(&order_body(1), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["order_id"].as_str().unwrap();
+    let (_, order) = dofs.get_order(id).await;
+    assert_eq!(order["created_at"], "2020-02-29T12:00:00Z", "{order}");
+    dofs.stop().await.unwrap();
 }

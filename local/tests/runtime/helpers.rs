@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
+use dofs_core::Clock;
 use dofs_local::cli::serve_process::ServeProcess;
 use dofs_local::cli::{Cli, Command as CliCommand};
 use dofs_local::runtime::Runtime;
@@ -98,6 +100,11 @@ fn client() -> reqwest::Client {
 /// Builds and starts a runtime in this process with `dofs serve`'s
 /// arguments (parsed by the same clap definition as the binary's).
 pub async fn spawn_runtime(args: &[String]) -> InProcess {
+    spawn_runtime_with_clock(args, Arc::new(dofs_core::SystemClock)).await
+}
+
+/// [`spawn_runtime`] with `clock` as every part's "now".
+pub async fn spawn_runtime_with_clock(args: &[String], clock: Arc<dyn Clock>) -> InProcess {
     assert_eq!(
         tokio::runtime::Handle::current().runtime_flavor(),
         tokio::runtime::RuntimeFlavor::CurrentThread,
@@ -124,7 +131,7 @@ pub async fn spawn_runtime(args: &[String]) -> InProcess {
     config.log_level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into());
     let logs = Capture::new();
     let mut guard = None;
-    let runtime = Runtime::build(config, |telemetry| {
+    let runtime = Runtime::build(config, clock, |telemetry| {
         let (telemetry, scope) = dofs_telemetry::init_scoped_with_writer(telemetry, logs.clone())?;
         guard = Some(scope);
         Ok(telemetry)

@@ -8,6 +8,7 @@
 mod alarms;
 mod api;
 mod bench;
+mod cli;
 mod console;
 mod contract;
 mod crash;

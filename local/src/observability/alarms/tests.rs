@@ -415,9 +415,11 @@ async fn metric_math_datapoints_come_from_the_store_and_drive_the_state() {
         .find(|a| a.name == "dofs-validator-lambda-error-rate")
         .unwrap()
         .clone();
-    let store = MetricsStore::new();
     let period_ms = rate.period.as_millis() as i64;
     let now = 1_700_000_000_000 - 1_700_000_000_000 % period_ms + 10;
+    let store = MetricsStore::with_clock(std::sync::Arc::new(dofs_core::testkit::FixedClock(
+        DateTime::from_timestamp_millis(now).unwrap(),
+    )));
     let in_last_period = now - period_ms;
     let dims = [("FunctionName", "dofs-validator")];
     for i in 0..10 {

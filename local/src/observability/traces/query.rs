@@ -27,29 +27,49 @@ pub struct OrderTrace {
     pub other_traces: Vec<String>,
 }
 
+/// The columns [`SpanRow::from_row`] reads, in a `SELECT`.
 const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, component, order_id, start_ns, end_ns, status, attributes, events";
 
-fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SpanRecord, String, String)> {
-    let start: i64 = r.get(6)?;
-    let end: i64 = r.get(7)?;
-    Ok((
-        SpanRecord {
-            trace_id: r.get(0)?,
-            span_id: r.get(1)?,
-            parent_span_id: r.get(2)?,
-            name: r.get(3)?,
-            component: r.get(4)?,
-            order_id: r.get(5)?,
-            start,
-            end,
-            duration_ms: (end - start) as f64 / 1e6,
-            status: r.get(8)?,
-            attributes: Map::new(),
-            events: Vec::new(),
-        },
-        r.get(9)?,
-        r.get(10)?,
-    ))
+/// One `spans` row: the span, and its attributes and events still as the
+/// JSON text they are stored as.
+struct SpanRow {
+    span: SpanRecord,
+    attributes: String,
+    events: String,
+}
+
+impl SpanRow {
+    /// One row of `SELECT {SPAN_COLUMNS} FROM spans`.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let start: i64 = row.get("start_ns")?;
+        let end: i64 = row.get("end_ns")?;
+        Ok(Self {
+            span: SpanRecord {
+                trace_id: row.get("trace_id")?,
+                span_id: row.get("span_id")?,
+                parent_span_id: row.get("parent_span_id")?,
+                name: row.get("name")?,
+                component: row.get("component")?,
+                order_id: row.get("order_id")?,
+                start,
+                end,
+                duration_ms: (end - start) as f64 / 1e6,
+                status: row.get("status")?,
+                attributes: Map::new(),
+                events: Vec::new(),
+            },
+            attributes: row.get("attributes")?,
+            events: row.get("events")?,
+        })
+    }
+
+    /// The span with its attributes and events parsed.
+    fn into_span(self) -> Result<SpanRecord, DbError> {
+        let mut span = self.span;
+        span.attributes = serde_json::from_str(&self.attributes)?;
+        span.events = serde_json::from_str(&self.events)?;
+        Ok(span)
+    }
 }
 
 /// The trace an order's journey belongs to: the one its workflow execution
@@ -91,15 +111,9 @@ pub fn load_trace_raw(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecor
         "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
     ))?;
     let rows = stmt
-        .query_map([trace_id], span_from_row)?
+        .query_map([trace_id], SpanRow::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(mut span, attributes, events)| {
-            span.attributes = serde_json::from_str(&attributes)?;
-            span.events = serde_json::from_str(&events)?;
-            Ok(span)
-        })
-        .collect()
+    rows.into_iter().map(SpanRow::into_span).collect()
 }
 
 /// The order's trace, `None` when nothing about the order was traced

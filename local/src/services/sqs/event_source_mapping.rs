@@ -343,12 +343,12 @@ pub fn load_deliveries(conn: &rusqlite::Connection, order_id: &str) -> Result<Ve
     let rows = stmt
         .query_map([order_id], |r| {
             Ok(json!({
-                "queue": r.get::<_, String>(0)?,
-                "function": r.get::<_, String>(1)?,
-                "message_id": r.get::<_, String>(2)?,
-                "receive_count": r.get::<_, u32>(3)?,
-                "outcome": r.get::<_, String>(4)?,
-                "at": r.get::<_, String>(5)?,
+                "queue": r.get::<_, String>("queue")?,
+                "function": r.get::<_, String>("function")?,
+                "message_id": r.get::<_, String>("message_id")?,
+                "receive_count": r.get::<_, u32>("receive_count")?,
+                "outcome": r.get::<_, String>("outcome")?,
+                "at": r.get::<_, String>("at")?,
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -127,6 +127,19 @@ pub struct QueueCounts {
     pub oldest_sent_ms: Option<i64>,
 }
 
+impl QueueCounts {
+    /// One row of [`queue_counts`]'s query.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            name: row.get("name")?,
+            visible: row.get::<_, i64>("visible")? as u64,
+            in_flight: row.get::<_, i64>("in_flight")? as u64,
+            delayed: row.get::<_, i64>("delayed")? as u64,
+            oldest_sent_ms: row.get("oldest_sent_ms")?,
+        })
+    }
+}
+
 /// The MD5 hex digest SQS reports as `MD5OfMessageBody`.
 pub fn md5_hex(text: &str) -> String {
     Md5::digest(text.as_bytes())
@@ -392,7 +405,13 @@ fn receive_in(
     let settings: Option<(i64, Option<String>, Option<u32>)> = conn.query_row_cached(
             "SELECT visibility_timeout_ms, dead_letter_queue, max_receive_count FROM queues WHERE name = ?1",
             [queue],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| {
+                Ok((
+                    row.get("visibility_timeout_ms")?,
+                    row.get("dead_letter_queue")?,
+                    row.get("max_receive_count")?,
+                ))
+            },
         )
         .optional()?;
     let Some((visibility_ms, dlq, max_receive)) = settings else {
@@ -524,24 +543,17 @@ pub const AGE_RECEIVE_LIMIT: i64 = 3;
 /// what the SQS gauges sample.
 pub fn queue_counts(conn: &Connection, now_ms: i64) -> Result<Vec<QueueCounts>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT q.name,
-                coalesce(sum(m.visible_at_ms <= ?1), 0),
-                coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count > 0), 0),
-                coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count = 0), 0),
+        "SELECT q.name AS name,
+                coalesce(sum(m.visible_at_ms <= ?1), 0) AS visible,
+                coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count > 0), 0) AS in_flight,
+                coalesce(sum(m.visible_at_ms > ?1 AND m.receive_count = 0), 0) AS delayed,
                 min(CASE WHEN m.receives_here < ?2 THEN coalesce(m.entered_ms, m.sent_ms) END)
+                    AS oldest_sent_ms
          FROM queues q LEFT JOIN messages m ON m.queue = q.name
          GROUP BY q.name ORDER BY q.name",
     )?;
     let rows = stmt
-        .query_map(params![now_ms, AGE_RECEIVE_LIMIT], |row| {
-            Ok(QueueCounts {
-                name: row.get(0)?,
-                visible: row.get::<_, i64>(1)? as u64,
-                in_flight: row.get::<_, i64>(2)? as u64,
-                delayed: row.get::<_, i64>(3)? as u64,
-                oldest_sent_ms: row.get(4)?,
-            })
-        })?
+        .query_map(params![now_ms, AGE_RECEIVE_LIMIT], QueueCounts::from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

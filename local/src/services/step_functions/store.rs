@@ -100,27 +100,42 @@ pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError>
         "SELECT seq, kind, state, at, detail FROM execution_events WHERE execution = ?1 ORDER BY seq",
     )?;
     let rows = stmt
-        .query_map([name], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?
+        .query_map([name], StoredEvent::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(seq, kind, state, at, detail)| {
-            Ok(json!({
-                "id": seq,
-                "type": kind,
-                "state": state,
-                "timestamp": at,
-                "detail": serde_json::from_str::<Value>(&detail)?,
-            }))
+    rows.into_iter().map(StoredEvent::into_json).collect()
+}
+
+/// One `execution_events` row as read back, its detail still JSON text.
+struct StoredEvent {
+    seq: i64,
+    kind: String,
+    state: Option<String>,
+    at: String,
+    detail: String,
+}
+
+impl StoredEvent {
+    /// One row of `SELECT seq, kind, state, at, detail FROM execution_events`.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get("seq")?,
+            kind: row.get("kind")?,
+            state: row.get("state")?,
+            at: row.get("at")?,
+            detail: row.get("detail")?,
         })
-        .collect()
+    }
+
+    /// The event as `GetExecutionHistory`-like JSON.
+    fn into_json(self) -> Result<Value, DbError> {
+        Ok(json!({
+            "id": self.seq,
+            "type": self.kind,
+            "state": self.state,
+            "timestamp": self.at,
+            "detail": serde_json::from_str::<Value>(&self.detail)?,
+        }))
+    }
 }
 
 /// A history event ready for its row. The JSON is made by the caller, off
