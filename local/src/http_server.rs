@@ -36,6 +36,11 @@ use tower::ServiceExt as _;
 
 use crate::shutdown::Shutdown;
 
+/// Most header fields hyper parses in one request; more get hyper's 431
+/// with no body. Far above what the gateway's 10,240-byte quota leaves room
+/// for with any values at all.
+const MAX_HEADERS: usize = 1_000;
+
 /// The server's bounds (`dofs serve --max-connections`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -120,6 +125,10 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // Room for the gateway's own, JSON-answered head quota (10,240
+        // bytes of request line and values): hyper's limits answer with an
+        // empty body, so they sit above it.
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);

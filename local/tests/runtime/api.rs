@@ -76,6 +76,39 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
     assert_eq!(too_huge.status().as_u16(), 413);
     let body: serde_json::Value = too_huge.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    assert_eq!(body["error"]["details"], serde_json::json!([]), "{body}");
+
+    // API Gateway's 10,240-byte quota on the request line and header
+    // values: JSON answers, not the HTTP layer's empty ones.
+    let limit = dofs_local::services::api_gateway::HEAD_LIMIT;
+    let long_uri = client
+        .get(dofs.url(&format!("/orders/{}", "a".repeat(limit))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long_uri.status().as_u16(), 414);
+    let body: serde_json::Value = long_uri.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "uri_too_long", "{body}");
+    assert_eq!(body["error"]["details"], serde_json::json!([]), "{body}");
+    let mut big_head = client.get(dofs.url("/orders/x"));
+    for i in 0..150 {
+        big_head = big_head.header(format!("x-filler-{i}"), "v".repeat(80));
+    }
+    let big_head = big_head.send().await.unwrap();
+    assert_eq!(big_head.status().as_u16(), 431);
+    let body: serde_json::Value = big_head.json().await.unwrap();
+    assert_eq!(
+        body["error"]["code"], "request_header_fields_too_large",
+        "{body}"
+    );
+    // Just under the quota is still the API's to answer.
+    let under = client
+        .get(dofs.url("/orders/0b4f8a36-0000-4000-8000-000000000000"))
+        .header("x-filler", "v".repeat(limit - 200))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(under.status().as_u16(), 404);
 
     let (status, _) = dofs.get_order("0b4f8a36-0000-4000-8000-000000000000").await;
     assert_eq!(status, 404);
