@@ -79,6 +79,18 @@ async fn with_some_failures_every_order_ends_terminal_and_counts_add_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sigterm_right_after_listening_stops_cleanly() {
+    // Dofs::spawn returns as soon as the "listening" line is printed: the
+    // signal lands while the pollers and the engine are still starting.
+    let mut dofs = Dofs::spawn(&fast_args(0.0));
+    assert_eq!(dofs.terminate(), Some(0), "{}", dofs.log_tail());
+    let again = Dofs::spawn_in(&dofs.data_dir.clone(), &fast_args(0.0));
+    let ids = again.submit(1).await;
+    let done = again.wait_terminal(&ids, Duration::from_secs(60)).await;
+    assert!(done.values().all(|s| s == "FULFILLED"), "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
     let mut dofs = Dofs::spawn(&fast_args(0.0));
     let ids = dofs.submit(10).await;
