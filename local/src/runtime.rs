@@ -312,12 +312,14 @@ impl Runtime {
             shutdown.clone(),
         ));
         for mapping in mappings(&config) {
+            let backoff = event_source_mapping::mapping_backoff(&mapping);
             for _ in 0..config.pollers.max(1) {
                 background.spawn(event_source_mapping::run_mapping(
                     db.clone(),
                     queues.clone(),
                     Arc::clone(&functions),
                     mapping.clone(),
+                    backoff.clone(),
                     shutdown.clone(),
                 ));
             }

@@ -4,15 +4,17 @@
 //!
 //! Without it each loop retried at its poll interval and logged every
 //! failure (a full disk gave ~1,900 ERROR lines a second). Now the wait
-//! doubles from the poll interval up to [`MAX_WAIT`], the first failure is
-//! logged at once and later ones once per [`LOG_EVERY`] with a count, and
-//! the first success after failures says how long it took to recover.
+//! doubles from the poll interval up to [`MAX_WAIT`], a failure is logged at
+//! most once per [`LOG_EVERY`] (shared by the clones of one back-off, e.g. a
+//! mapping's pollers), and the first success after a logged failure says
+//! how long it took to recover.
 //!
 //! Written here rather than taken from a crate: `backon` and
 //! `exponential-backoff` retry one operation, while these loops keep
 //! running and only need the next wait and the logging decision.
 
 use std::fmt::Display;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,14 +25,24 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// How often a loop that keeps failing logs again.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The failure state of one loop.
-#[derive(Debug)]
+/// The failure state of one loop. Clones share the logging (one mapping's
+/// pollers are one component to whoever reads the log) but each counts and
+/// waits for itself.
+#[derive(Debug, Clone)]
 pub struct FailureBackoff {
     what: &'static str,
     base: Duration,
     failures: u32,
     first_failure: Option<Instant>,
-    last_logged: Option<Instant>,
+    log: Arc<Mutex<LogGate>>,
+}
+
+/// What the clones of one back-off have logged.
+#[derive(Debug, Default)]
+struct LogGate {
+    last_failure_logged: Option<Instant>,
+    /// A failure was logged and no recovery since.
+    reported: bool,
 }
 
 impl FailureBackoff {
@@ -42,8 +54,12 @@ impl FailureBackoff {
             base: base.max(Duration::from_millis(10)),
             failures: 0,
             first_failure: None,
-            last_logged: None,
+            log: Arc::default(),
         }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, LogGate> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a failure and returns how long to wait before trying again.
@@ -55,11 +71,13 @@ impl FailureBackoff {
             .base
             .saturating_mul(2u32.saturating_pow(self.failures - 1))
             .min(MAX_WAIT);
-        let due = self
-            .last_logged
+        let mut gate = self.gate();
+        let due = gate
+            .last_failure_logged
             .is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
         if due {
-            self.last_logged = Some(now);
+            gate.last_failure_logged = Some(now);
+            gate.reported = true;
             tracing::error!(
                 component = self.what,
                 error = %error,
@@ -72,19 +90,21 @@ impl FailureBackoff {
         wait
     }
 
-    /// Records a success: logs the recovery if the loop had been failing.
+    /// Records a success: logs the recovery if a failure was logged.
     pub fn succeeded(&mut self) {
         if let Some(since) = self.first_failure.take() {
-            tracing::info!(
-                component = self.what,
-                failures = self.failures,
-                failing_ms = since.elapsed().as_millis() as u64,
-                "{} recovered",
-                self.what
-            );
+            let mut gate = self.gate();
+            if std::mem::take(&mut gate.reported) {
+                tracing::info!(
+                    component = self.what,
+                    failures = self.failures,
+                    failing_ms = since.elapsed().as_millis() as u64,
+                    "{} recovered",
+                    self.what
+                );
+            }
         }
         self.failures = 0;
-        self.last_logged = None;
     }
 
     /// Consecutive failures so far.
@@ -127,6 +147,19 @@ mod tests {
         backoff.succeeded();
         assert_eq!(lines("poller recovered"), 1);
         assert_eq!(backoff.failures(), 0);
+        // Flapping does not flood: within LOG_EVERY of the last logged
+        // failure, a new one (and its recovery) stays quiet.
         assert_eq!(backoff.failed(&"again").as_millis(), 250);
+        backoff.succeeded();
+        assert_eq!(lines("backing off"), 2);
+        assert_eq!(lines("poller recovered"), 1);
+        // Clones (a mapping's other pollers) share the logging.
+        let mut other = backoff.clone();
+        other.failed(&"disk full");
+        assert_eq!(lines("backing off"), 2);
+        tokio::time::advance(LOG_EVERY).await;
+        other.failed(&"disk full");
+        backoff.failed(&"disk full");
+        assert_eq!(lines("backing off"), 3);
     }
 }

@@ -79,6 +79,8 @@ pub struct InProcess {
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     logs: Capture,
+    /// The runtime's database, for tests that reach under the API.
+    pub db: dofs_local::store::Db,
     _telemetry: dofs_telemetry::ScopeGuard,
     _dir: tempfile::TempDir,
 }
@@ -144,12 +146,14 @@ pub async fn spawn_runtime_with_clock(args: &[String], clock: Arc<dyn Clock>) ->
         client: client(),
     };
     let shutdown = Shutdown::new();
+    let db = runtime.db().clone();
     let task = tokio::spawn(runtime.run_until(shutdown.clone()));
     InProcess {
         served,
         shutdown,
         task: Some(task),
         logs,
+        db,
         _telemetry: guard.unwrap(),
         _dir: dir,
     }

@@ -15,4 +15,5 @@ mod crash;
 mod faults;
 mod helpers;
 mod pipeline;
+mod storage;
 mod trace;

@@ -149,16 +149,17 @@ pub fn failed_items(response: &Value, batch: &[ReceivedMessage]) -> Option<HashS
 }
 
 /// Polls one queue and invokes one function until `shutdown` turns true.
-/// The batch in hand when shutdown comes is finished first.
+/// The batch in hand when shutdown comes is finished first. `backoff` is
+/// this poller's, a clone of its mapping's (see [`mapping_backoff`]).
 pub async fn run_mapping(
     db: Db,
     queues: Queues,
     functions: Arc<Functions>,
     config: MappingConfig,
+    mut backoff: FailureBackoff,
     shutdown: Shutdown,
 ) {
     let notifier = queues.notifier(&config.queue);
-    let mut backoff = FailureBackoff::new("event source mapping", config.poll_interval);
     loop {
         if shutdown.is_triggered() {
             return;
@@ -203,6 +204,11 @@ pub async fn run_mapping(
             _ = shutdown.triggered() => {}
         }
     }
+}
+
+/// The back-off one mapping's pollers clone, so they log as one.
+pub fn mapping_backoff(config: &MappingConfig) -> FailureBackoff {
+    FailureBackoff::new("event source mapping", config.poll_interval)
 }
 
 /// Errors of one poll.
