@@ -21,15 +21,19 @@ pub enum ErrorKind {
     Conflict,
     /// Anything else: a bug or a misconfiguration.
     Internal,
+    /// Stored data is damaged: retrying cannot help, an operator must
+    /// restore it.
+    DataCorrupt,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 6] = [
         ErrorKind::Transient,
         ErrorKind::Rejected,
         ErrorKind::InvalidInput,
         ErrorKind::Conflict,
         ErrorKind::Internal,
+        ErrorKind::DataCorrupt,
     ];
 
     /// The Lambda `errorType` this kind is reported as.
@@ -40,6 +44,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "InvalidInput",
             ErrorKind::Conflict => "ConflictError",
             ErrorKind::Internal => "InternalError",
+            ErrorKind::DataCorrupt => "DataCorruptError",
         }
     }
 

@@ -230,6 +230,7 @@ impl ApiError {
             ApiError::InvalidOrderId(_) => "invalid_order_id",
             ApiError::OrderNotFound(_) => "order_not_found",
             ApiError::Port(err) if err.kind == ErrorKind::Transient => "service_unavailable",
+            ApiError::Port(err) if err.kind == ErrorKind::DataCorrupt => "storage_corrupt",
             ApiError::Port(_) => "internal_error",
         }
     }
@@ -325,6 +326,9 @@ fn error_reply(err: &ApiError, request_id: &str) -> Reply {
         // Never leak internals: the details are in the log, under the request id.
         ApiError::Port(_) if err.status() == 503 => {
             "the service is temporarily unavailable; retry later".to_owned()
+        }
+        ApiError::Port(port) if port.kind == ErrorKind::DataCorrupt => {
+            "stored data is damaged; retrying cannot help".to_owned()
         }
         ApiError::Port(_) => "internal error".to_owned(),
         other => other.to_string(),

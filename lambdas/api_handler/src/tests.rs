@@ -609,6 +609,14 @@ async fn port_errors_are_503_or_500_without_internals() {
     assert_eq!(error_code(&resp), "internal_error");
     assert_eq!(resp.body["error"]["message"], "internal error");
     assert_eq!(resp.body["error"]["request_id"], "req-123");
+
+    // Damage is its own code, and never "retry later".
+    h.orders.faults.fail_with(ErrorKind::DataCorrupt);
+    let resp = send(&h, req(Method::GET, "/orders/abc")).await;
+    assert_eq!(resp.status, 500);
+    assert_eq!(error_code(&resp), "storage_corrupt");
+    assert!(resp.headers.get("retry-after").is_none());
+    assert_eq!(resp.body["error"]["request_id"], "req-123");
 }
 
 #[test]

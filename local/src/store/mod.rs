@@ -146,7 +146,7 @@ impl From<DbError> for dofs_core::PortError {
         // A busy, full or stopped database may recover; damage will not,
         // and a client told "retry later" would retry forever.
         let (kind, message) = if err.is_damage() {
-            (dofs_core::ErrorKind::Internal, "local database damaged")
+            (dofs_core::ErrorKind::DataCorrupt, "local database damaged")
         } else {
             (dofs_core::ErrorKind::Transient, "local database error")
         };

@@ -462,7 +462,7 @@ mod tests {
             None,
         );
         let port: dofs_core::PortError = DbError::Sqlite(corrupt).into();
-        assert_eq!(port.kind, dofs_core::ErrorKind::Internal);
+        assert_eq!(port.kind, dofs_core::ErrorKind::DataCorrupt);
         let full = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
