@@ -11,16 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dofs_core::{Clock, FailedOrder, LineItem, StatusChange};
-use serde_json::Value;
 
 use super::api::{
     alarms_report, metrics_report, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
 };
-use super::html::{compact, escape, page, status_span, str_of, url_encode};
+use super::html::{compact, escape, page, status_span, url_encode};
 use crate::inspect::{self, order_report, AlarmsReport, Delivery, ExecutionReport};
 use crate::observability::alarms;
-use crate::observability::traces::xray_view::{document_flags, document_kind};
-use crate::observability::traces::{OrderTrace, XrayView};
+use crate::observability::traces::{document_rows, OrderTrace, Waterfall, XrayView};
 use crate::services::dynamodb::{self, Listing};
 use crate::services::step_functions::status_name;
 use crate::store::{Db, DbError};
@@ -197,37 +195,8 @@ fn render_items(body: &mut String, items: &[LineItem]) {
     body.push_str("</table>");
 }
 
-/// One X-Ray document's row, then its subsegments' (indented).
-fn render_document(body: &mut String, doc: &Value, depth: usize) {
-    let flags = document_flags(doc);
-    let kind = document_kind(doc, depth);
-    let origin = doc["origin"]
-        .as_str()
-        .or_else(|| doc["namespace"].as_str())
-        .unwrap_or_default();
-    let start = doc["start_time"].as_f64().unwrap_or_default();
-    let duration = (doc["end_time"].as_f64().unwrap_or(start) - start) * 1000.0;
-    let status = if flags.is_empty() { "ok" } else { "error" };
-    let _ = write!(
-        body,
-        "<tr><td style=\"padding-left:{}px\">{} {}</td><td>{}</td><td class=\"mono\">{:.1} ms</td>\
-         <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-        8 + depth * 16,
-        kind,
-        escape(str_of(doc, "name")),
-        escape(origin),
-        duration,
-        status_span(if flags.is_empty() { status } else { flags[0] }),
-        escape(&compact(&doc["annotations"])),
-        escape(doc["cause"]["exceptions"][0]["message"].as_str().unwrap_or_default()),
-        escape(&compact(&doc["metadata"]["default"])),
-    );
-    for child in doc["subsegments"].as_array().into_iter().flatten() {
-        render_document(body, child, depth + 1);
-    }
-}
-
-/// What X-Ray would hold of the order (the same view as `dofs trace`).
+/// What X-Ray would hold of the order (the same rows as `dofs trace`),
+/// each subsegment indented under its parent.
 fn render_xray(body: &mut String, view: &XrayView) {
     if !view.sampled {
         let _ = write!(
@@ -245,32 +214,43 @@ fn render_xray(body: &mut String, view: &XrayView) {
         escape(&view.trace_id),
         view.documents.len()
     );
-    for doc in &view.documents {
-        render_document(body, doc, 0);
+    for row in document_rows(view) {
+        let _ = write!(
+            body,
+            "<tr><td style=\"padding-left:{}px\">{} {}</td><td>{}</td><td class=\"mono\">{:.1} ms</td>\
+             <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            8 + row.depth * 16,
+            row.kind,
+            escape(row.name),
+            escape(row.origin.or(row.namespace).unwrap_or_default()),
+            row.duration_ms,
+            status_span(row.flags.first().copied().unwrap_or("ok")),
+            escape(&compact(&row.doc["annotations"])),
+            escape(row.cause.unwrap_or_default()),
+            escape(&compact(&row.doc["metadata"]["default"])),
+        );
     }
     body.push_str("</table>");
 }
 
-/// The order's trace as a waterfall: each span is a bar placed by its
-/// offset from the first span and sized by its duration, indented by its
-/// depth in the tree.
+/// The order's trace as a waterfall (the same rows as `dofs trace
+/// --full`): each span is a bar placed by its offset from the first span
+/// and sized by its duration, indented by its depth in the tree.
 fn render_trace(body: &mut String, trace: &OrderTrace) {
-    let start = trace.spans.iter().map(|s| s.start).min().unwrap_or(0);
-    let end = trace.spans.iter().map(|s| s.end).max().unwrap_or(start);
-    // At least 1 ns, so a trace of instant spans does not divide by zero.
-    let total = (end - start).max(1) as f64;
+    let waterfall = Waterfall::of(trace);
     let _ = write!(
         body,
         "<h2>All local spans <code>{}</code></h2><p>{} span(s) over {:.1} ms, richer than X-Ray (`dofs trace --full`).</p>\
          <table><tr><th>Span</th><th>Function</th><th>Start</th><th>Duration</th><th>Status</th><th>Waterfall</th></tr>",
         escape(&trace.trace_id),
-        trace.spans.len(),
-        total / 1e6
+        waterfall.rows.len(),
+        waterfall.duration_ns as f64 / 1e6
     );
-    for (s, &depth) in trace.spans.iter().zip(&trace.depths) {
-        let left = (s.start - start) as f64 / total * 100.0;
+    for row in &waterfall.rows {
+        let s = row.span;
+        let left = row.left * 100.0;
         // A minimum width keeps sub-microsecond spans visible.
-        let width = ((s.end - s.start) as f64 / total * 100.0).max(0.3);
+        let width = (row.width * 100.0).max(0.3);
         let class = match s.status.as_str() {
             "error" => "bar error",
             "warn" => "bar warn",
@@ -281,10 +261,10 @@ fn render_trace(body: &mut String, trace: &OrderTrace) {
             "<tr><td style=\"padding-left:{}px\">{}</td><td>{}</td><td class=\"mono\">+{:.1} ms</td>\
              <td class=\"mono\">{:.1} ms</td><td>{}</td>\
              <td><div class=\"wf\"><div class=\"{class}\" style=\"left:{left:.2}%;width:{width:.2}%\"></div></div></td></tr>",
-            8 + depth * 16,
+            8 + row.depth * 16,
             escape(&s.name),
             escape(&s.component),
-            (s.start - start) as f64 / 1e6,
+            row.offset_ns as f64 / 1e6,
             s.duration_ms,
             status_span(&s.status)
         );
