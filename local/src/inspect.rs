@@ -4,17 +4,26 @@
 //! Readers only: every function here takes a read connection. The trace
 //! reads start here too: which trace is the order's is the execution's
 //! `traceHeader`, read from Step Functions and handed to `traces`.
+//!
+//! The rows the stand-ins hand out as JSON objects (order summaries, queue
+//! deliveries, history events) are parsed here once into typed rows, so
+//! the views read fields rather than keys. Their fields are declared in
+//! alphabetical order: that is the order in which the JSON output
+//! (`--json`, `/_dofs/api/`) has always listed them (a `serde_json` map
+//! sorts its keys), and scripts read that output.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use dofs_core::{ExecutionStatus, FailedOrder, Order};
+use dofs_core::{ExecutionStatus, FailedOrder, Order, OrderStatus};
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::observability::alarms::{self, StoredState, Transition};
 use crate::observability::traces::{self, OrderTrace, XrayView};
-use crate::services::dynamodb;
+use crate::services::dynamodb::{self, Listing};
 use crate::services::sqs::event_source_mapping;
 use crate::services::step_functions;
 use crate::store::DbError;
@@ -30,7 +39,7 @@ pub struct OrderReport {
     /// The workflow execution named after the order.
     pub execution: Option<ExecutionReport>,
     /// Every queue delivery of the order's messages, oldest first.
-    pub deliveries: Vec<Value>,
+    pub deliveries: Vec<Delivery>,
     /// Deliveries per function.
     pub attempts: BTreeMap<String, u64>,
     /// The order's trace, when spans were stored.
@@ -51,7 +60,90 @@ pub struct ExecutionReport {
     pub cause: Option<String>,
     pub trace_header: Option<String>,
     /// The history, as `GetExecutionHistory` would list it.
-    pub events: Vec<Value>,
+    pub events: Vec<ExecutionEvent>,
+}
+
+/// One row of the order lists (`dofs orders`, the console's orders page
+/// and its JSON twin). Fields in alphabetical order (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub created_at: String,
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub updated_at: String,
+}
+
+/// One time a queue handed one of the order's messages to a function, and
+/// what came of it: the receive count is what shows a retry on its way to
+/// the DLQ. Fields in alphabetical order (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub at: String,
+    pub function: String,
+    pub message_id: String,
+    /// `deleted`, `item_failed` or `batch_failed`.
+    pub outcome: String,
+    pub queue: String,
+    pub receive_count: u32,
+}
+
+/// One event of an execution's history. Fields in alphabetical order of
+/// their JSON names (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    /// The event's own fields (an error, a task's output), shaped per kind
+    /// as `GetExecutionHistory` shapes them.
+    pub detail: Value,
+    /// Its place in the history, from 1.
+    pub id: i64,
+    /// The state it belongs to, if any.
+    pub state: Option<String>,
+    pub timestamp: String,
+    /// `TaskScheduled`, `ExecutionSucceeded`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// What `dofs alarms` and the console's alarm views show.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmsReport {
+    /// Every alarm's current state, by name.
+    pub alarms: Vec<StoredState>,
+    /// The latest state changes, newest first.
+    pub history: Vec<Transition>,
+}
+
+impl AlarmsReport {
+    /// The report as `dofs alarms --json` and `/_dofs/api/alarms` print it:
+    /// every object's keys sorted, as they always were.
+    pub fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+}
+
+/// Every alarm's state and its latest `history_limit` changes.
+pub fn alarms_report(conn: &Connection, history_limit: usize) -> Result<AlarmsReport, DbError> {
+    Ok(AlarmsReport {
+        alarms: alarms::load_states(conn)?,
+        history: alarms::load_history(conn, history_limit)?,
+    })
+}
+
+/// The orders, optionally only those in `status` (as stored: upper case).
+pub fn order_summaries(
+    conn: &Connection,
+    status: Option<&str>,
+    listing: Listing,
+) -> Result<Vec<OrderSummary>, DbError> {
+    typed_rows(dynamodb::order_summaries(conn, status, listing)?)
+}
+
+/// JSON rows as typed rows; a row of another shape is an error, as any
+/// column that does not decode is.
+fn typed_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Result<Vec<T>, DbError> {
+    rows.into_iter()
+        .map(|row| serde_json::from_value(row).map_err(DbError::from))
+        .collect()
 }
 
 impl OrderReport {
@@ -72,20 +164,21 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
             error: e.error,
             cause: e.cause,
             trace_header: e.trace_header,
-            events: step_functions::load_events(conn, order_id)?,
+            events: typed_rows(step_functions::load_events(conn, order_id)?)?,
         }),
         None => None,
     };
     let execution_header = execution.as_ref().and_then(|e| e.trace_header.clone());
     let deliveries = event_source_mapping::load_deliveries(conn, order_id)?;
+    let attempts = event_source_mapping::attempts_by_function(&deliveries);
     let (trace, xray) = traces::order_traces(conn, order_id, execution_header.as_deref())?;
     Ok(OrderReport {
         order_id: order_id.to_owned(),
         order: dynamodb::load_order(conn, order_id)?,
         failed_order: dynamodb::load_failed_order(conn, order_id)?,
         execution,
-        attempts: event_source_mapping::attempts_by_function(&deliveries),
-        deliveries,
+        attempts,
+        deliveries: typed_rows(deliveries)?,
         trace,
         xray,
     })
@@ -101,4 +194,60 @@ pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrac
 pub fn order_xray_view(conn: &Connection, order_id: &str) -> Result<Option<XrayView>, DbError> {
     let header = step_functions::trace_header(conn, order_id)?;
     traces::order_xray_view(conn, order_id, header.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A typed row written out again is the JSON object it was read from,
+    /// byte for byte: what `--json` and `/_dofs/api/` printed before the
+    /// rows were typed.
+    fn round_trips<T: Serialize + DeserializeOwned>(row: Value) {
+        let typed: Vec<T> = typed_rows(vec![row.clone()]).unwrap();
+        assert_eq!(
+            serde_json::to_string(&typed[0]).unwrap(),
+            serde_json::to_string(&row).unwrap()
+        );
+    }
+
+    #[test]
+    fn typed_rows_serialize_as_the_json_rows_they_replace() {
+        round_trips::<OrderSummary>(json!({
+            "order_id": "o-1",
+            "status": "FULFILLED",
+            "created_at": "2026-12-02T08:13:39.608Z",
+            "updated_at": "2026-12-02T08:13:40.001Z",
+        }));
+        round_trips::<Delivery>(json!({
+            "queue": "dofs-order-queue",
+            "function": "fulfill_order",
+            "message_id": "m-1",
+            "receive_count": 2,
+            "outcome": "item_failed",
+            "at": "2026-12-02T08:13:39.608Z",
+        }));
+        round_trips::<ExecutionEvent>(json!({
+            "id": 3,
+            "type": "TaskFailed",
+            "state": "StoreOrder",
+            "timestamp": "2026-12-02T08:13:39.608+00:00",
+            "detail": {"error": "TransientError", "cause": "boom"},
+        }));
+        round_trips::<ExecutionEvent>(json!({
+            "id": 1,
+            "type": "ExecutionStarted",
+            "state": null,
+            "timestamp": "2026-12-02T08:13:39.608+00:00",
+            "detail": {},
+        }));
+    }
+
+    #[test]
+    fn a_row_of_another_shape_is_an_error() {
+        let row = json!({"order_id": "o-1", "status": "NOT_A_STATUS"});
+        assert!(typed_rows::<OrderSummary>(vec![row]).is_err());
+    }
 }

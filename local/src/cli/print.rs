@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dofs_core::SystemClock;
-use serde_json::json;
 
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
-use crate::inspect::order_report;
+use crate::inspect::{alarms_report, order_report, order_summaries};
 use crate::inspect::{order_trace, order_xray_view};
 use crate::observability::traces::{render_waterfall, render_xray};
-use crate::services::dynamodb::{order_summaries, Listing};
+use crate::services::dynamodb::Listing;
 use crate::services::sqs::{queue_counts, Queues};
 use crate::services::step_functions::status_name;
 use crate::store::Db;
@@ -43,9 +42,9 @@ pub(super) fn print_orders(
         writeln!(
             out,
             "{:<38} {:<10} {}",
-            o["order_id"].as_str().unwrap_or_default(),
-            o["status"].as_str().unwrap_or_default(),
-            o["updated_at"].as_str().unwrap_or_default()
+            o.order_id,
+            o.status.as_str(),
+            o.updated_at
         )?;
     }
     writeln!(out, "{} order(s)", orders.len())?;
@@ -83,9 +82,9 @@ pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> any
             writeln!(
                 out,
                 "  {}  {:<28} {}",
-                event["timestamp"].as_str().unwrap_or_default(),
-                event["type"].as_str().unwrap_or_default(),
-                event["state"].as_str().unwrap_or_default()
+                event.timestamp,
+                event.kind,
+                event.state.as_deref().unwrap_or_default()
             )?;
         }
     }
@@ -95,10 +94,7 @@ pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> any
             writeln!(
                 out,
                 "  {}  {:<18} receive #{} -> {}",
-                d["at"].as_str().unwrap_or_default(),
-                d["function"].as_str().unwrap_or_default(),
-                d["receive_count"],
-                d["outcome"].as_str().unwrap_or_default()
+                d.at, d.function, d.receive_count, d.outcome
             )?;
         }
     }
@@ -217,14 +213,16 @@ pub(super) fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> 
     Ok(())
 }
 
+/// How many of the newest alarm state changes `dofs alarms` lists: a
+/// screenful (the console's page shows more).
+const ALARM_HISTORY: usize = 20;
+
 pub(super) fn print_alarms(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
-    let states = crate::observability::alarms::load_states(db.conn())?;
-    let history = crate::observability::alarms::load_history(db.conn(), 20)?;
+    let report = alarms_report(db.conn(), ALARM_HISTORY)?;
     let mut out = std::io::stdout().lock();
     if as_json {
-        let report = json!({"alarms": states, "history": history});
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json()?)?)?;
         return Ok(());
     }
     writeln!(
@@ -232,16 +230,16 @@ pub(super) fn print_alarms(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
         "{:<40} {:<18} {:<25} REASON",
         "ALARM", "STATE", "SINCE"
     )?;
-    for a in &states {
+    for a in &report.alarms {
         writeln!(
             out,
             "{:<40} {:<18} {:<25} {}",
             a.name, a.state, a.changed_at, a.reason
         )?;
     }
-    if !history.is_empty() {
+    if !report.history.is_empty() {
         writeln!(out, "recent transitions:")?;
-        for t in &history {
+        for t in &report.history {
             writeln!(
                 out,
                 "  {}  {:<40} {} -> {}",

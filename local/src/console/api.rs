@@ -1,9 +1,9 @@
-//! The JSON twins of the pages, under `/_dofs/api/`, and the read models
-//! behind them. The HTML pages ([`super::pages`]) render these same read
-//! models, so a page and its twin agree; the dependency points from the
-//! pages to here, never back.
+//! The JSON twins of the pages, under `/_dofs/api/`, and the console's
+//! choice of read models behind them (from [`crate::inspect`], with the
+//! console's limits and windows). The HTML pages ([`super::pages`]) render
+//! these same typed read models, so a page and its twin agree; the
+//! dependency points from the pages to here, never back.
 
-use crate::inspect::OrderReport;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -15,9 +15,9 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::observability::alarms;
+use crate::inspect::{self, AlarmsReport, OrderReport};
 use crate::observability::metrics;
-use crate::services::dynamodb::{self, Listing};
+use crate::services::dynamodb::Listing;
 use crate::store::{Db, DbError};
 
 /// Most orders a list shows (newest first), so the page size is bounded
@@ -26,7 +26,8 @@ pub(super) const ORDER_LIMIT: usize = 500;
 /// How far back the metrics views look, so the summary is about what is
 /// happening now rather than about the data directory's whole life.
 pub(super) const METRICS_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// How many of the newest alarm state changes the alarm views show.
+/// How many of the newest alarm state changes the alarm views show (a
+/// page has room for more than `dofs alarms`' terminal).
 const ALARM_HISTORY: usize = 50;
 
 /// A database problem. The response says only that it happened: the error
@@ -72,15 +73,10 @@ impl OrdersQuery {
     }
 }
 
-/// Every alarm's current state and its latest changes, newest first: what
-/// both alarm views show.
-pub(super) fn alarm_history(
-    conn: &Connection,
-) -> Result<(Vec<alarms::StoredState>, Vec<alarms::Transition>), DbError> {
-    Ok((
-        alarms::load_states(conn)?,
-        alarms::load_history(conn, ALARM_HISTORY)?,
-    ))
+/// Every alarm's current state and its latest [`ALARM_HISTORY`] changes:
+/// what both alarm views show.
+pub(super) fn alarms_report(conn: &Connection) -> Result<AlarmsReport, DbError> {
+    inspect::alarms_report(conn, ALARM_HISTORY)
 }
 
 /// Every series with data inside [`METRICS_WINDOW_MS`].
@@ -96,7 +92,7 @@ pub(super) fn metrics_report(
 /// needs nothing but the span list. `None` when neither the order nor its
 /// execution exists.
 pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<Value>, DbError> {
-    let report = crate::inspect::order_report(conn, order_id)?;
+    let report = inspect::order_report(conn, order_id)?;
     if !report.exists() {
         return Ok(None);
     }
@@ -104,7 +100,7 @@ pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<V
 }
 
 /// [`order_detail`] of a report already read.
-pub(super) fn detail_json(report: &OrderReport) -> Result<Value, DbError> {
+fn detail_json(report: &OrderReport) -> Result<Value, DbError> {
     let trace = report.trace.as_ref().map(|trace| {
         let spans: Vec<Value> = trace
             .spans
@@ -128,9 +124,7 @@ pub(super) fn detail_json(report: &OrderReport) -> Result<Value, DbError> {
 pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
     let status = q.status();
     let rows = db
-        .read(move |c| {
-            dynamodb::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT))
-        })
+        .read(move |c| inspect::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT)))
         .await?;
     Ok(Json(rows).into_response())
 }
@@ -158,8 +152,8 @@ pub(super) async fn metrics_json(
 }
 
 pub(super) async fn alarms_json(State(db): State<Db>) -> Page {
-    let (alarms, history) = db.read(alarm_history).await?;
-    Ok(Json(json!({"alarms": alarms, "history": history})).into_response())
+    let report = db.read(alarms_report).await?;
+    Ok(Json(report.to_json().map_err(DbError::from)?).into_response())
 }
 
 #[cfg(test)]

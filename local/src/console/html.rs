@@ -86,14 +86,10 @@ pub(super) fn status_span(status: &str) -> String {
     )
 }
 
-/// The string at `key`, or `""`: pages render the JSON the API returns,
-/// and a missing field is an empty cell rather than an error.
-pub(super) fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-/// A JSON value as cell text: strings without their quotes, and nothing
-/// for `null` or `{}` so that absent details leave the cell blank.
+/// A free-form JSON value (an X-Ray document's annotations or metadata, a
+/// status change's details) as cell text: strings without their quotes,
+/// and nothing for `null` or `{}` so that absent details leave the cell
+/// blank.
 pub(super) fn compact(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

@@ -9,19 +9,19 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use dofs_core::Clock;
-use serde_json::{Map, Value};
+use chrono::{DateTime, SecondsFormat, Utc};
+use dofs_core::{Clock, FailedOrder, LineItem, StatusChange};
 
 use super::api::{
-    alarm_history, detail_json, metrics_report, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
+    alarms_report, metrics_report, OrdersQuery, Page, METRICS_WINDOW_MS, ORDER_LIMIT,
 };
-use super::html::{compact, escape, page, status_span, str_of, url_encode};
-use crate::inspect::order_report;
+use super::html::{compact, escape, page, status_span, url_encode};
+use crate::inspect::{self, order_report, AlarmsReport, Delivery, ExecutionReport};
 use crate::observability::alarms;
-use crate::observability::traces::xray_view::{document_flags, document_kind};
-use crate::observability::traces::XrayView;
+use crate::observability::traces::{document_rows, OrderTrace, Waterfall, XrayView};
 use crate::services::dynamodb::{self, Listing};
-use crate::store::Db;
+use crate::services::step_functions::status_name;
+use crate::store::{Db, DbError};
 
 /// `GET /_dofs/`: orders by status and the alarms, the two things to glance
 /// at while the pipeline runs.
@@ -63,7 +63,7 @@ pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuer
     let (rows, counts) = db
         .read(move |c| {
             Ok((
-                dynamodb::order_summaries(c, filter.as_deref(), Listing::Newest(ORDER_LIMIT))?,
+                inspect::order_summaries(c, filter.as_deref(), Listing::Newest(ORDER_LIMIT))?,
                 dynamodb::status_counts(c)?,
             ))
         })
@@ -88,16 +88,15 @@ pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuer
             .unwrap_or_default()
     );
     for o in &rows {
-        let id = str_of(o, "order_id");
         let _ = write!(
             body,
             "<tr><td class=\"mono\"><a href=\"/_dofs/orders/{}\">{}</a></td><td>{}</td>\
              <td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-            url_encode(id),
-            escape(id),
-            status_span(str_of(o, "status")),
-            escape(str_of(o, "created_at")),
-            escape(str_of(o, "updated_at"))
+            url_encode(&o.order_id),
+            escape(&o.order_id),
+            status_span(o.status.as_str()),
+            escape(&o.created_at),
+            escape(&o.updated_at)
         );
     }
     body.push_str("</table>");
@@ -110,61 +109,56 @@ pub(super) async fn orders_page(State(db): State<Db>, Query(q): Query<OrdersQuer
 /// happened.
 pub(super) async fn order_page(State(db): State<Db>, Path(order_id): Path<String>) -> Page {
     let id = order_id.clone();
-    let read = db.read(move |c| order_report(c, &id)).await?;
-    if !read.exists() {
+    let report = db.read(move |c| order_report(c, &id)).await?;
+    if !report.exists() {
         let body = format!("<p>No order <code>{}</code>.</p>", escape(&order_id));
         let mut response = page("Order not found", false, &body);
         *response.status_mut() = StatusCode::NOT_FOUND;
         return Ok(response);
     }
-    let xray = read.xray.clone();
-    let report = detail_json(&read)?;
-    let order = &report["order"];
     let mut body = format!(
         "<p>Order <code>{}</code>: {}</p>",
         escape(&order_id),
         // The workflow stores the order in one of its steps, so for a
         // moment there is an execution and no order row yet.
         status_span(
-            order
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("(not stored yet)")
+            report
+                .order
+                .as_ref()
+                .map_or("(not stored yet)", |o| o.status.as_str())
         )
     );
-    if let Some(history) = order["history"].as_array() {
-        render_history(&mut body, history);
+    if let Some(order) = &report.order {
+        render_history(&mut body, &order.history)?;
+        render_items(&mut body, &order.items);
     }
-    if let Some(items) = order["items"].as_array() {
-        render_items(&mut body, items);
-    }
-    if let Some(view) = &xray {
+    if let Some(view) = &report.xray {
         render_xray(&mut body, view);
     }
-    if let Some(trace) = report["trace"].as_object() {
+    if let Some(trace) = &report.trace {
         render_trace(&mut body, trace);
     }
-    if let Some(execution) = report["execution"].as_object() {
+    if let Some(execution) = &report.execution {
         render_execution(&mut body, execution);
     }
-    if let Some(deliveries) = report["deliveries"].as_array().filter(|d| !d.is_empty()) {
-        render_deliveries(&mut body, deliveries);
+    if !report.deliveries.is_empty() {
+        render_deliveries(&mut body, &report.deliveries);
     }
-    if let Some(failed) = report["failed_order"].as_object() {
-        render_failed(&mut body, failed);
+    if let Some(failed) = &report.failed_order {
+        render_failed(&mut body, failed)?;
     }
     Ok(page(&format!("Order {order_id}"), false, &body))
 }
 
 /// One row per status change. The entry's other fields (a rejection or
-/// failure reason) go in one cell, so a field added to `StatusChange`
-/// shows up without a change here.
-fn render_history(body: &mut String, history: &[Value]) {
+/// failure reason) go in one cell, as the JSON twin has them, so a field
+/// added to `StatusChange` shows up without a change here.
+fn render_history(body: &mut String, history: &[StatusChange]) -> Result<(), DbError> {
     body.push_str(
         "<h2>Status history</h2><table><tr><th>At</th><th>Status</th><th>Detail</th></tr>",
     );
-    for h in history {
-        let mut detail = h.clone();
+    for change in history {
+        let mut detail = serde_json::to_value(change)?;
         if let Some(map) = detail.as_object_mut() {
             map.remove("at");
             map.remove("status");
@@ -172,59 +166,37 @@ fn render_history(body: &mut String, history: &[Value]) {
         let _ = write!(
             body,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
-            escape(str_of(h, "at")),
-            status_span(str_of(h, "status")),
+            escape(&json_time(&change.at)),
+            status_span(change.status.as_str()),
             escape(&compact(&detail))
         );
     }
     body.push_str("</table>");
+    Ok(())
 }
 
-fn render_items(body: &mut String, items: &[Value]) {
+/// A time as the JSON twin writes it (chrono's serde form: RFC 3339 in
+/// UTC, with as many fractional digits as the value needs).
+fn json_time(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn render_items(body: &mut String, items: &[LineItem]) {
     body.push_str("<h2>Items</h2><table><tr><th>SKU</th><th>Quantity</th><th>Unit price</th></tr>");
     for item in items {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(str_of(item, "sku")),
-            escape(&compact(&item["quantity"])),
-            escape(&compact(&item["unit_price"]))
+            escape(item.sku.as_str()),
+            item.quantity.get(),
+            escape(&item.unit_price.to_string())
         );
     }
     body.push_str("</table>");
 }
 
-/// One X-Ray document's row, then its subsegments' (indented).
-fn render_document(body: &mut String, doc: &Value, depth: usize) {
-    let flags = document_flags(doc);
-    let kind = document_kind(doc, depth);
-    let origin = doc["origin"]
-        .as_str()
-        .or_else(|| doc["namespace"].as_str())
-        .unwrap_or_default();
-    let start = doc["start_time"].as_f64().unwrap_or_default();
-    let duration = (doc["end_time"].as_f64().unwrap_or(start) - start) * 1000.0;
-    let status = if flags.is_empty() { "ok" } else { "error" };
-    let _ = write!(
-        body,
-        "<tr><td style=\"padding-left:{}px\">{} {}</td><td>{}</td><td class=\"mono\">{:.1} ms</td>\
-         <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-        8 + depth * 16,
-        kind,
-        escape(str_of(doc, "name")),
-        escape(origin),
-        duration,
-        status_span(if flags.is_empty() { status } else { flags[0] }),
-        escape(&compact(&doc["annotations"])),
-        escape(doc["cause"]["exceptions"][0]["message"].as_str().unwrap_or_default()),
-        escape(&compact(&doc["metadata"]["default"])),
-    );
-    for child in doc["subsegments"].as_array().into_iter().flatten() {
-        render_document(body, child, depth + 1);
-    }
-}
-
-/// What X-Ray would hold of the order (the same view as `dofs trace`).
+/// What X-Ray would hold of the order (the same rows as `dofs trace`),
+/// each subsegment indented under its parent.
 fn render_xray(body: &mut String, view: &XrayView) {
     if !view.sampled {
         let _ = write!(
@@ -242,50 +214,44 @@ fn render_xray(body: &mut String, view: &XrayView) {
         escape(&view.trace_id),
         view.documents.len()
     );
-    for doc in &view.documents {
-        render_document(body, doc, 0);
+    for row in document_rows(view) {
+        let _ = write!(
+            body,
+            "<tr><td style=\"padding-left:{}px\">{} {}</td><td>{}</td><td class=\"mono\">{:.1} ms</td>\
+             <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            8 + row.depth * 16,
+            row.kind,
+            escape(row.name),
+            escape(row.origin.or(row.namespace).unwrap_or_default()),
+            row.duration_ms,
+            status_span(row.flags.first().copied().unwrap_or("ok")),
+            escape(&compact(&row.doc["annotations"])),
+            escape(row.cause.unwrap_or_default()),
+            escape(&compact(&row.doc["metadata"]["default"])),
+        );
     }
     body.push_str("</table>");
 }
 
-/// The order's trace as a waterfall: each span is a bar placed by its
-/// offset from the first span and sized by its duration, indented by its
-/// depth in the tree.
-fn render_trace(body: &mut String, trace: &Map<String, Value>) {
-    let spans = trace
-        .get("spans")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let start = spans
-        .iter()
-        .filter_map(|s| s["start_ns"].as_i64())
-        .min()
-        .unwrap_or(0);
-    let end = spans
-        .iter()
-        .filter_map(|s| s["end_ns"].as_i64())
-        .max()
-        .unwrap_or(start);
-    // At least 1 ns, so a trace of instant spans does not divide by zero.
-    let total = (end - start).max(1) as f64;
+/// The order's trace as a waterfall (the same rows as `dofs trace
+/// --full`): each span is a bar placed by its offset from the first span
+/// and sized by its duration, indented by its depth in the tree.
+fn render_trace(body: &mut String, trace: &OrderTrace) {
+    let waterfall = Waterfall::of(trace);
     let _ = write!(
         body,
         "<h2>All local spans <code>{}</code></h2><p>{} span(s) over {:.1} ms, richer than X-Ray (`dofs trace --full`).</p>\
          <table><tr><th>Span</th><th>Function</th><th>Start</th><th>Duration</th><th>Status</th><th>Waterfall</th></tr>",
-        escape(trace.get("trace_id").and_then(Value::as_str).unwrap_or_default()),
-        spans.len(),
-        total / 1e6
+        escape(&trace.trace_id),
+        waterfall.rows.len(),
+        waterfall.duration_ns as f64 / 1e6
     );
-    for s in &spans {
-        let depth = s["depth"].as_u64().unwrap_or(0) as usize;
-        let s_start = s["start_ns"].as_i64().unwrap_or(start);
-        let s_end = s["end_ns"].as_i64().unwrap_or(s_start);
-        let left = (s_start - start) as f64 / total * 100.0;
+    for row in &waterfall.rows {
+        let s = row.span;
+        let left = row.left * 100.0;
         // A minimum width keeps sub-microsecond spans visible.
-        let width = ((s_end - s_start) as f64 / total * 100.0).max(0.3);
-        let status = str_of(s, "status");
-        let class = match status {
+        let width = (row.width * 100.0).max(0.3);
+        let class = match s.status.as_str() {
             "error" => "bar error",
             "warn" => "bar warn",
             _ => "bar",
@@ -295,41 +261,31 @@ fn render_trace(body: &mut String, trace: &Map<String, Value>) {
             "<tr><td style=\"padding-left:{}px\">{}</td><td>{}</td><td class=\"mono\">+{:.1} ms</td>\
              <td class=\"mono\">{:.1} ms</td><td>{}</td>\
              <td><div class=\"wf\"><div class=\"{class}\" style=\"left:{left:.2}%;width:{width:.2}%\"></div></div></td></tr>",
-            8 + depth * 16,
-            escape(str_of(s, "name")),
-            escape(str_of(s, "component")),
-            (s_start - start) as f64 / 1e6,
-            s["duration_ms"].as_f64().unwrap_or_default(),
-            status_span(status)
+            8 + row.depth * 16,
+            escape(&s.name),
+            escape(&s.component),
+            row.offset_ns as f64 / 1e6,
+            s.duration_ms,
+            status_span(&s.status)
         );
     }
     body.push_str("</table>");
 }
 
 /// The Step Functions execution and its history events.
-fn render_execution(body: &mut String, execution: &Map<String, Value>) {
+fn render_execution(body: &mut String, execution: &ExecutionReport) {
     let _ = write!(
         body,
         "<h2>Workflow execution: {}</h2><table><tr><th>At</th><th>Event</th><th>State</th></tr>",
-        status_span(
-            execution
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        )
+        status_span(status_name(execution.status))
     );
-    for e in execution
-        .get("events")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for e in &execution.events {
         let _ = write!(
             body,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
-            escape(str_of(e, "timestamp")),
-            escape(str_of(e, "type")),
-            escape(str_of(e, "state"))
+            escape(&e.timestamp),
+            escape(&e.kind),
+            escape(e.state.as_deref().unwrap_or_default())
         );
     }
     body.push_str("</table>");
@@ -337,7 +293,7 @@ fn render_execution(body: &mut String, execution: &Map<String, Value>) {
 
 /// Each time a queue handed the order to a function, and what came of it:
 /// the receive count is what shows a retry on its way to the DLQ.
-fn render_deliveries(body: &mut String, deliveries: &[Value]) {
+fn render_deliveries(body: &mut String, deliveries: &[Delivery]) {
     body.push_str(
         "<h2>Queue deliveries</h2><table><tr><th>At</th><th>Queue</th><th>Function</th>\
          <th>Receive #</th><th>Outcome</th></tr>",
@@ -346,24 +302,27 @@ fn render_deliveries(body: &mut String, deliveries: &[Value]) {
         let _ = write!(
             body,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(str_of(d, "at")),
-            escape(str_of(d, "queue")),
-            escape(str_of(d, "function")),
-            escape(&compact(&d["receive_count"])),
-            escape(str_of(d, "outcome"))
+            escape(&d.at),
+            escape(&d.queue),
+            escape(&d.function),
+            d.receive_count,
+            escape(&d.outcome)
         );
     }
     body.push_str("</table>");
 }
 
-/// The `failed_orders` record, shown whole: it is what an operator reads
-/// before a redrive, and its payload has no fixed shape.
-fn render_failed(body: &mut String, failed: &Map<String, Value>) {
+/// The `failed_orders` record, shown whole (keys sorted, as the JSON twin
+/// has them): it is what an operator reads before a redrive, and its
+/// payload has no fixed shape.
+fn render_failed(body: &mut String, failed: &FailedOrder) -> Result<(), DbError> {
+    let record = serde_json::to_value(failed)?;
     let _ = write!(
         body,
         "<h2>Dead-lettered</h2><pre class=\"mono\">{}</pre>",
-        escape(&serde_json::to_string_pretty(failed).unwrap_or_default())
+        escape(&serde_json::to_string_pretty(&record)?)
     );
+    Ok(())
 }
 
 /// `GET /_dofs/metrics`: one row per series over [`METRICS_WINDOW_MS`].
@@ -407,7 +366,10 @@ pub(super) async fn metrics_page(
 
 /// `GET /_dofs/alarms`: every alarm's state, then the latest changes.
 pub(super) async fn alarms_page(State(db): State<Db>) -> Page {
-    let (states, history) = db.read(alarm_history).await?;
+    let AlarmsReport {
+        alarms: states,
+        history,
+    } = db.read(alarms_report).await?;
     let mut body = String::from(
         "<table><tr><th>Alarm</th><th>State</th><th>Since</th><th>Reason</th><th>Description</th></tr>",
     );
@@ -442,8 +404,23 @@ pub(super) async fn alarms_page(State(db): State<Db>) -> Page {
 mod tests {
     use axum::http::StatusCode;
 
+    use chrono::{DateTime, Utc};
+
     use super::super::testing::{get, seeded, EVIL};
-    use super::escape;
+    use super::{escape, json_time};
+
+    #[test]
+    fn times_read_as_the_json_twin_writes_them() {
+        for at in [
+            "2026-12-02T08:13:39Z",
+            "2026-12-02T08:13:39.600Z",
+            "2026-12-02T08:13:39.608243Z",
+            "2026-12-02T08:13:39.608243548Z",
+        ] {
+            let at: DateTime<Utc> = at.parse().unwrap();
+            assert_eq!(serde_json::to_value(at).unwrap(), json_time(&at), "{at:?}");
+        }
+    }
 
     #[tokio::test]
     async fn pages_render_escaped_data_and_unknown_orders_are_404() {

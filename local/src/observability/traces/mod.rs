@@ -55,7 +55,9 @@ pub use convert::{enrich, records_from_spans};
 pub use query::{
     load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,
 };
-pub use waterfall::{render_waterfall, render_xray};
+pub use waterfall::{
+    document_rows, render_waterfall, render_xray, DocumentRow, Waterfall, WaterfallRow,
+};
 pub use xray_view::{order_xray_view, XrayView};
 
 /// Spans kept in memory waiting for the writer; beyond this, new spans are

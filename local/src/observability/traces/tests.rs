@@ -426,3 +426,135 @@ async fn the_stand_ins_spans_are_left_out_and_an_unsampled_order_says_so() {
     let text = render_xray(&view);
     assert!(text.contains("not sampled"), "{text}");
 }
+
+#[test]
+fn waterfall_rows_place_each_span_in_the_trace_and_name_lost_parents() {
+    let spans = vec![rec("r", None, 0), rec("c", Some("r"), 1_000_000)];
+    let (depths, mut spans): (Vec<usize>, Vec<SpanRecord>) = tree_order(spans).into_iter().unzip();
+    spans.push(rec("lost", Some("gone"), 3_000_000));
+    let trace = OrderTrace {
+        order_id: "o".into(),
+        trace_id: "t".into(),
+        spans,
+        depths: depths.into_iter().chain([0]).collect(),
+        other_traces: Vec::new(),
+    };
+    let waterfall = Waterfall::of(&trace);
+    assert_eq!(waterfall.start_ns, 0);
+    assert_eq!(waterfall.duration_ns, 4_000_000);
+    let rows: Vec<_> = waterfall
+        .rows
+        .iter()
+        .map(|r| {
+            let name = r.span.name.as_str();
+            (
+                name,
+                r.depth,
+                r.offset_ns,
+                r.left,
+                r.width,
+                r.missing_parent,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("r", 0, 0, 0.0, 0.25, None),
+            ("c", 1, 1_000_000, 0.25, 0.25, None),
+            ("lost", 0, 3_000_000, 0.75, 0.25, Some("gone")),
+        ]
+    );
+    let empty = OrderTrace {
+        spans: Vec::new(),
+        depths: Vec::new(),
+        ..trace
+    };
+    let waterfall = Waterfall::of(&empty);
+    assert_eq!((waterfall.start_ns, waterfall.duration_ns), (0, 0));
+}
+
+#[test]
+fn document_rows_flatten_subsegments_after_their_parent() {
+    let view = XrayView {
+        order_id: "o".into(),
+        trace_id: "t".into(),
+        sampled: true,
+        documents: vec![
+            json!({
+                "id": "a", "name": "dofs-api_handler", "origin": "AWS::Lambda::Function",
+                "parent_id": "aws", "start_time": 10.0, "end_time": 10.5,
+                "subsegments": [{
+                    "id": "b", "name": "DynamoDB", "namespace": "aws", "parent_id": "a",
+                    "start_time": 10.1, "end_time": 10.2, "fault": true,
+                    "cause": {"exceptions": [{"message": "boom"}]},
+                }],
+            }),
+            json!({"id": "c", "name": "dofs-validator", "parent_id": "a", "start_time": 11.0, "end_time": 11.0}),
+        ],
+    };
+    let rows = document_rows(&view);
+    let shown: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.name,
+                r.depth,
+                r.kind,
+                r.flags.clone(),
+                r.origin,
+                r.namespace,
+                r.cause,
+                r.foreign_parent,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "dofs-api_handler",
+                0,
+                "segment",
+                vec![],
+                Some("AWS::Lambda::Function"),
+                None,
+                None,
+                Some("aws")
+            ),
+            (
+                "DynamoDB",
+                1,
+                "subsegment",
+                vec!["fault"],
+                None,
+                Some("aws"),
+                Some("boom"),
+                None
+            ),
+            (
+                "dofs-validator",
+                0,
+                "segment",
+                vec![],
+                None,
+                None,
+                None,
+                None
+            ),
+        ]
+    );
+    assert!(
+        (rows[1].offset_ms - 100.0).abs() < 1e-6,
+        "{}",
+        rows[1].offset_ms
+    );
+    assert!((rows[1].duration_ms - 100.0).abs() < 1e-6);
+    assert_eq!(rows[2].offset_ms, 1000.0);
+    let unsampled = XrayView {
+        sampled: false,
+        documents: Vec::new(),
+        ..view
+    };
+    assert!(document_rows(&unsampled).is_empty());
+}
