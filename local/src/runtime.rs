@@ -87,6 +87,9 @@ pub struct RuntimeConfig {
     pub metrics_interval: Duration,
     /// How long metric points are kept.
     pub metrics_retention: Duration,
+    /// How long the history, spans and deliveries of ended orders are kept
+    /// (`services::retention`); zero keeps everything.
+    pub retention: Duration,
     /// Serve the web console under `/_dofs/`.
     pub console: bool,
     /// Functions whose event source mapping is disabled.
@@ -132,6 +135,7 @@ impl RuntimeConfig {
             alarms_file: None,
             metrics_interval: Duration::from_secs(1),
             metrics_retention: Duration::from_secs(24 * 60 * 60),
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
             console: true,
             disabled_mappings: Vec::new(),
             faults: Vec::new(),
@@ -311,6 +315,14 @@ impl Runtime {
             },
             shutdown.clone(),
         ));
+        if !config.retention.is_zero() {
+            background.spawn(crate::services::retention::run(
+                db.clone(),
+                Arc::clone(&clock),
+                config.retention,
+                shutdown.clone(),
+            ));
+        }
         for mapping in mappings(&config) {
             let backoff = event_source_mapping::mapping_backoff(&mapping);
             for _ in 0..config.pollers.max(1) {

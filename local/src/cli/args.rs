@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// How long metric points are kept.
     #[arg(long, env = "DOFS_METRICS_RETENTION", default_value = "1440m", value_parser = parse_duration)]
     pub metrics_retention: Duration,
+    /// How long the workflow history, spans and queue deliveries of ended
+    /// orders are kept (the orders themselves always are); 0 keeps
+    /// everything.
+    #[arg(long, env = "DOFS_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: Duration,
     /// Serve the web console under /_dofs/.
     #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub console: bool,
@@ -174,14 +179,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m"))?;
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s, 1m, 2h or 7d"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => {
             return Err(format!(
-                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+                "unknown unit {unit:?} in {text:?} (use ms, s, m, h or d)"
             ))
         }
     };
@@ -231,6 +238,7 @@ impl ServeArgs {
             alarms_file: self.alarms_file,
             metrics_interval: self.metrics_interval,
             metrics_retention: self.metrics_retention,
+            retention: self.retention,
             console: self.console,
             disabled_mappings: self.disable_mapping,
             faults: self.faults,

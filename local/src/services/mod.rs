@@ -5,5 +5,6 @@ pub mod api_gateway;
 pub mod backoff;
 pub mod dynamodb;
 pub mod lambda;
+pub mod retention;
 pub mod sqs;
 pub mod step_functions;

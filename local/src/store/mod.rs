@@ -303,6 +303,7 @@ impl Db {
         }
         let mut conn = open_existing_rw(&path)?;
         schema::migrate(&mut conn, &path)?;
+        schema::enable_incremental_vacuum(&conn)?;
         let checkpoint_conn = open_rw(&path)?;
         let writer = Writer::start(conn, &path)?;
         let checkpointer = Checkpointer::start(checkpoint_conn)?;

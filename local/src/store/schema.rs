@@ -182,6 +182,9 @@ pub(super) fn create(path: &Path) -> Result<(), DbError> {
     }
     {
         let mut conn = super::open_rw(&building)?;
+        // Before the first table: pages freed by retention can be handed
+        // back to the file system (`PRAGMA incremental_vacuum`).
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
         migrate(&mut conn, &building)?;
         // Closing the last connection checkpoints the WAL into the file.
         conn.close().map_err(|(_, source)| DbError::Open {
@@ -200,6 +203,18 @@ fn io_error(path: &Path, err: std::io::Error) -> DbError {
         path: path.to_owned(),
         problem: format!("could not be created ({err})"),
     }
+}
+
+/// Turns on `auto_vacuum = INCREMENTAL` in a database made before it was
+/// the default: setting it on a database with tables takes a `VACUUM`,
+/// which rewrites the file once.
+pub(super) fn enable_incremental_vacuum(conn: &Connection) -> Result<(), DbError> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if mode != 2 {
+        tracing::info!("rewriting the database once so retention can hand freed space back");
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
+    Ok(())
 }
 
 /// Brings the database up to [`SCHEMA_VERSION`], one transaction per
@@ -360,6 +375,12 @@ mod tests {
             .unwrap();
         assert_eq!(spans, 0);
         assert_eq!(version_of(dir.path()), SCHEMA_VERSION);
+        // Rewritten once so retention can give space back.
+        let auto_vacuum: i64 = db
+            .read(|c| Ok(c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(auto_vacuum, 2);
         assert!(Db::open_read_only(dir.path()).is_ok());
     }
 
@@ -430,15 +451,25 @@ mod tests {
             .unwrap();
         }
         let path = dir.path().join(DB_FILE);
-        // Whatever the WAL still holds goes into the file first.
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-            .unwrap();
+        // Whatever the WAL still holds goes into the file first (the
+        // dropped handle's threads may still be closing: wait for them).
+        let conn = Connection::open(&path).unwrap();
+        for _ in 0..100 {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .unwrap();
+            if busy == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(conn);
         let mut bytes = std::fs::read(&path).unwrap();
         let page = 4096;
-        let middle = (bytes.len() / page / 2) * page;
-        bytes[middle..middle + 3 * page].fill(0xA5);
+        let pages = bytes.len() / page;
+        assert!(pages > 20, "{pages} pages");
+        // A run of pages from the middle on (never the first or the last).
+        bytes[(pages / 2) * page..(pages - 1) * page].fill(0xA5);
         std::fs::write(&path, &bytes).unwrap();
         let err = unusable(dir.path());
         assert!(err.contains("is damaged (SQLite quick_check"), "{err}");

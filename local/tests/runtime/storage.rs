@@ -84,3 +84,64 @@ async fn a_full_disk_refuses_orders_with_retry_after_and_resumes_when_space_retu
         accepted.len()
     );
 }
+
+fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn retention_removes_ended_orders_history_and_gives_the_space_back() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    let ids = dofs.submit(40).await;
+    let done = dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    assert!(done.values().all(|s| s == "FULFILLED"), "{done:?}");
+    // Let the last spans reach the store.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tables = |db: dofs_local::store::Db| async move {
+        db.read(|c| {
+            Ok([
+                count(c, "SELECT count(*) FROM execution_events"),
+                count(c, "SELECT count(*) FROM spans"),
+                count(c, "SELECT count(*) FROM deliveries"),
+                count(c, "PRAGMA page_count"),
+                count(c, "PRAGMA auto_vacuum"),
+            ])
+        })
+        .await
+    };
+    let before = tables(dofs.db.clone()).await.unwrap();
+    assert!(before[..3].iter().all(|n| *n > 0), "{before:?}");
+    assert_eq!(before[4], 2, "created with auto_vacuum = INCREMENTAL");
+
+    // Nothing is old yet: a pass a day back removes nothing.
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    let none = dofs_local::services::retention::prune(&dofs.db, yesterday)
+        .await
+        .unwrap();
+    assert_eq!(none, Default::default());
+
+    // Everything so far is older than a minute from now.
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let pruned = dofs_local::services::retention::prune(&dofs.db, later)
+        .await
+        .unwrap();
+    let after = tables(dofs.db.clone()).await.unwrap();
+    assert_eq!(after[..3], [0, 0, 0], "{pruned:?}");
+    assert_eq!(pruned.history_events as i64, before[0]);
+    assert!(
+        after[3] < before[3] / 2,
+        "pages {} → {}: the space went back",
+        before[3],
+        after[3]
+    );
+    // The orders themselves are kept, with their final status.
+    for id in &ids {
+        let (status, body) = dofs.get_order(id).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "FULFILLED", "{body}");
+    }
+    eprintln!(
+        "retention: {} history events, {} spans, {} deliveries removed; {} → {} pages",
+        pruned.history_events, pruned.spans, pruned.deliveries, before[3], after[3]
+    );
+}

@@ -35,7 +35,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use dofs_telemetry::traces::SinkError;
 use dofs_telemetry::{SpanData, SpanSink};
 use opentelemetry::trace::SpanId;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
@@ -213,6 +213,49 @@ impl SpanStore {
             }
         }
     }
+}
+
+/// Deletes up to `batch` spans that ended before `before` (X-Ray keeps a
+/// trace for a fixed time too); returns how many went. Spans are appended
+/// roughly in time order, so the oldest sit at the lowest rowids: a binary
+/// search on rowid finds how far the old ones reach without reading the
+/// table, and the delete walks only that range.
+pub fn prune_spans(
+    conn: &Connection,
+    before: DateTime<Utc>,
+    batch: usize,
+) -> Result<usize, DbError> {
+    let cutoff_ns = before.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let bounds: (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT min(rowid), max(rowid) FROM spans", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(mut low), Some(mut high)) = bounds else {
+        return Ok(0);
+    };
+    let mut first_at =
+        conn.prepare_cached("SELECT end_ns FROM spans WHERE rowid >= ?1 ORDER BY rowid LIMIT 1")?;
+    // The last rowid whose span (or the next one after a gap) is old.
+    let mut reach = None;
+    while low <= high {
+        let middle = low + (high - low) / 2;
+        let end_ns: Option<i64> = first_at.query_row([middle], |r| r.get(0)).optional()?;
+        if end_ns.is_some_and(|end| end < cutoff_ns) {
+            reach = Some(middle);
+            low = middle + 1;
+        } else {
+            high = middle - 1;
+        }
+    }
+    let Some(reach) = reach else {
+        return Ok(0);
+    };
+    let deleted = conn.execute(
+        "DELETE FROM spans WHERE rowid IN (
+             SELECT rowid FROM spans WHERE rowid <= ?1 AND end_ns < ?2 ORDER BY rowid LIMIT ?3)",
+        params![reach, cutoff_ns, batch as i64],
+    )?;
+    Ok(deleted)
 }
 
 fn insert_spans(conn: &Connection, spans: &[(SpanRecord, String, String)]) -> Result<(), DbError> {

@@ -340,6 +340,21 @@ async fn settle_batch(
     .await
 }
 
+/// Deletes up to `batch` delivery records older than `before`; returns how
+/// many went.
+pub fn prune_deliveries(
+    conn: &rusqlite::Connection,
+    before: DateTime<Utc>,
+    batch: usize,
+) -> Result<usize, DbError> {
+    let deleted = conn.execute(
+        "DELETE FROM deliveries WHERE id IN (
+             SELECT id FROM deliveries WHERE at < ?1 ORDER BY id LIMIT ?2)",
+        params![before.to_rfc3339(), batch as i64],
+    )?;
+    Ok(deleted)
+}
+
 /// Deliveries of one order, oldest first, as JSON objects.
 pub fn load_deliveries(conn: &rusqlite::Connection, order_id: &str) -> Result<Vec<Value>, DbError> {
     let mut stmt = conn.prepare(

@@ -31,6 +31,8 @@ mod tasks;
 mod workflow;
 
 pub use engine::{Engine, EngineConfig, EngineError};
-pub use store::{load_events, load_execution, status_name, trace_header, ExecutionRecord};
+pub use store::{
+    load_events, load_execution, prune_history, status_name, trace_header, ExecutionRecord,
+};
 pub use tasks::{check_resources, LocalTasks};
 pub use workflow::LocalWorkflow;

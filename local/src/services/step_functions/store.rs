@@ -10,6 +10,26 @@ use serde_json::{json, Value};
 use crate::store::{decoded, decoded_opt, CachedStatements, DbError};
 use dofs_asl::{Cursor, HistoryEvent, HistoryEventKind};
 
+/// Deletes the history events of up to `batch` executions that closed
+/// before `before` (Step Functions keeps a closed execution's history for
+/// a limited time as well); the execution rows stay, so an order's final
+/// status and output can still be described. Returns the events deleted.
+pub fn prune_history(
+    conn: &Connection,
+    before: DateTime<Utc>,
+    batch: usize,
+) -> Result<usize, DbError> {
+    let deleted = conn.execute(
+        "DELETE FROM execution_events WHERE execution IN (
+             SELECT name FROM executions
+             WHERE status != 'RUNNING' AND stopped_at < ?1
+               AND EXISTS (SELECT 1 FROM execution_events WHERE execution = name)
+             LIMIT ?2)",
+        params![before.to_rfc3339(), batch as i64],
+    )?;
+    Ok(deleted)
+}
+
 /// The status as Step Functions names it (`RUNNING`, `TIMED_OUT`, ...).
 pub fn status_name(status: ExecutionStatus) -> &'static str {
     match status {
