@@ -172,6 +172,10 @@ pub struct BenchReport {
     /// `bad_response`, `order_failed`, `order_rejected`, `not_terminal`.
     pub errors: BTreeMap<String, usize>,
     pub server_peak_rss_kib: Option<u64>,
+    /// The data directory's size once every order was terminal (database,
+    /// WAL and all), and that divided by the orders stored in it.
+    pub data_dir_bytes: Option<u64>,
+    pub bytes_per_order: Option<f64>,
     pub duration_s: f64,
     pub timed_out: bool,
     pub restart: Option<RestartReport>,
@@ -410,6 +414,19 @@ fn read_terminal(
         .collect())
 }
 
+/// Bytes of the regular files directly in `dir` (the database, its WAL and
+/// shared-memory file, the log).
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
 fn count_orders(data_dir: &Path) -> anyhow::Result<u64> {
     let db = Db::open_read_only(data_dir)?;
     Ok(status_counts(db.conn())?.values().sum())
@@ -464,6 +481,8 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         wait_terminal(&data_dir, Arc::new(accepted), &clocks, &terminal_bar).await?;
     let duration = clocks.started.elapsed();
     let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
+    let data_dir_bytes = dir_size(&data_dir).ok();
+    let stored_orders = count_orders(&data_dir).ok();
 
     let restart = match (&mut target, args.restart) {
         (Target::Spawned(running), true) => {
@@ -491,6 +510,11 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
     report.concurrency = args.concurrency;
     report.rate = args.rate;
     report.server_peak_rss_kib = server_peak_rss_kib;
+    report.data_dir_bytes = data_dir_bytes;
+    report.bytes_per_order = match (data_dir_bytes, stored_orders) {
+        (Some(bytes), Some(orders)) if orders > 0 => Some(bytes as f64 / orders as f64),
+        _ => None,
+    };
     report.duration_s = duration.as_secs_f64();
     report.timed_out = submit_timed_out || wait_timed_out;
     report.restart = restart;
@@ -689,6 +713,8 @@ fn summarise(shared: Shared, terminal: &Terminal, accepted: usize, clocks: &Cloc
         submit_to_fulfilled_ms: Percentiles::of(&to_fulfilled),
         errors,
         server_peak_rss_kib: None,
+        data_dir_bytes: None,
+        bytes_per_order: None,
         duration_s: 0.0,
         timed_out: false,
         restart: None,
@@ -844,6 +870,17 @@ pub fn write_table(out: &mut impl Write, r: &BenchReport) -> std::io::Result<()>
             }),
         ),
         (
+            "disk per order",
+            match (r.bytes_per_order, r.data_dir_bytes) {
+                (Some(per), Some(total)) => format!(
+                    "{:.1} KiB ({:.1} MiB in the data directory)",
+                    per / 1024.0,
+                    total as f64 / (1024.0 * 1024.0)
+                ),
+                _ => "unknown".into(),
+            },
+        ),
+        (
             "duration",
             format!(
                 "{:.2} s{}",
@@ -949,6 +986,8 @@ mod tests {
             submit_to_fulfilled_ms: None,
             errors: BTreeMap::from([("http_500".into(), 1)]),
             server_peak_rss_kib: Some(2048),
+            data_dir_bytes: Some(3 * 1024 * 1024),
+            bytes_per_order: Some(9_216.0),
             duration_s: 1.0,
             timed_out: false,
             restart: None,
@@ -961,6 +1000,7 @@ mod tests {
             "FULFILLED 2",
             "http_500 1",
             "2.0 MiB",
+            "9.0 KiB (3.0 MiB in the data directory)",
             "no samples",
             "p50 3.00",
         ] {

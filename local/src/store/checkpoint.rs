@@ -15,7 +15,7 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// The WAL file is truncated to this size after a checkpoint resets it, so
 /// a burst does not leave a large file behind. Set on every connection
 /// that checkpoints: this one and the writer's.
-pub(super) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+pub(super) const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
 
 const THREAD: &str = "dofs-db-checkpoint";
 

@@ -22,7 +22,7 @@
 //!   copies the WAL back into the database every [`CHECKPOINT_INTERVAL`]
 //!   with `PASSIVE` checkpoints, which never wait for and never block the
 //!   writer or the readers. Those cannot catch up with a steady stream of
-//!   commits, so once the WAL passes 64 MB the writer finishes one itself
+//!   commits, so once the WAL passes 32 MiB the writer finishes one itself
 //!   between two groups and the WAL starts over.
 //! - **Commit pacing**: at most one commit per millisecond (see
 //!   `writer.rs`), because every commit rewrites the hot pages.

@@ -23,7 +23,7 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 /// [`writer_loop`]): under steady writes the checkpointer's passive
 /// checkpoints never catch up with the newest frames, so the WAL would never
 /// start over, and a restart after `kill -9` reads the whole WAL.
-const WAL_CATCH_UP_BYTES: u64 = 64 * 1024 * 1024;
+const WAL_CATCH_UP_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How often the writer looks at the WAL's size.
 const WAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
