@@ -234,9 +234,11 @@ pub fn terminal_orders(
         let at: String = row.get(2)?;
         let status = status
             .parse::<OrderStatus>()
-            .map_err(|_| DbError::Corrupt(format!("order {order_id} has status {status:?}")))?;
+            .map_err(|_| DbError::corrupt(format!("order {order_id} has status {status:?}")))?;
         let at = DateTime::parse_from_rfc3339(&at)
-            .map_err(|e| DbError::Corrupt(format!("order {order_id} has updated_at {at:?}: {e}")))?
+            .map_err(|e| {
+                DbError::corrupt_because(format!("order {order_id} has updated_at {at:?}"), e)
+            })?
             .with_timezone(&Utc);
         found.push(TerminalOrder {
             order_id,

@@ -112,23 +112,51 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored JSON is invalid")]
     Json(#[from] serde_json::Error),
-    #[error("stored data is inconsistent: {0}")]
-    Corrupt(String),
+    /// A stored value that cannot be what its column says (`source`: the
+    /// decoding error, when there was one).
+    #[error("stored data is inconsistent: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The group transaction failed (BEGIN, the write's savepoint, or
+    /// COMMIT): nothing of the write is stored.
     #[error("the transaction could not be committed: {0}")]
-    Commit(String),
+    Commit(#[source] Arc<rusqlite::Error>),
     #[error("a blocking database task failed")]
     Join(#[from] tokio::task::JoinError),
 }
 
 impl DbError {
+    /// [`DbError::Corrupt`] with nothing underneath.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        DbError::Corrupt {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// [`DbError::Corrupt`] because decoding failed with `source`.
+    pub fn corrupt_because(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        DbError::Corrupt {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
     /// Whether the data itself is damaged (a bad row, a bad page): retrying
     /// cannot help, unlike a busy, full or stopped database.
     pub fn is_damage(&self) -> bool {
         match self {
-            DbError::Json(_) | DbError::Corrupt(_) | DbError::Unusable { .. } => true,
+            DbError::Json(_) | DbError::Corrupt { .. } | DbError::Unusable { .. } => true,
             DbError::Sqlite(err) => is_damage_code(err),
+            DbError::Commit(err) => is_damage_code(err),
             _ => false,
         }
     }
@@ -219,7 +247,7 @@ fn open_rw(path: &Path) -> Result<Connection, DbError> {
     // WAL is persistent in the file; NORMAL is per connection.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(DbError::Corrupt(format!(
+        return Err(DbError::corrupt(format!(
             "could not switch {} to WAL (journal_mode={mode})",
             path.display()
         )));

@@ -280,7 +280,7 @@ fn mismatch(path: &Path, found: i64) -> DbError {
         }
     } else if found < 0 {
         // No dofs writes a negative version.
-        DbError::Corrupt(format!(
+        DbError::corrupt(format!(
             "{} has schema version {found}, which no dofs writes, so it is not a DOFS \
              database; move it away or use another --data-dir",
             path.display()
@@ -389,7 +389,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         database_at(dir.path(), -1, 0);
         let err = Db::open(dir.path()).err().unwrap();
-        assert!(matches!(err, DbError::Corrupt(_)), "{err}");
+        assert!(matches!(err, DbError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("not a DOFS database"), "{err}");
         assert_eq!(version_of(dir.path()), -1);
     }

@@ -70,15 +70,21 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel::<Result<T, DbError>>();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => f(conn),
-                None => Err(DbError::Commit("the transaction could not begin".into())),
+            // Without a connection the write does not run; its reply
+            // always carries the BEGIN or SAVEPOINT error that stopped it.
+            let Some(conn) = conn else {
+                let reply: Reply = Box::new(move |committed| {
+                    let error = committed.err().map_or(DbError::WriterGone, DbError::Commit);
+                    let _ = tx.send(Err(error));
+                });
+                return (false, reply);
             };
+            let result = f(conn);
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |committed| {
                 let outcome = match committed {
                     Ok(()) => result,
-                    Err(err) => Err(DbError::Commit(err.to_string())),
+                    Err(err) => Err(DbError::Commit(err)),
                 };
                 // The caller may have gone away (its future dropped); the
                 // write stands regardless, like any committed transaction.
@@ -198,7 +204,7 @@ mod tests {
                         [format!("o{i}")],
                     )?;
                     if i % 2 == 1 {
-                        return Err(DbError::Corrupt("odd".into()));
+                        return Err(DbError::corrupt("odd"));
                     }
                     Ok(())
                 })

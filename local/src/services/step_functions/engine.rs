@@ -338,7 +338,7 @@ impl Engine {
             }
         }
         let Some(mut cursor) = record.cursor.clone() else {
-            return Err(DbError::Corrupt(format!("running execution {name} has no cursor")).into());
+            return Err(DbError::corrupt(format!("running execution {name} has no cursor")).into());
         };
         let ctx = execution_context(name, &record);
         let mut rng = rand::rngs::StdRng::from_os_rng();
