@@ -162,10 +162,16 @@ pub fn record_outcome(span: &Span, outcome: &str) {
 }
 
 /// Puts the HTTP exchange on `span`, which X-Ray shows as the segment's
-/// `http` block (`request.method`, `response.status`) and, for a status of
-/// 400 or more, as `error` (4xx) or `fault` (5xx); the route is metadata.
-pub fn record_http(span: &Span, method: &str, route: &str, status: u16) {
+/// `http` block — `request.method`, `request.url` ("the full URL of the
+/// request, compiled from the protocol, hostname, and path of the
+/// request"), `response.status`
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-http>)
+/// — and, for a status of 400 or more, as `error` (4xx) or `fault` (5xx).
+/// `url` goes to the translator as `url.full`; the route template
+/// (`/orders/{order_id}`, which X-Ray has no field for) is metadata.
+pub fn record_http(span: &Span, method: &str, url: &str, route: &str, status: u16) {
     span.set_attribute("http.request.method", method.to_owned());
+    span.set_attribute("url.full", url.to_owned());
     span.set_attribute("http.route", route.to_owned());
     span.set_attribute("http.response.status_code", i64::from(status));
     if status >= 400 {

@@ -28,7 +28,7 @@
 //! was started with), not the retry's. A status read is annotated
 //! `polled_order_id`, never `order_id`, so `annotation.order_id` finds the
 //! journey alone. The invocation's segment carries the HTTP exchange
-//! (method, route, status).
+//! (method, URL, status; the route as metadata).
 
 use std::sync::Arc;
 
@@ -426,6 +426,17 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
         })
 }
 
+/// The request's URL as X-Ray's `http.request.url` wants it: the
+/// protocol, the host API Gateway was called on (`domainName`) and the
+/// path — no query string. HTTP APIs serve HTTPS only. Without a
+/// `domainName` (a hand-made event), the path alone.
+fn request_url(request: &ApiGatewayV2httpRequest, path: &str) -> String {
+    match request.request_context.domain_name.as_deref() {
+        Some(domain) if !domain.is_empty() => format!("https://{domain}{path}"),
+        _ => path.to_owned(),
+    }
+}
+
 /// The order's trace when spans are not traced at all (no telemetry
 /// installed): Lambda's header when Lambda sampled it and so do we, else a
 /// header saying what we decided — in Lambda's trace, or a new one, since
@@ -524,7 +535,14 @@ impl ApiHandler {
             .map(|r| r.template())
             .or(request.route_key.as_deref())
             .unwrap_or("$default");
-        record_http(&invocation, method.as_str(), route_template, reply.status);
+        let url = request_url(request, path);
+        record_http(
+            &invocation,
+            method.as_str(),
+            &url,
+            route_template,
+            reply.status,
+        );
         Ok(reply.into_response())
     }
 
@@ -605,7 +623,13 @@ impl ApiHandler {
                 err.status()
             }
         };
-        record_http(&span, "POST", Route::Orders.template(), status);
+        record_http(
+            &span,
+            "POST",
+            &request_url(request, Route::Orders.template()),
+            Route::Orders.template(),
+            status,
+        );
         result
     }
 
