@@ -349,6 +349,7 @@ pub fn header_from_span_context(cx: &SpanContext) -> Option<TraceHeader> {
         root: xray_trace_id(cx.trace_id()),
         parent: Some(format!("{:016x}", cx.span_id())),
         sampled: Some(cx.is_sampled()),
+        lineage: None,
     })
 }
 

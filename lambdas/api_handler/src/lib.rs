@@ -608,9 +608,12 @@ impl ApiHandler {
             order_id = %order_id,
             trace_id = Empty,
         );
-        // The workflow's parent: this span, in the trace it starts.
+        // The workflow's parent: this span, in the trace it starts. Sent in
+        // place of Lambda's header, so it carries on Lambda's `Lineage`.
+        let lambda = xray_trace_id.and_then(|h| h.parse::<TraceHeader>().ok());
         let trace = start_order_trace(&span, sampled)
-            .unwrap_or_else(|| untraced_header(xray_trace_id, sampled));
+            .unwrap_or_else(|| untraced_header(xray_trace_id, sampled))
+            .with_lineage_of(lambda.as_ref());
         record_order_id(&span, order_id.as_str());
         let result = self
             .start(order_id, order_request, key.is_some(), &trace)
