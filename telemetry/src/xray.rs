@@ -92,6 +92,7 @@ pub const NOT_EXPORTED: &[&str] = &[
     "order_id",
     "faas.coldstart",
     "faas.invocation_id",
+    crate::traces::UNSENT_ATTRIBUTE,
 ];
 
 /// `error` or `throttle` on a failed span, whose X-Ray flag is otherwise

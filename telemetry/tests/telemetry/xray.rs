@@ -556,7 +556,9 @@ async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_n
         outgoing.parent.as_deref()
     );
 
-    // Not sampled: nothing of the order is sent, and the next hop is told so.
+    // Not sampled: nothing is sent — neither the order nor the invocation
+    // whose work it was, even when Lambda sampled the request — and the
+    // next hop is told so.
     for lambda_sampled in [false, true] {
         let (s, daemon) = with_daemon("api_handler");
         let lambda = TraceHeader {
@@ -579,12 +581,15 @@ async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_n
         let outgoing = outgoing.unwrap();
         assert_eq!(outgoing.sampled, Some(false));
         let found = spans(&daemon.received());
-        assert!(
-            found.iter().all(|s| s.doc.get("annotations").is_none()),
-            "nothing of the order: {found:#?}"
-        );
-        assert_eq!(found.len(), usize::from(lambda_sampled), "{found:#?}");
+        assert!(found.is_empty(), "Lambda sampled {lambda_sampled}: {found:#?}");
     }
+
+    // The invocation of a sampled request that starts no order (a refusal,
+    // a read) is still sent: the rate is per order.
+    let (s, daemon) = with_daemon("api_handler");
+    let _: Result<(), PortError> =
+        invoke(&s.telemetry, invocation(&sampled_header()), || async { Ok(()) }).await;
+    assert_eq!(spans(&daemon.received()).len(), 1);
 }
 
 #[tokio::test]
