@@ -74,6 +74,15 @@ impl TraceHeader {
         }
     }
 
+    /// When the trace began: the epoch seconds in its `Root`
+    /// (`1-{8 hex}-…`, "the time of the original request, in Unix epoch
+    /// time", <https://docs.aws.amazon.com/xray/latest/devguide/xray-api-sendingdata.html#xray-api-traceids>).
+    pub fn started_at(&self) -> Option<SystemTime> {
+        let secs = self.root.strip_prefix("1-")?.get(..8)?;
+        let secs = u64::from_str_radix(secs, 16).ok()?;
+        Some(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    }
+
     /// This header, carrying `from`'s `Lineage` (when it has one): for a
     /// header sent on in place of the one Lambda gave the invocation, so
     /// Lambda's loop detection still sees the event's lineage.
@@ -219,6 +228,15 @@ mod tests {
         let without = TraceHeader::new_root().with_lineage_of(None);
         assert_eq!(without.lineage, None);
         assert!(!without.to_string().contains("Lineage"));
+    }
+
+    #[test]
+    fn a_trace_starts_at_its_roots_epoch() {
+        let header: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+        assert_eq!(
+            header.started_at(),
+            Some(UNIX_EPOCH + std::time::Duration::from_secs(0x5759_e988))
+        );
     }
 
     #[test]
