@@ -177,9 +177,10 @@ mod tests {
     #[test]
     fn a_trace_older_than_seven_days_is_not_joined() {
         // 1-5759e988-…: 2016-06-09T21:58:32Z.
-        let header: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-            .parse()
-            .unwrap();
+        let header: TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap();
         let began = std::time::UNIX_EPOCH + Duration::from_secs(0x5759_e988);
         assert!(joins_trace(&header, began));
         assert!(joins_trace(&header, began + XRAY_TRACE_WINDOW));

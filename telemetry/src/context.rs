@@ -11,9 +11,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::logs::with_span_fields;
 use crate::trace_header::TraceHeader;
-use crate::traces::{
-    header_from_span_context, join_header, ORDER_ID_ANNOTATION, UNSENT_ATTRIBUTE,
-};
+use crate::traces::{header_from_span_context, join_header, ORDER_ID_ANNOTATION, UNSENT_ATTRIBUTE};
 use crate::xray::FAILURE_KIND_ATTRIBUTE;
 
 /// The annotation a status read (`GET /orders/{id}`) carries instead of

@@ -299,9 +299,7 @@ fn cause_of(span: &SpanData) -> Event {
         }
         None => {
             let message = match &span.status {
-                Status::Error { description } if !description.is_empty() => {
-                    description.to_string()
-                }
+                Status::Error { description } if !description.is_empty() => description.to_string(),
                 _ => format!("{} failed", span.name),
             };
             (None, message, span.end_time)

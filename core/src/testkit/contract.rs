@@ -359,9 +359,11 @@ pub async fn workflow(wf: &dyn Workflow) {
 /// adapter's reading of it cannot be checked there; the memory and local
 /// adapters run this.
 pub async fn workflow_trace_header(wf: &dyn Workflow) {
-    assert!(
-        ok(wf.describe_traced(&OrderId::generate()).await, "describe_traced unknown").is_none()
-    );
+    assert!(ok(
+        wf.describe_traced(&OrderId::generate()).await,
+        "describe_traced unknown"
+    )
+    .is_none());
     let id = OrderId::generate();
     let submission = sample_submission(&id);
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";

@@ -581,14 +581,19 @@ async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_n
         let outgoing = outgoing.unwrap();
         assert_eq!(outgoing.sampled, Some(false));
         let found = spans(&daemon.received());
-        assert!(found.is_empty(), "Lambda sampled {lambda_sampled}: {found:#?}");
+        assert!(
+            found.is_empty(),
+            "Lambda sampled {lambda_sampled}: {found:#?}"
+        );
     }
 
     // The invocation of a sampled request that starts no order (a refusal,
     // a read) is still sent: the rate is per order.
     let (s, daemon) = with_daemon("api_handler");
-    let _: Result<(), PortError> =
-        invoke(&s.telemetry, invocation(&sampled_header()), || async { Ok(()) }).await;
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        Ok(())
+    })
+    .await;
     assert_eq!(spans(&daemon.received()).len(), 1);
 }
 
@@ -703,7 +708,11 @@ async fn an_error_logged_in_a_span_is_its_cause() {
     let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
         let span = info_span!("order_storage.store");
         span.in_scope(|| {
-            tracing::error!(error_type = "TransientError", error = "table unavailable", "could not store");
+            tracing::error!(
+                error_type = "TransientError",
+                error = "table unavailable",
+                "could not store"
+            );
         });
         Ok(())
     })
