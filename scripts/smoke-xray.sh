@@ -21,7 +21,11 @@
 # SMOKE_XRAY_TIMEOUT seconds (300). SMOKE_XRAY_REQUIRE_DLQ=1 keeps
 # submitting orders (up to SMOKE_XRAY_MAX_ORDERS, 60) until one is
 # dead-lettered, so that one trace holds all five functions; that needs a
-# stack with simulated failures (failure_rate > 0, the dev default).
+# stack with simulated failures (failure_rate > 0, the dev default). The
+# pipeline's Apply stage sets it when the `simulated_failure_rate` output is
+# above 0 — dev, which is checked for five functions; staging and prod
+# (failure rate 0: no order is ever dead-lettered) are checked for four
+# (api_handler, validator, order_storage, fulfill_order).
 #
 # An API behind jwt_authorizer needs SMOKE_XRAY_AUTHORIZATION, the
 # Authorization header value ("Bearer <token>"; the pipeline reads it from

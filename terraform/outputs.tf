@@ -55,3 +55,8 @@ output "kms_key_arn" {
   description = "ARN of the stack's customer managed KMS key."
   value       = aws_kms_key.stack.arn
 }
+
+output "simulated_failure_rate" {
+  description = "Share of fulfilment attempts fulfill_order fails on purpose (failure_rate; 0.3 in dev, 0 in staging and prod). The post-deploy smoke check requires a dead-lettered order, and so dlq_handler in the trace, only when it is above 0."
+  value       = local.failure_rate
+}

@@ -19,6 +19,15 @@
 //! and the batch invocation links to it. A record without a readable header
 //! is still a segment, in the batch's trace under the invocation.
 //!
+//! X-Ray accepts data for a trace for seven days only ("You can add data to
+//! a trace for up to seven days, and query trace data going back thirty
+//! days", <https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html#xray-concepts-quotas>),
+//! while a dead letter waits up to fourteen. A record whose order trace
+//! began more than [`XRAY_TRACE_WINDOW`] ago (the time is the `Root`'s
+//! first eight hex digits) does not join it — its segment would be
+//! refused — and stays a segment of the batch's trace, linked to the old
+//! trace and annotated with its order as usual.
+//!
 //! The records of one batch are independent (a standard queue promises no
 //! order), so [`handle_records`] works on several at once: a batch of ten
 //! costs about one DynamoDB round trip instead of ten.
@@ -28,9 +37,11 @@
 //! handled records is the event source mapping's job).
 
 use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use dofs_core::PortError;
+use dofs_telemetry::context::link_to_header;
 use dofs_telemetry::{record_order_id, set_parent_from_header, TraceHeader};
 use futures_util::stream::{self, StreamExt};
 use tracing::Span;
@@ -50,17 +61,42 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// How long after a trace began X-Ray still takes data for it: seven days
+/// (see the module docs).
+pub const XRAY_TRACE_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Whether a record's work, done `now`, can still join the trace `header`
+/// names: one that began at most [`XRAY_TRACE_WINDOW`] ago. A `Root` whose
+/// time cannot be read (or lies ahead) is joined: X-Ray decides.
+pub fn joins_trace(header: &TraceHeader, now: SystemTime) -> bool {
+    header
+        .started_at()
+        .and_then(|began| now.duration_since(began).ok())
+        .is_none_or(|age| age <= XRAY_TRACE_WINDOW)
+}
+
 /// Makes `span` (the record's span, declared `otel.kind = "server"`) a child
-/// of the trace the record carries, if it carries a readable one, and
-/// annotates it with `order_id` when that is known (empty when the body could
-/// not be read).
-pub fn join_record_trace(span: &Span, record: &SqsMessage, order_id: &str) {
+/// of the trace the record carries, if it carries a readable one X-Ray
+/// still accepts data for at `now` ([`joins_trace`]; an older one is only
+/// linked, and the span stays in the batch's trace), and annotates it with
+/// `order_id` when that is known (empty when the body could not be read).
+pub fn join_record_trace(span: &Span, record: &SqsMessage, order_id: &str, now: SystemTime) {
     if let Some(Ok(header)) = record
         .attributes
         .get(TRACE_HEADER_ATTRIBUTE)
         .map(|h| h.parse::<TraceHeader>())
     {
-        set_parent_from_header(span, &header);
+        if joins_trace(&header, now) {
+            set_parent_from_header(span, &header);
+        } else {
+            link_to_header(span, &header);
+            span.in_scope(|| {
+                tracing::info!(
+                    order_trace = %header.root,
+                    "order trace older than X-Ray takes data for; the record stays in the batch's trace"
+                );
+            });
+        }
     }
     if !order_id.is_empty() {
         record_order_id(span, order_id);
@@ -136,6 +172,28 @@ mod tests {
             .attributes
             .insert(RECEIVE_COUNT_ATTRIBUTE.to_owned(), "many".to_owned());
         assert_eq!(receive_count(&record), 1);
+    }
+
+    #[test]
+    fn a_trace_older_than_seven_days_is_not_joined() {
+        // 1-5759e988-…: 2016-06-09T21:58:32Z.
+        let header: TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap();
+        let began = std::time::UNIX_EPOCH + Duration::from_secs(0x5759_e988);
+        assert!(joins_trace(&header, began));
+        assert!(joins_trace(&header, began + XRAY_TRACE_WINDOW));
+        assert!(!joins_trace(
+            &header,
+            began + XRAY_TRACE_WINDOW + Duration::from_secs(1)
+        ));
+        assert!(!joins_trace(
+            &header,
+            began + Duration::from_secs(14 * 24 * 3600)
+        ));
+        // A clock behind the trace's own: joined, X-Ray decides.
+        assert!(joins_trace(&header, began - Duration::from_secs(60)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::logs::with_span_fields;
 use crate::trace_header::TraceHeader;
-use crate::traces::{header_from_span_context, join_header, ORDER_ID_ANNOTATION};
+use crate::traces::{header_from_span_context, join_header, ORDER_ID_ANNOTATION, UNSENT_ATTRIBUTE};
 use crate::xray::FAILURE_KIND_ATTRIBUTE;
 
 /// The annotation a status read (`GET /orders/{id}`) carries instead of
@@ -73,7 +73,13 @@ pub fn link_to_header(span: &Span, header: &TraceHeader) {
 ///   and says `Sampled=0` for the rest): `span` becomes the root segment of
 ///   a new, sampled trace (`otel.kind = server`), linked to the invocation;
 /// - not `sampled`: `span` is not sampled, and so nothing under it, nor any
-///   hop it is passed to, is recorded (`Sampled=0`).
+///   hop it is passed to, is recorded (`Sampled=0`). Nor is the
+///   invocation's own segment sent, even when Lambda sampled the request
+///   (`Sampled=1`): its work was this order's, and an order not sampled
+///   sends nothing. Lambda still sends its own two segments
+///   (`AWS::Lambda` and `AWS::Lambda::Function`) for a request it
+///   sampled — that is Lambda's decision, taken before ours, and they do
+///   not depend on ours (ours would only be their child).
 ///
 /// Returns the header to pass on (Root, Parent = `span`, Sampled), `None`
 /// when spans are not traced (no telemetry installed). The span's log
@@ -85,6 +91,9 @@ pub fn start_order_trace(span: &Span, sampled: bool) -> Option<TraceHeader> {
     let invocation = Span::current().context().span().span_context().clone();
     if !sampled {
         crate::sampling::start_span_with(span, None, Some(false));
+        if invocation.is_valid() && invocation.is_sampled() {
+            Span::current().set_attribute(UNSENT_ATTRIBUTE, true);
+        }
     } else if invocation.is_valid() && invocation.is_sampled() {
         crate::sampling::start_span_with(span, None, None);
     } else {
@@ -162,10 +171,16 @@ pub fn record_outcome(span: &Span, outcome: &str) {
 }
 
 /// Puts the HTTP exchange on `span`, which X-Ray shows as the segment's
-/// `http` block (`request.method`, `response.status`) and, for a status of
-/// 400 or more, as `error` (4xx) or `fault` (5xx); the route is metadata.
-pub fn record_http(span: &Span, method: &str, route: &str, status: u16) {
+/// `http` block — `request.method`, `request.url` ("the full URL of the
+/// request, compiled from the protocol, hostname, and path of the
+/// request"), `response.status`
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-http>)
+/// — and, for a status of 400 or more, as `error` (4xx) or `fault` (5xx).
+/// `url` goes to the translator as `url.full`; the route template
+/// (`/orders/{order_id}`, which X-Ray has no field for) is metadata.
+pub fn record_http(span: &Span, method: &str, url: &str, route: &str, status: u16) {
     span.set_attribute("http.request.method", method.to_owned());
+    span.set_attribute("url.full", url.to_owned());
     span.set_attribute("http.route", route.to_owned());
     span.set_attribute("http.response.status_code", i64::from(status));
     if status >= 400 {

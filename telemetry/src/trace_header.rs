@@ -13,11 +13,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A parsed X-Ray trace header. `root` is the trace id (`1-{8 hex time}-{24 hex}`),
 /// `parent` the 16-hex id of the calling segment, if any.
+///
+/// `lineage` is the header's `Lineage` field, kept as it came: Lambda's
+/// recursive loop detection counts an event's trips through a function in
+/// it ("Lambda uses an AWS X-Ray trace header primitive called Lineage to
+/// track the number of times a function has been invoked with an event",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html#invocation-recursion-concepts>),
+/// so a header we forward in place of Lambda's must carry it on
+/// ([`TraceHeader::with_lineage_of`]). It is not ours to interpret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TraceHeader {
     pub root: String,
     pub parent: Option<String>,
     pub sampled: Option<bool>,
+    pub lineage: Option<String>,
 }
 
 /// Why a header could not be parsed.
@@ -51,6 +60,7 @@ impl TraceHeader {
             root: new_trace_id(),
             parent: None,
             sampled: Some(true),
+            lineage: None,
         }
     }
 
@@ -60,7 +70,27 @@ impl TraceHeader {
             root: self.root.clone(),
             parent: Some(parent.into()),
             sampled: self.sampled,
+            lineage: self.lineage.clone(),
         }
+    }
+
+    /// When the trace began: the epoch seconds in its `Root`
+    /// (`1-{8 hex}-…`, "the time of the original request, in Unix epoch
+    /// time", <https://docs.aws.amazon.com/xray/latest/devguide/xray-api-sendingdata.html#xray-api-traceids>).
+    pub fn started_at(&self) -> Option<SystemTime> {
+        let secs = self.root.strip_prefix("1-")?.get(..8)?;
+        let secs = u64::from_str_radix(secs, 16).ok()?;
+        Some(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    }
+
+    /// This header, carrying `from`'s `Lineage` (when it has one): for a
+    /// header sent on in place of the one Lambda gave the invocation, so
+    /// Lambda's loop detection still sees the event's lineage.
+    pub fn with_lineage_of(mut self, from: Option<&TraceHeader>) -> Self {
+        if let Some(lineage) = from.and_then(|h| h.lineage.clone()) {
+            self.lineage = Some(lineage);
+        }
+        self
     }
 }
 
@@ -97,6 +127,7 @@ impl FromStr for TraceHeader {
         let mut root = None;
         let mut parent = None;
         let mut sampled = None;
+        let mut lineage = None;
         for part in s.split(';') {
             let Some((key, value)) = part.trim().split_once('=') else {
                 continue;
@@ -111,7 +142,8 @@ impl FromStr for TraceHeader {
                         _ => None,
                     }
                 }
-                _ => {} // Lineage, Self and future keys are not ours to interpret.
+                "Lineage" => lineage = Some(value.trim().to_owned()).filter(|l| !l.is_empty()),
+                _ => {} // Self and future keys are not ours to interpret.
             }
         }
         let root = root.ok_or(TraceHeaderError::MissingRoot)?;
@@ -127,6 +159,7 @@ impl FromStr for TraceHeader {
             root,
             parent,
             sampled,
+            lineage,
         })
     }
 }
@@ -139,6 +172,9 @@ impl fmt::Display for TraceHeader {
         }
         if let Some(sampled) = self.sampled {
             write!(f, ";Sampled={}", u8::from(sampled))?;
+        }
+        if let Some(lineage) = &self.lineage {
+            write!(f, ";Lineage={lineage}")?;
         }
         Ok(())
     }
@@ -164,11 +200,43 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(header.parent, None);
+        assert!(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Self=1-x;Foo=bar"
+                .parse::<TraceHeader>()
+                .is_ok(),
+            "unknown keys are ignored"
+        );
         assert!("Parent=53995c3f42cd8ad8".parse::<TraceHeader>().is_err());
         assert!("Root=abc".parse::<TraceHeader>().is_err());
         assert!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=xyz"
             .parse::<TraceHeader>()
             .is_err());
+    }
+
+    #[test]
+    fn lineage_round_trips_and_is_carried_on() {
+        let text = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+        let lambda: TraceHeader = text.parse().unwrap();
+        assert_eq!(lambda.lineage.as_deref(), Some("a87bd80c:1|68fd508a:5"));
+        assert_eq!(lambda.to_string(), text);
+        assert_eq!(lambda.to_string().parse::<TraceHeader>().unwrap(), lambda);
+        let child = lambda.with_parent("1111111111111111");
+        assert_eq!(child.lineage, lambda.lineage);
+        let ours = TraceHeader::new_root().with_lineage_of(Some(&lambda));
+        assert_eq!(ours.lineage, lambda.lineage);
+        assert!(ours.to_string().ends_with(";Lineage=a87bd80c:1|68fd508a:5"));
+        let without = TraceHeader::new_root().with_lineage_of(None);
+        assert_eq!(without.lineage, None);
+        assert!(!without.to_string().contains("Lineage"));
+    }
+
+    #[test]
+    fn a_trace_starts_at_its_roots_epoch() {
+        let header: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+        assert_eq!(
+            header.started_at(),
+            Some(UNIX_EPOCH + std::time::Duration::from_secs(0x5759_e988))
+        );
     }
 
     #[test]

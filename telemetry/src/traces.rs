@@ -14,7 +14,10 @@
 //! span to its descendants (and to an ancestor in the same trace whose
 //! descendants name that one order: validator's invocation segment is the
 //! order's although only its `validator.validate` span says so) so every
-//! span of an order is searchable in X-Ray by `annotation.order_id`. An
+//! span of an order is searchable in X-Ray by `annotation.order_id`, and
+//! after leaving out an invocation whose work was an order not sampled
+//! (with everything below it: an order not sampled sends nothing, see
+//! [`crate::context::start_order_trace`]). An
 //! export error is reported once and the spans are dropped: telemetry never
 //! fails an invocation.
 //!
@@ -45,6 +48,11 @@ use crate::trace_header::TraceHeader;
 
 /// The attribute X-Ray indexes as the annotation `order_id`.
 pub const ORDER_ID_ANNOTATION: &str = "annotation.order_id";
+
+/// Marks a span that is not sent, nor any span below it: the invocation
+/// whose work was an order not sampled (see
+/// [`crate::context::start_order_trace`]). Never exported itself.
+pub(crate) const UNSENT_ATTRIBUTE: &str = "dofs.unsent";
 
 /// Why a [`SpanSink`] could not take a batch.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -143,6 +151,7 @@ impl SpanProcessor for InvocationProcessor {
         if dropped > 0 {
             tracing::warn!(target: "dofs_telemetry::export", dropped, "span buffer was full; spans were dropped");
         }
+        drop_unsent(&mut spans);
         if spans.is_empty() {
             return Ok(());
         }
@@ -194,6 +203,52 @@ fn split_ready(spans: Vec<SpanData>, open: &HashSet<SpanId>) -> (Vec<SpanData>, 
         false
     };
     spans.into_iter().partition(|span| !waits(span))
+}
+
+/// Removes the spans marked [`UNSENT_ATTRIBUTE`] and every span below one
+/// (through local parents, however deep). They are all in the same flush:
+/// a descendant waits for its open ancestors ([`split_ready`]).
+fn drop_unsent(spans: &mut Vec<SpanData>) {
+    let unsent: HashSet<SpanId> = spans
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == UNSENT_ATTRIBUTE)
+        })
+        .map(|s| s.span_context.span_id())
+        .collect();
+    if unsent.is_empty() {
+        return;
+    }
+    let parents: HashMap<SpanId, (SpanId, bool)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.span_context.span_id(),
+                (s.parent_span_id, s.parent_span_is_remote),
+            )
+        })
+        .collect();
+    spans.retain(|span| {
+        let mut id = span.span_context.span_id();
+        let (mut parent, mut remote) = (span.parent_span_id, span.parent_span_is_remote);
+        // Bounded: a malformed batch must not loop forever.
+        for _ in 0..64 {
+            if unsent.contains(&id) {
+                return false;
+            }
+            if remote || parent == SpanId::INVALID {
+                return true;
+            }
+            id = parent;
+            match parents.get(&parent) {
+                Some(&(next, next_remote)) => (parent, remote) = (next, next_remote),
+                None => return !unsent.contains(&id),
+            }
+        }
+        true
+    });
 }
 
 /// Gives every span without `annotation.order_id` the one of its nearest
@@ -349,6 +404,7 @@ pub fn header_from_span_context(cx: &SpanContext) -> Option<TraceHeader> {
         root: xray_trace_id(cx.trace_id()),
         parent: Some(format!("{:016x}", cx.span_id())),
         sampled: Some(cx.is_sampled()),
+        lineage: None,
     })
 }
 
@@ -484,6 +540,27 @@ mod tests {
             .filter(|s| s.span_context.trace_id() == TraceId::from(TRACE_ID))
             .all(|s| order(s).as_deref() == Some("o-1")));
         assert!(processor.buffer.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unsent_span_and_everything_below_it_are_not_exported() {
+        let sink = Arc::new(Collect::default());
+        let processor = InvocationProcessor::new(Some(sink.clone()));
+        processor.on_end(span(3, 2).build());
+        processor.on_end(span(2, 1).build());
+        processor.on_end(span(1, 0).attr(UNSENT_ATTRIBUTE, true).build());
+        // Another invocation's tree, and a record in another trace whose
+        // parent is remote: sent.
+        processor.on_end(span(9, 0).trace(8).build());
+        processor.force_flush().unwrap();
+        let ids: Vec<SpanId> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.span_context.span_id())
+            .collect();
+        assert_eq!(ids, [SpanId::from(9u64)]);
     }
 
     #[derive(Debug)]

@@ -14,7 +14,10 @@
 //!    `Server` span (a segment: the translator makes only `SpanKind::Server`
 //!    spans segments) is named after the deployed function (`service.name`)
 //!    and given `cloud.provider = aws`, `cloud.platform = aws_lambda`, which
-//!    the translator turns into `origin: AWS::Lambda::Function`.
+//!    the translator turns into `origin: AWS::Lambda::Function`. A failed
+//!    span without an `exception` event gets one, from its first ERROR
+//!    event (message and `error` field), so its `fault`/`error` never
+//!    comes with an empty `cause`.
 //! 2. **After**, each document (and each subsegment nested in it) gets what
 //!    the translator has no field for:
 //!    - `metadata`, under the namespace `default`: the remaining attributes
@@ -49,7 +52,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::UdpSocket;
 
-use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry::trace::{Event, SpanId, SpanKind, Status};
 use opentelemetry::{Array, KeyValue, Value as OtelValue};
 use opentelemetry_aws::xray_exporter::SegmentTranslator;
 use serde_json::{Map, Value};
@@ -89,6 +92,7 @@ pub const NOT_EXPORTED: &[&str] = &[
     "order_id",
     "faas.coldstart",
     "faas.invocation_id",
+    crate::traces::UNSENT_ATTRIBUTE,
 ];
 
 /// `error` or `throttle` on a failed span, whose X-Ray flag is otherwise
@@ -232,13 +236,11 @@ fn prepare(span: &mut SpanData, segment_name: &dyn Fn(&SpanData) -> SegmentName)
         attributes.push(KeyValue::new("cloud.provider", "aws"));
         attributes.push(KeyValue::new("cloud.platform", "aws_lambda"));
     }
+    let mut has_exception = false;
     for event in span.events.iter() {
-        let is_exception = event.name == "exception"
-            || event
-                .attributes
-                .iter()
-                .any(|kv| kv.key.as_str().starts_with("exception."));
+        let is_exception = is_exception(event);
         if is_exception {
+            has_exception = true;
             continue;
         }
         let mut fields = Map::new();
@@ -250,8 +252,64 @@ fn prepare(span: &mut SpanData, segment_name: &dyn Fn(&SpanData) -> SegmentName)
         }
         extra.events.push(Value::Object(fields));
     }
+    if !has_exception && matches!(span.status, Status::Error { .. }) {
+        let cause = cause_of(span);
+        span.events.events.push(cause);
+    }
     span.attributes = attributes;
     extra
+}
+
+/// Whether the translator takes `event` for an exception of the `cause`.
+fn is_exception(event: &Event) -> bool {
+    event.name == "exception"
+        || event
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str().starts_with("exception."))
+}
+
+/// An `exception` event for a failed span that has none, so its `fault` or
+/// `error` never comes with an empty `cause` (the translator writes one
+/// only from exception events): from its first ERROR event — a
+/// `tracing::error!` inside a span is what sets its error status, with no
+/// description — its message and its `error` field (type: its `error_type`
+/// field); else the status's description; else that the span failed.
+fn cause_of(span: &SpanData) -> Event {
+    let field = |event: &Event, key: &str| {
+        event
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.as_str().into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let error_event = span
+        .events
+        .iter()
+        .find(|e| field(e, "level").as_deref() == Some("ERROR"));
+    let (error_type, message, time) = match error_event {
+        Some(event) => {
+            let message = match (event.name.as_ref(), field(event, "error")) {
+                ("", Some(error)) => error,
+                (message, Some(error)) => format!("{message}: {error}"),
+                (message, None) => message.to_owned(),
+            };
+            (field(event, "error_type"), message, event.timestamp)
+        }
+        None => {
+            let message = match &span.status {
+                Status::Error { description } if !description.is_empty() => description.to_string(),
+                _ => format!("{} failed", span.name),
+            };
+            (None, message, span.end_time)
+        }
+    };
+    let mut attributes = vec![KeyValue::new("exception.message", message)];
+    if let Some(error_type) = error_type {
+        attributes.push(KeyValue::new("exception.type", error_type));
+    }
+    Event::new("exception", time, attributes, 0)
 }
 
 /// Adds to `doc` (and the subsegments nested in it) what the translator
@@ -527,6 +585,89 @@ mod tests {
         assert!(error["cause"]["exceptions"][0]["message"]
             .as_str()
             .is_some_and(|m| !m.is_empty()));
+    }
+
+    #[test]
+    fn a_failed_span_without_an_exception_takes_its_cause_from_its_first_error_event() {
+        let event = |name: &str, at: u64, attributes: Vec<KeyValue>| {
+            Event::new(
+                name.to_owned(),
+                UNIX_EPOCH + Duration::from_millis(at),
+                attributes,
+                0,
+            )
+        };
+        // What `tracing::error!(error_type, error = %e, "request failed")`
+        // inside a span leaves: error status without a description.
+        let logged = span(1, 0)
+            .kind(SpanKind::Server)
+            .status(Status::error(""))
+            .event(event(
+                "retrying",
+                1_001,
+                vec![KeyValue::new("level", "WARN")],
+            ))
+            .event(event(
+                "request failed",
+                1_002,
+                vec![
+                    KeyValue::new("level", "ERROR"),
+                    KeyValue::new("error_type", "TransientError"),
+                    KeyValue::new("error", "table unavailable"),
+                ],
+            ))
+            .event(event(
+                "second",
+                1_003,
+                vec![KeyValue::new("level", "ERROR")],
+            ))
+            .build();
+        let described = span(2, 0)
+            .kind(SpanKind::Server)
+            .status(Status::error("HTTP 502"))
+            .build();
+        // A subsegment: its parent is the segment above.
+        let bare = span(3, 2)
+            .name("validator.validate")
+            .status(Status::error(""))
+            .build();
+        let docs = docs(vec![logged, described, bare]);
+        let by_id = |id: &str| docs.iter().find(|d| d["id"] == id).unwrap();
+        let logged = by_id("0000000000000001");
+        assert_eq!(logged["fault"], true);
+        let exceptions = logged["cause"]["exceptions"].as_array().unwrap();
+        assert_eq!(exceptions.len(), 1, "{logged:#}");
+        assert_eq!(
+            exceptions[0]["message"],
+            "request failed: table unavailable"
+        );
+        assert_eq!(exceptions[0]["type"], "TransientError");
+        let events = logged["metadata"]["default"]["events"].as_array().unwrap();
+        assert_eq!(events.len(), 3, "the log events stay metadata: {logged:#}");
+        assert_eq!(
+            by_id("0000000000000002")["cause"]["exceptions"][0]["message"],
+            "HTTP 502"
+        );
+        assert_eq!(
+            by_id("0000000000000002")["subsegments"][0]["cause"]["exceptions"][0]["message"],
+            "validator.validate failed"
+        );
+    }
+
+    #[test]
+    fn a_span_that_did_not_fail_gets_no_cause() {
+        let ok = span(1, 0)
+            .kind(SpanKind::Server)
+            .event(Event::new(
+                "odd",
+                UNIX_EPOCH + Duration::from_millis(1_001),
+                vec![KeyValue::new("level", "ERROR")],
+                0,
+            ))
+            .build();
+        let docs = docs(vec![ok]);
+        assert!(docs[0].get("cause").is_none(), "{:#}", docs[0]);
+        assert!(docs[0].get("fault").is_none());
     }
 
     #[test]

@@ -17,7 +17,11 @@ Checks, without AWS:
   refuses REPLACE-ME placeholders: its own check (the lines of the buildspec,
   run with bash) refuses the committed prod.tfvars and each var file that
   still holds one in a value, and passes filled-in copies whose comments
-  still name the word; the apply applies the saved plan;
+  still name the word; the apply applies the saved plan, and runs the smoke
+  check with SMOKE_XRAY_REQUIRE_DLQ=1 exactly when the stack's
+  simulated_failure_rate output is above 0 (its own lines, run with bash
+  and a stand-in `terraform output`: 0.3 sets it, 0 does not), an output
+  the root declares;
 - terraform/cicd/main.tf: stages Source, Test, Plan, Approve, Apply in that
   order; Approve is a manual approval entered only when #{Plan.DESTRUCTIVE}
   is "true"; the test project uses buildspec.yml and its own role, the plan
@@ -235,6 +239,43 @@ def check_deploy_buildspecs():
                 problem(f"{rel}: must apply the saved plan (terraform apply tfplan), nothing else")
             if "CODEBUILD_SRC_DIR_plan" not in text or "CODEBUILD_SRC_DIR_packages" not in text:
                 problem(f"{rel}: must take the plan and the packages from the Plan and Test stages")
+            check_smoke_dlq_flag(rel, text)
+
+
+def smoke_dlq_flag(text):
+    """The apply buildspec's lines deciding SMOKE_XRAY_REQUIRE_DLQ: from
+    `failure_rate=` to the `fi` closing the `if` after it, as written there."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if re.match(r"\s*failure_rate=", l)), None)
+    end = next((i for i, l in enumerate(lines) if start is not None and i > start and re.fullmatch(r"\s*fi\s*", l)), None)
+    if end is None:
+        return None
+    block = lines[start : end + 1]
+    indent = min(len(l) - len(l.lstrip()) for l in block if l.strip())
+    return "\n".join(l[indent:] for l in block)
+
+
+def check_smoke_dlq_flag(rel, text):
+    snippet = smoke_dlq_flag(text)
+    smoke = text.find("scripts/smoke-xray.sh\"")
+    if snippet is None or smoke < 0 or text.find(snippet.splitlines()[0]) > smoke:
+        problem(f"{rel}: must set SMOKE_XRAY_REQUIRE_DLQ from the simulated_failure_rate output before the smoke check")
+        return
+    outputs = root_declarations("terraform")[1]
+    for name in re.findall(r"terraform output (?:-raw |-json )?([\w-]+)", snippet):
+        if name not in outputs:
+            problem(f"{rel}: `terraform output {name}`: no such output in terraform/")
+    for rate, expected in (("0.3", "1"), ("1", "1"), ("0", ""), ("0.0", "")):
+        stand_in = f"terraform() {{ printf '%s' '{rate}'; }}\n"
+        result = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\nunset SMOKE_XRAY_REQUIRE_DLQ\n" + stand_in + snippet
+             + '\nprintf "%s" "${SMOKE_XRAY_REQUIRE_DLQ:-}"'],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0 or result.stdout != expected:
+            problem(f"{rel}: at simulated_failure_rate {rate} the smoke check must run with "
+                    f"SMOKE_XRAY_REQUIRE_DLQ={expected or '(unset)'}, got {result.stdout or '(unset)'} "
+                    f"(exit {result.returncode}: {result.stderr.strip()})")
 
 
 def placeholder_check(text):

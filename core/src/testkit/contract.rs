@@ -349,6 +349,43 @@ pub async fn workflow(wf: &dyn Workflow) {
     );
 }
 
+/// The trace half of the [`Workflow`] contract: `describe_traced` returns
+/// the header the execution was started with (DescribeExecution's
+/// `traceHeader`, "the X-Ray trace header that was passed to the
+/// execution"), which an idempotent replay answers with; an unknown
+/// execution is None. Not part of [`workflow`]: moto 5.2.5's StartExecution
+/// handler drops `traceHeader` (it passes the backend only the ARN, name
+/// and input), so its DescribeExecution never returns one and the AWS
+/// adapter's reading of it cannot be checked there; the memory and local
+/// adapters run this.
+pub async fn workflow_trace_header(wf: &dyn Workflow) {
+    assert!(ok(
+        wf.describe_traced(&OrderId::generate()).await,
+        "describe_traced unknown"
+    )
+    .is_none());
+    let id = OrderId::generate();
+    let submission = sample_submission(&id);
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    assert_eq!(
+        ok(wf.start(&submission, Some(header)).await, "traced start"),
+        StartOutcome::Started
+    );
+    let (view, traced) = ok(wf.describe_traced(&id).await, "describe_traced")
+        .unwrap_or_else(|| panic!("started execution {id} is not described"));
+    assert_eq!(view.input, submission);
+    assert_eq!(
+        traced.as_deref(),
+        Some(header),
+        "describe_traced must return the start's trace header"
+    );
+    assert_eq!(
+        ok(wf.describe(&id).await, "describe").map(|v| v.input),
+        Some(submission),
+        "describe and describe_traced describe the same execution"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

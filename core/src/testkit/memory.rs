@@ -314,6 +314,7 @@ mod tests {
         let wf = MemoryWorkflow::default();
         contract::workflow(&wf).await;
         contract::workflow(&wf).await;
+        contract::workflow_trace_header(&wf).await;
     }
 
     #[tokio::test]

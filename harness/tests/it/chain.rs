@@ -453,6 +453,13 @@ fn assert_assembled(journey: &Journey, found: &[Segment], aws: &AwsSegments) {
             assert!(!s.top_level, "a call travels in its segment: {s:#?}");
             assert_eq!(annotation(s, "order_id"), Some(&json!(order)), "{s:#?}");
             assert!(s.doc["http"]["response"]["status"].is_u64(), "{s:#?}");
+            assert!(
+                s.doc["aws"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty()),
+                "the answer's request id: {s:#?}"
+            );
+            assert_eq!(s.doc["aws"]["retries"], 0, "moto answers at once: {s:#?}");
             (
                 s.name(),
                 s.doc["aws"]["operation"].as_str().unwrap_or_default(),
@@ -577,6 +584,14 @@ async fn each_order_is_one_x_ray_tree_from_the_api_to_fulfilled_or_dead_lettered
         .any(|s| annotation(s, "polled_order_id") == Some(&json!(fulfilled.order_id.as_str()))));
     let invocation = read.iter().find(|s| s.top_level).unwrap();
     assert_eq!(invocation.doc["http"]["request"]["method"], "GET");
+    assert_eq!(
+        invocation.doc["http"]["request"]["url"],
+        format!(
+            "https://abc123.execute-api.us-east-1.amazonaws.com/orders/{}",
+            fulfilled.order_id
+        ),
+        "{invocation:#?}"
+    );
     assert_eq!(invocation.doc["http"]["response"]["status"], 200);
     assert_eq!(
         invocation.doc["metadata"]["default"]["http.route"],

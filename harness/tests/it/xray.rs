@@ -213,6 +213,37 @@ async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_its_next_e
         assert_eq!(segment.order_id(), Some(order_id.as_str()), "{segment:#?}");
     }
     assert_sent_before_the_next_event(&found, ready_at);
+
+    // A request the API refuses (400) is the client's error, not our fault,
+    // with the reason as the cause and the URL it was sent to.
+    let refused = Trace::new();
+    let (outcome, _, found) = traced
+        .invoke(
+            events::http_request(
+                "POST",
+                "/orders",
+                &[("content-type", "application/json")],
+                Some("{not json"),
+            ),
+            &refused.header(true),
+        )
+        .await;
+    assert_eq!(outcome.response()["statusCode"], 400);
+    let invocation = named(&found, "api_handler");
+    assert_eq!(invocation.trace_id, refused.root);
+    assert_eq!(invocation.doc["error"], true, "{invocation:#?}");
+    assert!(invocation.doc.get("fault").is_none(), "{invocation:#?}");
+    assert_eq!(invocation.doc["http"]["response"]["status"], 400);
+    assert_eq!(
+        invocation.doc["http"]["request"]["url"],
+        "https://abc123.execute-api.us-east-1.amazonaws.com/orders"
+    );
+    assert!(
+        invocation.doc["cause"]["exceptions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{invocation:#?}"
+    );
 }
 
 #[tokio::test]
@@ -364,6 +395,43 @@ async fn a_record_without_a_trace_header_is_a_segment_in_the_batch_trace() {
         Some(order.order_id.as_str()),
         "the batch's only order"
     );
+
+    // A poisoned record (its body is not even JSON), without a header: a
+    // failed segment in the batch trace, with the reason as its cause.
+    let batch = Trace::new();
+    let poison = SqsRecord::synthetic("{not json", 1);
+    let poison_id = poison.message_id.clone();
+    let (outcome, _, found) = traced
+        .invoke(
+            events::sqs_event(&queue_arn, &[poison]),
+            &batch.header(true),
+        )
+        .await;
+    assert_eq!(
+        outcome.response()["batchItemFailures"],
+        json!([{ "itemIdentifier": poison_id }])
+    );
+    assert!(found.iter().all(|s| s.trace_id == batch.root), "{found:#?}");
+    let invocation = found
+        .iter()
+        .find(|s| s.top_level && s.parent_id.as_deref() == Some(batch.parent.as_str()))
+        .expect("the batch's segment");
+    let record = found
+        .iter()
+        .find(|s| s.top_level && s.id() != invocation.id())
+        .expect("the poisoned record's segment");
+    assert!(record.doc.get("type").is_none(), "a segment: {record:#?}");
+    assert_eq!(record.parent_id.as_deref(), Some(invocation.id()));
+    assert!(
+        record.doc["error"] == true || record.doc["fault"] == true,
+        "{record:#?}"
+    );
+    assert!(
+        record.doc["cause"]["exceptions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{record:#?}"
+    );
 }
 
 /// The one StartExecution request recorded for `order_id`: its
@@ -455,4 +523,25 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
     let (header, in_body) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
     assert_eq!(header, in_body);
     assert!(header.ends_with("Sampled=0"), "{header}");
+
+    // Rate 0 when Lambda sampled the request (Sampled=1): still nothing of
+    // ours is sent, not even the invocation's segment — its work was the
+    // order's (Lambda's own segments are Lambda's) — and Step Functions is
+    // told Sampled=0 in Lambda's trace.
+    let lambda = Trace::new();
+    let (outcome, _, found) = none
+        .invoke(
+            events::post_order(&events::order_request(), None),
+            &lambda.header(true),
+        )
+        .await;
+    let reply = outcome.response();
+    assert_eq!(reply["statusCode"], 202, "{reply}");
+    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default()).unwrap();
+    assert!(body.get("trace_id").is_none(), "{body}");
+    assert!(found.is_empty(), "rate 0, Lambda sampled, sent {found:#?}");
+    let (header, _) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
+    let header: dofs_telemetry::TraceHeader = header.parse().unwrap();
+    assert_eq!(header.root, lambda.root);
+    assert_eq!(header.sampled, Some(false));
 }

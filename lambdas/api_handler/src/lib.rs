@@ -28,7 +28,7 @@
 //! was started with), not the retry's. A status read is annotated
 //! `polled_order_id`, never `order_id`, so `annotation.order_id` finds the
 //! journey alone. The invocation's segment carries the HTTP exchange
-//! (method, route, status).
+//! (method, URL, status; the route as metadata).
 
 use std::sync::Arc;
 
@@ -430,6 +430,17 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
         })
 }
 
+/// The request's URL as X-Ray's `http.request.url` wants it: the
+/// protocol, the host API Gateway was called on (`domainName`) and the
+/// path — no query string. HTTP APIs serve HTTPS only. Without a
+/// `domainName` (a hand-made event), the path alone.
+fn request_url(request: &ApiGatewayV2httpRequest, path: &str) -> String {
+    match request.request_context.domain_name.as_deref() {
+        Some(domain) if !domain.is_empty() => format!("https://{domain}{path}"),
+        _ => path.to_owned(),
+    }
+}
+
 /// The order's trace when spans are not traced at all (no telemetry
 /// installed): Lambda's header when Lambda sampled it and so do we, else a
 /// header saying what we decided — in Lambda's trace, or a new one, since
@@ -528,7 +539,14 @@ impl ApiHandler {
             .map(|r| r.template())
             .or(request.route_key.as_deref())
             .unwrap_or("$default");
-        record_http(&invocation, method.as_str(), route_template, reply.status);
+        let url = request_url(request, path);
+        record_http(
+            &invocation,
+            method.as_str(),
+            &url,
+            route_template,
+            reply.status,
+        );
         Ok(reply.into_response())
     }
 
@@ -594,9 +612,12 @@ impl ApiHandler {
             order_id = %order_id,
             trace_id = Empty,
         );
-        // The workflow's parent: this span, in the trace it starts.
+        // The workflow's parent: this span, in the trace it starts. Sent in
+        // place of Lambda's header, so it carries on Lambda's `Lineage`.
+        let lambda = xray_trace_id.and_then(|h| h.parse::<TraceHeader>().ok());
         let trace = start_order_trace(&span, sampled)
-            .unwrap_or_else(|| untraced_header(xray_trace_id, sampled));
+            .unwrap_or_else(|| untraced_header(xray_trace_id, sampled))
+            .with_lineage_of(lambda.as_ref());
         record_order_id(&span, order_id.as_str());
         let result = self
             .start(order_id, order_request, key.is_some(), &trace)
@@ -609,7 +630,13 @@ impl ApiHandler {
                 err.status()
             }
         };
-        record_http(&span, "POST", Route::Orders.template(), status);
+        record_http(
+            &span,
+            "POST",
+            &request_url(request, Route::Orders.template()),
+            Route::Orders.template(),
+            status,
+        );
         result
     }
 

@@ -131,6 +131,34 @@ async fn post_accepts_an_order_and_starts_the_workflow() {
 }
 
 #[tokio::test]
+async fn the_workflow_header_carries_on_lambdas_lineage() {
+    let lineage = "a87bd80c:1|68fd508a:5";
+    for (lambda_sampled, rate) in [(true, 1.0), (false, 1.0), (true, 0.0)] {
+        let h = harness();
+        let handler = ApiHandler::new(
+            h.workflow.clone(),
+            h.orders.clone(),
+            Arc::new(FixedClock(sample_time())),
+        )
+        .with_trace_sampling(TraceSampling::new(rate));
+        let mut r = post_json(&sample_request_json());
+        r.trace = Some(format!(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled={};Lineage={lineage}",
+            u8::from(lambda_sampled)
+        ));
+        let response = handler.handle(r.event()).await.unwrap();
+        assert_eq!(response.status_code, 202);
+        let header = h.workflow.started()[0].trace_header.clone().unwrap();
+        let header: TraceHeader = header.parse().unwrap();
+        assert_eq!(
+            header.lineage.as_deref(),
+            Some(lineage),
+            "Lambda sampled {lambda_sampled}, rate {rate}: {header}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn post_starts_a_new_trace_when_lambda_gives_none() {
     let h = harness();
     let mut r = post_json(&sample_request_json());

@@ -126,7 +126,7 @@ impl DlqHandler {
                 // i64: tracing-opentelemetry records unsigned fields as text.
                 receive_count = i64::from(receive_count),
             );
-            join_record_trace(&span, record, order_id);
+            join_record_trace(&span, record, order_id, self.clock.now().into());
             let result = match plan {
                 Ok(plan) => self.process(plan).instrument(span.clone()).await,
                 Err(reason) => Err(PortError::invalid_input(reason)),

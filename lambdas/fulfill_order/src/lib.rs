@@ -187,7 +187,7 @@ impl FulfillOrder {
                 // i64: tracing-opentelemetry records unsigned fields as text.
                 receive_count = i64::from(receive_count),
             );
-            join_record_trace(&span, record, order_id);
+            join_record_trace(&span, record, order_id, self.clock.now().into());
             let outcome = async {
                 match &order {
                     Some(Ok(order)) => self.fulfil(order, receive_count).await,

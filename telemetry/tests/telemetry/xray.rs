@@ -479,7 +479,13 @@ async fn an_order_is_traced_when_sampled_even_if_lambda_said_sampled_0() {
         }
         .instrument(span.clone())
         .await;
-        record_http(&span, "POST", "/orders", 202);
+        record_http(
+            &span,
+            "POST",
+            "https://abc123.execute-api.us-east-1.amazonaws.com/orders",
+            "/orders",
+            202,
+        );
         Ok(())
     })
     .await;
@@ -502,6 +508,11 @@ async fn an_order_is_traced_when_sampled_even_if_lambda_said_sampled_0() {
     assert_eq!(segment["annotations"]["order_id"], "ord-9");
     assert_eq!(segment["http"]["request"]["method"], "POST");
     assert_eq!(segment["http"]["response"]["status"], 202);
+    assert_eq!(
+        segment["http"]["request"]["url"],
+        "https://abc123.execute-api.us-east-1.amazonaws.com/orders"
+    );
+    assert!(segment["metadata"]["default"].get("url.full").is_none());
     assert_eq!(segment["metadata"]["default"]["http.route"], "/orders");
     assert_eq!(
         segment["links"][0]["trace_id"],
@@ -545,7 +556,9 @@ async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_n
         outgoing.parent.as_deref()
     );
 
-    // Not sampled: nothing of the order is sent, and the next hop is told so.
+    // Not sampled: nothing is sent — neither the order nor the invocation
+    // whose work it was, even when Lambda sampled the request — and the
+    // next hop is told so.
     for lambda_sampled in [false, true] {
         let (s, daemon) = with_daemon("api_handler");
         let lambda = TraceHeader {
@@ -569,11 +582,19 @@ async fn an_order_continues_lambdas_trace_when_lambda_sampled_it_and_none_when_n
         assert_eq!(outgoing.sampled, Some(false));
         let found = spans(&daemon.received());
         assert!(
-            found.iter().all(|s| s.doc.get("annotations").is_none()),
-            "nothing of the order: {found:#?}"
+            found.is_empty(),
+            "Lambda sampled {lambda_sampled}: {found:#?}"
         );
-        assert_eq!(found.len(), usize::from(lambda_sampled), "{found:#?}");
     }
+
+    // The invocation of a sampled request that starts no order (a refusal,
+    // a read) is still sent: the rate is per order.
+    let (s, daemon) = with_daemon("api_handler");
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        Ok(())
+    })
+    .await;
+    assert_eq!(spans(&daemon.received()).len(), 1);
 }
 
 #[tokio::test]
@@ -645,4 +666,63 @@ async fn failures_reads_and_sdk_calls_are_what_x_ray_shows() {
         "{read:?}"
     );
     assert_eq!(read.doc["annotations"]["polled_order_id"], "ord-12");
+}
+
+#[tokio::test]
+async fn a_refused_request_is_the_clients_error_not_a_fault() {
+    // api_handler's refusal of a malformed body: the failure recorded as
+    // the caller's, then the HTTP exchange with its 400.
+    let (s, daemon) = with_daemon("api_handler");
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        let span = tracing::Span::current();
+        record_failure(
+            &span,
+            FailureKind::Error,
+            "malformed_json",
+            "the body is not valid JSON",
+        );
+        record_http(
+            &span,
+            "POST",
+            "https://abc123.execute-api.us-east-1.amazonaws.com/orders",
+            "/orders",
+            400,
+        );
+        Ok(())
+    })
+    .await;
+    let found = spans(&daemon.received());
+    let segment = &named(&found, "api_handler").doc;
+    assert_eq!(segment["error"], true, "{segment:#}");
+    assert!(segment.get("fault").is_none(), "{segment:#}");
+    assert_eq!(segment["http"]["response"]["status"], 400);
+    assert_eq!(
+        segment["cause"]["exceptions"][0]["message"],
+        "the body is not valid JSON"
+    );
+}
+
+#[tokio::test]
+async fn an_error_logged_in_a_span_is_its_cause() {
+    let (s, daemon) = with_daemon("order_storage");
+    let _: Result<(), PortError> = invoke(&s.telemetry, invocation(&sampled_header()), || async {
+        let span = info_span!("order_storage.store");
+        span.in_scope(|| {
+            tracing::error!(
+                error_type = "TransientError",
+                error = "table unavailable",
+                "could not store"
+            );
+        });
+        Ok(())
+    })
+    .await;
+    let found = spans(&daemon.received());
+    let store = &named(&found, "order_storage.store").doc;
+    assert_eq!(store["fault"], true, "{store:#}");
+    assert_eq!(
+        store["cause"]["exceptions"][0]["message"],
+        "could not store: table unavailable"
+    );
+    assert_eq!(store["cause"]["exceptions"][0]["type"], "TransientError");
 }

@@ -838,5 +838,6 @@ mod tests {
         let s = setup();
         dofs_core::testkit::contract::workflow(&s.workflow).await;
         dofs_core::testkit::contract::workflow(&s.workflow).await;
+        dofs_core::testkit::contract::workflow_trace_header(&s.workflow).await;
     }
 }
