@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
     let cli = dofs_local::cli::Cli::parse();
     match dofs_local::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if dofs_local::cli::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("dofs: {}", dofs_local::cli::error_message(&err));
             std::process::ExitCode::FAILURE

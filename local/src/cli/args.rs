@@ -19,7 +19,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOFS_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
     /// Share of fulfilment attempts that fail, 0 to 1.
-    #[arg(long, env = "FAILURE_RATE", default_value_t = 0.3)]
+    #[arg(long, env = "FAILURE_RATE", default_value_t = 0.3, value_parser = parse_failure_rate)]
     pub failure_rate: f64,
     /// Makes simulated failures deterministic.
     #[arg(long, env = "FAILURE_SEED")]
@@ -145,6 +145,26 @@ fn parse_reserved_concurrency(text: &str) -> Result<(FunctionName, u32), String>
         .parse()
         .map_err(|_| format!("{n:?} is not a whole number of concurrent invocations"))?;
     Ok((function, n))
+}
+
+/// A failure rate, checked as fulfill_order checks `FAILURE_RATE`, so a bad
+/// one is a usage error (exit 2) before anything is created.
+fn parse_failure_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number between 0 and 1"))?;
+    fulfill_order::FailureSimulator::new(rate, None)
+        .map(|simulator| simulator.rate())
+        .map_err(|err| err.to_string())
+}
+
+/// An order status, any case, as its canonical name (a usage error if it
+/// is none of them).
+pub fn parse_status(text: &str) -> Result<String, String> {
+    text.parse::<dofs_core::OrderStatus>()
+        .map(|status| status.as_str().to_owned())
+        .map_err(|err| err.to_string())
 }
 
 fn parse_fault(text: &str) -> Result<crate::faults::FaultSpec, String> {

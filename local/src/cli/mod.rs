@@ -49,8 +49,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// List orders.
     Orders {
-        /// Only orders in this status (e.g. FULFILLED).
-        #[arg(long)]
+        /// Only orders in this status (e.g. FULFILLED; any case).
+        #[arg(long, value_parser = args::parse_status)]
         status: Option<String>,
         #[arg(long)]
         json: bool,
@@ -209,6 +209,17 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 /// `: `-separated like `{err:#}`, but a cause whose message the one before
 /// already ends with is left out (`tracing_subscriber`'s filter errors
 /// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
+/// Whether `err` is a write to a closed pipe (`dofs orders | head -1`):
+/// the reader has what it wanted, so the command ends quietly, as Unix
+/// tools do.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub fn error_message(err: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in err.chain().map(ToString::to_string) {

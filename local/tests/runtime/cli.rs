@@ -35,3 +35,51 @@ fn an_invalid_log_level_is_refused_with_one_message() {
         }
     }
 }
+
+/// Bad values are usage errors: exit 2, said once, and nothing created.
+#[test]
+fn bad_values_are_usage_errors_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    for args in [
+        &["serve", "--failure-rate", "2"][..],
+        &["serve", "--failure-rate", "NaN"][..],
+        &["orders", "--status", "BOGUS"][..],
+    ] {
+        let output = Command::new(DOFS)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "dofs {args:?}: {stderr}");
+        assert!(
+            stderr.contains("error: invalid value"),
+            "dofs {args:?}: {stderr}"
+        );
+        assert!(!data_dir.exists(), "dofs {args:?} created the data dir");
+    }
+}
+
+/// `dofs orders | head -1`: the reader closing the pipe is not an error.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    drop(dofs_local::store::Db::open(&data_dir).unwrap());
+    let mut child = Command::new(DOFS)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["orders"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
