@@ -172,36 +172,48 @@ impl SpanProcessor for InvocationProcessor {
     }
 }
 
+/// The parent link of each span in a batch, to walk a span's local
+/// ancestors.
+struct LocalParents(HashMap<SpanId, (SpanId, bool)>);
+
+impl LocalParents {
+    fn of(spans: &[SpanData]) -> Self {
+        Self(
+            spans
+                .iter()
+                .map(|s| {
+                    (
+                        s.span_context.span_id(),
+                        (s.parent_span_id, s.parent_span_is_remote),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// `span`'s local parent, grandparent, ...: the walk ends before a
+    /// remote or invalid parent, and after one not in the batch (still open,
+    /// ended and exported earlier, or never ours). Bounded: a malformed
+    /// batch must not loop forever.
+    fn ancestors<'a>(&'a self, span: &SpanData) -> impl Iterator<Item = SpanId> + 'a {
+        let mut next = Some((span.parent_span_id, span.parent_span_is_remote));
+        std::iter::from_fn(move || {
+            let (parent, remote) = next.take()?;
+            if remote || parent == SpanId::INVALID {
+                return None;
+            }
+            next = self.0.get(&parent).copied();
+            Some(parent)
+        })
+        .take(64)
+    }
+}
+
 /// Splits ended spans into those ready to export and those whose local
 /// ancestor is still open (they wait for it, to leave with their tree).
 fn split_ready(spans: Vec<SpanData>, open: &HashSet<SpanId>) -> (Vec<SpanData>, Vec<SpanData>) {
-    let parents: HashMap<SpanId, (SpanId, bool)> = spans
-        .iter()
-        .map(|s| {
-            (
-                s.span_context.span_id(),
-                (s.parent_span_id, s.parent_span_is_remote),
-            )
-        })
-        .collect();
-    let waits = |span: &SpanData| {
-        let (mut parent, mut remote) = (span.parent_span_id, span.parent_span_is_remote);
-        // Bounded: a malformed batch must not loop forever.
-        for _ in 0..64 {
-            if remote || parent == SpanId::INVALID {
-                return false;
-            }
-            if open.contains(&parent) {
-                return true;
-            }
-            match parents.get(&parent) {
-                Some(&(next, next_remote)) => (parent, remote) = (next, next_remote),
-                // Ended and exported earlier, or never ours.
-                None => return false,
-            }
-        }
-        false
-    };
+    let parents = LocalParents::of(&spans);
+    let waits = |span: &SpanData| parents.ancestors(span).any(|id| open.contains(&id));
     spans.into_iter().partition(|span| !waits(span))
 }
 
@@ -221,33 +233,10 @@ fn drop_unsent(spans: &mut Vec<SpanData>) {
     if unsent.is_empty() {
         return;
     }
-    let parents: HashMap<SpanId, (SpanId, bool)> = spans
-        .iter()
-        .map(|s| {
-            (
-                s.span_context.span_id(),
-                (s.parent_span_id, s.parent_span_is_remote),
-            )
-        })
-        .collect();
+    let parents = LocalParents::of(spans);
     spans.retain(|span| {
-        let mut id = span.span_context.span_id();
-        let (mut parent, mut remote) = (span.parent_span_id, span.parent_span_is_remote);
-        // Bounded: a malformed batch must not loop forever.
-        for _ in 0..64 {
-            if unsent.contains(&id) {
-                return false;
-            }
-            if remote || parent == SpanId::INVALID {
-                return true;
-            }
-            id = parent;
-            match parents.get(&parent) {
-                Some(&(next, next_remote)) => (parent, remote) = (next, next_remote),
-                None => return !unsent.contains(&id),
-            }
-        }
-        true
+        !unsent.contains(&span.span_context.span_id())
+            && !parents.ancestors(span).any(|id| unsent.contains(&id))
     });
 }
 
