@@ -164,16 +164,7 @@ async fn api_handler_sends_the_order_segments_in_lambdas_trace_before_its_next_e
         return;
     };
     let traced = Traced::on_moto("api_handler", &moto, &resources).await;
-    let trace = Trace::new();
-    let (outcome, ready_at, found) = traced
-        .invoke(
-            events::post_order(&events::order_request(), None),
-            &trace.header(true),
-        )
-        .await;
-    let reply = outcome.response();
-    assert_eq!(reply["statusCode"], 202, "{reply}");
-    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default()).unwrap();
+    let (trace, body, ready_at, found) = submit_order(&traced, true).await;
     let order_id = body["order_id"].as_str().unwrap().to_owned();
     assert_eq!(
         body["trace_id"].as_str(),
@@ -455,12 +446,18 @@ fn start_execution_headers(proxy: &RecordingProxy, order_id: &str) -> (String, S
 }
 
 /// `POST /orders` with a header where Lambda did not sample the request.
-async fn submit_unsampled(traced: &Traced) -> (Trace, Value, Instant, Vec<Segment>) {
+/// Submits one order under a Lambda trace whose header says `Sampled=1`
+/// when `lambda_sampled`; returns that trace, the 202's body, when the
+/// bootstrap asked for its next event, and the segments sent.
+async fn submit_order(
+    traced: &Traced,
+    lambda_sampled: bool,
+) -> (Trace, Value, Instant, Vec<Segment>) {
     let lambda = Trace::new();
     let (outcome, ready_at, found) = traced
         .invoke(
             events::post_order(&events::order_request(), None),
-            &lambda.header(false),
+            &lambda.header(lambda_sampled),
         )
         .await;
     let reply = outcome.response();
@@ -482,7 +479,7 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
     // trace of its own whose root is api_handler's order segment; the
     // StartExecution HTTP header is that trace, not Lambda's.
     let every = Traced::on_endpoint("api_handler", &proxy.endpoint(), &resources, &[]).await;
-    let (lambda, body, ready_at, found) = submit_unsampled(&every).await;
+    let (lambda, body, ready_at, found) = submit_order(&every, false).await;
     let trace_id = body["trace_id"].as_str().expect("a trace id").to_owned();
     assert_ne!(trace_id, lambda.root);
     assert!(found.iter().all(|s| s.trace_id == trace_id), "{found:#?}");
@@ -517,7 +514,7 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
         &[("ORDER_TRACE_SAMPLE_RATE", "0")],
     )
     .await;
-    let (_, body, _, found) = submit_unsampled(&none).await;
+    let (_, body, _, found) = submit_order(&none, false).await;
     assert!(body.get("trace_id").is_none(), "{body}");
     assert!(found.is_empty(), "rate 0 sent {found:#?}");
     let (header, in_body) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
@@ -528,16 +525,7 @@ async fn api_handler_traces_orders_at_its_own_rate_whatever_lambda_sampled() {
     // ours is sent, not even the invocation's segment — its work was the
     // order's (Lambda's own segments are Lambda's) — and Step Functions is
     // told Sampled=0 in Lambda's trace.
-    let lambda = Trace::new();
-    let (outcome, _, found) = none
-        .invoke(
-            events::post_order(&events::order_request(), None),
-            &lambda.header(true),
-        )
-        .await;
-    let reply = outcome.response();
-    assert_eq!(reply["statusCode"], 202, "{reply}");
-    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default()).unwrap();
+    let (lambda, body, _, found) = submit_order(&none, true).await;
     assert!(body.get("trace_id").is_none(), "{body}");
     assert!(found.is_empty(), "rate 0, Lambda sampled, sent {found:#?}");
     let (header, _) = start_execution_headers(&proxy, body["order_id"].as_str().unwrap());
