@@ -302,6 +302,10 @@ pub async fn failed_order_store(store: &dyn FailedOrderStore) {
     );
 }
 
+/// The trace header the workflow contracts start executions with.
+const SAMPLE_TRACE_HEADER: &str =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
 /// The [`Workflow`] contract: describe of an unknown execution is None;
 /// start records the input; the same start again is idempotent
 /// (Started); the same name with another input is AlreadyExists and
@@ -312,7 +316,7 @@ pub async fn workflow(wf: &dyn Workflow) {
 
     let id = OrderId::generate();
     let submission = sample_submission(&id);
-    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let header = SAMPLE_TRACE_HEADER;
     assert_eq!(
         ok(wf.start(&submission, Some(header)).await, "first start"),
         StartOutcome::Started
@@ -366,7 +370,7 @@ pub async fn workflow_trace_header(wf: &dyn Workflow) {
     .is_none());
     let id = OrderId::generate();
     let submission = sample_submission(&id);
-    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let header = SAMPLE_TRACE_HEADER;
     assert_eq!(
         ok(wf.start(&submission, Some(header)).await, "traced start"),
         StartOutcome::Started

@@ -9,6 +9,15 @@ use crate::helpers::{
     fast_args, order_body, spawn_runtime, spawn_runtime_with_clock, Harness as _,
 };
 
+/// Asserts `response` is a `status` with the API's JSON error body of
+/// `code`; returns the body.
+async fn json_error(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body
+}
+
 #[tokio::test]
 async fn bad_requests_get_clear_json_errors_never_5xx() {
     let dofs = spawn_runtime(&fast_args(0.0)).await;
@@ -58,9 +67,7 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
         .await
         .unwrap();
     // api_handler's own 413, as on AWS (the gateway's limit is 10 MB).
-    assert_eq!(huge.status().as_u16(), 413);
-    let body: serde_json::Value = huge.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    json_error(huge, 413, "payload_too_large").await;
 
     // Past API Gateway's own quota the gateway answers, in JSON too.
     let too_huge = client
@@ -73,9 +80,7 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
         .send()
         .await
         .unwrap();
-    assert_eq!(too_huge.status().as_u16(), 413);
-    let body: serde_json::Value = too_huge.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let body = json_error(too_huge, 413, "payload_too_large").await;
     assert_eq!(body["error"]["details"], serde_json::json!([]), "{body}");
 
     // API Gateway's 10,240-byte quota on the request line and header
@@ -86,21 +91,14 @@ async fn bad_requests_get_clear_json_errors_never_5xx() {
         .send()
         .await
         .unwrap();
-    assert_eq!(long_uri.status().as_u16(), 414);
-    let body: serde_json::Value = long_uri.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "uri_too_long", "{body}");
+    let body = json_error(long_uri, 414, "uri_too_long").await;
     assert_eq!(body["error"]["details"], serde_json::json!([]), "{body}");
     let mut big_head = client.get(dofs.url("/orders/x"));
     for i in 0..150 {
         big_head = big_head.header(format!("x-filler-{i}"), "v".repeat(80));
     }
     let big_head = big_head.send().await.unwrap();
-    assert_eq!(big_head.status().as_u16(), 431);
-    let body: serde_json::Value = big_head.json().await.unwrap();
-    assert_eq!(
-        body["error"]["code"], "request_header_fields_too_large",
-        "{body}"
-    );
+    json_error(big_head, 431, "request_header_fields_too_large").await;
     // Just under the quota is still the API's to answer.
     let under = client
         .get(dofs.url("/orders/0b4f8a36-0000-4000-8000-000000000000"))
