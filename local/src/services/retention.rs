@@ -85,16 +85,20 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<Pruned, DbError> {
 
 /// Prunes every [`INTERVAL`] what is older than `age`, until `shutdown`.
 pub async fn run(db: Db, clock: Arc<dyn Clock>, age: Duration, shutdown: Shutdown) {
+    // Past chrono's range: nothing is ever old.
+    let Ok(age) = chrono::Duration::from_std(age) else {
+        return;
+    };
     let mut ticker = tokio::time::interval(INTERVAL);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             () = shutdown.triggered() => return,
         }
-        let Ok(age) = chrono::Duration::from_std(age) else {
-            return;
+        // Before the start of time: nothing is old yet.
+        let Some(before) = clock.now().checked_sub_signed(age) else {
+            continue;
         };
-        let before = clock.now() - age;
         match prune(&db, before).await {
             Ok(pruned) if pruned.any() => tracing::info!(
                 history_events = pruned.history_events,

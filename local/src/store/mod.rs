@@ -61,6 +61,13 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
+    /// A new database could not be built and put in place.
+    #[error("could not create the database {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("could not open the database {path}")]
     Open {
         path: PathBuf,

@@ -198,10 +198,10 @@ pub(super) fn create(path: &Path) -> Result<(), DbError> {
     std::fs::rename(&building, path).map_err(|err| io_error(path, err))
 }
 
-fn io_error(path: &Path, err: std::io::Error) -> DbError {
-    DbError::Unusable {
+fn io_error(path: &Path, source: std::io::Error) -> DbError {
+    DbError::Create {
         path: path.to_owned(),
-        problem: format!("could not be created ({err})"),
+        source,
     }
 }
 
