@@ -90,6 +90,8 @@ pub struct RuntimeConfig {
     /// How long the history, spans and deliveries of ended orders are kept
     /// (`services::retention`); zero keeps everything.
     pub retention: Duration,
+    /// Pack closed histories and quiet spans (`services::compaction`).
+    pub compaction: bool,
     /// Serve the web console under `/_dofs/`.
     pub console: bool,
     /// Functions whose event source mapping is disabled.
@@ -136,6 +138,7 @@ impl RuntimeConfig {
             metrics_interval: Duration::from_secs(1),
             metrics_retention: Duration::from_secs(24 * 60 * 60),
             retention: Duration::from_secs(7 * 24 * 60 * 60),
+            compaction: true,
             console: true,
             disabled_mappings: Vec::new(),
             faults: Vec::new(),
@@ -315,6 +318,13 @@ impl Runtime {
             },
             shutdown.clone(),
         ));
+        if config.compaction {
+            background.spawn(crate::services::compaction::run(
+                db.clone(),
+                Arc::clone(&clock),
+                shutdown.clone(),
+            ));
+        }
         if !config.retention.is_zero() {
             background.spawn(crate::services::retention::run(
                 db.clone(),

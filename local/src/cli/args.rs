@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// everything.
     #[arg(long, env = "DOFS_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub retention: Duration,
+    /// Pack the workflow history of closed executions and quiet spans into
+    /// compressed archives (`off`: keep every row as written, e.g. to
+    /// measure what compaction costs).
+    #[arg(long, env = "DOFS_COMPACTION", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    pub compaction: bool,
     /// Serve the web console under /_dofs/.
     #[arg(long, env = "DOFS_CONSOLE", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub console: bool,
@@ -259,6 +264,7 @@ impl ServeArgs {
             metrics_interval: self.metrics_interval,
             metrics_retention: self.metrics_retention,
             retention: self.retention,
+            compaction: self.compaction,
             console: self.console,
             disabled_mappings: self.disable_mapping,
             faults: self.faults,

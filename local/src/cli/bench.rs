@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// `--serve-arg=--pollers=4` (repeatable).
     #[arg(long = "serve-arg", allow_hyphen_values = true, conflicts_with = "url")]
     pub serve_args: Vec<String>,
+    /// Before measuring the disk per order, wait (up to 15 s) for the
+    /// server's compaction to pack what the run left: the steady state of
+    /// a long-running server.
+    #[arg(long)]
+    pub disk_settle: bool,
     /// After the run, kill the server (SIGKILL) and time its restart on the
     /// same data directory.
     #[arg(long, conflicts_with = "url")]
@@ -173,9 +178,14 @@ pub struct BenchReport {
     pub errors: BTreeMap<String, usize>,
     pub server_peak_rss_kib: Option<u64>,
     /// The data directory's size once every order was terminal (database,
-    /// WAL and all), and that divided by the orders stored in it.
+    /// WAL and all).
     pub data_dir_bytes: Option<u64>,
+    /// The database's pages in use (the free ones are filled before the
+    /// file grows), divided by the orders stored: what each order adds.
     pub bytes_per_order: Option<f64>,
+    /// Whether compaction had packed everything it would before the disk
+    /// was measured (`--disk-settle`).
+    pub disk_settled: bool,
     pub duration_s: f64,
     pub timed_out: bool,
     pub restart: Option<RestartReport>,
@@ -427,6 +437,42 @@ fn dir_size(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// The bytes of the database's pages that hold data.
+fn database_bytes_in_use(data_dir: &Path) -> anyhow::Result<u64> {
+    let db = Db::open_read_only(data_dir)?;
+    let pragma = |name: &str| -> anyhow::Result<i64> {
+        Ok(db
+            .conn()
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+    };
+    let in_use = pragma("page_count")? - pragma("freelist_count")?;
+    Ok(u64::try_from(in_use * pragma("page_size")?)?)
+}
+
+/// Waits until nothing is left for compaction to pack (no history rows of
+/// a closed execution, no span rows but trace roots), up to the quiet time
+/// of spans and a margin; returns whether it got there.
+async fn wait_compacted(data_dir: &Path) -> bool {
+    let bound = crate::services::compaction::SPAN_QUIET + Duration::from_secs(10);
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        let left = Db::open_read_only(data_dir).and_then(|db| {
+            Ok(db.conn().query_row(
+                "SELECT (SELECT count(*) FROM execution_events ev
+                         JOIN executions e ON e.name = ev.execution WHERE e.status != 'RUNNING')
+                      + (SELECT count(*) FROM spans WHERE parent_span_id IS NOT NULL)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?)
+        });
+        if left.is_ok_and(|n| n == 0) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 fn count_orders(data_dir: &Path) -> anyhow::Result<u64> {
     let db = Db::open_read_only(data_dir)?;
     Ok(status_counts(db.conn())?.values().sum())
@@ -481,7 +527,9 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
         wait_terminal(&data_dir, Arc::new(accepted), &clocks, &terminal_bar).await?;
     let duration = clocks.started.elapsed();
     let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
+    let disk_settled = args.disk_settle && wait_compacted(&data_dir).await;
     let data_dir_bytes = dir_size(&data_dir).ok();
+    let database_bytes = database_bytes_in_use(&data_dir).ok();
     let stored_orders = count_orders(&data_dir).ok();
 
     let restart = match (&mut target, args.restart) {
@@ -511,7 +559,8 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
     report.rate = args.rate;
     report.server_peak_rss_kib = server_peak_rss_kib;
     report.data_dir_bytes = data_dir_bytes;
-    report.bytes_per_order = match (data_dir_bytes, stored_orders) {
+    report.disk_settled = disk_settled;
+    report.bytes_per_order = match (database_bytes, stored_orders) {
         (Some(bytes), Some(orders)) if orders > 0 => Some(bytes as f64 / orders as f64),
         _ => None,
     };
@@ -715,6 +764,7 @@ fn summarise(shared: Shared, terminal: &Terminal, accepted: usize, clocks: &Cloc
         server_peak_rss_kib: None,
         data_dir_bytes: None,
         bytes_per_order: None,
+        disk_settled: false,
         duration_s: 0.0,
         timed_out: false,
         restart: None,
@@ -873,8 +923,13 @@ pub fn write_table(out: &mut impl Write, r: &BenchReport) -> std::io::Result<()>
             "disk per order",
             match (r.bytes_per_order, r.data_dir_bytes) {
                 (Some(per), Some(total)) => format!(
-                    "{:.1} KiB ({:.1} MiB in the data directory)",
+                    "{:.1} KiB{} ({:.1} MiB in the data directory, WAL included)",
                     per / 1024.0,
+                    if r.disk_settled {
+                        ", compacted"
+                    } else {
+                        " (--disk-settle waits for compaction)"
+                    },
                     total as f64 / (1024.0 * 1024.0)
                 ),
                 _ => "unknown".into(),
@@ -988,6 +1043,7 @@ mod tests {
             server_peak_rss_kib: Some(2048),
             data_dir_bytes: Some(3 * 1024 * 1024),
             bytes_per_order: Some(9_216.0),
+            disk_settled: true,
             duration_s: 1.0,
             timed_out: false,
             restart: None,
@@ -1000,7 +1056,7 @@ mod tests {
             "FULFILLED 2",
             "http_500 1",
             "2.0 MiB",
-            "9.0 KiB (3.0 MiB in the data directory)",
+            "9.0 KiB, compacted (3.0 MiB in the data directory, WAL included)",
             "no samples",
             "p50 3.00",
         ] {

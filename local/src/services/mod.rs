@@ -3,6 +3,7 @@
 
 pub mod api_gateway;
 pub mod backoff;
+pub mod compaction;
 pub mod dynamodb;
 pub mod lambda;
 pub mod retention;

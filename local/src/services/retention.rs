@@ -5,7 +5,8 @@
 //! Removed, for orders that ended: the workflow's history events (Step
 //! Functions keeps a closed execution's history for a limited time), the
 //! spans (X-Ray keeps a trace for a limited time) and the queue delivery
-//! records. Kept: the orders and failed orders themselves (DynamoDB items
+//! records; for the first two, their rows and their archives (see
+//! `services::compaction`). Kept: the orders and failed orders themselves (DynamoDB items
 //! never expire unless told to), the executions' status and output, and
 //! metrics, which have their own `--metrics-retention`. The database is
 //! created with `auto_vacuum = INCREMENTAL` (see `store`), so the pages
@@ -24,7 +25,7 @@ use crate::observability::traces::prune_spans;
 use crate::services::sqs::event_source_mapping::prune_deliveries;
 use crate::services::step_functions::prune_history;
 use crate::shutdown::Shutdown;
-use crate::store::{Db, DbError};
+use crate::store::{give_back_free_pages, Db, DbError};
 
 /// Rows deleted by one write.
 const BATCH: usize = 2_000;
@@ -36,49 +37,90 @@ pub const INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
     pub history_events: usize,
+    /// Archives of history events (`store::archive`), each several events.
+    pub history_archives: usize,
     pub spans: usize,
+    /// Archives of spans, each several spans of one trace.
+    pub span_archives: usize,
     pub deliveries: usize,
 }
 
 impl Pruned {
     fn any(&self) -> bool {
-        self.history_events + self.spans + self.deliveries > 0
+        self.history_events
+            + self.history_archives
+            + self.spans
+            + self.span_archives
+            + self.deliveries
+            > 0
+    }
+
+    fn add(&mut self, other: Pruned) {
+        self.history_events += other.history_events;
+        self.history_archives += other.history_archives;
+        self.spans += other.spans;
+        self.span_archives += other.span_archives;
+        self.deliveries += other.deliveries;
     }
 }
 
-type Prune = fn(&rusqlite::Connection, DateTime<Utc>, usize) -> Result<usize, DbError>;
-/// Which count of [`Pruned`] a kind of row adds to.
-type Counter = fn(&mut Pruned) -> &mut usize;
+/// One kind of old data: deletes a batch of it and adds what went to
+/// [`Pruned`]; returns whether the batch was full (more may be left).
+type Prune = fn(&rusqlite::Connection, DateTime<Utc>, &mut Pruned) -> Result<bool, DbError>;
+
+fn history(
+    conn: &rusqlite::Connection,
+    before: DateTime<Utc>,
+    p: &mut Pruned,
+) -> Result<bool, DbError> {
+    let (rows, archives) = prune_history(conn, before, BATCH)?;
+    p.history_events += rows;
+    p.history_archives += archives;
+    Ok(rows == BATCH || archives == BATCH)
+}
+
+fn spans(
+    conn: &rusqlite::Connection,
+    before: DateTime<Utc>,
+    p: &mut Pruned,
+) -> Result<bool, DbError> {
+    let (rows, archives) = prune_spans(conn, before, BATCH)?;
+    p.spans += rows;
+    p.span_archives += archives;
+    Ok(rows == BATCH || archives == BATCH)
+}
+
+fn deliveries(
+    conn: &rusqlite::Connection,
+    before: DateTime<Utc>,
+    p: &mut Pruned,
+) -> Result<bool, DbError> {
+    let rows = prune_deliveries(conn, before, BATCH)?;
+    p.deliveries += rows;
+    Ok(rows == BATCH)
+}
 
 /// Removes everything older than `before`, batch by batch, then gives the
 /// freed pages back.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<Pruned, DbError> {
     let mut pruned = Pruned::default();
-    let kinds: [(Prune, Counter); 3] = [
-        (prune_history, |p| &mut p.history_events),
-        (prune_spans, |p| &mut p.spans),
-        (prune_deliveries, |p| &mut p.deliveries),
-    ];
-    for (prune_kind, count) in kinds {
+    let kinds: [Prune; 3] = [history, spans, deliveries];
+    for prune_kind in kinds {
         loop {
-            let deleted = db
-                .write(move |conn| prune_kind(conn, before, BATCH))
+            let (full, batch) = db
+                .write(move |conn| {
+                    let mut batch = Pruned::default();
+                    Ok((prune_kind(conn, before, &mut batch)?, batch))
+                })
                 .await?;
-            *count(&mut pruned) += deleted;
-            if deleted < BATCH {
+            pruned.add(batch);
+            if !full {
                 break;
             }
         }
     }
     if pruned.any() {
-        db.write(|conn| {
-            // SQLite frees one page per step of this pragma: step to the end.
-            let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
-            let mut rows = vacuum.query([])?;
-            while rows.next()?.is_some() {}
-            Ok(())
-        })
-        .await?;
+        db.write(|conn| give_back_free_pages(conn, None)).await?;
     }
     Ok(pruned)
 }
@@ -102,7 +144,9 @@ pub async fn run(db: Db, clock: Arc<dyn Clock>, age: Duration, shutdown: Shutdow
         match prune(&db, before).await {
             Ok(pruned) if pruned.any() => tracing::info!(
                 history_events = pruned.history_events,
+                history_archives = pruned.history_archives,
                 spans = pruned.spans,
+                span_archives = pruned.span_archives,
                 deliveries = pruned.deliveries,
                 before = %before.to_rfc3339(),
                 "retention removed old data"

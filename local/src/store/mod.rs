@@ -35,8 +35,10 @@
 //! Files: this one holds the handles ([`Db`], [`ReadOnlyDb`]), the errors
 //! and the reader pool; `writer.rs` the writer thread (group commit, commit
 //! pacing, the catch-up checkpoint); `checkpoint.rs` the checkpointer
-//! thread; `schema.rs` the migrations and the version check.
+//! thread; `schema.rs` the migrations and the version check; `archive.rs`
+//! the compressed blobs closed histories and quiet spans are kept in.
 
+pub mod archive;
 mod checkpoint;
 mod schema;
 mod writer;
@@ -162,11 +164,22 @@ impl DbError {
     pub fn is_damage(&self) -> bool {
         match self {
             DbError::Json(_) | DbError::Corrupt { .. } | DbError::Unusable { .. } => true,
-            DbError::Sqlite(err) => is_damage_code(err),
+            DbError::Sqlite(err) => is_damage_code(err) || is_undecodable(err),
             DbError::Commit(err) => is_damage_code(err),
             _ => false,
         }
     }
+}
+
+/// A column that holds what its type cannot be (see [`decoded`]): a
+/// damaged row, not a busy database.
+fn is_undecodable(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+    )
 }
 
 fn is_damage_code(err: &rusqlite::Error) -> bool {
@@ -442,6 +455,21 @@ impl ReadOnlyDb {
     }
 }
 
+/// Hands free pages back to the file system (`PRAGMA incremental_vacuum`;
+/// the database is created with `auto_vacuum = INCREMENTAL`): up to
+/// `pages` of them, or every one. Runs on the writer.
+pub fn give_back_free_pages(conn: &Connection, pages: Option<i64>) -> Result<(), DbError> {
+    let pragma = match pages {
+        Some(pages) => format!("PRAGMA incremental_vacuum({pages})"),
+        None => "PRAGMA incremental_vacuum".to_owned(),
+    };
+    // SQLite frees one page per step of this pragma: step to the end.
+    let mut vacuum = conn.prepare(&pragma)?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
 /// A text column decoded by `decode` (JSON, a timestamp, an enum), for the
 /// `from_row` of each record type: a failure is the column's conversion
 /// error, so a damaged row reads as what it is.
@@ -502,6 +530,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn a_column_that_does_not_decode_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let err = db
+            .read(|c| {
+                Ok(c.query_row("SELECT 'not json' AS doc", [], |row| {
+                    decoded(row, "doc", |t| serde_json::from_str::<serde_json::Value>(t))
+                })?)
+            })
+            .await
+            .unwrap_err();
+        assert!(err.is_damage(), "{err:?}");
+        let err = db
+            .read(|c| Ok(c.query_row("SELECT 'text'", [], |row| row.get::<_, i64>(0))?))
+            .await
+            .unwrap_err();
+        assert!(err.is_damage(), "{err:?}");
     }
 
     #[test]

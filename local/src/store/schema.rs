@@ -159,6 +159,34 @@ ALTER TABLE messages ADD COLUMN entered_ms INTEGER;
 ALTER TABLE messages ADD COLUMN receives_here INTEGER NOT NULL DEFAULT 0;
 UPDATE messages SET receives_here = receive_count;
 "#,
+    // 6: archives (crate::store::archive). A closed execution's history
+    // events and a trace's quiet spans, moved out of their rows into
+    // deflated blobs: one per execution and compaction pass (`first_seq`
+    // to `last_seq`), one per trace and pass (`end_ns`: the latest end of
+    // its spans, for retention). The trace roots stay rows: they are how
+    // an order's traces are found.
+    r#"
+CREATE TABLE history_archives (
+    execution TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    events    BLOB NOT NULL
+);
+CREATE INDEX history_archives_by_execution ON history_archives(execution, first_seq);
+
+CREATE TABLE span_archives (
+    trace_id TEXT NOT NULL,
+    end_ns   INTEGER NOT NULL,
+    spans    BLOB NOT NULL
+);
+CREATE INDEX span_archives_by_trace ON span_archives(trace_id);
+CREATE INDEX span_archives_by_end ON span_archives(end_ns);
+
+CREATE TABLE compaction_marks (
+    name TEXT PRIMARY KEY,
+    upto INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -44,6 +44,7 @@ use crate::shutdown::Shutdown;
 
 use crate::store::{Db, DbError};
 
+mod archive;
 mod convert;
 mod query;
 #[cfg(test)]
@@ -51,6 +52,7 @@ mod tests;
 mod waterfall;
 pub mod xray_view;
 
+pub use archive::{pack_quiet_spans, store_packed_spans, PackedSpans};
 pub use convert::{enrich, records_from_spans};
 pub use query::{
     load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,
@@ -215,8 +217,9 @@ impl SpanStore {
     }
 }
 
-/// Deletes up to `batch` spans that ended before `before` (X-Ray keeps a
-/// trace for a fixed time too); returns how many went. Spans are appended
+/// Deletes up to `batch` spans, and up to `batch` span archives, that ended
+/// before `before` (X-Ray keeps a trace for a fixed time too); returns how
+/// many of each went. Spans are appended
 /// roughly in time order, so the oldest sit at the lowest rowids: a binary
 /// search on rowid finds how far the old ones reach without reading the
 /// table, and the delete walks only that range.
@@ -224,8 +227,13 @@ pub fn prune_spans(
     conn: &Connection,
     before: DateTime<Utc>,
     batch: usize,
-) -> Result<usize, DbError> {
+) -> Result<(usize, usize), DbError> {
     let cutoff_ns = before.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let archives = archive::prune_span_archives(conn, cutoff_ns, batch)?;
+    Ok((prune_span_rows(conn, cutoff_ns, batch)?, archives))
+}
+
+fn prune_span_rows(conn: &Connection, cutoff_ns: i64, batch: usize) -> Result<usize, DbError> {
     let bounds: (Option<i64>, Option<i64>) =
         conn.query_row("SELECT min(rowid), max(rowid) FROM spans", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

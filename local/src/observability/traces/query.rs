@@ -105,15 +105,22 @@ pub fn load_trace(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, 
     Ok(spans)
 }
 
-/// Every stored span of `trace_id`, by start time, as stored.
+/// Every stored span of `trace_id` (rows and archives), by start time, as
+/// stored.
 pub fn load_trace_raw(conn: &Connection, trace_id: &str) -> Result<Vec<SpanRecord>, DbError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1"
     ))?;
     let rows = stmt
         .query_map([trace_id], SpanRow::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(SpanRow::into_span).collect()
+    let mut spans = rows
+        .into_iter()
+        .map(SpanRow::into_span)
+        .collect::<Result<Vec<_>, _>>()?;
+    spans.extend(super::archive::archived_spans(conn, trace_id)?);
+    spans.sort_by(|a, b| (a.start, &a.span_id).cmp(&(b.start, &b.span_id)));
+    Ok(spans)
 }
 
 /// The order's trace, `None` when nothing about the order was traced

@@ -558,3 +558,80 @@ fn document_rows_flatten_subsegments_after_their_parent() {
     };
     assert!(document_rows(&unsampled).is_empty());
 }
+
+#[tokio::test]
+async fn packed_spans_read_back_with_the_rows_that_came_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let store = SpanStore::new();
+    let store_spans = |spans: Vec<SpanRecord>| {
+        store.pending.lock().unwrap().extend(spans);
+        store.write_pending(&db)
+    };
+    let mut root = rec("a", None, 1_000);
+    root.attributes.insert("http.status".into(), json!(202));
+    let mut child = rec("b", Some("a"), 2_000);
+    child
+        .events
+        .push(json!({"name": "fulfilment failed", "level": "WARN"}));
+    let early = vec![root, child, rec("c", Some("b"), 3_000)];
+    store_spans(early.clone()).await.unwrap();
+    let late = rec("d", Some("a"), 900_000_000);
+    store_spans(vec![late.clone()]).await.unwrap();
+
+    // Quiet: the early spans, not the late one.
+    let packed = db
+        .read(|c| pack_quiet_spans(c, 500_000_000, 100))
+        .await
+        .unwrap();
+    assert_eq!(packed.len(), 2, "the two children; the root stays a row");
+    assert_eq!(
+        db.write(move |c| store_packed_spans(c, &packed))
+            .await
+            .unwrap(),
+        2
+    );
+    let all: Vec<SpanRecord> = early.iter().cloned().chain([late.clone()]).collect();
+    let read = |db: Db| async move { db.read(|c| load_trace_raw(c, "t")).await.unwrap() };
+    assert_eq!(
+        read(db.clone()).await,
+        all,
+        "archive and rows merged, by start"
+    );
+
+    // A later pass packs the late span into a second archive, and skips
+    // what the first one passed.
+    let packed = db
+        .read(|c| pack_quiet_spans(c, i64::MAX, 100))
+        .await
+        .unwrap();
+    assert_eq!(packed.len(), 1);
+    db.write(move |c| store_packed_spans(c, &packed))
+        .await
+        .unwrap();
+    assert_eq!(read(db.clone()).await, all);
+    let counts = db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM span_archives)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts, (1, 2), "the root row and two archives");
+    let nothing = db
+        .read(|c| pack_quiet_spans(c, i64::MAX, 100))
+        .await
+        .unwrap();
+    assert!(!nothing.moved() && nothing.is_empty());
+
+    // Retention takes the archives with the rows.
+    let pruned = db
+        .write(|c| prune_spans(c, DateTime::<Utc>::MAX_UTC, 100))
+        .await
+        .unwrap();
+    assert_eq!(pruned, (1, 2));
+    assert!(read(db.clone()).await.is_empty());
+}

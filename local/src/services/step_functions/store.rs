@@ -1,33 +1,112 @@
 //! The executions and their history in SQLite (`executions`,
-//! `execution_events`): the rows, their decoding, and the reads
-//! `DescribeExecution`, `GetExecutionHistory` and the trace lookup need.
+//! `execution_events`, and `history_archives`, where a closed execution's
+//! events are packed by the compaction service): the rows, their decoding,
+//! and the reads `DescribeExecution`, `GetExecutionHistory` and the trace
+//! lookup need.
 
 use chrono::{DateTime, Utc};
 use dofs_core::ExecutionStatus;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::store::{decoded, decoded_opt, CachedStatements, DbError};
+use crate::store::{archive, decoded, decoded_opt, CachedStatements, DbError};
 use dofs_asl::{Cursor, HistoryEvent, HistoryEventKind};
 
-/// Deletes the history events of up to `batch` executions that closed
-/// before `before` (Step Functions keeps a closed execution's history for
-/// a limited time as well); the execution rows stay, so an order's final
-/// status and output can still be described. Returns the events deleted.
+/// Deletes the history of up to `batch` executions that closed before
+/// `before` (Step Functions keeps a closed execution's history for a
+/// limited time as well): their event rows and their archives. The
+/// execution rows stay, so an order's final status and output can still be
+/// described. Returns the event rows and the archives deleted.
 pub fn prune_history(
     conn: &Connection,
     before: DateTime<Utc>,
     batch: usize,
-) -> Result<usize, DbError> {
-    let deleted = conn.execute(
+) -> Result<(usize, usize), DbError> {
+    let before = before.to_rfc3339();
+    let rows = conn.execute(
         "DELETE FROM execution_events WHERE execution IN (
              SELECT name FROM executions
              WHERE status != 'RUNNING' AND stopped_at < ?1
                AND EXISTS (SELECT 1 FROM execution_events WHERE execution = name)
              LIMIT ?2)",
-        params![before.to_rfc3339(), batch as i64],
+        params![before, batch as i64],
     )?;
-    Ok(deleted)
+    // Archives are made as executions close, so the oldest have the lowest
+    // rowids and the scan meets them first.
+    let archives = conn.execute(
+        "DELETE FROM history_archives WHERE rowid IN (
+             SELECT a.rowid FROM history_archives a JOIN executions e ON e.name = a.execution
+             WHERE e.status != 'RUNNING' AND e.stopped_at < ?1
+             ORDER BY a.rowid LIMIT ?2)",
+        params![before, batch as i64],
+    )?;
+    Ok((rows, archives))
+}
+
+/// A closed execution's history rows packed into one archive, ready to
+/// replace them ([`store_packed_histories`]).
+pub struct PackedHistory {
+    execution: String,
+    first_seq: i64,
+    last_seq: i64,
+    events: Vec<u8>,
+}
+
+/// Packs the history rows of up to `batch` closed executions (run on a
+/// reader: the compression stays off the writer thread). A closed
+/// execution gets no more events, so the rows read are the rows replaced.
+pub fn pack_closed_histories(
+    conn: &Connection,
+    batch: usize,
+) -> Result<Vec<PackedHistory>, DbError> {
+    // The event table holds only what is not archived yet, so this walks
+    // a small index, not every execution.
+    let mut closed = conn.prepare_cached(
+        "SELECT ev.execution FROM (SELECT DISTINCT execution FROM execution_events) ev
+         JOIN executions e ON e.name = ev.execution
+         WHERE e.status != 'RUNNING' LIMIT ?1",
+    )?;
+    let names = closed
+        .query_map([batch as i64], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    names
+        .into_iter()
+        .map(|execution| {
+            let events = event_rows(conn, &execution)?;
+            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                return Err(DbError::corrupt(format!(
+                    "execution {execution} lost its history rows while they were read"
+                )));
+            };
+            Ok(PackedHistory {
+                first_seq: first.seq,
+                last_seq: last.seq,
+                events: archive::pack(&events)?,
+                execution,
+            })
+        })
+        .collect()
+}
+
+/// Puts each archive in place of the rows it holds; returns the events
+/// archived.
+pub fn store_packed_histories(
+    conn: &Connection,
+    packed: &[PackedHistory],
+) -> Result<usize, DbError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO history_archives(execution, first_seq, last_seq, events) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM execution_events WHERE execution = ?1 AND seq BETWEEN ?2 AND ?3",
+    )?;
+    let mut archived = 0;
+    for p in packed {
+        insert.execute(params![p.execution, p.first_seq, p.last_seq, p.events])?;
+        archived += delete.execute(params![p.execution, p.first_seq, p.last_seq])?;
+    }
+    Ok(archived)
 }
 
 /// The status as Step Functions names it (`RUNNING`, `TIMED_OUT`, ...).
@@ -114,24 +193,44 @@ pub fn load_execution(conn: &Connection, name: &str) -> Result<Option<ExecutionR
         .optional()?)
 }
 
-/// The history events of one execution, oldest first.
+/// The history events of one execution, oldest first: its archives, then
+/// its rows.
 pub fn load_events(conn: &Connection, name: &str) -> Result<Vec<Value>, DbError> {
-    let mut stmt = conn.prepare(
+    let mut archives = conn.prepare_cached(
+        "SELECT events FROM history_archives WHERE execution = ?1 ORDER BY first_seq",
+    )?;
+    let blobs = archives
+        .query_map([name], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    for blob in blobs {
+        events.extend(archive::unpack::<StoredEvent>(&blob)?);
+    }
+    events.extend(event_rows(conn, name)?);
+    events.sort_by_key(|e| e.seq);
+    events.into_iter().map(StoredEvent::into_json).collect()
+}
+
+/// The history rows of one execution, oldest first.
+fn event_rows(conn: &Connection, name: &str) -> Result<Vec<StoredEvent>, DbError> {
+    let mut stmt = conn.prepare_cached(
         "SELECT seq, kind, state, at, detail FROM execution_events WHERE execution = ?1 ORDER BY seq",
     )?;
     let rows = stmt
         .query_map([name], StoredEvent::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(StoredEvent::into_json).collect()
+    Ok(rows)
 }
 
-/// One `execution_events` row as read back, its detail still JSON text.
+/// One history event as stored: an `execution_events` row, or one record
+/// of a `history_archives` blob (the same columns).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct StoredEvent {
     seq: i64,
     kind: String,
     state: Option<String>,
     at: String,
-    detail: String,
+    detail: Box<RawValue>,
 }
 
 impl StoredEvent {
@@ -142,7 +241,7 @@ impl StoredEvent {
             kind: row.get("kind")?,
             state: row.get("state")?,
             at: row.get("at")?,
-            detail: row.get("detail")?,
+            detail: decoded(row, "detail", |t| RawValue::from_string(t.to_owned()))?,
         })
     }
 
@@ -153,7 +252,7 @@ impl StoredEvent {
             "type": self.kind,
             "state": self.state,
             "timestamp": self.at,
-            "detail": serde_json::from_str::<Value>(&self.detail)?,
+            "detail": serde_json::from_str::<Value>(self.detail.get())?,
         }))
     }
 }
