@@ -79,6 +79,8 @@ pub struct PackedSpans {
     upto: i64,
     /// Where the pass started.
     from: i64,
+    /// The rows the pass read, roots included.
+    scanned: usize,
 }
 
 impl PackedSpans {
@@ -97,9 +99,9 @@ impl PackedSpans {
     }
 
     /// Whether the pass stopped at `batch` rows, not at the first span
-    /// that was not quiet: more are waiting.
+    /// that was not quiet: more may be waiting.
     pub fn reached(&self, batch: usize) -> bool {
-        self.len() >= batch
+        self.scanned >= batch
     }
 }
 
@@ -125,6 +127,7 @@ pub fn pack_quiet_spans(
     )?;
     let mut rows = stmt.query(params![mark, batch as i64])?;
     let mut upto = mark;
+    let mut scanned = 0;
     let mut by_trace: BTreeMap<String, (Vec<ArchivedSpan>, Vec<i64>)> = BTreeMap::new();
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get("rowid")?;
@@ -133,6 +136,7 @@ pub fn pack_quiet_spans(
             break;
         }
         upto = rowid;
+        scanned += 1;
         let parent_span_id: Option<String> = row.get("parent_span_id")?;
         if parent_span_id.is_none() {
             continue;
@@ -167,6 +171,7 @@ pub fn pack_quiet_spans(
         traces,
         upto,
         from: mark,
+        scanned,
     })
 }
 
