@@ -12,8 +12,8 @@
 //! How it works: `metrics` calls `register_*` at every `counter!(…)` call
 //! site execution, on the emitting task; that is when the recorder reads the
 //! current span's context (`function`, `order_id`, `trace_id`, `request_id`,
-//! kept by [`crate::logs`]) and files the value under that group.
-//! [`EmfRecorder::flush`] (called by [`crate::Telemetry::flush`] after every
+//! kept by `logs`) and files the value under that group.
+//! `EmfRecorder::flush` (called by [`crate::Telemetry::flush`] after every
 //! invocation) writes one EMF document per group: namespace
 //! [`metric::NAMESPACE`], the single dimension `function` (the deployed
 //! function name on Lambda, so each stack has its own metrics), ids as properties

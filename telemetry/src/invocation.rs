@@ -223,7 +223,7 @@ impl fmt::Display for Failure {
 /// names).
 ///
 /// Spans and metrics are flushed after the response has been posted to the
-/// Runtime API and before the next `GET /invocation/next` ([`FlushLayer`]):
+/// Runtime API and before the next `GET /invocation/next` (`FlushLayer`):
 /// the caller has its answer without waiting for the export, and Lambda
 /// freezes the environment only when the runtime asks for the next event
 /// ("the Invoke phase ends after the runtime and all extensions signal that

@@ -5,7 +5,7 @@
 //! the incoming X-Ray trace header and exported as X-Ray segment documents
 //! ([`crate::xray`]) over UDP to the daemon.
 //!
-//! The span processor is our own ([`InvocationProcessor`]) rather than the
+//! The span processor is our own (`InvocationProcessor`) rather than the
 //! SDK's batch or simple processor: Lambda freezes the process as soon as the
 //! response is returned, so a background export thread (batch) may never run,
 //! and exporting at every span end (simple) cannot see the whole invocation.
@@ -331,7 +331,7 @@ pub(crate) fn resolve_daemon_address(text: &str) -> Result<SocketAddr, String> {
 /// The OpenTelemetry parent context an X-Ray header describes: its
 /// `Parent` in its `Root`, sampled unless `Sampled=0` (a missing `Sampled`
 /// means the decision is ours, and we sample). A header without `Parent`
-/// describes no parent: the empty context. [`join_header`] puts a span in
+/// describes no parent: the empty context. `join_header` puts a span in
 /// that trace anyway.
 pub fn context_from_header(header: &TraceHeader) -> Context {
     match span_context_from_header(header) {

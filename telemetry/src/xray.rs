@@ -2,7 +2,7 @@
 //! daemon they are sent to.
 //!
 //! One translation, [`SegmentTranslation::documents`], used by the functions
-//! (through [`XraySink`], on the UDP daemon) and by the local runtime (`dofs
+//! (through `XraySink`, on the UDP daemon) and by the local runtime (`dofs
 //! trace` shows what X-Ray would show from the same spans). It is
 //! `opentelemetry-aws`'s `SegmentTranslator` between two steps of ours:
 //!

@@ -60,7 +60,7 @@ pub fn evaluation_range(evaluation_periods: usize) -> usize {
 /// - none: the treatment alone decides;
 /// - fewer than `n`: every real one is evaluated, with only as many missing
 ///   ones filled in by the treatment as make `n`; where that does not
-///   reach M, the premature-alarm rule ([`premature_alarm`]) sends a
+///   reach M, the premature-alarm rule (`premature_alarm`) sends a
 ///   `missing` alarm to ALARM and keeps an `ignore` alarm's state.
 ///
 /// `now` is the evaluation's time (the reason data's `queryDate`).
@@ -232,7 +232,7 @@ fn threshold_outcome(
 }
 
 /// The datapoints of `alarm` for its evaluation range: the last
-/// [`evaluation_range`] complete periods before `now_ms` (oldest first),
+/// `evaluation_range` complete periods before `now_ms` (oldest first),
 /// read from the metric store.
 pub fn datapoints(
     conn: &Connection,

@@ -8,9 +8,9 @@
 //! X-Ray support, so the local gateway plays that part; it starts every
 //! request sampled, so api_handler's order span continues its trace) →
 //! api_handler's invocation and its submit span → the workflow's
-//! `traceHeader` → one span per state
-//! attempt ([`state_span`]) → the Lambda task's invocation (its
-//! `xray_trace_id` is Root + Parent = the state span) and the SQS send
+//! `traceHeader` → one span per state attempt (`state_span`, in
+//! `services::step_functions::state_spans`) → the Lambda task's invocation
+//! (its `xray_trace_id` is Root + Parent = the state span) and the SQS send
 //! (`AWSTraceHeader` = Root + Parent = the EnqueueOrder span) → every
 //! fulfil attempt and, after the redrive, dlq_handler's record span. One
 //! order, one trace id.

@@ -166,7 +166,7 @@ impl Engine {
     /// `workers` at a time, until `shutdown` turns true; then waits for the
     /// running ones to reach their next commit.
     ///
-    /// New executions come from [`LocalWorkflow::start`]'s handoff queue.
+    /// New executions come from the handoff queue that [`LocalWorkflow`]'s `start` fills.
     /// The executions table is scanned only for the rest — executions left
     /// RUNNING by an earlier process, retries and Waits coming due — at
     /// start, when a sleeping execution comes due, every `poll_interval`
