@@ -189,33 +189,21 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of seconds.
+/// Parses a duration: a bare number of seconds (`30`, `1.5`), or what
+/// [`humantime::parse_duration`] reads — `250ms`, `2s`, `5m`, `2h`, `7d`,
+/// and combinations such as `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s, 1m, 2h or 7d"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(format!("{text:?} must be a non-negative duration"));
+    // Bare seconds came before units, and scripts still pass them.
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} must be a non-negative number of seconds"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    humantime::parse_duration(text).map_err(|err| {
+        format!(
+            "{text:?} is not a duration such as 30, 250ms, 2s, 5m, 2h, 7d or \"1h 30m\" ({err})"
+        )
+    })
 }
 
 impl ServeArgs {
