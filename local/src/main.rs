@@ -17,7 +17,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) if dofs_local::cli::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("dofs: {}", dofs_local::cli::error_message(&err));
+            eprintln!("{}", dofs_local::cli::error_line(&err));
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,5 +1,6 @@
 //! The `dofs` command line, and only that: argument parsing (`args`), the
-//! output of the read commands (`print`), the load test (`bench`). `serve`
+//! output of the read commands (`print`) and how it looks (`style`: tables
+//! and colour), the load test (`bench`). `serve`
 //! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
 //! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
 //! data directory, also while `serve` is running (SQLite WAL lets readers
@@ -9,6 +10,7 @@ pub mod args;
 pub mod bench;
 mod print;
 pub mod serve_process;
+mod style;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,10 +207,6 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     runtime.run_until(shutdown).await
 }
 
-/// What `dofs` prints for a failed command: the error and its causes,
-/// `: `-separated like `{err:#}`, but a cause whose message the one before
-/// already ends with is left out (`tracing_subscriber`'s filter errors
-/// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
 /// Whether `err` is a write to a closed pipe (`dofs orders | head -1`):
 /// the reader has what it wanted, so the command ends quietly, as Unix
 /// tools do.
@@ -220,6 +218,17 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The line a failed command ends with on stderr: `dofs: ` (red where
+/// stderr is a terminal that takes colour) and [`error_message`].
+pub fn error_line(err: &anyhow::Error) -> String {
+    let prefix = style::paint("dofs:", Some(style::Tone::Bad), style::stderr_colour_on());
+    format!("{prefix} {}", error_message(err))
+}
+
+/// What `dofs` prints for a failed command: the error and its causes,
+/// `: `-separated like `{err:#}`, but a cause whose message the one before
+/// already ends with is left out (`tracing_subscriber`'s filter errors
+/// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
 pub fn error_message(err: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in err.chain().map(ToString::to_string) {

@@ -1,9 +1,10 @@
 //! The `dofs` command line itself, as a shell sees it: what it refuses and
-//! how it says so.
+//! how it says so, and what its output looks like piped.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::helpers::DOFS;
+use crate::helpers::{fast_args, Dofs, Harness as _, DOFS};
 
 /// Runs `dofs <args>` on a fresh data directory with `LOG_LEVEL` set; its
 /// success and stderr.
@@ -82,4 +83,78 @@ fn a_closed_pipe_ends_the_command_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Runs `dofs <args>` on `data_dir` with `envs` set (and the colour
+/// variables of the test's own environment removed); its stdout.
+fn dofs_stdout(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let output = Command::new(DOFS)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("CLICOLOR")
+        .envs(envs.iter().copied())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "dofs {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Colour is for a person at a terminal: piped output and `NO_COLOR` get
+/// none (even when `CLICOLOR_FORCE` asks), while the same output forced
+/// on does have it, so the words to colour are there.
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_output_and_no_color_get_no_escape_codes() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(2).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let order = ["order", ids[0].as_str()];
+    let commands: [&[&str]; 4] = [&["orders"], &["alarms"], &["queues"], &order];
+    for args in commands {
+        let piped = dofs_stdout(&dofs.data_dir, args, &[]);
+        assert!(!piped.contains('\u{1b}'), "dofs {args:?} piped:\n{piped}");
+        let no_color = dofs_stdout(
+            &dofs.data_dir,
+            args,
+            &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+        );
+        assert!(!no_color.contains('\u{1b}'), "dofs {args:?}:\n{no_color}");
+        assert_eq!(no_color, piped, "dofs {args:?}");
+    }
+    for args in [&["orders"][..], &order] {
+        let forced = dofs_stdout(&dofs.data_dir, args, &[("CLICOLOR_FORCE", "1")]);
+        assert!(
+            forced.contains("\u{1b}[3"),
+            "dofs {args:?} forced:\n{forced}"
+        );
+    }
+}
+
+/// Piped, a table is as wide as its content: one whole line per order,
+/// so `dofs orders | grep FULFILLED` finds every order.
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_tables_keep_one_line_per_row() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(3).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let text = dofs_stdout(&dofs.data_dir, &["orders"], &[("COLUMNS", "20")]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 3 + 1, "{text}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ORDER_ID", "STATUS", "UPDATED_AT"], "{text}");
+    for id in &ids {
+        let line = lines.iter().find(|l| l.contains(id.as_str())).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[..2], [id.as_str(), "FULFILLED"], "{text}");
+        // Columns line up under their headers.
+        assert_eq!(line.find("FULFILLED"), lines[0].find("STATUS"), "{text}");
+    }
+    assert_eq!(lines[4], "3 order(s)");
+    assert!(lines.iter().all(|l| l == &l.trim_end()), "{text:?}");
 }
