@@ -101,6 +101,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a completion script for a shell, e.g.
+    /// `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Inject, clear or list faults of a running `dofs serve` (its console's
     /// faults API), to rehearse an outage: see docs/runbook.md.
     Fault {
@@ -156,7 +162,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),
         Command::Fault { url, action } => fault(&url, action).await,
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+/// `dofs completions <shell>`: the shell's completion script for every
+/// command and flag, on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "dofs", &mut script);
+    // Written here, not by `generate`, so that a closed pipe is an error
+    // the caller sees (and `main` ends quietly) rather than a panic.
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `dofs fault`: one call to the running runtime's faults API; prints the

@@ -158,3 +158,36 @@ async fn piped_tables_keep_one_line_per_row() {
     assert_eq!(lines[4], "3 order(s)");
     assert!(lines.iter().all(|l| l == &l.trim_end()), "{text:?}");
 }
+
+/// `dofs completions <shell>`: a script naming the commands, which bash
+/// at least can parse.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dofs_stdout(dir.path(), &["completions", shell], &[]);
+        for command in ["serve", "orders", "completions"] {
+            assert!(
+                script.contains(command),
+                "{shell} lacks {command}:\n{script}"
+            );
+        }
+        if shell == "bash" {
+            let path = dir.path().join("dofs.bash");
+            std::fs::write(&path, &script).unwrap();
+            let check = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(
+                check.status.success(),
+                "bash -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(DOFS)
+        .args(["completions", "powerpoint"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
