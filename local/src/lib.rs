@@ -38,7 +38,7 @@
 //!   the console.
 //! - [`console`]: the web console under `/_dofs/`.
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `trace`,
-//!   `queues`, `redrive`, `metrics`, `alarms`, `bench`, `fault`,
+//!   `queues`, `redrive`, `metrics`, `alarms`, `bench`, `fault`, `submit`,
 //!   `completions`), and
 //!   `cli::serve_process`, a `dofs serve` child process for `bench` and the
 //!   end-to-end tests.

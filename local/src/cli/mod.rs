@@ -1,6 +1,7 @@
 //! The `dofs` command line, and only that: argument parsing (`args`), the
 //! output of the read commands (`print`) and how it looks (`style`: tables
-//! and colour), the load test (`bench`). `serve`
+//! and colour), the load test (`bench`), orders sent to a running server
+//! (`submit`). `serve`
 //! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
 //! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
 //! data directory, also while `serve` is running (SQLite WAL lets readers
@@ -11,6 +12,7 @@ pub mod bench;
 mod print;
 pub mod serve_process;
 mod style;
+pub mod submit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,6 +103,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send orders to a running `dofs serve` (`POST /orders`): one sample
+    /// order, `--count N` of them, or the orders of `--file`; prints each
+    /// accepted order's id and trace id.
+    Submit(submit::SubmitArgs),
     /// Print a completion script for a shell, e.g.
     /// `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
     Completions {
@@ -163,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),
         Command::Fault { url, action } => fault(&url, action).await,
         Command::Completions { shell } => completions(shell),
+        Command::Submit(args) => submit::submit(args).await,
     }
 }
 

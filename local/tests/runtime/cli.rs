@@ -191,3 +191,86 @@ fn completions_are_printed_for_each_shell() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// `dofs submit --count 3` against a running server: three accepted ids
+/// with their traces, and `dofs orders` lists exactly them.
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_sends_sample_orders_to_a_running_server() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let output = Command::new(DOFS)
+        .env_remove("DOFS_URL")
+        .args(["submit", "--count", "3", "--json", "--url", &dofs.base])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    let orders = report["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 3, "{report}");
+    let mut ids: Vec<String> = orders
+        .iter()
+        .map(|o| {
+            assert_eq!(o["status"], "RECEIVED", "{o}");
+            assert!(o["trace_id"].as_str().unwrap().starts_with("1-"), "{o}");
+            o["order_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let listed = dofs.cli_json(&["orders"]);
+    let mut listed: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    listed.sort();
+    assert_eq!(listed, ids);
+}
+
+/// Orders from stdin are sent as they are: the valid one is accepted and
+/// printed, the invalid one is reported with the server's JSON error body,
+/// and the command fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_reports_a_refused_order_with_its_error_body() {
+    use std::io::Write as _;
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let orders = serde_json::json!([
+        {"customer_name": "Ada", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price": "9.99"}]},
+        {"customer_name": "Ada", "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price": "9.999"}]},
+    ]);
+    let mut child = Command::new(DOFS)
+        .env("DOFS_URL", &dofs.base)
+        .args(["submit", "--file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(orders.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let id = lines[0].split_whitespace().next().unwrap();
+    let (status, _) = dofs.get_order(id).await;
+    assert_eq!(status, 200, "{stdout}");
+    assert!(stderr.contains("order #2 refused (400): {"), "{stderr}");
+    assert!(
+        stderr.contains("\"code\":\"validation_failed\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("items[0].unit_price"), "{stderr}");
+    assert!(
+        stderr.contains("the server refused 1 of 2 order(s)"),
+        "{stderr}"
+    );
+}
