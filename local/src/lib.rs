@@ -39,7 +39,7 @@
 //! - [`console`]: the web console under `/_dofs/`.
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `trace`,
 //!   `queues`, `redrive`, `metrics`, `alarms`, `bench`, `fault`, `submit`,
-//!   `completions`), and
+//!   `reset`, `completions`), and
 //!   `cli::serve_process`, a `dofs serve` child process for `bench` and the
 //!   end-to-end tests.
 //!

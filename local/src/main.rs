@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
         Err(err) if dofs_local::cli::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{}", dofs_local::cli::error_line(&err));
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(dofs_local::cli::exit_code(&err))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `dofs` command line, and only that: argument parsing (`args`), the
 //! output of the read commands (`print`) and how it looks (`style`: tables
 //! and colour), the load test (`bench`), orders sent to a running server
-//! (`submit`). `serve`
+//! (`submit`), a data directory emptied (`reset`). `serve`
 //! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
 //! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
 //! data directory, also while `serve` is running (SQLite WAL lets readers
@@ -10,6 +10,7 @@
 pub mod args;
 pub mod bench;
 mod print;
+mod reset;
 pub mod serve_process;
 mod style;
 pub mod submit;
@@ -107,6 +108,13 @@ pub enum Command {
     /// order, `--count N` of them, or the orders of `--file`; prints each
     /// accepted order's id and trace id.
     Submit(submit::SubmitArgs),
+    /// Delete everything in the data directory, after asking (refused while
+    /// a `dofs serve` runs on it).
+    Reset {
+        /// Do not ask (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print a completion script for a shell, e.g.
     /// `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
     Completions {
@@ -170,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fault { url, action } => fault(&url, action).await,
         Command::Completions { shell } => completions(shell),
         Command::Submit(args) => submit::submit(args).await,
+        Command::Reset { yes } => reset::reset(&cli.data_dir, yes),
     }
 }
 
@@ -234,6 +243,21 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     println!("{LISTENING_LINE}{}", runtime.base_url());
     runtime.run_until(shutdown).await
+}
+
+/// A command refused for how it was called rather than failed: `dofs`
+/// exits 2 for it, as for clap's usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code of a failed command: 2 for a [`UsageError`], else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Whether `err` is a write to a closed pipe (`dofs orders | head -1`):

@@ -274,3 +274,80 @@ async fn submit_reports_a_refused_order_with_its_error_body() {
         "{stderr}"
     );
 }
+
+/// Runs `dofs --data-dir <data_dir> reset <args>` with stdin not a
+/// terminal; its exit code and stderr.
+fn reset(data_dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(DOFS)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("reset")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// While `dofs serve` holds the data directory, `dofs reset --yes` is
+/// refused and the server goes on with its data.
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_is_refused_while_serve_runs() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(1).await;
+    let (code, stderr) = reset(&dofs.data_dir, &["--yes"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reset"), "{stderr}");
+    assert!(
+        stderr.contains("already using the data directory"),
+        "{stderr}"
+    );
+    assert!(dofs.data_dir.join("dofs.sqlite3").exists());
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let (status, body) = dofs.get_order(&ids[0]).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("FULFILLED")));
+}
+
+/// On a stopped data directory: without `--yes` and no terminal to ask
+/// on, exit 2 and nothing deleted; with `--yes`, the directory is emptied
+/// and the next `serve` starts with no orders.
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_empties_a_stopped_data_dir_for_a_fresh_start() {
+    let mut dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(2).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    assert_eq!(dofs.terminate(), Some(0));
+    let dir = dofs.take_dir().unwrap();
+    let data_dir = dofs.data_dir.clone();
+    drop(dofs);
+
+    let (code, stderr) = reset(&data_dir, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(data_dir.join("dofs.sqlite3").exists());
+
+    let (code, stderr) = reset(&data_dir, &["--yes"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(data_dir.is_dir());
+    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
+
+    let dofs = Dofs::spawn_in(&data_dir, &fast_args(0.0));
+    assert_eq!(dofs.cli_json(&["orders"]), serde_json::json!([]));
+    assert_eq!(dofs.get_order(&ids[0]).await.0, 404);
+    drop(dofs);
+    drop(dir);
+}
+
+/// A directory that holds files but no DOFS database is not emptied.
+#[test]
+fn reset_refuses_a_directory_that_is_not_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), "precious").unwrap();
+    let (code, stderr) = reset(dir.path(), &["--yes"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not a DOFS data directory"), "{stderr}");
+    assert!(dir.path().join("thesis.tex").exists());
+}
