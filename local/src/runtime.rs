@@ -23,7 +23,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dofs_asl::StateMachine;
 use dofs_core::Clock;
-use dofs_telemetry::{MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport};
+use dofs_telemetry::{
+    LogFormat, MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport,
+};
 use fulfill_order::FailureSimulator;
 use tokio::net::TcpListener;
 
@@ -550,11 +552,13 @@ fn load_alarms(config: &RuntimeConfig) -> anyhow::Result<Vec<alarms::Alarm>> {
         .context("invalid alarm definitions")
 }
 
-/// `dofs serve`'s telemetry: installed for the process, JSON log lines on
-/// stderr (every line inside an order's work carries `order_id` and
-/// `trace_id`).
-pub fn install_process_telemetry(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-    dofs_telemetry::init_with_writer(config, std::io::stderr)
+/// `dofs serve`'s telemetry: installed for the process, log lines on
+/// stderr in `format` (every line inside an order's work carries `order_id`
+/// and `trace_id`: as JSON fields, or in the pretty line's span context).
+pub fn install_process_telemetry(
+    format: LogFormat,
+) -> impl FnOnce(TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    move |config| dofs_telemetry::init_with_format(config, format, std::io::stderr)
 }
 
 /// One runtime per data directory: two would advance the same executions

@@ -1,6 +1,7 @@
 //! `dofs serve`'s arguments and their parsers, and the one conversion from
 //! arguments to a [`RuntimeConfig`].
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -128,10 +129,42 @@ pub struct ServeArgs {
     /// are throttled (AWS/Lambda Throttles). Repeatable.
     #[arg(long = "reserved-concurrency", env = "DOFS_RESERVED_CONCURRENCY", value_delimiter = ',', value_parser = parse_reserved_concurrency)]
     pub reserved_concurrency: Vec<(FunctionName, u32)>,
+    /// Log lines as `json` (what ops tools and the tests read) or `pretty`
+    /// (tracing-subscriber's human format). Unset: pretty when stderr,
+    /// where the logs go, is a terminal, else JSON.
+    #[arg(long, env = "DOFS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormatArg>,
     /// The workflow's execution timeout, instead of the definition's
     /// `TimeoutSeconds` (e.g. to rehearse executions timing out).
     #[arg(long, env = "DOFS_WORKFLOW_TIMEOUT", value_parser = parse_duration)]
     pub workflow_timeout: Option<Duration>,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Json,
+    Pretty,
+}
+
+impl ServeArgs {
+    /// The log format asked for, or the one that suits where stderr goes:
+    /// a person at a terminal reads pretty lines (coloured unless
+    /// `NO_COLOR`), a file or a pipe gets JSON.
+    pub fn log_format(&self) -> dofs_telemetry::LogFormat {
+        let terminal = std::io::stderr().is_terminal();
+        let format = self.log_format.unwrap_or(if terminal {
+            LogFormatArg::Pretty
+        } else {
+            LogFormatArg::Json
+        });
+        match format {
+            LogFormatArg::Json => dofs_telemetry::LogFormat::Json,
+            LogFormatArg::Pretty => dofs_telemetry::LogFormat::Pretty {
+                ansi: super::style::stderr_colour_on(),
+            },
+        }
+    }
 }
 
 fn parse_reserved_concurrency(text: &str) -> Result<(FunctionName, u32), String> {

@@ -235,10 +235,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // Signals are caught from here on: one that comes right after the
     // listening line must stop the runtime, not kill the process.
     let shutdown = Shutdown::on_signals()?;
+    let log_format = args.log_format();
     let runtime = Runtime::build(
         args.into_config(data_dir)?,
         Arc::new(dofs_core::SystemClock),
-        install_process_telemetry,
+        install_process_telemetry(log_format),
     )
     .await?;
     println!("{LISTENING_LINE}{}", runtime.base_url());
@@ -402,6 +403,21 @@ mod tests {
         assert_eq!(traces(&["dofs", "serve", "--traces", "off"]), Ok(false));
         assert_eq!(traces(&["dofs", "serve", "--traces=on"]), Ok(true));
         assert!(traces(&["dofs", "serve", "--traces", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn serve_takes_a_log_format() {
+        use dofs_telemetry::LogFormat;
+        let format = |args: &[&str]| serve_args(args).map(|serve| serve.log_format());
+        assert_eq!(
+            format(&["dofs", "serve", "--log-format", "json"]),
+            Ok(LogFormat::Json)
+        );
+        assert!(matches!(
+            format(&["dofs", "serve", "--log-format", "pretty"]),
+            Ok(LogFormat::Pretty { .. })
+        ));
+        assert!(format(&["dofs", "serve", "--log-format", "xml"]).is_err());
     }
 
     #[test]

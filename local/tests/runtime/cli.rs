@@ -351,3 +351,69 @@ fn reset_refuses_a_directory_that_is_not_a_data_dir() {
     assert!(stderr.contains("not a DOFS data directory"), "{stderr}");
     assert!(dir.path().join("thesis.tex").exists());
 }
+
+/// `dofs serve` logs to a file (not a terminal): JSON lines unless
+/// `--log-format pretty` (or `DOFS_LOG_FORMAT=pretty`) asks for the human
+/// format, which then has no colour codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_logs_json_to_a_file_unless_pretty_is_asked_for() {
+    // The log up to "dofs is serving", which may come just after the
+    // listening line the spawn waited for.
+    let log_lines = |dofs: &Dofs| -> Vec<String> {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let tail = dofs.log_tail();
+            let lines: Vec<String> = tail.lines().skip(1).map(str::to_owned).collect();
+            if lines.iter().any(|l| l.contains("dofs is serving")) {
+                return lines;
+            }
+            assert!(std::time::Instant::now() < until, "{tail}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let json = Dofs::spawn(&fast_args(0.0));
+    let lines = log_lines(&json);
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+    let mut pretty_flag = fast_args(0.0);
+    pretty_flag.extend(["--log-format".to_owned(), "pretty".to_owned()]);
+    let pretty = Dofs::spawn(&pretty_flag);
+    let lines = log_lines(&pretty);
+    let serving = lines
+        .iter()
+        .find(|l| l.contains("dofs is serving"))
+        .unwrap();
+    assert!(serving.contains(" INFO "), "{serving}");
+    assert!(serving.contains("dofs_local::runtime"), "{serving}");
+    for line in &lines {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_err(),
+            "{line}"
+        );
+        assert!(!line.contains('\u{1b}'), "{line:?}");
+    }
+}
+
+/// `DOFS_LOG_FORMAT` is read like the flag, and a bad value is a usage
+/// error.
+#[test]
+fn the_log_format_comes_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(DOFS)
+        .env("DOFS_LOG_FORMAT", "xml")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'xml'"), "{stderr}");
+    assert!(
+        stderr.contains("json") && stderr.contains("pretty"),
+        "{stderr}"
+    );
+}
