@@ -345,7 +345,11 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let app = http_app(&config, &db, &clock, &functions, service_metrics);
+        // Absolute, so the answer says where the data is whatever the
+        // asker's working directory.
+        let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
+        let health = crate::console::health::Health::new(data_dir, format!("http://{addr}"));
+        let app = http_app(&config, &db, &clock, &functions, service_metrics, health);
         let stop = shutdown.clone();
         crate::http_server::serve(listener, app, config.connection_limits, stop)
             .await
@@ -489,19 +493,25 @@ fn build_functions(
     )
 }
 
-/// Everything the HTTP server answers: the gateway, and the console with
-/// its faults API unless it is off, behind the `Host` guard.
+/// Everything the HTTP server answers: the gateway, `/_dofs/health`, and
+/// the console with its faults API unless it is off, behind the `Host`
+/// guard.
 fn http_app(
     config: &RuntimeConfig,
     db: &Db,
     clock: &Arc<dyn Clock>,
     functions: &Arc<Functions>,
     service_metrics: ServiceMetrics,
+    health: crate::console::health::Health,
 ) -> axum::Router {
     let mut app = api_gateway::router(Arc::clone(functions), service_metrics, Arc::clone(clock))
         .layer(axum::Extension(api_gateway::BodyReadTimeout(
             config.connection_limits.body_read_timeout,
         )));
+    // `/_dofs/` is never the API's: what the console does not route there
+    // is answered beside it, not by the gateway (whose metrics would count
+    // it).
+    app = crate::console::health::router(health, config.console).merge(app);
     if config.console {
         app = crate::console::router(db.clone(), Arc::clone(clock))
             .merge(crate::faults::router(functions.faults().clone()))
