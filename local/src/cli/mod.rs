@@ -104,9 +104,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send orders to a running `dofs serve` (`POST /orders`): one sample
-    /// order, `--count N` of them, or the orders of `--file`; prints each
-    /// accepted order's id and trace id.
+    /// Send orders to a running `dofs serve` and print their ids.
+    ///
+    /// `POST /orders` of one sample order, `--count N` of them, or the
+    /// orders of `--file`; prints each accepted order's id and trace id, and
+    /// each refused one's error body (then exits non-zero).
     Submit(submit::SubmitArgs),
     /// Delete everything in the data directory, after asking (refused while
     /// a `dofs serve` runs on it).
@@ -115,8 +117,9 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Print a completion script for a shell, e.g.
-    /// `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
+    /// Print a shell completion script.
+    ///
+    /// E.g. `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
