@@ -36,9 +36,10 @@
 //!   (its X-Ray view, `traces::xray_view`, and the full waterfall).
 //! - [`inspect`]: the read models (one order's report) shared by the CLI and
 //!   the console.
-//! - [`console`]: the web console under `/_dofs/`.
+//! - [`console`]: the web console under `/_dofs/`, and `/_dofs/health`.
 //! - [`cli`]: the `dofs` command line (`serve`, `orders`, `order`, `trace`,
-//!   `queues`, `redrive`, `metrics`, `alarms`, `bench`, `fault`), and
+//!   `queues`, `redrive`, `metrics`, `alarms`, `bench`, `fault`, `submit`,
+//!   `reset`, `completions`), and
 //!   `cli::serve_process`, a `dofs serve` child process for `bench` and the
 //!   end-to-end tests.
 //!

@@ -17,8 +17,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) if dofs_local::cli::is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("dofs: {}", dofs_local::cli::error_message(&err));
-            std::process::ExitCode::FAILURE
+            eprintln!("{}", dofs_local::cli::error_line(&err));
+            std::process::ExitCode::from(dofs_local::cli::exit_code(&err))
         }
     }
 }

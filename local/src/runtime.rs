@@ -23,7 +23,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dofs_asl::StateMachine;
 use dofs_core::Clock;
-use dofs_telemetry::{MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport};
+use dofs_telemetry::{
+    LogFormat, MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport,
+};
 use fulfill_order::FailureSimulator;
 use tokio::net::TcpListener;
 
@@ -353,7 +355,11 @@ impl Runtime {
             "dofs is serving"
         );
 
-        let app = http_app(&config, &db, &clock, &functions, service_metrics);
+        // Absolute, so the answer says where the data is whatever the
+        // asker's working directory.
+        let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
+        let health = crate::console::health::Health::new(data_dir, format!("http://{addr}"));
+        let app = http_app(&config, &db, &clock, &functions, service_metrics, health);
         let stop = shutdown.clone();
         crate::http_server::serve(listener, app, config.connection_limits, stop)
             .await
@@ -497,19 +503,25 @@ fn build_functions(
     )
 }
 
-/// Everything the HTTP server answers: the gateway, and the console with
-/// its faults API unless it is off, behind the `Host` guard.
+/// Everything the HTTP server answers: the gateway, `/_dofs/health`, and
+/// the console with its faults API unless it is off, behind the `Host`
+/// guard.
 fn http_app(
     config: &RuntimeConfig,
     db: &Db,
     clock: &Arc<dyn Clock>,
     functions: &Arc<Functions>,
     service_metrics: ServiceMetrics,
+    health: crate::console::health::Health,
 ) -> axum::Router {
     let mut app = api_gateway::router(Arc::clone(functions), service_metrics, Arc::clone(clock))
         .layer(axum::Extension(api_gateway::BodyReadTimeout(
             config.connection_limits.body_read_timeout,
         )));
+    // `/_dofs/` is never the API's: what the console does not route there
+    // is answered beside it, not by the gateway (whose metrics would count
+    // it).
+    app = crate::console::health::router(health, config.console).merge(app);
     if config.console {
         app = crate::console::router(db.clone(), Arc::clone(clock))
             .merge(crate::faults::router(functions.faults().clone()))
@@ -560,11 +572,13 @@ fn load_alarms(config: &RuntimeConfig) -> anyhow::Result<Vec<alarms::Alarm>> {
         .context("invalid alarm definitions")
 }
 
-/// `dofs serve`'s telemetry: installed for the process, JSON log lines on
-/// stderr (every line inside an order's work carries `order_id` and
-/// `trace_id`).
-pub fn install_process_telemetry(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-    dofs_telemetry::init_with_writer(config, std::io::stderr)
+/// `dofs serve`'s telemetry: installed for the process, log lines on
+/// stderr in `format` (every line inside an order's work carries `order_id`
+/// and `trace_id`: as JSON fields, or in the pretty line's span context).
+pub fn install_process_telemetry(
+    format: LogFormat,
+) -> impl FnOnce(TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    move |config| dofs_telemetry::init_with_format(config, format, std::io::stderr)
 }
 
 /// One runtime per data directory: two would advance the same executions

@@ -15,7 +15,9 @@
 //! Modules:
 //! - [`config`]: [`TelemetryConfig`] from the environment (`LOG_LEVEL`,
 //!   `DOFS_TRACE_EXPORTER`, `AWS_XRAY_DAEMON_ADDRESS`).
-//! - `logs` (private): the JSON log layer that flattens span fields.
+//! - `logs` (private): the JSON log layer that flattens span fields;
+//!   [`LogFormat::Pretty`] writes tracing-subscriber's human lines instead
+//!   ([`init_with_format`]), for `dofs serve` on a terminal.
 //! - [`init_scoped_with_writer`]: the same installation for one thread, for
 //!   tests and benchmarks that need several configurations in one process.
 //! - [`traces`]: OpenTelemetry spans flushed per invocation, and the
@@ -148,6 +150,7 @@ fn exported(meta: &Metadata<'_>) -> bool {
 /// installing them anywhere.
 fn build(
     config: TelemetryConfig,
+    format: LogFormat,
     writer: BoxMakeWriter,
 ) -> Result<(Telemetry, Dispatch), TelemetryError> {
     let filter = logs::parse_filter(&config.log_level)?;
@@ -191,11 +194,22 @@ fn build(
         metrics_output,
     );
 
+    let json = logs::JsonLogLayer::new(Arc::clone(&writer), config.function_name.clone());
+    let (json, human) = match format {
+        LogFormat::Json => (json, None),
+        LogFormat::Pretty { ansi } => (
+            json.fields_only(),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(logs::SharedWriter(writer))
+                    .with_ansi(ansi)
+                    .with_filter(logs::LogFilter(logs::parse_filter(&config.log_level)?)),
+            ),
+        ),
+    };
     let subscriber = Registry::default()
-        .with(
-            logs::JsonLogLayer::new(writer, config.function_name.clone())
-                .with_filter(logs::LogFilter(filter)),
-        )
+        .with(json.with_filter(logs::LogFilter(filter)))
+        .with(human)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -230,12 +244,36 @@ pub fn init(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     init_with_writer(config, std::io::stdout)
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One JSON object per line, span fields flattened in: what CloudWatch
+    /// Logs Insights and the tests read. What every function writes.
+    #[default]
+    Json,
+    /// tracing-subscriber's human format (level, target, span context,
+    /// message, fields), for a person reading a terminal; `ansi` colours it.
+    Pretty { ansi: bool },
+}
+
 /// [`init`] with logs and EMF lines going to `writer` (tests capture them).
 pub fn init_with_writer<W>(config: TelemetryConfig, writer: W) -> Result<Telemetry, TelemetryError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let (telemetry, dispatch) = build(config, BoxMakeWriter::new(writer))?;
+    init_with_format(config, LogFormat::Json, writer)
+}
+
+/// [`init_with_writer`] with log lines in `format`.
+pub fn init_with_format<W>(
+    config: TelemetryConfig,
+    format: LogFormat,
+    writer: W,
+) -> Result<Telemetry, TelemetryError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (telemetry, dispatch) = build(config, format, BoxMakeWriter::new(writer))?;
     install_panic_hook();
     tracing::dispatcher::set_global_default(dispatch)
         .map_err(|_| TelemetryError::AlreadyInitialised("tracing subscriber"))?;
@@ -257,7 +295,19 @@ pub fn init_scoped_with_writer<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let (telemetry, dispatch) = build(config, BoxMakeWriter::new(writer))?;
+    init_scoped_with_format(config, LogFormat::Json, writer)
+}
+
+/// [`init_scoped_with_writer`] with log lines in `format`.
+pub fn init_scoped_with_format<W>(
+    config: TelemetryConfig,
+    format: LogFormat,
+    writer: W,
+) -> Result<(Telemetry, ScopeGuard), TelemetryError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (telemetry, dispatch) = build(config, format, BoxMakeWriter::new(writer))?;
     let tracing_guard = tracing::dispatcher::set_default(&dispatch);
     // `metrics` scopes a recorder by reference; leaking one handle (a
     // pointer) per scope keeps the guard free of lifetimes.

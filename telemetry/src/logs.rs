@@ -122,10 +122,14 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
-/// Records span fields into [`SpanFields`] and writes every event as one JSON line.
+/// Records span fields into [`SpanFields`] and writes every event as one
+/// JSON line (unless [`JsonLogLayer::fields_only`]: another layer writes
+/// the lines, and the fields are still what metrics and
+/// [`crate::record_order_id`] need).
 pub(crate) struct JsonLogLayer {
     writer: Arc<BoxMakeWriter>,
     default_function: String,
+    write_events: bool,
 }
 
 impl JsonLogLayer {
@@ -133,7 +137,30 @@ impl JsonLogLayer {
         Self {
             writer,
             default_function,
+            write_events: true,
         }
+    }
+
+    /// Keeps the span fields and writes no line.
+    pub(crate) fn fields_only(mut self) -> Self {
+        self.write_events = false;
+        self
+    }
+}
+
+/// The log writer shared by the JSON layer and the human one: whichever
+/// format is chosen, lines go where [`crate::init_with_writer`] was told.
+pub(crate) struct SharedWriter(pub(crate) Arc<BoxMakeWriter>);
+
+impl<'a> MakeWriter<'a> for SharedWriter {
+    type Writer = <BoxMakeWriter as MakeWriter<'a>>::Writer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.0.make_writer()
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        self.0.make_writer_for(meta)
     }
 }
 
@@ -163,6 +190,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.write_events {
+            return;
+        }
         let mut fields = Map::new();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {

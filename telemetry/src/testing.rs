@@ -51,6 +51,11 @@ impl Capture {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Everything written, as text (for a format that is not JSON).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer()).into_owned()
+    }
+
     /// Every line, parsed; panics (the test's failure report) on a line
     /// that is not one JSON object. With `TEST_LOG` set, also prints them.
     pub fn lines(&self) -> Vec<Value> {

@@ -1,6 +1,7 @@
 //! `dofs serve`'s arguments and their parsers, and the one conversion from
 //! arguments to a [`RuntimeConfig`].
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -133,10 +134,42 @@ pub struct ServeArgs {
     /// are throttled (AWS/Lambda Throttles). Repeatable.
     #[arg(long = "reserved-concurrency", env = "DOFS_RESERVED_CONCURRENCY", value_delimiter = ',', value_parser = parse_reserved_concurrency)]
     pub reserved_concurrency: Vec<(FunctionName, u32)>,
+    /// Log lines as `json` (what ops tools and the tests read) or `pretty`
+    /// (tracing-subscriber's human format). Unset: pretty when stderr,
+    /// where the logs go, is a terminal, else JSON.
+    #[arg(long, env = "DOFS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormatArg>,
     /// The workflow's execution timeout, instead of the definition's
     /// `TimeoutSeconds` (e.g. to rehearse executions timing out).
     #[arg(long, env = "DOFS_WORKFLOW_TIMEOUT", value_parser = parse_duration)]
     pub workflow_timeout: Option<Duration>,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Json,
+    Pretty,
+}
+
+impl ServeArgs {
+    /// The log format asked for, or the one that suits where stderr goes:
+    /// a person at a terminal reads pretty lines (coloured unless
+    /// `NO_COLOR`), a file or a pipe gets JSON.
+    pub fn log_format(&self) -> dofs_telemetry::LogFormat {
+        let terminal = std::io::stderr().is_terminal();
+        let format = self.log_format.unwrap_or(if terminal {
+            LogFormatArg::Pretty
+        } else {
+            LogFormatArg::Json
+        });
+        match format {
+            LogFormatArg::Json => dofs_telemetry::LogFormat::Json,
+            LogFormatArg::Pretty => dofs_telemetry::LogFormat::Pretty {
+                ansi: super::style::stderr_colour_on(),
+            },
+        }
+    }
 }
 
 fn parse_reserved_concurrency(text: &str) -> Result<(FunctionName, u32), String> {
@@ -194,33 +227,21 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of seconds.
+/// Parses a duration: a bare number of seconds (`30`, `1.5`), or what
+/// [`humantime::parse_duration`] reads — `250ms`, `2s`, `5m`, `2h`, `7d`,
+/// and combinations such as `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s, 1m, 2h or 7d"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(format!("{text:?} must be a non-negative duration"));
+    // Bare seconds came before units, and scripts still pass them.
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} must be a non-negative number of seconds"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    humantime::parse_duration(text).map_err(|err| {
+        format!(
+            "{text:?} is not a duration such as 30, 250ms, 2s, 5m, 2h, 7d or \"1h 30m\" ({err})"
+        )
+    })
 }
 
 impl ServeArgs {

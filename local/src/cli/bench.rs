@@ -171,6 +171,8 @@ pub struct BenchReport {
     pub not_terminal: usize,
     pub accepted_per_s: f64,
     pub end_to_end_per_s: f64,
+    /// Of the requests the server answered (any status): a request that got
+    /// no answer is an error, not a latency.
     pub post_latency_ms: Option<Percentiles>,
     pub submit_to_fulfilled_ms: Option<Percentiles>,
     /// Problems by kind: `http_<status>`, `connect`, `timeout`, `request`,
@@ -378,8 +380,14 @@ async fn submit_one(
         Ok(response) => Err(format!("http_{}", response.status().as_u16())),
     };
     let latency = started.elapsed();
+    // Only a request the server answered has a latency: a refused
+    // connection, a timeout or an answer broken off measures the client
+    // and the network, not the server.
+    let answered = !matches!(&outcome, Err(kind) if TRANSPORT_ERRORS.contains(&kind.as_str()));
     let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
-    shared.post_latencies.push(latency);
+    if answered {
+        shared.post_latencies.push(latency);
+    }
     match outcome {
         Ok(order_id) => {
             shared.last_accept = Some(Instant::now());
@@ -523,8 +531,14 @@ pub async fn run(data_dir: &Path, args: BenchArgs) -> anyhow::Result<BenchReport
     };
     terminal_bar.set_length(accepted.len() as u64);
     let accepted_count = accepted.len();
-    let (terminal, wait_timed_out) =
-        wait_terminal(&data_dir, Arc::new(accepted), &clocks, &terminal_bar).await?;
+    // Nothing accepted, nothing to wait for (and `--url`'s data directory
+    // may not even exist: the report, not that, is what to show).
+    let (terminal, wait_timed_out) = if accepted.is_empty() {
+        terminal_bar.finish();
+        (Terminal::new(), false)
+    } else {
+        wait_terminal(&data_dir, Arc::new(accepted), &clocks, &terminal_bar).await?
+    };
     let duration = clocks.started.elapsed();
     let server_peak_rss_kib = server_pid.and_then(peak_rss_kib);
     let disk_settled = args.disk_settle && wait_compacted(&data_dir).await;
@@ -960,8 +974,12 @@ pub fn write_table(out: &mut impl Write, r: &BenchReport) -> std::io::Result<()>
     Ok(())
 }
 
-/// `dofs bench`: runs, prints, and fails when an order was lost or the run
-/// timed out (so scripts can trust a zero exit).
+/// The error kinds of a request that got no HTTP answer (see [`classify`]).
+const TRANSPORT_ERRORS: [&str; 3] = ["connect", "timeout", "request"];
+
+/// `dofs bench`: runs, prints, and fails when an order was lost, a request
+/// got no answer (a dead `--url`), nothing was accepted, or the run timed
+/// out (so scripts can trust a zero exit).
 pub async fn bench(data_dir: &Path, args: BenchArgs) -> anyhow::Result<()> {
     let as_json = args.json;
     let report = run(data_dir, args).await?;
@@ -972,6 +990,19 @@ pub async fn bench(data_dir: &Path, args: BenchArgs) -> anyhow::Result<()> {
         write_table(&mut out, &report)?;
     }
     out.flush()?;
+    let unanswered: usize = TRANSPORT_ERRORS
+        .iter()
+        .filter_map(|kind| report.errors.get(*kind))
+        .sum();
+    if report.accepted == 0 || unanswered > 0 {
+        bail!(
+            "{} of {} order(s) accepted by {}; {unanswered} request(s) got no answer (errors: {:?})",
+            report.accepted,
+            report.submitted,
+            report.url,
+            report.errors
+        );
+    }
     if report.timed_out || report.not_terminal > 0 {
         bail!(
             "{} accepted order(s) not terminal when the run ended{}",

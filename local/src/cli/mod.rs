@@ -1,5 +1,7 @@
 //! The `dofs` command line, and only that: argument parsing (`args`), the
-//! output of the read commands (`print`), the load test (`bench`). `serve`
+//! output of the read commands (`print`) and how it looks (`style`: tables
+//! and colour), the load test (`bench`), orders sent to a running server
+//! (`submit`), a data directory emptied (`reset`). `serve`
 //! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
 //! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
 //! data directory, also while `serve` is running (SQLite WAL lets readers
@@ -8,7 +10,10 @@
 pub mod args;
 pub mod bench;
 mod print;
+mod reset;
 pub mod serve_process;
+mod style;
+pub mod submit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +104,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send orders to a running `dofs serve` and print their ids.
+    ///
+    /// `POST /orders` of one sample order, `--count N` of them, or the
+    /// orders of `--file`; prints each accepted order's id and trace id, and
+    /// each refused one's error body (then exits non-zero).
+    Submit(submit::SubmitArgs),
+    /// Delete everything in the data directory, after asking (refused while
+    /// a `dofs serve` runs on it).
+    Reset {
+        /// Do not ask (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// E.g. `dofs completions bash > ~/.local/share/bash-completion/completions/dofs`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Inject, clear or list faults of a running `dofs serve` (its console's
     /// faults API), to rehearse an outage: see docs/runbook.md.
     Fault {
@@ -154,7 +179,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),
         Command::Fault { url, action } => fault(&url, action).await,
+        Command::Completions { shell } => completions(shell),
+        Command::Submit(args) => submit::submit(args).await,
+        Command::Reset { yes } => reset::reset(&cli.data_dir, yes),
     }
+}
+
+/// `dofs completions <shell>`: the shell's completion script for every
+/// command and flag, on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "dofs", &mut script);
+    // Written here, not by `generate`, so that a closed pipe is an error
+    // the caller sees (and `main` ends quietly) rather than a panic.
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `dofs fault`: one call to the running runtime's faults API; prints the
@@ -195,20 +238,32 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // Signals are caught from here on: one that comes right after the
     // listening line must stop the runtime, not kill the process.
     let shutdown = Shutdown::on_signals()?;
+    let log_format = args.log_format();
     let runtime = Runtime::build(
         args.into_config(data_dir)?,
         Arc::new(dofs_core::SystemClock),
-        install_process_telemetry,
+        install_process_telemetry(log_format),
     )
     .await?;
     println!("{LISTENING_LINE}{}", runtime.base_url());
     runtime.run_until(shutdown).await
 }
 
-/// What `dofs` prints for a failed command: the error and its causes,
-/// `: `-separated like `{err:#}`, but a cause whose message the one before
-/// already ends with is left out (`tracing_subscriber`'s filter errors
-/// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
+/// A command refused for how it was called rather than failed: `dofs`
+/// exits 2 for it, as for clap's usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code of a failed command: 2 for a [`UsageError`], else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
 /// Whether `err` is a write to a closed pipe (`dofs orders | head -1`):
 /// the reader has what it wanted, so the command ends quietly, as Unix
 /// tools do.
@@ -220,6 +275,17 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The line a failed command ends with on stderr: `dofs: ` (red where
+/// stderr is a terminal that takes colour) and [`error_message`].
+pub fn error_line(err: &anyhow::Error) -> String {
+    let prefix = style::paint("dofs:", Some(style::Tone::Bad), style::stderr_colour_on());
+    format!("{prefix} {}", error_message(err))
+}
+
+/// What `dofs` prints for a failed command: the error and its causes,
+/// `: `-separated like `{err:#}`, but a cause whose message the one before
+/// already ends with is left out (`tracing_subscriber`'s filter errors
+/// repeat their source's message, so a bad `LOG_LEVEL` would read twice).
 pub fn error_message(err: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in err.chain().map(ToString::to_string) {
@@ -282,19 +348,44 @@ mod tests {
     }
 
     #[test]
-    fn parses_durations() {
+    fn parses_the_durations_it_always_took() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert!(parse_duration("-1s").is_err());
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(
-            parse_duration("7d").unwrap(),
+            parse_duration("1440m").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(
+            parse_duration(" 7d ").unwrap(),
             Duration::from_secs(7 * 86_400)
         );
-        assert!(parse_duration("2w").is_err());
-        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn parses_combined_durations() {
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_duration_and_says_what_is() {
+        for bad in ["abc", "-1s", "-1", "2 parsecs", "", "NaN"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(&format!("{:?}", bad.trim())), "{bad:?}: {err}");
+        }
+        let err = parse_duration("abc").unwrap_err();
+        assert!(err.contains("such as 30, 250ms"), "{err}");
     }
 
     fn serve_args(args: &[&str]) -> Result<ServeArgs, String> {
@@ -315,6 +406,21 @@ mod tests {
         assert_eq!(traces(&["dofs", "serve", "--traces", "off"]), Ok(false));
         assert_eq!(traces(&["dofs", "serve", "--traces=on"]), Ok(true));
         assert!(traces(&["dofs", "serve", "--traces", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn serve_takes_a_log_format() {
+        use dofs_telemetry::LogFormat;
+        let format = |args: &[&str]| serve_args(args).map(|serve| serve.log_format());
+        assert_eq!(
+            format(&["dofs", "serve", "--log-format", "json"]),
+            Ok(LogFormat::Json)
+        );
+        assert!(matches!(
+            format(&["dofs", "serve", "--log-format", "pretty"]),
+            Ok(LogFormat::Pretty { .. })
+        ));
+        assert!(format(&["dofs", "serve", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dofs_core::SystemClock;
 
+use super::style::{self, colour_on, Grid};
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::inspect::{alarms_report, order_report, order_summaries};
 use crate::inspect::{order_trace, order_xray_view};
@@ -37,16 +38,16 @@ pub(super) fn print_orders(
         writeln!(out, "{}", serde_json::to_string_pretty(&orders)?)?;
         return Ok(());
     }
-    writeln!(out, "{:<38} {:<10} UPDATED_AT", "ORDER_ID", "STATUS")?;
+    let mut grid = Grid::new(&["ORDER_ID", "STATUS", "UPDATED_AT"], colour_on());
     for o in &orders {
-        writeln!(
-            out,
-            "{:<38} {:<10} {}",
-            o.order_id,
-            o.status.as_str(),
-            o.updated_at
-        )?;
+        let cells = vec![
+            Grid::text(&o.order_id),
+            grid.status(o.status.as_str()),
+            Grid::text(&o.updated_at),
+        ];
+        grid.row(cells);
     }
+    write!(out, "{}", grid.render())?;
     writeln!(out, "{} order(s)", orders.len())?;
     Ok(())
 }
@@ -66,37 +67,50 @@ pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> any
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    let colour = colour_on();
     match &report.order {
         Some(order) => {
-            writeln!(out, "order {order_id}: {}", order.status)?;
+            let status = style::status(order.status.as_str(), colour);
+            writeln!(out, "order {order_id}: {status}")?;
             writeln!(out, "status history:")?;
+            let mut grid = Grid::new(&["AT", "STATUS"], colour);
             for change in &order.history {
-                writeln!(out, "  {}  {}", stamp(&change.at), change.status)?;
+                let cells = vec![
+                    Grid::text(stamp(&change.at)),
+                    grid.status(change.status.as_str()),
+                ];
+                grid.row(cells);
             }
+            write!(out, "{}", indented(&grid.render()))?;
         }
         None => writeln!(out, "order {order_id}: (not stored yet)")?,
     }
     if let Some(execution) = &report.execution {
-        writeln!(out, "execution: {}", status_name(execution.status))?;
+        let status = status_name(execution.status);
+        writeln!(out, "execution: {}", style::status(status, colour))?;
+        let mut grid = Grid::new(&["AT", "EVENT", "STATE"], colour);
         for event in &execution.events {
-            writeln!(
-                out,
-                "  {}  {:<28} {}",
-                event.timestamp,
-                event.kind,
-                event.state.as_deref().unwrap_or_default()
-            )?;
+            grid.row(vec![
+                Grid::text(&event.timestamp),
+                Grid::text(&event.kind),
+                Grid::text(event.state.as_deref().unwrap_or_default()),
+            ]);
         }
+        write!(out, "{}", indented(&grid.render()))?;
     }
     if !report.deliveries.is_empty() {
         writeln!(out, "queue deliveries:")?;
+        let mut grid = Grid::new(&["AT", "FUNCTION", "RECEIVE", "OUTCOME"], colour).numeric(2);
         for d in &report.deliveries {
-            writeln!(
-                out,
-                "  {}  {:<18} receive #{} -> {}",
-                d.at, d.function, d.receive_count, d.outcome
-            )?;
+            let cells = vec![
+                Grid::text(&d.at),
+                Grid::text(&d.function),
+                Grid::text(format!("#{}", d.receive_count)),
+                grid.status(&d.outcome),
+            ];
+            grid.row(cells);
         }
+        write!(out, "{}", indented(&grid.render()))?;
     }
     if let Some(trace) = &report.trace {
         writeln!(out, "trace:")?;
@@ -105,9 +119,15 @@ pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> any
         }
     }
     if let Some(failed) = &report.failed_order {
-        writeln!(out, "failed: {} ({})", failed.error, failed.reason)?;
+        let failed_word = style::paint("failed:", Some(style::Tone::Bad), colour);
+        writeln!(out, "{failed_word} {} ({})", failed.error, failed.reason)?;
     }
     Ok(())
+}
+
+/// `text`'s lines, each indented under the heading before it.
+fn indented(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
 }
 
 pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
@@ -118,18 +138,19 @@ pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
         writeln!(out, "{}", serde_json::to_string_pretty(&counts)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<20} {:>8} {:>10} {:>8}",
-        "QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED"
-    )?;
+    let mut grid = Grid::new(&["QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED"], colour_on())
+        .numeric(1)
+        .numeric(2)
+        .numeric(3);
     for c in counts {
-        writeln!(
-            out,
-            "{:<20} {:>8} {:>10} {:>8}",
-            c.name, c.visible, c.in_flight, c.delayed
-        )?;
+        grid.row(vec![
+            Grid::text(&c.name),
+            Grid::text(c.visible),
+            Grid::text(c.in_flight),
+            Grid::text(c.delayed),
+        ]);
     }
+    write!(out, "{}", grid.render())?;
     Ok(())
 }
 
@@ -180,30 +201,40 @@ pub(super) fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> 
         writeln!(out, "{}", serde_json::to_string_pretty(&series)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<15} {:<38} {:<44} {:>8} {:>12} {:>10} {:>10}  LAST",
-        "NAMESPACE", "METRIC", "DIMENSIONS", "SAMPLES", "SUM", "AVG", "MAX"
-    )?;
+    let headers = [
+        "NAMESPACE",
+        "METRIC",
+        "DIMENSIONS",
+        "SAMPLES",
+        "SUM",
+        "AVG",
+        "MAX",
+        "LAST",
+    ];
+    let mut grid = Grid::new(&headers, colour_on())
+        .wrapping(2)
+        .numeric(3)
+        .numeric(4)
+        .numeric(5)
+        .numeric(6);
     for s in &series {
         let dims: Vec<String> = s
             .dimensions
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        writeln!(
-            out,
-            "{:<15} {:<38} {:<44} {:>8} {:>12.2} {:>10.2} {:>10.2}  {}",
-            s.namespace,
-            s.name,
-            dims.join(","),
-            s.window.sample_count,
-            s.window.sum,
-            s.average,
-            s.window.max,
-            s.last_at
-        )?;
+        grid.row(vec![
+            Grid::text(&s.namespace),
+            Grid::text(&s.name),
+            Grid::text(dims.join(",")),
+            Grid::text(s.window.sample_count),
+            Grid::text(format!("{:.2}", s.window.sum)),
+            Grid::text(format!("{:.2}", s.average)),
+            Grid::text(format!("{:.2}", s.window.max)),
+            Grid::text(&s.last_at),
+        ]);
     }
+    write!(out, "{}", grid.render())?;
     writeln!(
         out,
         "{} series with data in the last {:?}",
@@ -225,27 +256,31 @@ pub(super) fn print_alarms(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
         writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json()?)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<40} {:<18} {:<25} REASON",
-        "ALARM", "STATE", "SINCE"
-    )?;
+    let colour = colour_on();
+    let mut grid = Grid::new(&["ALARM", "STATE", "SINCE", "REASON"], colour).wrapping(3);
     for a in &report.alarms {
-        writeln!(
-            out,
-            "{:<40} {:<18} {:<25} {}",
-            a.name, a.state, a.changed_at, a.reason
-        )?;
+        let cells = vec![
+            Grid::text(&a.name),
+            grid.status(&a.state.to_string()),
+            Grid::text(&a.changed_at),
+            Grid::text(&a.reason),
+        ];
+        grid.row(cells);
     }
+    write!(out, "{}", grid.render())?;
     if !report.history.is_empty() {
         writeln!(out, "recent transitions:")?;
+        let mut grid = Grid::new(&["AT", "ALARM", "FROM", "TO"], colour);
         for t in &report.history {
-            writeln!(
-                out,
-                "  {}  {:<40} {} -> {}",
-                t.at, t.name, t.old_state, t.new_state
-            )?;
+            let cells = vec![
+                Grid::text(&t.at),
+                Grid::text(&t.name),
+                grid.status(&t.old_state.to_string()),
+                grid.status(&t.new_state.to_string()),
+            ];
+            grid.row(cells);
         }
+        write!(out, "{}", indented(&grid.render()))?;
     }
     Ok(())
 }

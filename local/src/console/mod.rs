@@ -12,9 +12,12 @@
 //!
 //! - `html`: escaping, the page shell and the cell formatters;
 //! - `pages`: the HTML pages;
-//! - `api`: the JSON twins and the read models the pages render too.
+//! - `api`: the JSON twins and the read models the pages render too;
+//! - [`health`]: `GET /_dofs/health` and the 404 of the rest of the prefix,
+//!   served with the console on or off.
 
 mod api;
+pub mod health;
 mod html;
 mod pages;
 

@@ -163,3 +163,30 @@ fn bench_refuses_a_non_loopback_url() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
+
+/// A `--url` nothing listens on: every request is a `connect` error, none
+/// is a latency sample, and the run fails.
+#[test]
+fn bench_at_a_dead_port_fails_and_counts_no_latency() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(DOFS)
+        .arg("--data-dir")
+        .arg(dir.path().join("unused"))
+        .args(["bench", "--orders", "3", "--concurrency", "1", "--json"])
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("0 of 3 order(s) accepted"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["submitted"], 3, "{report}");
+    assert_eq!(report["accepted"], 0, "{report}");
+    assert_eq!(report["errors"]["connect"], 3, "{report}");
+    assert!(report["post_latency_ms"].is_null(), "{report}");
+    assert_eq!(report["not_terminal"], 0, "{report}");
+}

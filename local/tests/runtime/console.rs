@@ -118,3 +118,48 @@ async fn console_pages_show_orders_traces_metrics_and_alarms() {
     let (status, _) = get(&dofs, "/_dofs").await;
     assert_eq!(status, 200, "redirect followed to the overview");
 }
+
+/// `GET /_dofs/health` answers with the console on or off, and nothing
+/// under `/_dofs/` is API traffic: after health checks and unknown console
+/// paths, the gateway's `Count` is exactly the one API request made.
+#[tokio::test]
+async fn health_answers_and_nothing_under_the_prefix_counts_as_api_traffic() {
+    for console in ["on", "off"] {
+        let mut args = fast_args(0.0);
+        args.extend(["--console", console, "--metrics-interval", "100ms"].map(str::to_owned));
+        let dofs = spawn_runtime(&args).await;
+        for _ in 0..3 {
+            let (status, body) = get(&dofs, "/_dofs/health").await;
+            assert_eq!(status, 200, "console {console}: {body}");
+            let health: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(health["status"], "ok", "{health}");
+            assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
+            assert_eq!(health["listening"], dofs.base.as_str(), "{health}");
+            let data_dir = std::path::absolute(&dofs.data_dir).unwrap();
+            assert_eq!(health["data_dir"], data_dir.to_str().unwrap(), "{health}");
+        }
+        let (status, body) = get(&dofs, "/_dofs/no-such-page").await;
+        assert_eq!(status, 404, "console {console}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], "not_found", "{body}");
+        // The one API request: a 404 of the API's own.
+        let (status, _) = dofs.get_order("no-such-order").await;
+        assert_eq!(status, 404);
+
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        let count = loop {
+            let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
+            let count = metrics.as_array().unwrap().iter().find_map(|s| {
+                (s["namespace"] == "AWS/ApiGateway" && s["name"] == "Count")
+                    .then(|| s["window"]["sum"].as_f64().unwrap())
+            });
+            if let Some(count) = count {
+                break count;
+            }
+            assert!(std::time::Instant::now() < until, "no Count: {metrics:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(count, 1.0, "console {console}");
+        dofs.stop().await.unwrap();
+    }
+}

@@ -192,3 +192,52 @@ fn the_second_global_init_is_refused_not_a_panic() {
         Err(dofs_telemetry::TelemetryError::AlreadyInitialised(_))
     ));
 }
+
+/// `LogFormat::Pretty`: tracing-subscriber's human lines (level, span
+/// context with the order, message, fields) instead of JSON, on the same
+/// writer; with `ansi` off, no escape codes.
+#[tokio::test]
+async fn the_pretty_format_writes_human_lines_with_the_order_in_context() {
+    let output = dofs_telemetry::testing::Capture::new();
+    let config = dofs_telemetry::TelemetryConfig {
+        function_name: "validator".to_owned(),
+        metric_dimension: None,
+        log_level: "info".to_owned(),
+        traces: TraceExport::Disabled,
+        metrics: MetricsExport::Disabled,
+    };
+    let (telemetry, _guard) = dofs_telemetry::init_scoped_with_format(
+        config,
+        dofs_telemetry::LogFormat::Pretty { ansi: false },
+        output.clone(),
+    )
+    .unwrap();
+    let _: Result<(), PortError> = invoke(&telemetry, invocation("req-9", None), || async {
+        let span = info_span!("order", order_id = "ord-7");
+        async {
+            info!(quantity = 3, "validating order");
+            tracing::debug!("not at info");
+        }
+        .instrument(span)
+        .await;
+        Ok(())
+    })
+    .await;
+    let text = output.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line = lines[0];
+    assert!(
+        serde_json::from_str::<serde_json::Value>(line).is_err(),
+        "{line}"
+    );
+    for part in [
+        " INFO ",
+        "order_id=\"ord-7\"",
+        "validating order",
+        "quantity=3",
+    ] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+}
