@@ -11,8 +11,8 @@
 //! [`archived_spans`] reads them all.
 //!
 //! The pass walks the table in rowid order from where the last one
-//! stopped (`compaction_marks`), and stops at the first span that is not
-//! quiet yet: spans are appended as they end, so what lies beyond it is
+//! stopped (`compaction_marks`, never above the highest rowid left: see
+//! [`clamp_mark`]), and stops at the first span that is not quiet yet: spans are appended as they end, so what lies beyond it is
 //! newer still. A span passed over that way stays a row; it is read, and
 //! pruned by retention, like any other.
 
@@ -193,7 +193,23 @@ pub fn store_packed_spans(conn: &Connection, packed: &PackedSpans) -> Result<usi
          ON CONFLICT(name) DO UPDATE SET upto = excluded.upto",
         params![MARK, packed.upto],
     )?;
+    clamp_mark(conn)?;
     Ok(archived)
+}
+
+/// Keeps the mark at or below the highest span rowid left. SQLite gives a
+/// new row the highest rowid in the table plus one, so once the rows at
+/// the top are gone (packed here, or pruned by retention) new spans take
+/// rowids the mark has passed, and a pass starting after the mark would
+/// never see them. Called after every delete of span rows.
+pub(super) fn clamp_mark(conn: &Connection) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE compaction_marks
+         SET upto = min(upto, coalesce((SELECT max(rowid) FROM spans), 0))
+         WHERE name = ?1",
+        [MARK],
+    )?;
+    Ok(())
 }
 
 /// The archived spans of `trace_id`, in no particular order.

@@ -230,7 +230,9 @@ pub fn prune_spans(
 ) -> Result<(usize, usize), DbError> {
     let cutoff_ns = before.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let archives = archive::prune_span_archives(conn, cutoff_ns, batch)?;
-    Ok((prune_span_rows(conn, cutoff_ns, batch)?, archives))
+    let rows = prune_span_rows(conn, cutoff_ns, batch)?;
+    archive::clamp_mark(conn)?;
+    Ok((rows, archives))
 }
 
 fn prune_span_rows(conn: &Connection, cutoff_ns: i64, batch: usize) -> Result<usize, DbError> {
