@@ -38,7 +38,7 @@ use crate::observability::monitor::{self, MonitorConfig};
 use crate::observability::traces::SpanStore;
 use crate::services::api_gateway;
 use crate::services::dynamodb::{SqliteFailedOrderStore, SqliteOrderStore};
-use crate::services::lambda::{FunctionDeps, Functions};
+use crate::services::lambda::{FunctionDeps, FunctionTimeouts, Functions};
 use crate::services::sqs::event_source_mapping::{self, MappingConfig};
 use crate::services::sqs::{QueueConfig, Queues};
 use crate::services::step_functions::{self, Engine, EngineConfig, LocalTasks, LocalWorkflow};
@@ -71,8 +71,8 @@ pub struct RuntimeConfig {
     pub pollers: usize,
     /// Executions advanced concurrently.
     pub workflow_workers: usize,
-    /// Lambda timeout of every function.
-    pub function_timeout: Duration,
+    /// Lambda timeout of each function.
+    pub function_timeouts: FunctionTimeouts,
     /// Workflow definition to run instead of the compiled-in one.
     pub workflow_file: Option<PathBuf>,
     /// Store spans (trace context propagates either way).
@@ -130,7 +130,7 @@ impl RuntimeConfig {
             batching_window: Duration::ZERO,
             pollers: 5,
             workflow_workers: 128,
-            function_timeout: Duration::from_secs(30),
+            function_timeouts: FunctionTimeouts::default(),
             workflow_file: None,
             traces: true,
             trace_flush_interval: Duration::from_millis(100),
@@ -494,7 +494,7 @@ fn build_functions(
             workflow: Arc::new(workflow.clone()),
             clock: Arc::clone(clock),
             failures,
-            timeout: config.function_timeout,
+            timeouts: config.function_timeouts.clone(),
             metrics: service_metrics.clone(),
             faults: crate::faults::Faults::new(&config.faults),
             reserved_concurrency: config.reserved_concurrency.clone(),

@@ -12,6 +12,7 @@ use clap::Args;
 use crate::identity::FunctionName;
 use crate::observability::alarms::WebhookConfig;
 use crate::runtime::RuntimeConfig;
+use crate::services::lambda::FunctionTimeouts;
 
 /// `dofs serve` settings.
 #[derive(Debug, Clone, Args)]
@@ -49,9 +50,11 @@ pub struct ServeArgs {
     /// the time, so many keep the writer's group commits full.
     #[arg(long, env = "DOFS_WORKFLOW_WORKERS", default_value_t = 128)]
     pub workflow_workers: usize,
-    /// Lambda timeout of every function.
-    #[arg(long, env = "DOFS_FUNCTION_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub function_timeout: Duration,
+    /// Lambda timeout of every function (`30s`, the default) or of one
+    /// (`validator=300ms`), as each function's Terraform `timeout` is its
+    /// own. Repeatable; one function's own timeout wins over the one for all.
+    #[arg(long, env = "DOFS_FUNCTION_TIMEOUT", default_value = "30s", value_delimiter = ',', value_parser = parse_function_timeout)]
+    pub function_timeout: Vec<(Option<FunctionName>, Duration)>,
     /// Workflow definition to run instead of the built-in
     /// terraform/order_workflow.asl.json.
     #[arg(long, env = "DOFS_WORKFLOW_FILE")]
@@ -172,6 +175,34 @@ impl ServeArgs {
     }
 }
 
+/// `DUR` (every function) or `<function>=DUR`.
+fn parse_function_timeout(text: &str) -> Result<(Option<FunctionName>, Duration), String> {
+    match text.split_once('=') {
+        None => Ok((None, parse_duration(text)?)),
+        Some((function, duration)) => {
+            let function = FunctionName::resolve(function.trim())
+                .ok_or_else(|| format!("{function:?} is not a DOFS function"))?;
+            Ok((Some(function), parse_duration(duration.trim())?))
+        }
+    }
+}
+
+/// The `--function-timeout` settings folded: the last one for all
+/// functions (30 s if none), then each function's own.
+fn function_timeouts(settings: &[(Option<FunctionName>, Duration)]) -> FunctionTimeouts {
+    let default = settings
+        .iter()
+        .rev()
+        .find_map(|(function, timeout)| function.is_none().then_some(*timeout));
+    let all = default.map_or_else(FunctionTimeouts::default, FunctionTimeouts::all);
+    settings
+        .iter()
+        .filter_map(|(function, timeout)| function.map(|f| (f, *timeout)))
+        .fold(all, |timeouts, (function, timeout)| {
+            timeouts.with(function, timeout)
+        })
+}
+
 fn parse_reserved_concurrency(text: &str) -> Result<(FunctionName, u32), String> {
     let (function, n) = text
         .split_once('=')
@@ -275,7 +306,7 @@ impl ServeArgs {
             batching_window: self.batching_window,
             pollers: self.pollers,
             workflow_workers: self.workflow_workers,
-            function_timeout: self.function_timeout,
+            function_timeouts: function_timeouts(&self.function_timeout),
             workflow_file: self.workflow_file,
             traces: self.traces,
             trace_flush_interval: self.trace_flush_interval,

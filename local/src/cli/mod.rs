@@ -432,6 +432,26 @@ mod tests {
     }
 
     #[test]
+    fn serve_takes_a_timeout_for_all_functions_and_for_one() {
+        use crate::identity::FunctionName::{DlqHandler, Validator};
+        let timeouts = |args: &[&str]| {
+            let dir = std::path::Path::new("./.dofs");
+            serve_args(args).map(|serve| serve.into_config(dir).unwrap().function_timeouts)
+        };
+        let of = |args: &[&str], function| timeouts(args).unwrap().of(function);
+        assert_eq!(of(&["dofs", "serve"], Validator), Duration::from_secs(30));
+        let one = ["dofs", "serve", "--function-timeout", "validator=300ms"];
+        assert_eq!(of(&one, Validator), Duration::from_millis(300));
+        assert_eq!(of(&one, DlqHandler), Duration::from_secs(30));
+        // One function's own timeout wins over the one for all, in any order.
+        let both = ["dofs", "serve", "--function-timeout", "validator=1s,5s"];
+        assert_eq!(of(&both, Validator), Duration::from_secs(1));
+        assert_eq!(of(&both, DlqHandler), Duration::from_secs(5));
+        let err = timeouts(&["dofs", "serve", "--function-timeout", "nobody=1s"]).unwrap_err();
+        assert!(err.contains("is not a DOFS function"), "{err}");
+    }
+
+    #[test]
     fn serve_defaults_are_the_runtime_defaults() {
         let dir = std::path::Path::new("./.dofs");
         let mut config = serve_args(&["dofs", "serve"])

@@ -6,7 +6,9 @@
 //!
 //! Each invocation runs in its own task, so a panicking handler is reported
 //! as a function error instead of taking the runtime down, and under the
-//! function's timeout, as Lambda would enforce it.
+//! function's timeout, as Lambda would enforce it. Each function has its
+//! own timeout, as each `aws_lambda_function` has its own `timeout`
+//! (`dofs serve --function-timeout 30s,validator=300ms`).
 //!
 //! Concurrency is counted per function as Lambda counts it: an invocation
 //! holds one unit of its function's concurrency from start to end,
@@ -81,14 +83,50 @@ pub struct FunctionDeps {
     pub workflow: Arc<dyn Workflow>,
     pub clock: Arc<dyn Clock>,
     pub failures: FailureSimulator,
-    /// The Lambda timeout every function runs under.
-    pub timeout: Duration,
+    /// The Lambda timeout of each function.
+    pub timeouts: FunctionTimeouts,
     /// Where the `AWS/Lambda` metrics of each invocation go.
     pub metrics: ServiceMetrics,
     /// Injected faults (`dofs serve --fault`, the console's faults API).
     pub faults: Faults,
     /// Reserved concurrency of the functions that have one.
     pub reserved_concurrency: BTreeMap<FunctionName, u32>,
+}
+
+/// Each function's Lambda timeout: one for all, and the functions that
+/// have their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionTimeouts {
+    default: Duration,
+    own: BTreeMap<FunctionName, Duration>,
+}
+
+impl FunctionTimeouts {
+    /// `default` for every function.
+    pub fn all(default: Duration) -> Self {
+        Self {
+            default,
+            own: BTreeMap::new(),
+        }
+    }
+
+    /// `function` gets `timeout` instead of the default.
+    pub fn with(mut self, function: FunctionName, timeout: Duration) -> Self {
+        self.own.insert(function, timeout);
+        self
+    }
+
+    /// The timeout `function` runs under.
+    pub fn of(&self, function: FunctionName) -> Duration {
+        self.own.get(&function).copied().unwrap_or(self.default)
+    }
+}
+
+impl Default for FunctionTimeouts {
+    /// 30 s, the Terraform module's `timeout` of every function.
+    fn default() -> Self {
+        Self::all(Duration::from_secs(30))
+    }
 }
 
 /// Each function's invocations in flight, and the reserved concurrency
@@ -147,7 +185,7 @@ pub struct Functions {
     order_storage: Arc<OrderStorage>,
     fulfill_order: Arc<FulfillOrder>,
     dlq_handler: Arc<DlqHandler>,
-    timeout: Duration,
+    timeouts: FunctionTimeouts,
     clock: Arc<dyn Clock>,
     metrics: ServiceMetrics,
     faults: Faults,
@@ -163,7 +201,7 @@ impl Functions {
             workflow,
             clock,
             failures,
-            timeout,
+            timeouts,
             metrics,
             faults,
             reserved_concurrency,
@@ -193,7 +231,7 @@ impl Functions {
                 FaultyFailedOrderStore::wrap(failed_orders, FunctionName::DlqHandler, &faults),
                 Arc::clone(&clock),
             )),
-            timeout,
+            timeouts,
             clock,
             metrics,
             faults,
@@ -340,7 +378,7 @@ impl Functions {
         payload: Value,
         context: Context,
     ) -> Result<Value, FunctionError> {
-        let timeout = self.timeout;
+        let timeout = self.timeouts.of(function);
         match self.faults.of(function) {
             Some(FaultKind::Failing) => {
                 return Err(injected(
@@ -412,7 +450,8 @@ impl Functions {
     }
 
     fn context(&self, function: FunctionName, trace_header: Option<String>) -> Context {
-        let deadline = self.clock.now().timestamp_millis() as u64 + self.timeout.as_millis() as u64;
+        let deadline = self.clock.now().timestamp_millis() as u64
+            + self.timeouts.of(function).as_millis() as u64;
         let config = lambda_runtime::Config {
             function_name: function.deployed_name(),
             memory: 128,

@@ -1,4 +1,4 @@
-//! The fault → alarm matrix of docs/runbook.md, one test per row: a real
+//! The fault → alarm matrix of docs/runbook.md, several rows at once: a real
 //! runtime in process with the shared alarms (periods scaled by 0.01, age
 //! thresholds by the same factor), a webhook receiving the SNS-shaped
 //! notifications, a fault injected with `--fault` and traffic. Exactly the
@@ -326,139 +326,180 @@ fn all_alarms_id(name: &str) -> String {
         .unwrap()
 }
 
-#[tokio::test]
-async fn healthy_traffic_with_rejections_and_scans_fires_nothing() {
-    run(Row {
-        rejected_every: 5,
-        scans: true,
-        ..Row::orders(&[], &[], &[])
-    })
-    .await;
-}
+/// Rows run at once: a row waits on alarm periods, not on the CPU, and as
+/// one test each libtest ran them two at a time on a 2-core machine, 120 s
+/// for the matrix instead of the longest row's ~30. Bounded, because
+/// eleven runtimes at once on two cores (beside the rest of the suite)
+/// slow invocations enough to matter to the rows that time them.
+const ROWS_AT_ONCE: usize = 6;
 
-#[tokio::test]
-async fn fulfill_order_table_unavailable_fires_the_failure_rate_and_orders_failed() {
-    run(Row::orders(
-        &["fulfill_order=unavailable"],
-        &[],
-        &["dofs-fulfilment-failure-rate", "dofs-orders-failed"],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn dlq_handler_table_unavailable_fires_its_failures_and_dlq_depth() {
-    run(Row::orders(
-        &["fulfill_order=unavailable", "dlq_handler=unavailable"],
-        &[],
-        &[
-            "dofs-fulfilment-failure-rate",
-            "dofs-dlq-handler-failures",
-            "dofs-dlq-depth",
-        ],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn dlq_handler_failing_fires_its_error_rate_and_dlq_depth() {
-    run(Row::orders(
-        &["fulfill_order=unavailable", "dlq_handler=failing"],
-        &[],
-        &[
-            "dofs-fulfilment-failure-rate",
-            "dofs-dlq_handler-lambda-error-rate",
-            "dofs-dlq-depth",
-        ],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn validator_slower_than_its_timeout_fires_workflow_failures() {
-    run(Row::orders(
-        &["validator=slow"],
-        &["--function-timeout", "300ms"],
-        &[
-            "dofs-validator-lambda-error-rate",
-            "dofs-workflow-executions-failed",
-            "dofs-orders-failed",
-        ],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn fulfill_order_throttled_fires_throttles_and_dead_letters_orders() {
-    // Throttled deliveries count as receives: after max-receive-count of
-    // them an order is dead-lettered without fulfill_order ever running.
-    run(Row::orders(
-        &["fulfill_order=throttled"],
-        &[],
-        &["dofs-fulfill_order-lambda-throttles", "dofs-orders-failed"],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn workflow_timeout_fires_executions_timed_out() {
-    // The execution times out (400 ms) while the validator still runs; the
-    // invocation goes on to its own timeout (1 s) and errors, as on AWS.
-    run(Row::orders(
-        &["validator=slow"],
-        &["--function-timeout", "1s", "--workflow-timeout", "400ms"],
-        &[
-            "dofs-workflow-executions-timed-out",
-            "dofs-validator-lambda-error-rate",
-        ],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn fulfill_order_mapping_disabled_fires_the_order_queue_age() {
-    // Nothing polls the order queue: orders wait, and the oldest one ages
-    // past the threshold; re-enabled, the mapping drains the queue.
-    run(Row::orders(
-        &["fulfill_order=disabled"],
-        &[],
-        &["dofs-order-queue-oldest-message-age"],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn dlq_handler_mapping_disabled_fires_the_dlq_age_and_depth() {
-    run(Row::orders(
-        &["fulfill_order=unavailable", "dlq_handler=disabled"],
-        &[],
-        &[
-            "dofs-fulfilment-failure-rate",
-            "dofs-dlq-depth",
-            "dofs-dlq-oldest-message-age",
-        ],
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn clients_sending_invalid_orders_fire_the_api_4xx_rate() {
-    run(Row {
-        invalid_every: 2,
-        ..Row::orders(&[], &[], &["dofs-api-4xx-rate"])
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn api_handler_failing_fires_api_5xx_and_its_error_rate() {
-    run(Row {
-        accepted: false,
-        ..Row::orders(
-            &["api_handler=failing"],
-            &[],
-            &["dofs-api-5xx", "dofs-api_handler-lambda-error-rate"],
-        )
-    })
-    .await;
+/// The matrix, [`ROWS_AT_ONCE`] rows at a time, each on a thread with its
+/// own runtime (the runtime's telemetry is per thread).
+#[test]
+fn each_fault_fires_exactly_its_alarms_and_they_clear_with_it() {
+    let rows: Vec<(&str, Row)> = vec![
+        (
+            "healthy_traffic_with_rejections_and_scans_fires_nothing",
+            Row {
+                rejected_every: 5,
+                scans: true,
+                ..Row::orders(&[], &[], &[])
+            },
+        ),
+        (
+            "fulfill_order_table_unavailable_fires_the_failure_rate_and_orders_failed",
+            Row::orders(
+                &["fulfill_order=unavailable"],
+                &[],
+                &["dofs-fulfilment-failure-rate", "dofs-orders-failed"],
+            ),
+        ),
+        (
+            "dlq_handler_table_unavailable_fires_its_failures_and_dlq_depth",
+            Row::orders(
+                &["fulfill_order=unavailable", "dlq_handler=unavailable"],
+                &[],
+                &[
+                    "dofs-fulfilment-failure-rate",
+                    "dofs-dlq-handler-failures",
+                    "dofs-dlq-depth",
+                ],
+            ),
+        ),
+        (
+            "dlq_handler_failing_fires_its_error_rate_and_dlq_depth",
+            Row::orders(
+                &["fulfill_order=unavailable", "dlq_handler=failing"],
+                &[],
+                &[
+                    "dofs-fulfilment-failure-rate",
+                    "dofs-dlq_handler-lambda-error-rate",
+                    "dofs-dlq-depth",
+                ],
+            ),
+        ),
+        (
+            "validator_slower_than_its_timeout_fires_workflow_failures",
+            Row::orders(
+                &["validator=slow"],
+                &["--function-timeout", "validator=300ms"],
+                &[
+                    "dofs-validator-lambda-error-rate",
+                    "dofs-workflow-executions-failed",
+                    "dofs-orders-failed",
+                ],
+            ),
+        ),
+        // Throttled deliveries count as receives: after max-receive-count of
+        // them an order is dead-lettered without fulfill_order ever running.
+        (
+            "fulfill_order_throttled_fires_throttles_and_dead_letters_orders",
+            Row::orders(
+                &["fulfill_order=throttled"],
+                &[],
+                &["dofs-fulfill_order-lambda-throttles", "dofs-orders-failed"],
+            ),
+        ),
+        // The execution times out (400 ms) while the validator still runs; the
+        // invocation goes on to its own timeout (1 s) and errors, as on AWS.
+        (
+            "workflow_timeout_fires_executions_timed_out",
+            Row::orders(
+                &["validator=slow"],
+                &[
+                    "--function-timeout",
+                    "validator=1s",
+                    "--workflow-timeout",
+                    "400ms",
+                ],
+                &[
+                    "dofs-workflow-executions-timed-out",
+                    "dofs-validator-lambda-error-rate",
+                ],
+            ),
+        ),
+        // Nothing polls the order queue: orders wait, and the oldest one ages
+        // past the threshold; re-enabled, the mapping drains the queue.
+        (
+            "fulfill_order_mapping_disabled_fires_the_order_queue_age",
+            Row::orders(
+                &["fulfill_order=disabled"],
+                &[],
+                &["dofs-order-queue-oldest-message-age"],
+            ),
+        ),
+        (
+            "dlq_handler_mapping_disabled_fires_the_dlq_age_and_depth",
+            Row::orders(
+                &["fulfill_order=unavailable", "dlq_handler=disabled"],
+                &[],
+                &[
+                    "dofs-fulfilment-failure-rate",
+                    "dofs-dlq-depth",
+                    "dofs-dlq-oldest-message-age",
+                ],
+            ),
+        ),
+        (
+            "clients_sending_invalid_orders_fire_the_api_4xx_rate",
+            Row {
+                invalid_every: 2,
+                ..Row::orders(&[], &[], &["dofs-api-4xx-rate"])
+            },
+        ),
+        (
+            "api_handler_failing_fires_api_5xx_and_its_error_rate",
+            Row {
+                accepted: false,
+                ..Row::orders(
+                    &["api_handler=failing"],
+                    &[],
+                    &["dofs-api-5xx", "dofs-api_handler-lambda-error-rate"],
+                )
+            },
+        ),
+    ];
+    let queue = Arc::new(Mutex::new(rows));
+    let workers: Vec<_> = (0..ROWS_AT_ONCE)
+        .map(|n| {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("fault-matrix-{n}"))
+                .spawn(move || {
+                    let mut failed = Vec::new();
+                    loop {
+                        let Some((name, row)) = queue.lock().unwrap().pop() else {
+                            return failed;
+                        };
+                        // A runtime per row, dropped with whatever a
+                        // panicking row left running; the row fails alone.
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                runtime.block_on(run(row))
+                            }));
+                        match outcome {
+                            Ok(took) => eprintln!("row {name}: {:.1} s", took.as_secs_f64()),
+                            Err(panic) => {
+                                let message = panic
+                                    .downcast_ref::<String>()
+                                    .map(String::as_str)
+                                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                                    .unwrap_or("(no message)");
+                                failed.push(format!("{name}: {message}"));
+                            }
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let failed: Vec<String> = workers
+        .into_iter()
+        .flat_map(|worker| worker.join().unwrap())
+        .collect();
+    assert!(failed.is_empty(), "rows failed:\n{}", failed.join("\n\n"));
 }
