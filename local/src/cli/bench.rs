@@ -464,15 +464,8 @@ async fn wait_compacted(data_dir: &Path) -> bool {
     let bound = crate::services::compaction::SPAN_QUIET + Duration::from_secs(10);
     let started = Instant::now();
     while started.elapsed() < bound {
-        let left = Db::open_read_only(data_dir).and_then(|db| {
-            Ok(db.conn().query_row(
-                "SELECT (SELECT count(*) FROM execution_events ev
-                         JOIN executions e ON e.name = ev.execution WHERE e.status != 'RUNNING')
-                      + (SELECT count(*) FROM spans WHERE parent_span_id IS NOT NULL)",
-                [],
-                |r| r.get::<_, i64>(0),
-            )?)
-        });
+        let left = Db::open_read_only(data_dir)
+            .and_then(|db| crate::services::compaction::backlog(db.conn()));
         if left.is_ok_and(|n| n == 0) {
             return true;
         }

@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use dofs_core::Clock;
 
-use crate::observability::traces::{pack_quiet_spans, store_packed_spans};
+use crate::observability::traces::{pack_quiet_spans, store_packed_spans, unpacked_spans};
 use crate::services::backoff::FailureBackoff;
-use crate::services::step_functions::{pack_closed_histories, store_packed_histories};
+use crate::services::step_functions::{
+    pack_closed_histories, store_packed_histories, unpacked_closed_events,
+};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Db, DbError};
 
@@ -51,6 +53,12 @@ const VACUUM_STEP: i64 = 1_024;
 pub struct Compacted {
     pub history_events: usize,
     pub spans: usize,
+}
+
+/// Rows a pass has yet to pack: history events of closed executions and
+/// span rows other than the roots (0 once compaction has caught up).
+pub fn backlog(conn: &rusqlite::Connection) -> Result<u64, DbError> {
+    Ok(unpacked_closed_events(conn)? + unpacked_spans(conn)?)
 }
 
 /// Packs every closed execution's history and every span that ended

@@ -105,6 +105,16 @@ impl PackedSpans {
     }
 }
 
+/// Span rows that a pass will pack once they are quiet (every span but
+/// the roots, which stay rows).
+pub fn unpacked_spans(conn: &Connection) -> Result<u64, DbError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM spans WHERE parent_span_id IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Packs up to `batch` span rows that ended before `quiet_before_ns` (run
 /// on a reader: the compression stays off the writer thread).
 pub fn pack_quiet_spans(

@@ -52,7 +52,7 @@ mod tests;
 mod waterfall;
 pub mod xray_view;
 
-pub use archive::{pack_quiet_spans, store_packed_spans, PackedSpans};
+pub use archive::{pack_quiet_spans, store_packed_spans, unpacked_spans, PackedSpans};
 pub use convert::{enrich, records_from_spans};
 pub use query::{
     load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,

@@ -89,6 +89,16 @@ pub fn pack_closed_histories(
         .collect()
 }
 
+/// History events of closed executions still waiting to be packed.
+pub fn unpacked_closed_events(conn: &Connection) -> Result<u64, DbError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM execution_events ev
+         JOIN executions e ON e.name = ev.execution WHERE e.status != 'RUNNING'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Puts each archive in place of the rows it holds; returns the events
 /// archived.
 pub fn store_packed_histories(
