@@ -2,7 +2,8 @@
 # Installs, idempotently and only under target/tools/, every outside tool the
 # tests use: a Python venv with moto[server], statelint, checkov and
 # cargo-lambda, and a Terraform CLI config that points at the machine's
-# provider mirror so `terraform init` works offline.
+# provider mirror so `terraform init` works offline; and the Debian packages
+# of the servers some tests drive (Prometheus), see `debian_tool` below.
 #
 # The Python tools are pinned in tools/requirements.in (and
 # tools/schemathesis-requirements.in); what is installed is their lock,
@@ -87,3 +88,27 @@ TFRC
   export TF_PLUGIN_CACHE_DIR="$DOFS_TOOLS_DIR/terraform-plugin-cache"
   mkdir -p "$TF_PLUGIN_CACHE_DIR"
 fi
+
+# Debian packages a test drives as a real server (system packages, the one
+# thing installed outside target/tools): installed when `binary` is missing,
+# so a second run only checks a path. Under CI=true a package that cannot
+# be installed is a failure; elsewhere its tests skip, saying so.
+debian_tool() {
+  local binary=$1 purpose=$2
+  shift 2
+  [ -x "$binary" ] && return 0
+  echo "tools: installing Debian's $* for $purpose" >&2
+  if [ "$(id -u)" = 0 ] &&
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; }; }; then
+    return 0
+  fi
+  if [ "${CI:-}" = true ]; then
+    echo "tools: ERROR: could not install $* (CI=true: $purpose must run)" >&2
+    exit 1
+  fi
+  echo "tools: WARNING: no $*; $purpose will be SKIPPED" >&2
+}
+
+# A real Prometheus scrapes `dofs serve` (local/tests/runtime/prometheus.rs).
+debian_tool /usr/bin/prometheus "the Prometheus scrape test" prometheus

@@ -359,7 +359,14 @@ impl Runtime {
         // asker's working directory.
         let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
         let health = crate::console::health::Health::new(data_dir, format!("http://{addr}"));
-        let app = http_app(&config, &db, &clock, &functions, service_metrics, health);
+        let app = http_app(
+            &config,
+            &db,
+            &clock,
+            &functions,
+            (service_metrics, &metric_store),
+            health,
+        );
         let stop = shutdown.clone();
         crate::http_server::serve(listener, app, config.connection_limits, stop)
             .await
@@ -503,15 +510,16 @@ fn build_functions(
     )
 }
 
-/// Everything the HTTP server answers: the gateway, `/_dofs/health`, and
-/// the console with its faults API unless it is off, behind the `Host`
-/// guard.
+/// Everything the HTTP server answers: the gateway, `/_dofs/health`,
+/// `/_dofs/prometheus`, and the console with its faults API unless it is
+/// off, behind the `Host` guard. `metrics`: what the gateway records into,
+/// and the store the scrape reads.
 fn http_app(
     config: &RuntimeConfig,
     db: &Db,
     clock: &Arc<dyn Clock>,
     functions: &Arc<Functions>,
-    service_metrics: ServiceMetrics,
+    (service_metrics, metric_store): (ServiceMetrics, &MetricsStore),
     health: crate::console::health::Health,
 ) -> axum::Router {
     let mut app = api_gateway::router(Arc::clone(functions), service_metrics, Arc::clone(clock))
@@ -521,7 +529,11 @@ fn http_app(
     // `/_dofs/` is never the API's: what the console does not route there
     // is answered beside it, not by the gateway (whose metrics would count
     // it).
-    app = crate::console::health::router(health, config.console).merge(app);
+    app = crate::console::health::router(health, config.console)
+        .merge(crate::observability::prometheus::router(
+            metric_store.clone(),
+        ))
+        .merge(app);
     if config.console {
         app = crate::console::router(db.clone(), Arc::clone(clock))
             .merge(crate::faults::router(functions.faults().clone()))

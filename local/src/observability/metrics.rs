@@ -215,7 +215,22 @@ impl Pending {
 #[derive(Clone)]
 pub struct MetricsStore {
     pending: Arc<Mutex<Pending>>,
+    totals: Arc<Mutex<BTreeMap<SeriesKey, SeriesTotal>>>,
     clock: Arc<dyn Clock>,
+}
+
+/// One series since the store was made (the process started): what a
+/// Prometheus scrape reads ([`crate::observability::prometheus`]). Folded
+/// in at each flush, so it is as fresh as the stored buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesTotal {
+    pub unit: String,
+    /// Every value so far.
+    pub all: Stats,
+    /// The newest bucket's start (ms) and statistics: a sampled gauge's
+    /// current value is its `max`.
+    pub latest_bucket_ms: i64,
+    pub latest: Stats,
 }
 
 impl std::fmt::Debug for MetricsStore {
@@ -229,6 +244,7 @@ impl MetricsStore {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
             pending: Arc::default(),
+            totals: Arc::default(),
             clock,
         }
     }
@@ -280,6 +296,51 @@ impl MetricsStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .add(namespace, name, dimensions, unit, bucket, Stats::one(value));
+    }
+
+    /// Every series flushed so far, with its running totals.
+    pub fn totals(&self) -> Vec<(SeriesKey, SeriesTotal)> {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, total)| (key.clone(), total.clone()))
+            .collect()
+    }
+
+    fn add_to_totals(&self, flushed: &Pending) {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        for series in flushed.series.values().flatten() {
+            let Some(&first) = series.buckets.values().next() else {
+                continue;
+            };
+            let total = totals
+                .entry(series.key.clone())
+                .or_insert_with(|| SeriesTotal {
+                    unit: series.unit.clone(),
+                    all: Stats {
+                        sample_count: 0,
+                        sum: 0.0,
+                        min: first.min,
+                        max: first.max,
+                    },
+                    latest_bucket_ms: i64::MIN,
+                    latest: first,
+                });
+            for (&bucket, stats) in &series.buckets {
+                total.all.merge(stats);
+                // A second can be flushed in parts (values recorded after
+                // a flush in the same second).
+                match bucket.cmp(&total.latest_bucket_ms) {
+                    std::cmp::Ordering::Greater => {
+                        total.latest_bucket_ms = bucket;
+                        total.latest = *stats;
+                    }
+                    std::cmp::Ordering::Equal => total.latest.merge(stats),
+                    std::cmp::Ordering::Less => {}
+                }
+            }
+        }
     }
 
     /// How many series-buckets wait for the next flush.
@@ -350,7 +411,9 @@ impl MetricsStore {
                 Ok(rows.len())
             })
             .await;
-        if result.is_err() {
+        if result.is_ok() {
+            self.add_to_totals(&taken);
+        } else {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             for series in taken.series.into_values().flatten() {
                 let dimensions: Vec<(&str, &str)> = series

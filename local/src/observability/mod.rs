@@ -1,8 +1,10 @@
 //! What ops see: metrics (the functions' EMF and the stand-ins' AWS service
 //! metrics), the monitor loop that samples, stores and evaluates them, the
-//! alarms, and the traces.
+//! alarms, the traces, and the Prometheus scrape endpoint over the same
+//! metrics.
 
 pub mod alarms;
 pub mod metrics;
 pub mod monitor;
+pub mod prometheus;
 pub mod traces;

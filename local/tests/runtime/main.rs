@@ -15,5 +15,6 @@ mod crash;
 mod faults;
 mod helpers;
 mod pipeline;
+mod prometheus;
 mod storage;
 mod trace;
