@@ -62,6 +62,26 @@ pub fn link_to_header(span: &Span, header: &TraceHeader) {
     }
 }
 
+/// Links `span` to the trace a W3C `traceparent` (and `tracestate`) names,
+/// as OpenTelemetry's W3C propagator reads them
+/// (<https://www.w3.org/TR/trace-context/>), without joining it, for the
+/// reason [`link_to_header`] gives. Returns whether the header was valid.
+pub fn link_to_traceparent(span: &Span, traceparent: &str, tracestate: Option<&str>) -> bool {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    let mut carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    if let Some(state) = tracestate {
+        carrier.insert("tracestate".to_owned(), state.to_owned());
+    }
+    let context = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    let remote = context.span().span_context().clone();
+    let valid = remote.is_valid();
+    if valid {
+        span.add_link(remote);
+    }
+    valid
+}
+
 /// Starts the trace of one order on `span` (created, not entered, with an
 /// `otel.kind = Empty` field), as api_handler's per-order sampling decided:
 ///

@@ -15,7 +15,8 @@
 //! HTTP APIs have no X-Ray support, so the gateway mints the trace header
 //! for each request, in a trace of its own, and passes it as the
 //! invocation's trace id, where api_handler starts the order's trace. A
-//! client's `X-Amzn-Trace-Id` is only linked, never continued: it could name
+//! client's `X-Amzn-Trace-Id` or W3C `traceparent` (what an OpenTelemetry
+//! client sends) is only linked, never continued: it could name
 //! another order's trace, and a new order must not join it because a client
 //! said so.
 //! With telemetry installed, the gateway's own span (`api_gateway`, with
@@ -329,12 +330,14 @@ fn request_context(request: &GatewayRequest<'_>, route_key: &str) -> Value {
     })
 }
 
+/// A header's value, if it is text.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// The caller's trace, if it sent a valid `X-Amzn-Trace-Id`.
 fn incoming_trace(headers: &HeaderMap) -> Option<TraceHeader> {
-    headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<TraceHeader>().ok())
+    header_str(headers, "x-amzn-trace-id").and_then(|v| v.parse::<TraceHeader>().ok())
 }
 
 /// Puts the response status and the order (from an accepted order's body,
@@ -497,6 +500,10 @@ async fn handle(
     );
     if let Some(incoming) = incoming_trace(&parts.headers) {
         dofs_telemetry::context::link_to_header(&span, &incoming);
+    }
+    if let Some(traceparent) = header_str(&parts.headers, "traceparent") {
+        let tracestate = header_str(&parts.headers, "tracestate");
+        dofs_telemetry::context::link_to_traceparent(&span, traceparent, tracestate);
     }
     // The span's own context when spans are traced; else a minted header.
     let trace = span

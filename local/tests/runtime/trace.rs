@@ -456,3 +456,51 @@ async fn fulfilled_retried_and_dead_lettered_orders_each_leave_one_connected_tra
         "accepted, validated, stored, fulfilled/failed per order: {order_lines}"
     );
 }
+
+/// A client's W3C `traceparent` (what an OpenTelemetry SDK sends) and its
+/// `X-Amzn-Trace-Id` are linked from the gateway span, never continued:
+/// the order keeps a trace of its own.
+#[tokio::test]
+async fn a_client_traceparent_is_linked_from_the_gateway_span() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    let w3c_trace = "0af7651916cd43dd8448eb211c80319c";
+    let response = dofs
+        .client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .header("traceparent", format!("00-{w3c_trace}-b7ad6b7169203331-01"))
+        .header("tracestate", "vendor=opaque")
+        .body(order_body(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let body: Value = response.json().await.unwrap();
+    let order_id = body["order_id"].as_str().unwrap();
+    let trace_id = body["trace_id"].as_str().unwrap();
+    // The same 128 bits, as X-Ray writes them (1-{8 hex}-{24 hex}).
+    let linked = format!("1-{}-{}", &w3c_trace[..8], &w3c_trace[8..]);
+    assert_ne!(trace_id, linked, "the order's trace is its own");
+
+    let trace = wait_for_trace(&dofs, order_id, SUBMIT_AND_STORE).await;
+    let gateway = by_name(&trace, "api_gateway");
+    assert_eq!(gateway.len(), 1, "{trace}");
+    assert_eq!(
+        gateway[0]["attributes"]["span.links"],
+        serde_json::json!([{"trace_id": linked, "span_id": "b7ad6b7169203331"}]),
+        "{}",
+        gateway[0]
+    );
+
+    // A malformed traceparent is ignored (the W3C rule), not an error.
+    let response = dofs
+        .client
+        .post(dofs.url("/orders"))
+        .header("content-type", "application/json")
+        .header("traceparent", "00-not-a-trace-01")
+        .body(order_body(2).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+}
