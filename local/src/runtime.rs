@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dofs_asl::StateMachine;
 use dofs_core::Clock;
+use dofs_telemetry::traces::SpanSink;
 use dofs_telemetry::{
     LogFormat, MetricsExport, Telemetry, TelemetryConfig, TelemetryError, TraceExport,
 };
@@ -35,6 +36,7 @@ use crate::identity::{FunctionName, DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::observability::alarms::{self, Bindings, Evaluator, WebhookConfig};
 use crate::observability::metrics::{MetricsStore, ServiceMetrics};
 use crate::observability::monitor::{self, MonitorConfig};
+use crate::observability::traces::otlp::{self, BothSinks, OtlpPoster, OtlpSink};
 use crate::observability::traces::SpanStore;
 use crate::services::api_gateway;
 use crate::services::dynamodb::{SqliteFailedOrderStore, SqliteOrderStore};
@@ -77,6 +79,8 @@ pub struct RuntimeConfig {
     pub workflow_file: Option<PathBuf>,
     /// Store spans (trace context propagates either way).
     pub traces: bool,
+    /// Also export spans over OTLP/HTTP to this base URL.
+    pub otlp_endpoint: Option<String>,
     /// How often finished spans are written.
     pub trace_flush_interval: Duration,
     /// Where alarm state changes are POSTed, if anywhere.
@@ -133,6 +137,7 @@ impl RuntimeConfig {
             function_timeouts: FunctionTimeouts::default(),
             workflow_file: None,
             traces: true,
+            otlp_endpoint: None,
             trace_flush_interval: Duration::from_millis(100),
             alarm_webhook: None,
             alarm_period_scale: 1.0,
@@ -165,6 +170,8 @@ pub struct Runtime {
     _lock: std::fs::File,
     telemetry: Telemetry,
     spans: Option<Arc<SpanStore>>,
+    /// Posts the spans `--otlp-endpoint` asked for.
+    otlp: Option<OtlpPoster>,
     metric_store: MetricsStore,
     service_metrics: ServiceMetrics,
     clock: Arc<dyn Clock>,
@@ -199,6 +206,9 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("invalid failure rate {}: {e}", config.failure_rate))?;
         let alarm_list = load_alarms(&config)?;
         let template = workflow_template(&config)?;
+        if let Some(endpoint) = &config.otlp_endpoint {
+            check_otlp_endpoint(endpoint)?;
+        }
         let listener = bind(&config).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
@@ -208,10 +218,15 @@ impl Runtime {
         let db = Db::open(&config.data_dir)
             .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
         let spans = config.traces.then(SpanStore::new);
+        let (otlp_sink, otlp) = config.otlp_endpoint.as_deref().map(otlp::exporter).unzip();
         let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
         let service_metrics = ServiceMetrics::new(metric_store.clone());
-        let telemetry = install_telemetry(telemetry_config(&config, spans.as_ref(), &metric_store))
-            .context("cannot start telemetry")?;
+        let telemetry = install_telemetry(telemetry_config(
+            &config,
+            span_sink(spans.as_ref(), otlp_sink),
+            &metric_store,
+        ))
+        .context("cannot start telemetry")?;
         let evaluator = Evaluator::register(
             db.clone(),
             alarm_list,
@@ -251,6 +266,7 @@ impl Runtime {
             _lock: lock,
             telemetry,
             spans,
+            otlp,
             metric_store,
             service_metrics,
             clock,
@@ -287,6 +303,7 @@ impl Runtime {
             _lock,
             telemetry,
             spans,
+            otlp,
             metric_store,
             service_metrics,
             clock,
@@ -296,6 +313,9 @@ impl Runtime {
             evaluator,
         } = self;
         let mut background = tokio::task::JoinSet::new();
+        if let Some(poster) = otlp {
+            background.spawn(poster.run(shutdown.clone()));
+        }
         background.spawn(engine.run(shutdown.clone()));
         if let Some(store) = &spans {
             let flushing = telemetry.clone();
@@ -439,11 +459,39 @@ fn compile_workflow(
     Ok(Arc::new(machine))
 }
 
-/// The telemetry every function of the runtime shares: spans to the span
-/// store (if traces are stored), metrics to the metric store.
+/// Where finished spans go: the span store (if traces are stored), OTLP
+/// (if asked for), both, or nowhere.
+fn span_sink(store: Option<&Arc<SpanStore>>, otlp: Option<OtlpSink>) -> Option<Arc<dyn SpanSink>> {
+    let mut sinks: Vec<Arc<dyn SpanSink>> = Vec::new();
+    if let Some(store) = store {
+        sinks.push(Arc::clone(store) as _);
+    }
+    if let Some(otlp) = otlp {
+        sinks.push(Arc::new(otlp));
+    }
+    match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(Arc::new(BothSinks(sinks))),
+    }
+}
+
+/// An OTLP endpoint is an http(s) base URL (refused before anything exists).
+fn check_otlp_endpoint(endpoint: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(endpoint)
+        .with_context(|| format!("invalid --otlp-endpoint {endpoint:?}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+        "invalid --otlp-endpoint {endpoint:?}: expected an http(s) URL such as http://127.0.0.1:4318"
+    );
+    Ok(())
+}
+
+/// The telemetry every function of the runtime shares: spans to `spans`,
+/// metrics to the metric store.
 fn telemetry_config(
     config: &RuntimeConfig,
-    spans: Option<&Arc<SpanStore>>,
+    spans: Option<Arc<dyn SpanSink>>,
     metric_store: &MetricsStore,
 ) -> TelemetryConfig {
     TelemetryConfig {
@@ -451,7 +499,7 @@ fn telemetry_config(
         metric_dimension: None,
         log_level: config.log_level.clone(),
         traces: match spans {
-            Some(store) => TraceExport::Custom(Arc::clone(store) as _),
+            Some(sink) => TraceExport::Custom(sink),
             None => TraceExport::Disabled,
         },
         metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
@@ -636,6 +684,27 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         drop(first);
         assert!(lock_data_dir(dir.path()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_otlp_endpoint_that_is_no_http_url_is_refused_before_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        for bad in ["127.0.0.1:4318", "ftp://collector:21", "not a url"] {
+            let mut config = RuntimeConfig::new(&data_dir);
+            config.otlp_endpoint = Some(bad.to_owned());
+            config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            let err = Runtime::build(config, system_clock(), |_| {
+                unreachable!("telemetry before validation")
+            })
+            .await
+            .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("--otlp-endpoint"),
+                "{bad}: {err:#}"
+            );
+            assert!(!data_dir.exists());
+        }
     }
 
     #[tokio::test]

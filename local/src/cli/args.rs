@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// How often finished spans are written to the data directory.
     #[arg(long, env = "DOFS_TRACE_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
     pub trace_flush_interval: Duration,
+    /// Also export every span over OTLP/HTTP (protobuf) to this base URL
+    /// (`/v1/traces` is appended, as the OpenTelemetry spec says), e.g.
+    /// `http://127.0.0.1:4318` for Jaeger or an OpenTelemetry Collector.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// POST every alarm state change here, shaped like an SNS → HTTPS
     /// notification (the CloudWatch alarm JSON in `Message`).
     #[arg(long, env = "DOFS_ALARM_WEBHOOK")]
@@ -309,6 +314,7 @@ impl ServeArgs {
             function_timeouts: function_timeouts(&self.function_timeout),
             workflow_file: self.workflow_file,
             traces: self.traces,
+            otlp_endpoint: self.otlp_endpoint,
             trace_flush_interval: self.trace_flush_interval,
             alarm_webhook,
             alarm_period_scale: self.alarm_period_scale,

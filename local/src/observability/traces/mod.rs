@@ -46,6 +46,7 @@ use crate::store::{Db, DbError};
 
 mod archive;
 mod convert;
+pub mod otlp;
 mod query;
 #[cfg(test)]
 mod tests;
