@@ -86,6 +86,7 @@ async fn run_flushes_spans_and_metrics_before_the_next_event_and_reports_errors_
                 segment_name: None,
             },
             metrics: MetricsExport::Emf,
+            log_sink: None,
         },
         output.clone(),
     )

@@ -34,6 +34,7 @@ use crate::definitions;
 use crate::http_server::ConnectionLimits;
 use crate::identity::{FunctionName, DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::observability::alarms::{self, Bindings, Evaluator, WebhookConfig};
+use crate::observability::logs::LogStore;
 use crate::observability::metrics::{MetricsStore, ServiceMetrics};
 use crate::observability::monitor::{self, MonitorConfig};
 use crate::observability::traces::otlp::{self, BothSinks, OtlpPoster, OtlpSink};
@@ -172,6 +173,8 @@ pub struct Runtime {
     spans: Option<Arc<SpanStore>>,
     /// Posts the spans `--otlp-endpoint` asked for.
     otlp: Option<OtlpPoster>,
+    /// Each order's log lines, for `dofs logs`.
+    logs: Arc<LogStore>,
     metric_store: MetricsStore,
     service_metrics: ServiceMetrics,
     clock: Arc<dyn Clock>,
@@ -221,10 +224,12 @@ impl Runtime {
         let (otlp_sink, otlp) = config.otlp_endpoint.as_deref().map(otlp::exporter).unzip();
         let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
         let service_metrics = ServiceMetrics::new(metric_store.clone());
+        let logs = Arc::new(LogStore::new(Arc::clone(&clock)));
         let telemetry = install_telemetry(telemetry_config(
             &config,
             span_sink(spans.as_ref(), otlp_sink),
             &metric_store,
+            &logs,
         ))
         .context("cannot start telemetry")?;
         let evaluator = Evaluator::register(
@@ -267,6 +272,7 @@ impl Runtime {
             telemetry,
             spans,
             otlp,
+            logs,
             metric_store,
             service_metrics,
             clock,
@@ -304,6 +310,7 @@ impl Runtime {
             telemetry,
             spans,
             otlp,
+            logs,
             metric_store,
             service_metrics,
             clock,
@@ -316,6 +323,7 @@ impl Runtime {
         if let Some(poster) = otlp {
             background.spawn(poster.run(shutdown.clone()));
         }
+        background.spawn(Arc::clone(&logs).run(db.clone(), shutdown.clone()));
         background.spawn(engine.run(shutdown.clone()));
         if let Some(store) = &spans {
             let flushing = telemetry.clone();
@@ -488,11 +496,12 @@ fn check_otlp_endpoint(endpoint: &str) -> anyhow::Result<()> {
 }
 
 /// The telemetry every function of the runtime shares: spans to `spans`,
-/// metrics to the metric store.
+/// metrics to the metric store, each order's log lines to the log store.
 fn telemetry_config(
     config: &RuntimeConfig,
     spans: Option<Arc<dyn SpanSink>>,
     metric_store: &MetricsStore,
+    logs: &Arc<LogStore>,
 ) -> TelemetryConfig {
     TelemetryConfig {
         function_name: "dofs".to_owned(),
@@ -503,6 +512,7 @@ fn telemetry_config(
             None => TraceExport::Disabled,
         },
         metrics: MetricsExport::Custom(Arc::new(metric_store.clone())),
+        log_sink: Some(Arc::clone(logs) as _),
     }
 }
 

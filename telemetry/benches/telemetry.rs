@@ -48,6 +48,7 @@ fn config(traces: TraceExport, metrics: MetricsExport) -> TelemetryConfig {
         log_level: "info".to_owned(),
         traces,
         metrics,
+        log_sink: None,
     }
 }
 

@@ -100,6 +100,9 @@ pub struct TelemetryConfig {
     pub log_level: String,
     pub traces: TraceExport,
     pub metrics: MetricsExport,
+    /// Where each order's log lines also go (the local runtime's log
+    /// store); `None` on Lambda, where CloudWatch Logs keeps the output.
+    pub log_sink: Option<std::sync::Arc<dyn crate::logs::LogSink>>,
 }
 
 impl TelemetryConfig {
@@ -114,6 +117,7 @@ impl TelemetryConfig {
                 segment_name: None,
             },
             metrics: MetricsExport::Emf,
+            log_sink: None,
         }
     }
 
@@ -184,6 +188,7 @@ impl TelemetryConfig {
             log_level,
             traces,
             metrics: MetricsExport::Emf,
+            log_sink: None,
         })
     }
 }

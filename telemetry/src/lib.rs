@@ -82,6 +82,7 @@ pub use context::{
 pub use emf::{MetricSample, MetricsSink};
 pub use error::TelemetryError;
 pub use invocation::{install_panic_hook, invoke, run, Invocation};
+pub use logs::LogSink;
 pub use trace_header::TraceHeader;
 pub use traces::{SpanData, SpanSink};
 
@@ -194,7 +195,8 @@ fn build(
         metrics_output,
     );
 
-    let json = logs::JsonLogLayer::new(Arc::clone(&writer), config.function_name.clone());
+    let json = logs::JsonLogLayer::new(Arc::clone(&writer), config.function_name.clone())
+        .with_sink(config.log_sink.clone());
     let (json, human) = match format {
         LogFormat::Json => (json, None),
         LogFormat::Pretty { ansi } => (

@@ -130,6 +130,17 @@ pub(crate) struct JsonLogLayer {
     writer: Arc<BoxMakeWriter>,
     default_function: String,
     write_events: bool,
+    sink: Option<Arc<dyn LogSink>>,
+}
+
+/// Where an order's log lines also go, besides the writer: the local
+/// runtime keeps them for `dofs logs <order_id>`, as CloudWatch Logs keeps
+/// them for a Logs Insights `filter order_id = …`. It gets the lines the
+/// level filter lets through, in JSON whatever the terminal format, and
+/// only those that name an order.
+pub trait LogSink: Send + Sync + std::fmt::Debug {
+    /// `line` is the JSON line as written, without its newline.
+    fn record(&self, order_id: &str, line: &str);
 }
 
 impl JsonLogLayer {
@@ -138,7 +149,14 @@ impl JsonLogLayer {
             writer,
             default_function,
             write_events: true,
+            sink: None,
         }
+    }
+
+    /// Also hands each order's lines to `sink`.
+    pub(crate) fn with_sink(mut self, sink: Option<Arc<dyn LogSink>>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// Keeps the span fields and writes no line.
@@ -190,7 +208,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !self.write_events {
+        if !self.write_events && self.sink.is_none() {
             return;
         }
         let mut fields = Map::new();
@@ -209,15 +227,24 @@ where
             message: Some(&mut message),
         });
         let meta = event.metadata();
+        let order_id = fields
+            .get("order_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let line = render_line(
             meta,
             message.as_deref().unwrap_or_default(),
             &self.default_function,
             fields,
         );
-        let mut writer = self.writer.make_writer_for(meta);
-        // A log line that cannot be written has nowhere to be reported.
-        let _ = writer.write_all(line.as_bytes());
+        if self.write_events {
+            let mut writer = self.writer.make_writer_for(meta);
+            // A log line that cannot be written has nowhere to be reported.
+            let _ = writer.write_all(line.as_bytes());
+        }
+        if let (Some(sink), Some(order_id)) = (&self.sink, order_id) {
+            sink.record(&order_id, line.trim_end());
+        }
     }
 }
 

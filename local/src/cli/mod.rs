@@ -1,14 +1,16 @@
 //! The `dofs` command line, and only that: argument parsing (`args`), the
 //! output of the read commands (`print`) and how it looks (`style`: tables
 //! and colour), the load test (`bench`), orders sent to a running server
-//! (`submit`), a data directory emptied (`reset`). `serve`
+//! (`submit`), an order's log lines (`logs`), a data directory emptied
+//! (`reset`). `serve`
 //! builds a [`Runtime`] and runs it until SIGINT/SIGTERM; `orders`, `order`,
-//! `trace`, `queues`, `metrics`, `alarms` and `redrive` work on the same
+//! `trace`, `logs`, `queues`, `metrics`, `alarms` and `redrive` work on the same
 //! data directory, also while `serve` is running (SQLite WAL lets readers
 //! and a second writer in).
 
 pub mod args;
 pub mod bench;
+mod logs;
 mod print;
 mod reset;
 pub mod serve_process;
@@ -63,6 +65,17 @@ pub enum Command {
     /// Show one order: status history, execution history, queue deliveries.
     Order {
         order_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An order's log lines from every function, oldest first.
+    ///
+    /// `--json` prints the stored JSON lines (JSON Lines); `--follow` goes
+    /// on printing new ones until interrupted.
+    Logs {
+        order_id: String,
+        #[arg(long, short)]
+        follow: bool,
         #[arg(long)]
         json: bool,
     },
@@ -168,6 +181,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(&cli.data_dir, args).await,
         Command::Orders { status, json } => print_orders(&cli.data_dir, status.as_deref(), json),
         Command::Order { order_id, json } => print_order(&cli.data_dir, &order_id, json),
+        Command::Logs {
+            order_id,
+            follow,
+            json,
+        } => logs::print_logs(&cli.data_dir, &order_id, follow, json).await,
         Command::Queues { json } => print_queues(&cli.data_dir, json),
         Command::Redrive => redrive(&cli.data_dir).await,
         Command::Trace {
@@ -319,6 +337,7 @@ fn logging_config() -> dofs_telemetry::TelemetryConfig {
         log_level: args::log_level(),
         traces: dofs_telemetry::TraceExport::Disabled,
         metrics: dofs_telemetry::MetricsExport::Disabled,
+        log_sink: None,
     }
 }
 

@@ -1,9 +1,10 @@
 //! What ops see: metrics (the functions' EMF and the stand-ins' AWS service
 //! metrics), the monitor loop that samples, stores and evaluates them, the
-//! alarms, the traces, and the Prometheus scrape endpoint over the same
+//! alarms, the traces, each order's log lines, and the Prometheus scrape endpoint over the same
 //! metrics.
 
 pub mod alarms;
+pub mod logs;
 pub mod metrics;
 pub mod monitor;
 pub mod prometheus;

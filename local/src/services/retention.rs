@@ -4,8 +4,8 @@
 //!
 //! Removed, for orders that ended: the workflow's history events (Step
 //! Functions keeps a closed execution's history for a limited time), the
-//! spans (X-Ray keeps a trace for a limited time) and the queue delivery
-//! records; for the first two, their rows and their archives (see
+//! spans (X-Ray keeps a trace for a limited time), the queue delivery
+//! records and the log lines (a log group's retention); for the first two, their rows and their archives (see
 //! `services::compaction`). Kept: the orders and failed orders themselves (DynamoDB items
 //! never expire unless told to), the executions' status and output, and
 //! metrics, which have their own `--metrics-retention`. The database is
@@ -21,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dofs_core::Clock;
 
+use crate::observability::logs::prune_log_lines;
 use crate::observability::traces::prune_spans;
 use crate::services::sqs::event_source_mapping::prune_deliveries;
 use crate::services::step_functions::prune_history;
@@ -43,6 +44,8 @@ pub struct Pruned {
     /// Archives of spans, each several spans of one trace.
     pub span_archives: usize,
     pub deliveries: usize,
+    /// Log lines (`observability::logs`).
+    pub log_lines: usize,
 }
 
 impl Pruned {
@@ -52,6 +55,7 @@ impl Pruned {
             + self.spans
             + self.span_archives
             + self.deliveries
+            + self.log_lines
             > 0
     }
 
@@ -61,6 +65,7 @@ impl Pruned {
         self.spans += other.spans;
         self.span_archives += other.span_archives;
         self.deliveries += other.deliveries;
+        self.log_lines += other.log_lines;
     }
 }
 
@@ -100,11 +105,21 @@ fn deliveries(
     Ok(rows == BATCH)
 }
 
+fn log_lines(
+    conn: &rusqlite::Connection,
+    before: DateTime<Utc>,
+    p: &mut Pruned,
+) -> Result<bool, DbError> {
+    let rows = prune_log_lines(conn, before, BATCH)?;
+    p.log_lines += rows;
+    Ok(rows == BATCH)
+}
+
 /// Removes everything older than `before`, batch by batch, then gives the
 /// freed pages back.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<Pruned, DbError> {
     let mut pruned = Pruned::default();
-    let kinds: [Prune; 3] = [history, spans, deliveries];
+    let kinds: [Prune; 4] = [history, spans, deliveries, log_lines];
     for prune_kind in kinds {
         loop {
             let (full, batch) = db
@@ -148,6 +163,7 @@ pub async fn run(db: Db, clock: Arc<dyn Clock>, age: Duration, shutdown: Shutdow
                 spans = pruned.spans,
                 span_archives = pruned.span_archives,
                 deliveries = pruned.deliveries,
+                log_lines = pruned.log_lines,
                 before = %before.to_rfc3339(),
                 "retention removed old data"
             ),

@@ -187,6 +187,18 @@ CREATE TABLE compaction_marks (
     upto INTEGER NOT NULL
 );
 "#,
+    // 7: the log store (crate::observability::logs): each order's JSON log
+    // lines, by order for `dofs logs`, by time for retention.
+    r#"
+CREATE TABLE log_lines (
+    id       INTEGER PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    line     TEXT NOT NULL
+);
+CREATE INDEX log_lines_by_order ON log_lines(order_id, id);
+CREATE INDEX log_lines_by_time ON log_lines(at_ms);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -14,6 +14,7 @@ mod contract;
 mod crash;
 mod faults;
 mod helpers;
+mod logs;
 mod otlp;
 mod pipeline;
 mod prometheus;

@@ -73,6 +73,7 @@ pub fn setup(
         log_level: log_level.to_owned(),
         traces,
         metrics,
+        log_sink: None,
     };
     let (telemetry, guard) = init_scoped_with_writer(config, output.clone()).unwrap();
     Setup {

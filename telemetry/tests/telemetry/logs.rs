@@ -183,6 +183,7 @@ fn the_second_global_init_is_refused_not_a_panic() {
         log_level: "info".to_owned(),
         traces: TraceExport::Disabled,
         metrics: MetricsExport::Disabled,
+        log_sink: None,
     };
     let first = dofs_telemetry::init_with_writer(config(), std::io::sink);
     assert!(first.is_ok(), "{first:?}");
@@ -205,6 +206,7 @@ async fn the_pretty_format_writes_human_lines_with_the_order_in_context() {
         log_level: "info".to_owned(),
         traces: TraceExport::Disabled,
         metrics: MetricsExport::Disabled,
+        log_sink: None,
     };
     let (telemetry, _guard) = dofs_telemetry::init_scoped_with_format(
         config,

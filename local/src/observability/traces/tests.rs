@@ -139,6 +139,7 @@ fn state_spans_carry_type_attempt_error_and_the_execution_trace() {
         log_level: "info".into(),
         traces: TraceExport::Custom(store.clone()),
         metrics: MetricsExport::Disabled,
+        log_sink: None,
     };
     let (telemetry, _guard) =
         dofs_telemetry::init_scoped_with_writer(config, std::io::sink).unwrap();
@@ -252,6 +253,7 @@ async fn the_default_view_is_the_functions_translation_of_the_same_spans() {
         log_level: "info".into(),
         traces: TraceExport::Custom(tee.clone()),
         metrics: MetricsExport::Disabled,
+        log_sink: None,
     };
     let (telemetry, _guard) =
         dofs_telemetry::init_scoped_with_writer(config, std::io::sink).unwrap();

@@ -1,0 +1,157 @@
+//! The log store: every function's log lines that name an order, kept in
+//! the data directory for `dofs logs <order_id> [--follow]`, as CloudWatch
+//! Logs keeps them for a Logs Insights `filter order_id = "…"` across the
+//! functions' log groups.
+//!
+//! The lines are the JSON lines the functions write (the same text as on
+//! stderr in `--log-format json`, and kept in JSON whatever the terminal
+//! shows), handed over by `dofs_telemetry`'s [`LogSink`] hook. Like spans,
+//! they are buffered in memory and written in one job of the group-commit
+//! writer per flush, never a write per line; beyond [`MAX_PENDING`] lines
+//! waiting, new ones are dropped and counted rather than letting memory
+//! grow. Retention (`services::retention`) removes them with the rest of
+//! an ended order's data.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dofs_core::Clock;
+use dofs_telemetry::LogSink;
+use rusqlite::{params, Connection};
+
+use crate::shutdown::Shutdown;
+use crate::store::{Db, DbError};
+
+/// Lines waiting for a flush beyond which new ones are dropped.
+pub const MAX_PENDING: usize = 50_000;
+/// How often waiting lines are written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One stored line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    /// Increases with every line stored: where `--follow` goes on from.
+    pub id: i64,
+    pub line: String,
+}
+
+/// Lines waiting for the writer.
+pub struct LogStore {
+    pending: Mutex<Vec<(String, i64, String)>>,
+    clock: Arc<dyn Clock>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            pending: Mutex::default(),
+            clock,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Lines dropped because too many were waiting.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is waiting in one job; on error puts it back.
+    pub async fn flush(&self, db: &Db) -> Result<usize, DbError> {
+        let taken =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let rows = Arc::new(taken);
+        let writing = Arc::clone(&rows);
+        let result = db
+            .write(move |conn| {
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO log_lines(order_id, at_ms, line) VALUES (?1, ?2, ?3)",
+                )?;
+                for (order_id, at_ms, line) in writing.iter() {
+                    insert.execute(params![order_id, at_ms, line])?;
+                }
+                Ok(writing.len())
+            })
+            .await;
+        if result.is_err() {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let rows = Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
+            pending.splice(0..0, rows);
+        }
+        result
+    }
+
+    /// Flushes every [`FLUSH_INTERVAL`] until `shutdown`, then once more.
+    pub async fn run(self: Arc<Self>, db: Db, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                () = shutdown.triggered() => break,
+            }
+            if let Err(err) = self.flush(&db).await {
+                tracing::warn!(error = %err, "could not store log lines; they are kept for the next flush");
+            }
+        }
+        if let Err(err) = self.flush(&db).await {
+            tracing::error!(error = %err, "could not store the last log lines");
+        }
+    }
+}
+
+impl LogSink for LogStore {
+    fn record(&self, order_id: &str, line: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() >= MAX_PENDING {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let at_ms = self.clock.now().timestamp_millis();
+        pending.push((order_id.to_owned(), at_ms, line.to_owned()));
+    }
+}
+
+/// The lines of `order_id` stored after `after_id`, oldest first.
+pub fn lines_of(
+    conn: &Connection,
+    order_id: &str,
+    after_id: i64,
+) -> Result<Vec<StoredLine>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, line FROM log_lines WHERE order_id = ?1 AND id > ?2 ORDER BY id",
+    )?;
+    let lines = stmt
+        .query_map(params![order_id, after_id], |row| {
+            Ok(StoredLine {
+                id: row.get("id")?,
+                line: row.get("line")?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines)
+}
+
+/// Deletes up to `batch` lines recorded before `before`; returns how many.
+pub fn prune_log_lines(
+    conn: &Connection,
+    before: DateTime<Utc>,
+    batch: usize,
+) -> Result<usize, DbError> {
+    Ok(conn.execute(
+        "DELETE FROM log_lines WHERE id IN (
+             SELECT id FROM log_lines WHERE at_ms < ?1 ORDER BY id LIMIT ?2)",
+        params![before.timestamp_millis(), batch as i64],
+    )?)
+}
