@@ -10,7 +10,9 @@
 //! the views read fields rather than keys. Their fields are declared in
 //! alphabetical order: that is the order in which the JSON output
 //! (`--json`, `/_dofs/api/`) has always listed them (a `serde_json` map
-//! sorts its keys), and scripts read that output.
+//! sorts its keys), and scripts read that output. Their times are stored
+//! in whatever spelling the stand-in wrote; they are read in
+//! [`dofs_core::timestamp`]'s, the one every machine output uses.
 
 use std::collections::BTreeMap;
 
@@ -54,7 +56,9 @@ pub struct OrderReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutionReport {
     pub status: ExecutionStatus,
+    #[serde(with = "dofs_core::timestamp::rfc3339_millis")]
     pub started_at: DateTime<Utc>,
+    #[serde(with = "dofs_core::timestamp::rfc3339_millis_option")]
     pub stopped_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
     pub cause: Option<String>,
@@ -67,9 +71,11 @@ pub struct ExecutionReport {
 /// and its JSON twin). Fields in alphabetical order (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderSummary {
+    #[serde(with = "dofs_core::timestamp::normalized")]
     pub created_at: String,
     pub order_id: String,
     pub status: OrderStatus,
+    #[serde(with = "dofs_core::timestamp::normalized")]
     pub updated_at: String,
 }
 
@@ -78,6 +84,7 @@ pub struct OrderSummary {
 /// the DLQ. Fields in alphabetical order (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
+    #[serde(with = "dofs_core::timestamp::normalized")]
     pub at: String,
     pub function: String,
     pub message_id: String,
@@ -98,6 +105,7 @@ pub struct ExecutionEvent {
     pub id: i64,
     /// The state it belongs to, if any.
     pub state: Option<String>,
+    #[serde(with = "dofs_core::timestamp::normalized")]
     pub timestamp: String,
     /// `TaskScheduled`, `ExecutionSucceeded`, …
     #[serde(rename = "type")]
@@ -233,16 +241,31 @@ mod tests {
             "id": 3,
             "type": "TaskFailed",
             "state": "StoreOrder",
-            "timestamp": "2026-12-02T08:13:39.608+00:00",
+            "timestamp": "2026-12-02T08:13:39.608Z",
             "detail": {"error": "TransientError", "cause": "boom"},
         }));
         round_trips::<ExecutionEvent>(json!({
             "id": 1,
             "type": "ExecutionStarted",
             "state": null,
-            "timestamp": "2026-12-02T08:13:39.608+00:00",
+            "timestamp": "2026-12-02T08:13:39.608Z",
             "detail": {},
         }));
+    }
+
+    /// Columns written in an older spelling (nanoseconds, `+00:00`) come
+    /// out in the one machine format.
+    #[test]
+    fn stored_times_are_read_in_the_machine_format() {
+        let rows: Vec<OrderSummary> = typed_rows(vec![json!({
+            "order_id": "o-1",
+            "status": "FULFILLED",
+            "created_at": "2026-12-02T08:13:39.608123456+00:00",
+            "updated_at": "2026-12-02T08:13:40+00:00",
+        })])
+        .unwrap();
+        assert_eq!(rows[0].created_at, "2026-12-02T08:13:39.608Z");
+        assert_eq!(rows[0].updated_at, "2026-12-02T08:13:40.000Z");
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub(super) fn print_orders(
 }
 
 fn stamp(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    dofs_core::timestamp::format(at)
 }
 
 pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result<()> {

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use dofs_telemetry::traces::SinkError;
 use dofs_telemetry::{SpanData, SpanSink};
 use opentelemetry::trace::SpanId;
@@ -99,7 +99,7 @@ fn as_rfc3339<S: serde::Serializer>(ns: &i64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 pub(super) fn rfc3339(ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Micros, true)
+    dofs_core::timestamp::format(&DateTime::<Utc>::from_timestamp_nanos(ns))
 }
 
 pub(super) fn unix_ns(t: SystemTime) -> i64 {
