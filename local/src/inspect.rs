@@ -1,6 +1,11 @@
 //! Read models: what the CLI (`dofs order`) and the console show about one
 //! order, assembled in one place from every stand-in that touched it, so
 //! both views read the same facts and load each (the trace above all) once.
+//! Also the typed top-level objects of their JSON outputs ([`OrderList`],
+//! [`OrderDetail`], [`QueueList`], [`MetricsReport`], [`AlarmsReport`]):
+//! one type wherever a `--json` output and a console twin show the same
+//! thing, and always an object, so a field can be added without breaking
+//! a reader.
 //! Readers only: every function here takes a read connection. The trace
 //! reads start here too: which trace is the order's is the execution's
 //! `traceHeader`, read from Step Functions and handed to `traces`.
@@ -24,9 +29,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::observability::alarms::{self, StoredState, Transition};
-use crate::observability::traces::{self, OrderTrace, XrayView};
+use crate::observability::metrics;
+use crate::observability::traces::{self, OrderTrace, SpanRecord, XrayView};
 use crate::services::dynamodb::{self, Listing};
-use crate::services::sqs::event_source_mapping;
+use crate::services::sqs::{event_source_mapping, QueueCounts};
 use crate::services::step_functions;
 use crate::store::DbError;
 
@@ -126,6 +132,100 @@ impl AlarmsReport {
     /// every object's keys sorted, as they always were.
     pub fn to_json(&self) -> serde_json::Result<Value> {
         serde_json::to_value(self)
+    }
+}
+
+/// `dofs orders --json` and `/_dofs/api/orders`: the order rows under
+/// `orders`, so the output is an object a later field can join.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderList {
+    pub orders: Vec<OrderSummary>,
+}
+
+/// `dofs queues --json`: every queue's counts under `queues`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueList {
+    pub queues: Vec<QueueCounts>,
+}
+
+/// `dofs metrics --json` and `/_dofs/api/metrics`: the series with data
+/// since `since` (a time in [`dofs_core::timestamp`]'s spelling).
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsReport {
+    pub since: String,
+    pub series: Vec<metrics::SeriesSummary>,
+}
+
+impl MetricsReport {
+    /// The series with data from `from_ms` on.
+    pub fn read(conn: &Connection, from_ms: i64) -> Result<Self, DbError> {
+        Ok(Self {
+            since: dofs_core::timestamp::format_millis(from_ms).unwrap_or_default(),
+            series: metrics::recent(conn, from_ms)?,
+        })
+    }
+}
+
+/// `dofs order --json` and `/_dofs/api/orders/{id}`: the [`OrderReport`]
+/// with each trace span's depth and nanosecond bounds inlined, so a
+/// waterfall (the console's, or a script's) needs nothing but the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderDetail<'a> {
+    pub order_id: &'a str,
+    pub order: Option<&'a Order>,
+    pub failed_order: Option<&'a FailedOrder>,
+    pub execution: Option<&'a ExecutionReport>,
+    pub deliveries: &'a [Delivery],
+    pub attempts: &'a BTreeMap<String, u64>,
+    pub trace: Option<TraceDetail<'a>>,
+}
+
+/// The trace part of an [`OrderDetail`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceDetail<'a> {
+    pub trace_id: &'a str,
+    pub spans: Vec<SpanDetail<'a>>,
+    pub other_traces: &'a [String],
+}
+
+/// One span of a [`TraceDetail`]: the stored span and its place in the
+/// tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanDetail<'a> {
+    #[serde(flatten)]
+    pub span: &'a SpanRecord,
+    /// 0 for a root.
+    pub depth: usize,
+    pub start_ns: i64,
+    pub end_ns: i64,
+}
+
+impl<'a> From<&'a OrderReport> for OrderDetail<'a> {
+    fn from(report: &'a OrderReport) -> Self {
+        let trace = report.trace.as_ref().map(|trace| TraceDetail {
+            trace_id: &trace.trace_id,
+            spans: trace
+                .spans
+                .iter()
+                .zip(&trace.depths)
+                .map(|(span, &depth)| SpanDetail {
+                    span,
+                    depth,
+                    start_ns: span.start,
+                    end_ns: span.end,
+                })
+                .collect(),
+            other_traces: &trace.other_traces,
+        });
+        Self {
+            order_id: &report.order_id,
+            order: report.order.as_ref(),
+            failed_order: report.failed_order.as_ref(),
+            execution: report.execution.as_ref(),
+            deliveries: &report.deliveries,
+            attempts: &report.attempts,
+            trace,
+        }
     }
 }
 

@@ -149,7 +149,7 @@ async fn health_answers_and_nothing_under_the_prefix_counts_as_api_traffic() {
         let until = std::time::Instant::now() + Duration::from_secs(30);
         let count = loop {
             let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
-            let count = metrics.as_array().unwrap().iter().find_map(|s| {
+            let count = metrics["series"].as_array().unwrap().iter().find_map(|s| {
                 (s["namespace"] == "AWS/ApiGateway" && s["name"] == "Count")
                     .then(|| s["window"]["sum"].as_f64().unwrap())
             });
