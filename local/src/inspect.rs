@@ -292,6 +292,39 @@ pub fn order_report(conn: &Connection, order_id: &str) -> Result<OrderReport, Db
     })
 }
 
+/// `text` if it is an X-Ray trace id (`1-`, 8 hex, `-`, 24 hex). Order
+/// ids are UUIDs, generated or derived from an `Idempotency-Key`, and
+/// never have that shape, so such a value is read as a trace id.
+fn xray_trace_id(text: &str) -> Option<&str> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = text.splitn(3, '-');
+    let shaped = parts.next() == Some("1")
+        && parts.next().is_some_and(|p| hex(p, 8))
+        && parts.next().is_some_and(|p| hex(p, 24));
+    shaped.then_some(text)
+}
+
+/// The order `id` names: an order id as it is, or the order whose trace an
+/// X-Ray trace id is (the `trace_id` of the API's 202 answer, the `Root=`
+/// of an `X-Amzn-Trace-Id` header, which may be passed whole). The trace
+/// is the execution's (its `traceHeader` root), else any stored span of
+/// that trace that names an order (a status read's own trace). `None`
+/// for a trace id no order has.
+pub fn resolve_order_id(conn: &Connection, id: &str) -> Result<Option<String>, DbError> {
+    let id = id.trim();
+    let root = id
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .unwrap_or(id);
+    let Some(trace_id) = xray_trace_id(root) else {
+        return Ok(Some(id.to_owned()));
+    };
+    if let Some(order_id) = step_functions::execution_of_trace(conn, trace_id)? {
+        return Ok(Some(order_id));
+    }
+    traces::order_of_trace(conn, trace_id)
+}
+
 /// The order's trace (the full view), `None` when nothing was traced.
 pub fn order_trace(conn: &Connection, order_id: &str) -> Result<Option<OrderTrace>, DbError> {
     let header = step_functions::trace_header(conn, order_id)?;
@@ -351,6 +384,15 @@ mod tests {
             "timestamp": "2026-12-02T08:13:39.608Z",
             "detail": {},
         }));
+    }
+
+    #[test]
+    fn trace_ids_are_told_from_order_ids() {
+        assert!(xray_trace_id("1-5759e988-bd862e3fe1be46a994272793").is_some());
+        assert!(xray_trace_id("0190f7a2-8c1d-7cde-9f00-1234567890ab").is_none());
+        assert!(xray_trace_id("1-5759e988-bd862e3fe1be46a99427279").is_none());
+        assert!(xray_trace_id("1-5759e98g-bd862e3fe1be46a994272793").is_none());
+        assert!(xray_trace_id("order-1").is_none());
     }
 
     /// Columns written in an older spelling (nanoseconds, `+00:00`) come

@@ -77,6 +77,10 @@ pub enum Command {
     /// and subsegment (start offset, duration, fault/error, annotations,
     /// cause), or that the order was not sampled.
     Trace {
+        /// The order id, or its trace id: the `trace_id` the API answered
+        /// (`1-5759e988-bd862e3fe1be46a994272793`), or a whole
+        /// `X-Amzn-Trace-Id` value (`Root=1-...;Parent=...`).
+        #[arg(value_name = "ORDER_ID|TRACE_ID")]
         order_id: String,
         /// Print it as JSON (the segment documents, or with --full the spans).
         #[arg(long)]

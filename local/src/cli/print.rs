@@ -15,7 +15,7 @@ use dofs_core::SystemClock;
 use super::style::{self, colour_on, Grid};
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::inspect::{alarms_report, order_report, order_summaries};
-use crate::inspect::{order_trace, order_xray_view};
+use crate::inspect::{order_trace, order_xray_view, resolve_order_id};
 use crate::inspect::{MetricsReport, OrderDetail, OrderList, QueueList};
 use crate::observability::traces::{render_waterfall, render_xray};
 use crate::services::dynamodb::Listing;
@@ -161,14 +161,22 @@ pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
 
 /// `dofs trace`: by default what X-Ray would hold of the order (the
 /// functions' spans through the functions' own segment translation); with
-/// `--full`, every span the local runtime stored.
+/// `--full`, every span the local runtime stored. `id` is the order's id
+/// or a trace id of it (see [`resolve_order_id`]).
 pub(super) fn print_trace(
     data_dir: &Path,
-    order_id: &str,
+    id: &str,
     as_json: bool,
     full: bool,
 ) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
+    let Some(order_id) = resolve_order_id(db.conn(), id)? else {
+        anyhow::bail!(
+            "no order has trace {id} in {} (or it was served with --traces off)",
+            data_dir.display()
+        );
+    };
+    let order_id = order_id.as_str();
     let shown = if full {
         order_trace(db.conn(), order_id)?.map(|trace| shown_as(&trace, as_json, render_waterfall))
     } else {

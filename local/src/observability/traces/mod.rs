@@ -55,7 +55,8 @@ pub mod xray_view;
 pub use archive::{pack_quiet_spans, store_packed_spans, PackedSpans};
 pub use convert::{enrich, records_from_spans};
 pub use query::{
-    load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,
+    load_trace, load_trace_raw, order_of_trace, order_trace, order_trace_id, order_traces,
+    tree_order, OrderTrace,
 };
 pub use waterfall::{
     document_rows, render_waterfall, render_xray, DocumentRow, Waterfall, WaterfallRow,
