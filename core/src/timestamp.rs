@@ -3,7 +3,7 @@
 //!
 //! Every JSON document a client, a script or another step reads (the API's
 //! orders, the step contracts, `dofs ... --json`, the console's JSON twins)
-//! writes its times through [`format`] or the serde helpers here, so a
+//! writes its times through [`format()`] or the serde helpers here, so a
 //! reader parses one shape and can compare times as strings. Milliseconds
 //! are the finest precision every backend is required to keep (DynamoDB
 //! items written by the AWS adapters, SQLite documents locally), so nothing
@@ -18,7 +18,7 @@ pub fn format(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Milliseconds since the epoch in [`format`]'s spelling; `None` for an
+/// Milliseconds since the epoch in [`format()`]'s spelling; `None` for an
 /// instant outside chrono's range.
 pub fn format_millis(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|at| format(&at))
@@ -29,7 +29,7 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc))
 }
 
-/// A stored time in [`format`]'s spelling, for columns written by older
+/// A stored time in [`format()`]'s spelling, for columns written by older
 /// code in another spelling; text that is no RFC 3339 time is returned as
 /// it is rather than hidden.
 pub fn normalize(text: &str) -> String {
@@ -37,7 +37,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// `#[serde(with = "dofs_core::timestamp::rfc3339_millis")]` on a
-/// `DateTime<Utc>` field: written by [`format`], read by [`parse`].
+/// `DateTime<Utc>` field: written by [`format()`], read by [`parse`].
 pub mod rfc3339_millis {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize as _, Deserializer, Serializer};
@@ -80,7 +80,7 @@ pub mod rfc3339_millis_option {
 }
 
 /// `#[serde(with = "dofs_core::timestamp::normalized")]` on a `String`
-/// field holding a stored time: written in [`format`]'s spelling whatever
+/// field holding a stored time: written in [`format()`]'s spelling whatever
 /// spelling the column has (see [`normalize`]).
 pub mod normalized {
     use serde::{Deserialize as _, Deserializer, Serializer};
