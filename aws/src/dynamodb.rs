@@ -153,8 +153,9 @@ impl OrderStore for DynamoOrderStore {
         };
         let change_value: AttributeValue = serde_dynamo::to_attribute_value(&change)
             .map_err(|e| corrupt(format!("{}: status change not serialisable", what()), e))?;
-        let at: AttributeValue = serde_dynamo::to_attribute_value(change.at)
-            .map_err(|e| corrupt(format!("{}: timestamp not serialisable", what()), e))?;
+        // The item's own spelling of a time (its `#[serde(with)]`), not
+        // chrono's default, which `to_attribute_value(change.at)` would use.
+        let at = AttributeValue::S(dofs_core::timestamp::format(&change.at));
         let result = self
             .client
             .update_item()
@@ -213,6 +214,7 @@ struct FailedOrderItem {
     error: String,
     reason: String,
     receive_count: u32,
+    #[serde(with = "dofs_core::timestamp::rfc3339_millis")]
     failed_at: DateTime<Utc>,
     payload: String,
 }
@@ -340,7 +342,9 @@ mod tests {
                 unit_price: Money::parse_str("9.99").unwrap(),
             }],
         };
-        Order::new(OrderId::parse("o-1").unwrap(), request, Utc::now())
+        // Milliseconds, as the real clock gives and every backend keeps.
+        let now = dofs_core::Clock::now(&dofs_core::SystemClock);
+        Order::new(OrderId::parse("o-1").unwrap(), request, now)
     }
 
     #[test]
@@ -356,6 +360,13 @@ mod tests {
             Some(&AttributeValue::S("RECEIVED".into()))
         );
         assert!(matches!(item.get("history"), Some(AttributeValue::L(l)) if l.len() == 1));
+        // Times in the one machine spelling, as the API returns them.
+        assert_eq!(
+            item.get("created_at"),
+            Some(&AttributeValue::S(dofs_core::timestamp::format(
+                &order.created_at
+            )))
+        );
         assert_eq!(order_from_item(item, &order.order_id).unwrap(), order);
     }
 
@@ -375,7 +386,7 @@ mod tests {
             error: "FulfillmentFailed".into(),
             reason: "simulated".into(),
             receive_count: 3,
-            failed_at: Utc::now(),
+            failed_at: dofs_core::Clock::now(&dofs_core::SystemClock),
             payload: serde_json::json!({"b": 1.5, "a": [1, null, "x"]}),
         };
         let item: Item = serde_dynamo::to_item(FailedOrderItem::from_domain(&failed)).unwrap();

@@ -28,6 +28,7 @@ pub struct OrderSubmission {
     pub order_id: OrderId,
     pub customer_name: CustomerName,
     pub items: Vec<LineItem>,
+    #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub submitted_at: DateTime<Utc>,
 }
 

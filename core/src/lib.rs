@@ -14,6 +14,8 @@
 //!   (`OrderStore`, `FailedOrderStore`, `Workflow`, `Clock`).
 //! - [`arn`]: [`StateMachineArn`], the workflow's address, shared by the
 //!   functions' configuration and the Step Functions adapter.
+//! - [`timestamp`]: the one spelling of a time in machine output (RFC 3339,
+//!   UTC, milliseconds, `Z`) and the serde helpers that write it.
 //! - [`error`]: error types shared by ports and handlers, with the Lambda
 //!   `errorType` names that the workflow's `Retry`/`Catch` match.
 //! - `testkit` (feature `testkit`): in-memory adapters and the port contract
@@ -30,6 +32,7 @@ pub mod ports;
 pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timestamp;
 pub mod validation;
 
 #[cfg(feature = "lambda")]

@@ -401,7 +401,9 @@ pub struct Order {
     pub status: OrderStatus,
     /// Every status the order has had, oldest first; the last entry is `status`.
     pub history: Vec<StatusChange>,
+    #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -449,6 +451,7 @@ pub struct FailedOrder {
     /// How many times the order queue delivered the order before it was
     /// dead-lettered (0 when the workflow failed before enqueueing it).
     pub receive_count: u32,
+    #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub failed_at: DateTime<Utc>,
     /// The dead-lettered message body, kept verbatim for replays.
     pub payload: serde_json::Value,

@@ -126,12 +126,17 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The real clock.
+/// The real clock, at millisecond precision: the finest every backend
+/// keeps and [`crate::timestamp`] writes, so a time read back from any
+/// store equals the one written.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use chrono::DurationRound as _;
+        let now = Utc::now();
+        now.duration_trunc(chrono::TimeDelta::milliseconds(1))
+            .unwrap_or(now)
     }
 }

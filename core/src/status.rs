@@ -121,6 +121,7 @@ pub struct TransitionError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {
     pub status: OrderStatus,
+    #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub at: DateTime<Utc>,
     /// Why the status changed, when there is more to say than the status
     /// itself (a rejection reason, the failure that dead-lettered the order).

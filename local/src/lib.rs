@@ -25,6 +25,9 @@
 //!   console, with a connection cap and read and idle timeouts.
 //! - [`http_guard`]: the `Host` check against DNS rebinding and the security
 //!   headers of every response.
+//! - [`aws_tools`]: the JSON refusal of a request from an AWS SDK or the
+//!   AWS CLI pointed at `dofs` (it is not an AWS endpoint), outside the
+//!   gateway so it never counts as API traffic.
 //! - [`services`]: the AWS stand-ins, one per service: `api_gateway` (HTTP
 //!   API, payload 2.0), `lambda` (the five functions, invoked as Lambda
 //!   invokes them), `dynamodb` (the two tables), `sqs` (queues, redrive, and
@@ -47,7 +50,7 @@
 //! the layers below its own; the `layering` test checks it on the source):
 //! `cli` → `runtime` → `console` → `inspect` → `services` → `observability`
 //! → `store`, `definitions`, `faults`, `http_server` → `identity`,
-//! `shutdown`, `http_guard`. So `cli` and `console` read through `inspect`
+//! `shutdown`, `http_guard`, `aws_tools`. So `cli` and `console` read through `inspect`
 //! and the services; `runtime` wires services and observability; services
 //! use `store`, `faults` and `identity`; nothing but `main.rs` depends on
 //! `cli`.
@@ -57,6 +60,7 @@
 //! LocalStack needs Docker), and the point is to run the *same* handler code
 //! against the same event shapes.
 
+pub mod aws_tools;
 pub mod cli;
 pub mod console;
 pub mod definitions;
@@ -82,7 +86,7 @@ mod layering {
     /// The layers, bottom up: a module may use the modules of the layers
     /// below its own, no other.
     const LAYERS: &[&[&str]] = &[
-        &["identity", "shutdown", "http_guard"],
+        &["identity", "shutdown", "http_guard", "aws_tools"],
         &["store", "definitions", "faults", "http_server"],
         &["observability"],
         &["services"],

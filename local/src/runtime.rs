@@ -570,8 +570,8 @@ fn build_functions(
 
 /// Everything the HTTP server answers: the gateway, `/_dofs/health`,
 /// `/_dofs/prometheus`, and the console with its faults API unless it is
-/// off, behind the `Host` guard. `metrics`: what the gateway records into,
-/// and the store the scrape reads.
+/// off, behind the refusal of AWS tools and the `Host` guard. `metrics`:
+/// what the gateway records into, and the store the scrape reads.
 fn http_app(
     config: &RuntimeConfig,
     db: &Db,
@@ -597,7 +597,12 @@ fn http_app(
             .merge(crate::faults::router(functions.faults().clone()))
             .merge(app);
     }
-    app.layer(axum::middleware::from_fn_with_state(
+    // Outside every route, the gateway's metrics layer included: an AWS
+    // tool's request is no API traffic.
+    app.layer(axum::middleware::from_fn(
+        crate::aws_tools::refuse_aws_requests,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),
         crate::http_guard::guard,
     ))

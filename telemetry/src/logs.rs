@@ -258,7 +258,9 @@ fn render_line(
     line.push_str("{\"timestamp\":");
     push_json(
         &mut line,
-        &Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        // The one machine spelling of a time, as Lambda's own JSON log
+        // lines write it too (milliseconds, `Z`).
+        &Value::from(dofs_core::timestamp::format(&chrono::Utc::now())),
     );
     line.push_str(",\"level\":");
     push_json(&mut line, &Value::from(meta.level().as_str()));

@@ -8,7 +8,7 @@ use chrono::Duration;
 
 use super::samples::{sample_failed_order, sample_order, sample_submission, sample_time};
 use crate::error::PortError;
-use crate::model::{CustomerName, FailedOrder, OrderId};
+use crate::model::{CustomerName, FailedOrder, Money, OrderId};
 use crate::ports::{
     FailedOrderStore, InsertOutcome, OrderStore, StartOutcome, TransitionOutcome, Workflow,
 };
@@ -80,6 +80,22 @@ pub async fn order_store_sequential(store: &dyn OrderStore) {
         ok(store.get(&id).await, "get after second insert"),
         Some(order.clone()),
         "a second insert must not overwrite"
+    );
+
+    // Money keeps the scale it was written with: `Decimal` equality says
+    // 5.00 == 5, so the clause compares the spelling.
+    let mut scaled = sample_order(OrderStatus::Received);
+    scaled.items.truncate(1);
+    scaled.items[0].unit_price = Money::parse_str("5.00").unwrap_or_else(|e| panic!("{e}"));
+    scaled.total = scaled.request().total();
+    assert_eq!(scaled.total.to_string(), "10.00", "the sample's own total");
+    ok(store.insert(&scaled).await, "insert of a 5.00 price");
+    let read = ok(store.get(&scaled.order_id).await, "get of a 5.00 price")
+        .unwrap_or_else(|| panic!("the 5.00 order must be stored"));
+    assert_eq!(
+        (read.items[0].unit_price.to_string(), read.total.to_string()),
+        ("5.00".to_owned(), "10.00".to_owned()),
+        "prices and totals must come back at the scale they were stored with"
     );
 
     // Transition with the expected status: applied, history appended.

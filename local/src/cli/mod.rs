@@ -90,6 +90,10 @@ pub enum Command {
     /// and subsegment (start offset, duration, fault/error, annotations,
     /// cause), or that the order was not sampled.
     Trace {
+        /// The order id, or its trace id: the `trace_id` the API answered
+        /// (`1-5759e988-bd862e3fe1be46a994272793`), or a whole
+        /// `X-Amzn-Trace-Id` value (`Root=1-...;Parent=...`).
+        #[arg(value_name = "ORDER_ID|TRACE_ID")]
         order_id: String,
         /// Print it as JSON (the segment documents, or with --full the spans).
         #[arg(long)]
@@ -485,6 +489,69 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every command and subcommand has its section in docs/cli.md (which
+    /// the README links), naming each of its flags and environment
+    /// variables; `serve`'s are the README's flag table (checked above),
+    /// and the global ones may be anywhere in either.
+    #[test]
+    fn every_command_flag_and_env_var_is_documented() {
+        use clap::CommandFactory;
+        let readme = include_str!("../../../README.md");
+        let reference = include_str!("../../../docs/cli.md");
+        assert!(
+            readme.contains("(docs/cli.md)"),
+            "the README links docs/cli.md"
+        );
+        let both = format!("{readme}\n{reference}");
+
+        fn walk<'a>(
+            cmd: &'a clap::Command,
+            path: &str,
+            out: &mut Vec<(String, &'a clap::Command)>,
+        ) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name()).trim().to_owned();
+                out.push((path.clone(), sub));
+                walk(sub, &path, out);
+            }
+        }
+        let cli = Cli::command();
+        let mut commands = Vec::new();
+        walk(&cli, "", &mut commands);
+        assert!(commands.len() > 10, "{commands:?}");
+
+        let documented = |arg: &clap::Arg, text: &str, what: &str| {
+            if let Some(long) = arg.get_long() {
+                assert!(text.contains(&format!("--{long}")), "{what} lacks --{long}");
+            }
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(text.contains(env.as_ref()), "{what} lacks {env}");
+            }
+        };
+        let own = |arg: &&clap::Arg| {
+            !arg.is_global_set() && arg.get_long().is_none_or(|l| l != "help" && l != "version")
+        };
+        for arg in cli.get_arguments().filter(own) {
+            documented(arg, &both, "README and docs/cli.md");
+        }
+        for arg in cli.get_arguments().filter(|a| a.is_global_set()) {
+            documented(arg, &both, "README and docs/cli.md");
+        }
+        for (path, cmd) in &commands {
+            let heading = format!("### `dofs {path}`");
+            let start = reference
+                .find(&heading)
+                .unwrap_or_else(|| panic!("docs/cli.md has no section {heading}"));
+            let body = &reference[start + heading.len()..];
+            let section = &body[..body.find("\n#").unwrap_or(body.len())];
+            let text = if path == "serve" { readme } else { section };
+            for arg in cmd.get_arguments().filter(own) {
+                documented(arg, text, &format!("the docs of dofs {path}"));
+            }
+        }
     }
 
     /// The README's `dofs serve` table lists every flag, with the

@@ -1,6 +1,7 @@
 //! The text and JSON output of the commands that read a data directory
 //! (`orders`, `order`, `trace`, `queues`, `metrics`, `alarms`) and of
-//! `redrive`. They open the database read-only (never creating one) and
+//! `redrive`. Each `--json` is one object, a typed read model of
+//! [`crate::inspect`] (or the trace's own), never a bare array. They open the database read-only (never creating one) and
 //! work beside a running `dofs serve`.
 
 use std::io::Write;
@@ -14,7 +15,8 @@ use dofs_core::SystemClock;
 use super::style::{self, colour_on, Grid};
 use crate::identity::{DEAD_LETTER_QUEUE, ORDER_QUEUE};
 use crate::inspect::{alarms_report, order_report, order_summaries};
-use crate::inspect::{order_trace, order_xray_view};
+use crate::inspect::{order_trace, order_xray_view, resolve_order_id};
+use crate::inspect::{MetricsReport, OrderDetail, OrderList, QueueList};
 use crate::observability::traces::{render_waterfall, render_xray};
 use crate::services::dynamodb::Listing;
 use crate::services::sqs::{queue_counts, Queues};
@@ -35,7 +37,8 @@ pub(super) fn print_orders(
     let orders = order_summaries(db.conn(), status.as_deref(), Listing::OldestFirst)?;
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&orders)?)?;
+        let list = OrderList { orders };
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
     let mut grid = Grid::new(&["ORDER_ID", "STATUS", "UPDATED_AT"], colour_on());
@@ -53,7 +56,7 @@ pub(super) fn print_orders(
 }
 
 fn stamp(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    dofs_core::timestamp::format(at)
 }
 
 pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> anyhow::Result<()> {
@@ -64,7 +67,8 @@ pub(super) fn print_order(data_dir: &Path, order_id: &str, as_json: bool) -> any
     }
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        let detail = OrderDetail::from(&report);
+        writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
         return Ok(());
     }
     let colour = colour_on();
@@ -135,7 +139,8 @@ pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
     let counts = queue_counts(db.conn(), chrono::Utc::now().timestamp_millis())?;
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&counts)?)?;
+        let list = QueueList { queues: counts };
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
     let mut grid = Grid::new(&["QUEUE", "VISIBLE", "IN_FLIGHT", "DELAYED"], colour_on())
@@ -156,14 +161,22 @@ pub(super) fn print_queues(data_dir: &Path, as_json: bool) -> anyhow::Result<()>
 
 /// `dofs trace`: by default what X-Ray would hold of the order (the
 /// functions' spans through the functions' own segment translation); with
-/// `--full`, every span the local runtime stored.
+/// `--full`, every span the local runtime stored. `id` is the order's id
+/// or a trace id of it (see [`resolve_order_id`]).
 pub(super) fn print_trace(
     data_dir: &Path,
-    order_id: &str,
+    id: &str,
     as_json: bool,
     full: bool,
 ) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
+    let Some(order_id) = resolve_order_id(db.conn(), id)? else {
+        anyhow::bail!(
+            "no order has trace {id} in {} (or it was served with --traces off)",
+            data_dir.display()
+        );
+    };
+    let order_id = order_id.as_str();
     let shown = if full {
         order_trace(db.conn(), order_id)?.map(|trace| shown_as(&trace, as_json, render_waterfall))
     } else {
@@ -195,12 +208,13 @@ fn shown_as<T: serde::Serialize>(
 pub(super) fn print_metrics(data_dir: &Path, since: Duration, as_json: bool) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
     let from = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
-    let series = crate::observability::metrics::recent(db.conn(), from)?;
+    let report = MetricsReport::read(db.conn(), from)?;
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&series)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    let series = report.series;
     let headers = [
         "NAMESPACE",
         "METRIC",

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::inspect::{self, AlarmsReport, OrderReport};
+use crate::inspect::{self, AlarmsReport, MetricsReport, OrderDetail, OrderList};
 use crate::observability::metrics;
 use crate::services::dynamodb::Listing;
 use crate::store::{Db, DbError};
@@ -87,38 +87,14 @@ pub(super) fn metrics_report(
     metrics::recent(conn, now_ms - METRICS_WINDOW_MS)
 }
 
-/// The order as `dofs order --json` shows it, with each trace span's depth
-/// and nanosecond bounds inlined, so the waterfall (here or in a script)
-/// needs nothing but the span list. `None` when neither the order nor its
-/// execution exists.
+/// The order as `dofs order --json` shows it ([`OrderDetail`]). `None`
+/// when neither the order nor its execution exists.
 pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<Value>, DbError> {
     let report = inspect::order_report(conn, order_id)?;
     if !report.exists() {
         return Ok(None);
     }
-    detail_json(&report).map(Some)
-}
-
-/// [`order_detail`] of a report already read.
-fn detail_json(report: &OrderReport) -> Result<Value, DbError> {
-    let trace = report.trace.as_ref().map(|trace| {
-        let spans: Vec<Value> = trace
-            .spans
-            .iter()
-            .zip(&trace.depths)
-            .map(|(span, depth)| {
-                let mut v = serde_json::to_value(span).unwrap_or(Value::Null);
-                v["depth"] = json!(depth);
-                v["start_ns"] = json!(span.start);
-                v["end_ns"] = json!(span.end);
-                v
-            })
-            .collect();
-        json!({"trace_id": trace.trace_id, "spans": spans, "other_traces": trace.other_traces})
-    });
-    let mut detail = serde_json::to_value(report)?;
-    detail["trace"] = trace.unwrap_or(Value::Null);
-    Ok(detail)
+    Ok(Some(serde_json::to_value(OrderDetail::from(&report))?))
 }
 
 pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
@@ -126,7 +102,7 @@ pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuer
     let rows = db
         .read(move |c| inspect::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT)))
         .await?;
-    Ok(Json(rows).into_response())
+    Ok(Json(OrderList { orders: rows }).into_response())
 }
 
 /// Even the 404 has a JSON body, so a script can parse every answer of
@@ -147,8 +123,8 @@ pub(super) async fn metrics_json(
     State(db): State<Db>,
     State(clock): State<Arc<dyn Clock>>,
 ) -> Page {
-    let now_ms = clock.now().timestamp_millis();
-    Ok(Json(db.read(move |c| metrics_report(c, now_ms)).await?).into_response())
+    let from_ms = clock.now().timestamp_millis() - METRICS_WINDOW_MS;
+    Ok(Json(db.read(move |c| MetricsReport::read(c, from_ms)).await?).into_response())
 }
 
 pub(super) async fn alarms_json(State(db): State<Db>) -> Page {
@@ -172,7 +148,7 @@ mod tests {
         let (status, body) = get(&app, "/_dofs/api/orders?status=pending").await;
         assert_eq!(status, StatusCode::OK);
         let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(rows[0]["order_id"], order_id, "{body}");
+        assert_eq!(rows["orders"][0]["order_id"], order_id, "{body}");
         let (status, body) = get(&app, &format!("/_dofs/api/orders/{order_id}")).await;
         assert_eq!(status, StatusCode::OK);
         let detail: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -35,7 +35,6 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
 use dofs_core::Clock;
 use dofs_telemetry::{MetricSample, MetricsSink};
 use rusqlite::{params, Connection};
@@ -699,9 +698,7 @@ pub fn recent(conn: &Connection, since_ms: i64) -> Result<Vec<SeriesSummary>, Db
             stats,
         } = row?;
         let dimensions: BTreeMap<String, String> = serde_json::from_str(&dimensions)?;
-        let last_at = DateTime::<Utc>::from_timestamp_millis(bucket)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default();
+        let last_at = dofs_core::timestamp::format_millis(bucket).unwrap_or_default();
         match out.last_mut() {
             Some(s) if s.namespace == namespace && s.name == name && s.dimensions == dimensions => {
                 s.window.merge(&stats);

@@ -102,10 +102,7 @@ impl OrderStore for SqliteOrderStore {
         let status = change.status.as_str();
         let updated_at = change.at.to_rfc3339();
         // The document's own spelling of the time and of the history entry.
-        let at_json = match serde_json::to_value(change.at).map_err(DbError::from)? {
-            serde_json::Value::String(at) => at,
-            other => other.to_string(),
-        };
+        let at_json = dofs_core::timestamp::format(&change.at);
         let change_json = serde_json::to_string(&change).map_err(DbError::from)?;
         let (applied, doc) = self
             .db
@@ -385,8 +382,10 @@ mod tests {
         let store = SqliteOrderStore::new(db);
         let order = testkit::sample_order(OrderStatus::Pending);
         store.insert(&order).await.unwrap();
-        let change = StatusChange::new(OrderStatus::Failed, Utc::now())
-            .with_reason("every attempt \"failed\"");
+        // The store keeps milliseconds, as every backend does.
+        let now = dofs_core::Clock::now(&dofs_core::SystemClock);
+        let change =
+            StatusChange::new(OrderStatus::Failed, now).with_reason("every attempt \"failed\"");
         let mut expected = order.clone();
         expected.status = change.status;
         expected.updated_at = change.at;

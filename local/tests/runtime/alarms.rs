@@ -190,7 +190,7 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
     // and so are the functions' own EMF metrics.
     let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
     let has = |ns: &str, name: &str, dim: &str, value: &str| {
-        metrics
+        metrics["series"]
             .as_array()
             .unwrap()
             .iter()
@@ -235,7 +235,7 @@ async fn dlq_depth_alarm_fires_notifies_and_recovers_after_the_dlq_drains() {
         "function",
         "dofs-fulfill_order"
     ));
-    let accepted = metrics
+    let accepted = metrics["series"]
         .as_array()
         .unwrap()
         .iter()

@@ -150,7 +150,7 @@ async fn bench_targets_a_running_server_by_url() {
     // The pid of a server bench did not start is unknown unless given.
     assert!(report["server_peak_rss_kib"].is_null());
     let listed = dofs.cli_json(&["orders", "--status", "FULFILLED"]);
-    assert_eq!(listed.as_array().unwrap().len(), 4);
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 4);
 }
 
 #[test]

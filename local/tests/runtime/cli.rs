@@ -205,9 +205,11 @@ async fn submit_sends_sample_orders_to_a_running_server() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(keys(&report), ["orders", "rejected"], "{report}");
     assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
     let orders = report["orders"].as_array().unwrap();
     assert_eq!(orders.len(), 3, "{report}");
+    assert_eq!(keys(&orders[0]), ["order_id", "status", "trace_id"]);
     let mut ids: Vec<String> = orders
         .iter()
         .map(|o| {
@@ -218,7 +220,7 @@ async fn submit_sends_sample_orders_to_a_running_server() {
         .collect();
     dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
     let listed = dofs.cli_json(&["orders"]);
-    let mut listed: Vec<String> = listed
+    let mut listed: Vec<String> = listed["orders"]
         .as_array()
         .unwrap()
         .iter()
@@ -335,7 +337,10 @@ async fn reset_empties_a_stopped_data_dir_for_a_fresh_start() {
     assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
 
     let dofs = Dofs::spawn_in(&data_dir, &fast_args(0.0));
-    assert_eq!(dofs.cli_json(&["orders"]), serde_json::json!([]));
+    assert_eq!(
+        dofs.cli_json(&["orders"]),
+        serde_json::json!({"orders": []})
+    );
     assert_eq!(dofs.get_order(&ids[0]).await.0, 404);
     drop(dofs);
     drop(dir);
@@ -416,4 +421,195 @@ fn the_log_format_comes_from_the_environment_too() {
         stderr.contains("json") && stderr.contains("pretty"),
         "{stderr}"
     );
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &serde_json::Value) -> Vec<&str> {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Every string in `value` that reads as an RFC 3339 time is in the one
+/// machine spelling: UTC, milliseconds, `Z`.
+fn assert_times_in_one_format(what: &str, value: &serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if chrono::DateTime::parse_from_rfc3339(text).is_ok() => {
+            let shape = text.len() == 24
+                && text.ends_with('Z')
+                && text.as_bytes()[19] == b'.'
+                && text[20..23].bytes().all(|b| b.is_ascii_digit());
+            assert!(shape, "{what}: time {text:?} is not RFC 3339 UTC ms with Z");
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                assert_times_in_one_format(what, item);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for item in map.values() {
+                assert_times_in_one_format(what, item);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every read command's `--json` is one object with pinned keys (never a
+/// bare array), its times in one format, and the console's JSON twin of
+/// the same view has the same shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_json_output_is_an_object_of_a_pinned_shape() {
+    let dofs = Dofs::spawn(&fast_args(0.0));
+    let ids = dofs.submit(1).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let id = ids[0].as_str();
+    let twin = |path: &str| {
+        let url = dofs.url(path);
+        let client = dofs.client.clone();
+        async move {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{url}");
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+
+    let orders = dofs.cli_json(&["orders"]);
+    assert_eq!(keys(&orders), ["orders"]);
+    assert_eq!(
+        keys(&orders["orders"][0]),
+        ["created_at", "order_id", "status", "updated_at"]
+    );
+    let orders_twin = twin("/_dofs/api/orders").await;
+    assert_eq!(keys(&orders_twin), keys(&orders));
+    assert_eq!(keys(&orders_twin["orders"][0]), keys(&orders["orders"][0]));
+
+    let order = dofs.cli_json(&["order", id]);
+    let order_keys = [
+        "attempts",
+        "deliveries",
+        "execution",
+        "failed_order",
+        "order",
+        "order_id",
+        "trace",
+    ];
+    assert_eq!(keys(&order), order_keys);
+    assert_eq!(
+        keys(&order["order"]),
+        [
+            "created_at",
+            "customer_name",
+            "history",
+            "items",
+            "order_id",
+            "status",
+            "total",
+            "updated_at"
+        ]
+    );
+    assert_eq!(
+        keys(&order["deliveries"][0]),
+        [
+            "at",
+            "function",
+            "message_id",
+            "outcome",
+            "queue",
+            "receive_count"
+        ]
+    );
+    assert!(order["deliveries"][0]["receive_count"].is_u64(), "{order}");
+    assert_eq!(keys(&order["trace"]), ["other_traces", "spans", "trace_id"]);
+    let span_keys = [
+        "attributes",
+        "component",
+        "depth",
+        "duration_ms",
+        "end",
+        "end_ns",
+        "events",
+        "name",
+        "order_id",
+        "parent_span_id",
+        "span_id",
+        "start",
+        "start_ns",
+        "status",
+        "trace_id",
+    ];
+    assert_eq!(keys(&order["trace"]["spans"][0]), span_keys);
+    let order_twin = twin(&format!("/_dofs/api/orders/{id}")).await;
+    assert_eq!(keys(&order_twin), order_keys);
+    assert_eq!(keys(&order_twin["trace"]["spans"][0]), span_keys);
+
+    let queues = dofs.cli_json(&["queues"]);
+    assert_eq!(keys(&queues), ["queues"]);
+    assert_eq!(
+        keys(&queues["queues"][0]),
+        ["delayed", "in_flight", "name", "visible"]
+    );
+
+    let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
+    assert_eq!(keys(&metrics), ["series", "since"]);
+    let series_keys = [
+        "average",
+        "dimensions",
+        "last",
+        "last_at",
+        "name",
+        "namespace",
+        "unit",
+        "window",
+    ];
+    assert_eq!(keys(&metrics["series"][0]), series_keys);
+    let metrics_twin = twin("/_dofs/api/metrics").await;
+    assert_eq!(keys(&metrics_twin), keys(&metrics));
+    assert_eq!(keys(&metrics_twin["series"][0]), series_keys);
+
+    let alarms = dofs.cli_json(&["alarms"]);
+    assert_eq!(keys(&alarms), ["alarms", "history"]);
+    assert_eq!(
+        keys(&alarms["alarms"][0]),
+        [
+            "changed_at",
+            "description",
+            "evaluated_at",
+            "name",
+            "reason",
+            "reason_data",
+            "state"
+        ]
+    );
+    let alarms_twin = twin("/_dofs/api/alarms").await;
+    assert_eq!(keys(&alarms_twin), keys(&alarms));
+
+    let xray = dofs.cli_json(&["trace", id]);
+    assert_eq!(
+        keys(&xray),
+        ["documents", "order_id", "sampled", "trace_id"]
+    );
+    let full = dofs.cli_json(&["trace", id, "--full"]);
+    assert_eq!(
+        keys(&full),
+        ["order_id", "other_traces", "spans", "trace_id"]
+    );
+
+    let (_, api_order) = dofs.get_order(id).await;
+    for (what, value) in [
+        ("GET /orders/{id}", &api_order),
+        ("orders", &orders),
+        ("order", &order),
+        ("order twin", &order_twin),
+        ("queues", &queues),
+        ("metrics", &metrics),
+        ("alarms", &alarms),
+        ("trace", &xray),
+        ("trace --full", &full),
+    ] {
+        assert_times_in_one_format(what, value);
+    }
 }

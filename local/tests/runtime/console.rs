@@ -149,7 +149,7 @@ async fn health_answers_and_nothing_under_the_prefix_counts_as_api_traffic() {
         let until = std::time::Instant::now() + Duration::from_secs(30);
         let count = loop {
             let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
-            let count = metrics.as_array().unwrap().iter().find_map(|s| {
+            let count = metrics["series"].as_array().unwrap().iter().find_map(|s| {
                 (s["namespace"] == "AWS/ApiGateway" && s["name"] == "Count")
                     .then(|| s["window"]["sum"].as_f64().unwrap())
             });
@@ -162,4 +162,76 @@ async fn health_answers_and_nothing_under_the_prefix_counts_as_api_traffic() {
         assert_eq!(count, 1.0, "console {console}");
         dofs.stop().await.unwrap();
     }
+}
+
+/// The AWS CLI or an SDK pointed at `dofs serve` (SigV4, `X-Amz-Target`,
+/// a presigned URL) is told in JSON that `dofs` is not an AWS endpoint,
+/// not given the API's bare 404, and none of it is API traffic: `Count`
+/// and `4xx` see only the one real API request.
+#[tokio::test]
+async fn aws_tools_are_told_dofs_is_not_an_aws_endpoint_and_are_not_api_traffic() {
+    let mut args = fast_args(0.0);
+    args.extend(["--metrics-interval", "100ms"].map(str::to_owned));
+    let dofs = spawn_runtime(&args).await;
+    let sigv4 =
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/dynamodb/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0123abcd";
+    let requests = [
+        // `aws dynamodb list-tables --endpoint-url ...`
+        dofs.client
+            .post(dofs.url("/"))
+            .header("authorization", sigv4)
+            .header("x-amz-target", "DynamoDB_20120810.ListTables")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body("{}"),
+        // `aws s3 ls --endpoint-url ...`
+        dofs.client
+            .get(dofs.url("/"))
+            .header("authorization", sigv4),
+        // a signed request to an API path is still an AWS tool's
+        dofs.client
+            .post(dofs.url("/orders"))
+            .header("authorization", sigv4)
+            .body("Action=ListQueues&Version=2012-11-05"),
+        // a presigned URL
+        dofs.client
+            .get(dofs.url("/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab")),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "NotAnAwsEndpoint",
+            "{response:?}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_an_aws_endpoint", "{body}");
+        assert_eq!(body["__type"], "NotAnAwsEndpoint", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("not an AWS endpoint"), "{message}");
+        assert!(message.contains("moto"), "{message}");
+    }
+    // The one API request: a 404 of the API's own.
+    let (status, _) = dofs.get_order("no-such-order").await;
+    assert_eq!(status, 404);
+
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let sum_of = |metrics: &Value, name: &str| {
+        metrics["series"].as_array().unwrap().iter().find_map(|s| {
+            (s["namespace"] == "AWS/ApiGateway" && s["name"] == name)
+                .then(|| s["window"]["sum"].as_f64().unwrap())
+        })
+    };
+    let (count, client_errors) = loop {
+        let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
+        if let (Some(count), Some(errors)) = (sum_of(&metrics, "Count"), sum_of(&metrics, "4xx")) {
+            break (count, errors);
+        }
+        assert!(std::time::Instant::now() < until, "no Count: {metrics:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(count, 1.0);
+    assert_eq!(client_errors, 1.0);
+    dofs.stop().await.unwrap();
 }

@@ -58,8 +58,7 @@ async fn every_accepted_order_survives_repeated_kill_9() {
     // reached the client: the server accepted it all the same, so the
     // guarantees are checked on every order it holds, and every order the
     // client saw accepted must be among them.
-    let held: Vec<String> = dofs
-        .cli_json(&["orders"])
+    let held: Vec<String> = dofs.cli_json(&["orders"])["orders"]
         .as_array()
         .unwrap()
         .iter()
@@ -97,7 +96,7 @@ async fn every_accepted_order_survives_repeated_kill_9() {
         }
     }
     let failed_rows = dofs.cli_json(&["orders", "--status", "FAILED"]);
-    assert_eq!(failed_rows.as_array().unwrap().len(), failed);
+    assert_eq!(failed_rows["orders"].as_array().unwrap().len(), failed);
     eprintln!(
         "crash test: {ROUNDS} kill -9 rounds, {} orders accepted ({} held), {failed} FAILED, \
          none lost, none terminal twice, {:.1?}",

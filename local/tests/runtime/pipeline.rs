@@ -15,7 +15,7 @@ async fn with_no_failures_every_order_is_fulfilled() {
     let not_fulfilled: Vec<_> = done.iter().filter(|(_, s)| *s != "FULFILLED").collect();
     assert!(not_fulfilled.is_empty(), "{not_fulfilled:?}");
     let fulfilled = dofs.cli_json(&["orders", "--status", "FULFILLED"]);
-    assert_eq!(fulfilled.as_array().unwrap().len(), 100);
+    assert_eq!(fulfilled["orders"].as_array().unwrap().len(), 100);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +40,7 @@ async fn with_only_failures_every_order_is_dead_lettered_after_max_receives() {
         assert_eq!(failed["order_id"], id.as_str(), "{report}");
     }
     let queues = dofs.cli_json(&["queues"]);
-    for q in queues.as_array().unwrap() {
+    for q in queues["queues"].as_array().unwrap() {
         assert_eq!(q["visible"], 0, "{queues}");
         assert_eq!(q["in_flight"], 0, "{queues}");
     }
@@ -74,7 +74,10 @@ async fn with_some_failures_every_order_ends_terminal_and_counts_add_up() {
         }
     }
     assert_eq!(failed_rows, failed);
-    let listed: Vec<Value> = dofs.cli_json(&["orders"]).as_array().unwrap().clone();
+    let listed: Vec<Value> = dofs.cli_json(&["orders"])["orders"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(listed.len(), ids.len());
 }
 

@@ -504,3 +504,41 @@ async fn a_client_traceparent_is_linked_from_the_gateway_span() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
 }
+
+/// `dofs trace` takes the `trace_id` the API answered, or the whole
+/// `X-Amzn-Trace-Id` value, as well as the order id, and shows the same
+/// order; a trace id no order has is refused and named.
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_takes_the_trace_id_the_api_answered() {
+    let dofs = crate::helpers::Dofs::spawn(&fast_args(0.0));
+    let (status, accepted) = dofs.post_order(&order_body(1), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let order_id = accepted["order_id"].as_str().unwrap().to_owned();
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_owned();
+    dofs.wait_terminal(std::slice::from_ref(&order_id), Duration::from_secs(60))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let by_order = loop {
+        let (ok, stdout, stderr) = dofs_text(&dofs, &["trace", &order_id, "--json"]);
+        if ok {
+            break stdout;
+        }
+        assert!(Instant::now() < deadline, "{stderr}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let header = format!("Root={trace_id};Parent=53995c3f42cd8ad8;Sampled=1");
+    for id in [trace_id.as_str(), header.as_str()] {
+        let (ok, stdout, stderr) = dofs_text(&dofs, &["trace", id, "--json"]);
+        assert!(ok, "dofs trace {id}: {stderr}");
+        assert_eq!(stdout, by_order, "dofs trace {id}");
+        let shown: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(shown["trace_id"], trace_id.as_str());
+        assert_eq!(shown["order_id"], order_id.as_str());
+    }
+    let (ok, _, _) = dofs_text(&dofs, &["trace", &trace_id, "--full"]);
+    assert!(ok);
+    let unknown = "1-00000000-000000000000000000000000";
+    let (ok, _, stderr) = dofs_text(&dofs, &["trace", unknown]);
+    assert!(!ok);
+    assert!(stderr.contains(unknown), "{stderr}");
+}

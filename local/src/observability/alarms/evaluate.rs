@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -134,7 +134,7 @@ fn reason_data(
 ) -> Value {
     json!({
         "version": "1.0",
-        "queryDate": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "queryDate": dofs_core::timestamp::format(&now),
         "statistic": match &alarm.source {
             AlarmSource::Metric(q) => Value::from(q.statistic.as_str()),
             AlarmSource::Math { .. } => Value::Null,
@@ -143,8 +143,7 @@ fn reason_data(
         "recentDatapoints": evaluated.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
         "threshold": alarm.threshold,
         "evaluatedDatapoints": range.iter().rev().map(|d| json!({
-            "timestamp": DateTime::<Utc>::from_timestamp_millis(d.at_ms)
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "timestamp": dofs_core::timestamp::format_millis(d.at_ms),
             "value": d.value,
         })).collect::<Vec<_>>(),
     })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::notify::deliver;
@@ -43,7 +43,7 @@ impl Evaluator {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(RegisterError::WebhookClient)?;
-        let now = clock.now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let now = dofs_core::timestamp::format(&clock.now());
         let register: Vec<(String, String)> = alarms
             .iter()
             .map(|a| (a.name.clone(), a.description.clone()))
@@ -102,7 +102,7 @@ impl Evaluator {
                     .collect::<Result<Vec<_>, DbError>>()
             })
             .await?;
-        let at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let at = dofs_core::timestamp::format(&now);
         let rows: Vec<(String, AlarmState, AlarmState, String, String)> = evaluations
             .iter()
             .map(|(a, old, e)| {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::*;
@@ -114,7 +114,7 @@ pub fn sns_envelope(
         "TopicArn": crate::identity::on_call_topic_arn(),
         "Subject": format!("{new_state}: \"{alarm_name}\" in {REGION}"),
         "Message": message.to_string(),
-        "Timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "Timestamp": dofs_core::timestamp::format(&at),
         "SignatureVersion": "1",
         "Signature": "",
         "SigningCertURL": "",

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use dofs_telemetry::traces::SinkError;
 use dofs_telemetry::{SpanData, SpanSink};
 use opentelemetry::trace::SpanId;
@@ -56,7 +56,8 @@ pub mod xray_view;
 pub use archive::{pack_quiet_spans, store_packed_spans, unpacked_spans, PackedSpans};
 pub use convert::{enrich, records_from_spans};
 pub use query::{
-    load_trace, load_trace_raw, order_trace, order_trace_id, order_traces, tree_order, OrderTrace,
+    load_trace, load_trace_raw, order_of_trace, order_trace, order_trace_id, order_traces,
+    tree_order, OrderTrace,
 };
 pub use waterfall::{
     document_rows, render_waterfall, render_xray, DocumentRow, Waterfall, WaterfallRow,
@@ -100,7 +101,7 @@ fn as_rfc3339<S: serde::Serializer>(ns: &i64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 pub(super) fn rfc3339(ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Micros, true)
+    dofs_core::timestamp::format(&DateTime::<Utc>::from_timestamp_nanos(ns))
 }
 
 pub(super) fn unix_ns(t: SystemTime) -> i64 {

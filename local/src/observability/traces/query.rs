@@ -72,6 +72,18 @@ impl SpanRow {
     }
 }
 
+/// The order a stored span of `trace_id` names (the spans' own
+/// `order_id`), for a trace id given without its order.
+pub fn order_of_trace(conn: &Connection, trace_id: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT order_id FROM spans WHERE trace_id = ?1 AND order_id IS NOT NULL LIMIT 1",
+            [trace_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The trace an order's journey belongs to: the one its workflow execution
 /// was started with (`execution_header`, the execution's `traceHeader`,
 /// which the caller reads: traces know nothing of Step Functions), else the

@@ -32,8 +32,9 @@ mod workflow;
 
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use store::{
-    load_events, load_execution, pack_closed_histories, prune_history, status_name,
-    store_packed_histories, trace_header, unpacked_closed_events, ExecutionRecord, PackedHistory,
+    execution_of_trace, load_events, load_execution, pack_closed_histories, prune_history,
+    status_name, store_packed_histories, trace_header, unpacked_closed_events, ExecutionRecord,
+    PackedHistory,
 };
 pub use tasks::{check_resources, LocalTasks};
 pub use workflow::LocalWorkflow;

@@ -162,6 +162,18 @@ pub fn trace_header(conn: &Connection, name: &str) -> Result<Option<String>, DbE
     Ok(header.flatten())
 }
 
+/// The execution whose `traceHeader` has `trace_id` as its `Root`: the
+/// order an X-Ray trace id belongs to. A scan, for one CLI lookup.
+pub fn execution_of_trace(conn: &Connection, trace_id: &str) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM executions WHERE instr(trace_header, 'Root=' || ?1) > 0 LIMIT 1",
+            [trace_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The columns [`ExecutionRecord::from_row`] reads, in a `SELECT`.
 const EXECUTION_COLUMNS: &str = "name, status, input, trace_header, cursor, started_at, \
      stopped_at, output, error, cause, next_run_ms";
