@@ -527,7 +527,10 @@ fn http_app(
             .merge(crate::faults::router(functions.faults().clone()))
             .merge(app);
     }
-    app.layer(axum::middleware::from_fn_with_state(
+    app.layer(axum::middleware::from_fn(
+        crate::console::health::browser_files,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),
         crate::http_guard::guard,
     ))

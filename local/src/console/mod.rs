@@ -5,27 +5,31 @@
 //! metrics, and the alarms with their history. Every page has a JSON twin
 //! under `/_dofs/api/`.
 //!
-//! Server-rendered HTML with a few lines of inline CSS: no frontend build,
-//! nothing to download, and every value from the data directory goes
-//! through [`escape`] (order ids, customer-provided text and error messages
-//! are data, never markup).
+//! Server-rendered HTML through `maud`, which escapes every value from the
+//! data directory (order ids, customer-provided text and error messages are
+//! data, never markup); one stylesheet and an icon compiled into the binary;
+//! no script, no frontend build, nothing to download. The
+//! Content-Security-Policy ([`crate::http_guard`]) allows only those files.
 //!
-//! - `html`: escaping, the page shell and the cell formatters;
+//! - `html`: the page shell and the cell formatters;
+//! - `assets`: the static files under `/_dofs/static/`;
 //! - `pages`: the HTML pages;
+//! - `trace_view`: an order's X-Ray view and its waterfall with the idle
+//!   gaps collapsed;
 //! - `api`: the JSON twins and the read models the pages render too;
 //! - [`health`]: `GET /_dofs/health` and the 404 of the rest of the prefix,
 //!   served with the console on or off.
 
 mod api;
+mod assets;
 pub mod health;
 mod html;
 mod pages;
+mod trace_view;
 
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-
-pub use html::escape;
 
 use std::sync::Arc;
 
@@ -67,6 +71,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
         .route("/_dofs/orders/{order_id}", get(pages::order_page))
         .route("/_dofs/metrics", get(pages::metrics_page))
         .route("/_dofs/alarms", get(pages::alarms_page))
+        .route("/_dofs/static/{name}", get(assets::static_file))
         .route("/_dofs/api/orders", get(api::orders_json))
         .route("/_dofs/api/orders/{order_id}", get(api::order_json))
         .route("/_dofs/api/metrics", get(api::metrics_json))

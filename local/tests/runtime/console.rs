@@ -163,3 +163,85 @@ async fn health_answers_and_nothing_under_the_prefix_counts_as_api_traffic() {
         dofs.stop().await.unwrap();
     }
 }
+
+/// The sum of an `AWS/ApiGateway` series over the last ten minutes (0 when
+/// it has no data).
+fn api_sum(dofs: &Served, name: &str) -> f64 {
+    let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
+    metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["namespace"] == "AWS/ApiGateway" && s["name"] == name)
+        .map(|s| s["window"]["sum"].as_f64().unwrap())
+        .sum()
+}
+
+/// Browsing the console (every page, its static files, and what a browser
+/// asks for on its own: `/favicon.ico`, `/robots.txt`, the touch icons)
+/// moves no API metric and no alarm: the favicon once went to the API,
+/// whose 404 flapped `api-4xx-rate` while nobody used the API.
+#[tokio::test]
+async fn browsing_every_console_page_moves_no_api_metric_and_no_alarm() {
+    let mut args = fast_args(0.0);
+    args.extend(["--metrics-interval", "100ms"].map(str::to_owned));
+    let dofs = spawn_runtime(&args).await;
+    let ids = dofs.submit(2).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while api_sum(&dofs, "Count") < 2.0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the API's Count never came"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = (api_sum(&dofs, "Count"), api_sum(&dofs, "4xx"));
+
+    let order = format!("/_dofs/orders/{}", ids[0]);
+    let search = format!("/_dofs/orders?q={}", &ids[0][..8]);
+    let pages = [
+        "/_dofs/",
+        "/_dofs/orders",
+        "/_dofs/orders?status=FULFILLED",
+        &search,
+        &order,
+        "/_dofs/metrics",
+        "/_dofs/alarms",
+        "/_dofs/static/console.css?v=1",
+        "/_dofs/static/favicon.svg",
+    ];
+    for path in pages {
+        let (status, body) = get(&dofs, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    for (path, expected) in [
+        ("/favicon.ico", 200),
+        ("/robots.txt", 200),
+        ("/apple-touch-icon.png", 404),
+        ("/apple-touch-icon-precomposed.png", 404),
+        ("/apple-touch-icon-120x120.png", 404),
+    ] {
+        let (status, _) = get(&dofs, path).await;
+        assert_eq!(status, expected, "{path}");
+    }
+    let (_, html) = get(&dofs, &order).await;
+    assert!(
+        html.contains(r#"rel="icon""#) && html.contains("/_dofs/static/favicon.svg"),
+        "the pages link the console's icon: {html}"
+    );
+
+    // Several metric flushes later, the API's series are where they were.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = (api_sum(&dofs, "Count"), api_sum(&dofs, "4xx"));
+    assert_eq!(before, after, "(Count, 4xx) before and after browsing");
+    let report = dofs.cli_json(&["alarms"]);
+    let firing: Vec<&Value> = report["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "ALARM")
+        .collect();
+    assert!(firing.is_empty(), "{firing:#?}");
+    dofs.stop().await.unwrap();
+}
