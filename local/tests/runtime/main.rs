@@ -8,6 +8,7 @@
 mod alarms;
 mod api;
 mod bench;
+mod browser;
 mod cli;
 mod console;
 mod contract;
@@ -17,3 +18,4 @@ mod helpers;
 mod pipeline;
 mod storage;
 mod trace;
+mod webdriver;
