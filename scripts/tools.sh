@@ -2,7 +2,9 @@
 # Installs, idempotently and only under target/tools/, every outside tool the
 # tests use: a Python venv with moto[server], statelint, checkov and
 # cargo-lambda, and a Terraform CLI config that points at the machine's
-# provider mirror so `terraform init` works offline.
+# provider mirror so `terraform init` works offline; and Debian's Chromium
+# and ChromeDriver for the console's browser tests (system packages, the one
+# thing installed outside target/tools: Chromium cannot run from a folder).
 #
 # The Python tools are pinned in tools/requirements.in (and
 # tools/schemathesis-requirements.in); what is installed is their lock,
@@ -86,4 +88,22 @@ provider_installation {
 TFRC
   export TF_PLUGIN_CACHE_DIR="$DOFS_TOOLS_DIR/terraform-plugin-cache"
   mkdir -p "$TF_PLUGIN_CACHE_DIR"
+fi
+
+# The console's browser tests drive headless Chromium (local/tests/runtime/
+# browser.rs). Debian's packages, installed when missing (idempotent: a
+# second run only checks the two paths). Under CI=true a browser that cannot
+# be installed is a failure; elsewhere the tests skip, saying so.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "tools: installing Debian's chromium and chromium-driver for the browser tests" >&2
+  if ! { [ "$(id -u)" = 0 ] &&
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2 ||
+      { apt-get update >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2; }; }; }; then
+    if [ "${CI:-}" = true ]; then
+      echo "tools: ERROR: could not install chromium and chromium-driver (CI=true: the browser tests must run)" >&2
+      exit 1
+    fi
+    echo "tools: WARNING: no chromium; the console's browser tests will be SKIPPED" >&2
+  fi
 fi

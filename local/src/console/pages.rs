@@ -117,7 +117,7 @@ pub(super) async fn orders_page(
                      th { "Age" } th { "Updated" } }
                 @for o in &rows {
                     tr {
-                        td.mono { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
+                        td.mono.id { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
                         td { (status(&o.status)) }
                         td { (o.customer.as_deref().unwrap_or("")) }
                         td.num { (o.total.as_deref().unwrap_or("")) }
@@ -143,21 +143,16 @@ fn in_flight(report: &OrderReport) -> bool {
 /// It comes from the order's status, not the execution's: the workflow
 /// succeeds when it has *recorded* a failure, so "SUCCEEDED" is no answer
 /// to "did my order go through?".
-fn outcome(report: &OrderReport) -> (String, &'static str) {
+fn outcome(report: &OrderReport) -> (String, Option<String>, &'static str) {
     let Some(order) = &report.order else {
-        return ("Accepted: the workflow is storing it".into(), "s-RUNNING");
+        return ("Accepted".into(), None, "s-RUNNING");
     };
-    let reason = order
-        .history
-        .last()
-        .and_then(|c| c.reason.clone())
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
+    let reason = order.history.last().and_then(|c| c.reason.clone());
     match order.status {
-        OrderStatus::Fulfilled => ("Fulfilled".into(), "s-FULFILLED"),
-        OrderStatus::Failed => (format!("Failed{reason}"), "s-FAILED"),
-        OrderStatus::Rejected => (format!("Rejected{reason}"), "s-REJECTED"),
-        s => (format!("In flight ({})", s.as_str()), "s-RUNNING"),
+        OrderStatus::Fulfilled => ("Fulfilled".into(), None, "s-FULFILLED"),
+        OrderStatus::Failed => ("Failed".into(), reason, "s-FAILED"),
+        OrderStatus::Rejected => ("Rejected".into(), reason, "s-REJECTED"),
+        s => (format!("In flight ({})", s.as_str()), None, "s-RUNNING"),
     }
 }
 
@@ -214,11 +209,12 @@ pub(super) async fn order_page(
         *response.status_mut() = StatusCode::NOT_FOUND;
         return Ok(response);
     }
-    let (words, class) = outcome(&report);
+    let (words, why, class) = outcome(&report);
     let live = in_flight(&report);
     let body = html! {
         div.card {
             p.outcome class=(class) { (words) }
+            @if let Some(why) = &why { p.why { (why) } }
             @if let Some(place) = whereabouts(&report) { p { (place) } }
             dl.kv {
                 dt { "Order" } dd.mono { (order_id) }
@@ -317,8 +313,10 @@ fn execution_section(execution: &ExecutionReport, now: DateTime<Utc>) -> Markup 
     html! {
         h2 { "Workflow execution" }
         p {
-            "The execution " (status(status_name(execution.status)))
-            ", started " (ago(execution.started_at, now))
+            // Plain, not coloured: a workflow that recorded a failure
+            // SUCCEEDED, and the order's outcome above is the answer.
+            "The execution is " b { (status_name(execution.status)) }
+            " (the order's outcome is above), started " (ago(execution.started_at, now))
             ", " (super::html::duration_ms(elapsed.num_milliseconds() as f64))
             @if execution.stopped_at.is_none() { " so far" }
             "."
@@ -327,16 +325,30 @@ fn execution_section(execution: &ExecutionReport, now: DateTime<Utc>) -> Markup 
         }
         (scroll(html! {
             table {
-                tr { th { "At" } th { "Event" } th { "State" } }
+                tr { th.num { "After" } th { "Event" } th { "State" } }
                 @for e in &execution.events {
                     tr {
-                        td.mono { (e.timestamp) }
+                        td.num { (since_start(&e.timestamp, execution.started_at)) }
                         td { (e.kind) }
                         td { (e.state.as_deref().unwrap_or_default()) }
                     }
                 }
             }
         }))
+    }
+}
+
+/// An event's time as an offset from the execution's start, the exact
+/// time on hover: the offsets are what tell the steps apart.
+fn since_start(at: &str, started: DateTime<Utc>) -> Markup {
+    match DateTime::parse_from_rfc3339(at) {
+        Ok(t) => {
+            let ns = (t.with_timezone(&Utc) - started)
+                .num_nanoseconds()
+                .unwrap_or(i64::MAX);
+            html! { span title=(at) { "+" (super::html::duration_ms(ns as f64 / 1e6)) } }
+        }
+        Err(_) => html! { span.mono { (at) } },
     }
 }
 
