@@ -295,6 +295,8 @@ impl Runtime {
             engine,
             evaluator,
         } = self;
+        // The console draws each alarm's chart from its definition.
+        let console_alarms = Arc::new(evaluator.alarms().to_vec());
         let mut background = tokio::task::JoinSet::new();
         background.spawn(engine.run(shutdown.clone()));
         if let Some(store) = &spans {
@@ -359,7 +361,20 @@ impl Runtime {
         // asker's working directory.
         let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
         let health = crate::console::health::Health::new(data_dir, format!("http://{addr}"));
-        let app = http_app(&config, &db, &clock, &functions, service_metrics, health);
+        let console = crate::console::router(
+            db.clone(),
+            Arc::clone(&clock),
+            console_alarms,
+            queues.clone(),
+        );
+        let app = http_app(
+            &config,
+            console,
+            &clock,
+            &functions,
+            service_metrics,
+            health,
+        );
         let stop = shutdown.clone();
         crate::http_server::serve(listener, app, config.connection_limits, stop)
             .await
@@ -508,7 +523,7 @@ fn build_functions(
 /// guard.
 fn http_app(
     config: &RuntimeConfig,
-    db: &Db,
+    console: axum::Router,
     clock: &Arc<dyn Clock>,
     functions: &Arc<Functions>,
     service_metrics: ServiceMetrics,
@@ -523,7 +538,7 @@ fn http_app(
     // it).
     app = crate::console::health::router(health, config.console).merge(app);
     if config.console {
-        app = crate::console::router(db.clone(), Arc::clone(clock))
+        app = console
             .merge(crate::faults::router(functions.faults().clone()))
             .merge(app);
     }

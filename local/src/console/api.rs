@@ -29,19 +29,22 @@ pub(super) const METRICS_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// page has room for more than `dofs alarms`' terminal).
 const ALARM_HISTORY: usize = 50;
 
-/// A database problem. The response says only that it happened: the error
-/// (SQL, paths) goes to the log, never into a body a browser shows.
-pub(super) struct ConsoleError(DbError);
-
-impl From<DbError> for ConsoleError {
-    fn from(err: DbError) -> Self {
-        Self(err)
-    }
+/// A problem reading the data directory (or, for an action, changing a
+/// queue). The response says only that it happened: the error (SQL,
+/// paths) goes to the log, never into a body a browser shows.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConsoleError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Queue(#[from] crate::services::sqs::QueueError),
+    #[error(transparent)]
+    Dashboard(#[from] super::dashboard::DashboardError),
 }
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "console query failed");
+        tracing::error!(error = %self, "console request failed");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the console could not read the data directory; see the log",

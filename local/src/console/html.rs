@@ -58,6 +58,7 @@ pub(super) fn page(title: &str, refresh: Option<u32>, body: Markup) -> Response 
                     a href="/_dofs/orders" { "Orders" }
                     a href="/_dofs/metrics" { "Metrics" }
                     a href="/_dofs/alarms" { "Alarms" }
+                    a href="/_dofs/queues" { "Queues" }
                     form action="/_dofs/orders" method="get" role="search" {
                         input type="search" name="q" placeholder="Order id, prefix or trace id"
                             aria-label="Search orders";

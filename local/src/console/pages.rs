@@ -12,13 +12,16 @@ use chrono::{DateTime, Utc};
 use dofs_core::{Clock, FailedOrder, LineItem, OrderStatus, StatusChange};
 use maud::{html, Markup};
 
+use super::alarm_view;
 use super::api::{
-    alarms_report, metrics_report, order_rows, xray_trace_id, OrdersQuery, Page, METRICS_WINDOW_MS,
+    alarms_report, metrics_report, order_rows, xray_trace_id, ConsoleError, OrdersQuery, Page,
+    METRICS_WINDOW_MS,
 };
+use super::dashboard::{self, Widget};
 use super::html::{ago, ago_text, fields, page, scroll, status, url_encode, with_unit};
 use super::trace_view;
 use crate::inspect::{order_report, AlarmsReport, Delivery, ExecutionReport, OrderReport};
-use crate::observability::alarms;
+use crate::observability::alarms::{self, Alarm};
 use crate::services::dynamodb;
 use crate::services::step_functions::status_name;
 use crate::store::{Db, DbError};
@@ -391,69 +394,211 @@ fn failed_section(failed: &FailedOrder) -> Result<Markup, DbError> {
     })
 }
 
-/// `GET /_dofs/metrics`: one row per series over [`METRICS_WINDOW_MS`],
-/// values in their units at a readable precision.
+/// `?range=` and `?period=` of the dashboard.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct RangeQuery {
+    range: Option<String>,
+    period: Option<String>,
+}
+
+/// The time ranges the picker offers, as CloudWatch's does: (label, s).
+const RANGES: [(&str, i64); 5] = [
+    ("15m", 900),
+    ("1h", 3600),
+    ("3h", 10_800),
+    ("12h", 43_200),
+    ("1d", 86_400),
+];
+/// Periods besides each widget's own (the default, as deployed): a short
+/// one makes a local run of a few minutes readable.
+const PERIODS: [(&str, i64); 2] = [("1m", 60), ("10s", 10)];
+/// Most datapoints a line has: a longer range gets a longer period.
+const MAX_POINTS: i64 = 360;
+
+/// `GET /_dofs/metrics`: the deployed CloudWatch dashboard's widgets as
+/// charts over the picked range, then every series as a table.
 pub(super) async fn metrics_page(
     State(db): State<Db>,
     State(clock): State<Arc<dyn Clock>>,
+    Query(q): Query<RangeQuery>,
 ) -> Page {
     let now = clock.now();
     let now_ms = now.timestamp_millis();
-    let rows = db.read(move |c| metrics_report(c, now_ms)).await?;
+    let range = q.range.as_deref().unwrap_or("1h");
+    let range_s = RANGES
+        .iter()
+        .find(|(l, _)| *l == range)
+        .map_or(3600, |r| r.1);
+    let period_override = PERIODS
+        .iter()
+        .find(|(l, _)| Some(*l) == q.period.as_deref())
+        .map(|p| p.1);
+    let widgets = dashboard::widgets().map_err(ConsoleError::from)?;
+    let charts = db
+        .read(move |c| {
+            let mut out = Vec::new();
+            for w in &widgets {
+                let Widget::Chart {
+                    period_s, lines, ..
+                } = w
+                else {
+                    out.push(None);
+                    continue;
+                };
+                let period_s = period_override
+                    .unwrap_or(*period_s)
+                    .max(range_s / MAX_POINTS)
+                    .max(1);
+                let period_ms = period_s * 1000;
+                let count = usize::try_from(range_s / period_s).unwrap_or(1).max(1);
+                // Periods aligned to the period, the last one holding now.
+                let from_ms = (now_ms / period_ms + 1 - count as i64) * period_ms;
+                let mut points = Vec::with_capacity(lines.len());
+                for l in lines {
+                    points.push(dashboard::datapoints(
+                        c, &l.key, &l.stat, from_ms, period_ms, count,
+                    )?);
+                }
+                out.push(Some((from_ms, period_ms, points)));
+            }
+            Ok((
+                widgets,
+                out,
+                alarms::load_states(c)?,
+                metrics_report(c, now_ms)?,
+            ))
+        })
+        .await?;
+    let (widgets, data, alarm_states, rows) = charts;
+    let link = |r: &str, p: Option<&str>| match p {
+        Some(p) => format!("/_dofs/metrics?range={r}&period={p}"),
+        None => format!("/_dofs/metrics?range={r}"),
+    };
+    let period = q
+        .period
+        .as_deref()
+        .filter(|p| period_override.is_some() && !p.is_empty());
     let body = html! {
-        p.muted {
-            "Series with data in the last " (METRICS_WINDOW_MS / 60_000)
-            " minutes: sum, average, minimum and maximum over the window, and the latest second with data."
+        p.picker {
+            "Range: "
+            @for (label, _) in RANGES {
+                a class=[(label == range).then_some("on")] href=(link(label, period)) { (label) }
+            }
+            " · Period: "
+            a class=[period.is_none().then_some("on")] href=(link(range, None)) { "as deployed" }
+            @for (label, _) in PERIODS {
+                a class=[(Some(label) == period).then_some("on")] href=(link(range, Some(label))) { (label) }
+            }
         }
-        (scroll(html! {
-            table {
-                tr { th { "Namespace" } th { "Metric" } th { "Dimensions" } th { "Unit" }
-                     th.num { "Samples" } th.num { "Sum" } th.num { "Avg" } th.num { "Min" }
-                     th.num { "Max" } th { "Last" } }
-                @for s in &rows {
-                    tr {
-                        td { (s.namespace) }
-                        td { (s.name) }
-                        td.mono {
-                            @for (k, v) in &s.dimensions { (k) "=" (v) " " }
+        div.grid {
+            @for (w, d) in widgets.iter().zip(&data) {
+                @match (w, d) {
+                    (Widget::Text(text), _) => {
+                        div.card.text {
+                            @for line in text.lines() {
+                                @if let Some(h) = line.strip_prefix("# ") { h2 { (h) } }
+                                @else { p.muted.small { (line) } }
+                            }
                         }
-                        td { (s.unit) }
-                        td.num { (s.window.sample_count) }
-                        td.num { (with_unit(s.window.sum, &s.unit)) }
-                        td.num { (with_unit(s.average, &s.unit)) }
-                        td.num { (with_unit(s.window.min, &s.unit)) }
-                        td.num { (with_unit(s.window.max, &s.unit)) }
-                        td { (ago_text(&s.last_at, now)) }
                     }
+                    (Widget::Chart { title, lines, .. }, Some((from_ms, period_ms, points))) => {
+                        @let drawn: Vec<dashboard::Drawn<'_>> = lines.iter().zip(points)
+                            .map(|(line, p)| dashboard::Drawn { line, points: p.clone() }).collect();
+                        div.card.widget data-title=(title) {
+                            h2 { (title) }
+                            (dashboard::chart(&drawn, *from_ms, *period_ms, None))
+                            p.muted.small { "Period " (super::html::duration_ms(*period_ms as f64)) }
+                        }
+                    }
+                    (Widget::Alarms { title }, _) => {
+                        div.card {
+                            h2 { (title) }
+                            table {
+                                @for a in &alarm_states {
+                                    tr {
+                                        td { a href={ "/_dofs/alarms#" (url_encode(&a.name)) } { (a.name) } }
+                                        td { (status(a.state.as_str())) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
-        }))
+        }
+        details {
+            summary { "Every series with data in the last " (METRICS_WINDOW_MS / 60_000) " minutes" }
+            (scroll(html! {
+                table {
+                    tr { th { "Namespace" } th { "Metric" } th { "Dimensions" } th { "Unit" }
+                         th.num { "Samples" } th.num { "Sum" } th.num { "Avg" } th.num { "Min" }
+                         th.num { "Max" } th { "Last" } }
+                    @for s in &rows {
+                        tr {
+                            td { (s.namespace) }
+                            td { (s.name) }
+                            td.mono {
+                                @for (k, v) in &s.dimensions { (k) "=" (v) " " }
+                            }
+                            td { (s.unit) }
+                            td.num { (s.window.sample_count) }
+                            td.num { (with_unit(s.window.sum, &s.unit)) }
+                            td.num { (with_unit(s.average, &s.unit)) }
+                            td.num { (with_unit(s.window.min, &s.unit)) }
+                            td.num { (with_unit(s.window.max, &s.unit)) }
+                            td { (ago_text(&s.last_at, now)) }
+                        }
+                    }
+                }
+            }))
+        }
     };
-    Ok(page("Metrics", Some(REFRESH), body))
+    Ok(page("Metrics", Some(REFRESH * 2), body))
 }
 
-/// `GET /_dofs/alarms`: every alarm's state, then the latest changes.
-pub(super) async fn alarms_page(State(db): State<Db>, State(clock): State<Arc<dyn Clock>>) -> Page {
+/// `GET /_dofs/alarms`: every alarm with its state, its condition in
+/// words and its chart with the threshold line, then the latest changes.
+pub(super) async fn alarms_page(
+    State(db): State<Db>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(definitions): State<Arc<Vec<Alarm>>>,
+) -> Page {
     let now = clock.now();
+    let now_ms = now.timestamp_millis();
+    let defs = Arc::clone(&definitions);
+    let (report, charts) = db
+        .read(move |c| {
+            let mut charts = Vec::with_capacity(defs.len());
+            for alarm in defs.iter() {
+                charts.push(alarm_view::recent(c, alarm, now_ms)?);
+            }
+            Ok((alarms_report(c)?, charts))
+        })
+        .await?;
     let AlarmsReport {
         alarms: states,
         history,
-    } = db.read(alarms_report).await?;
+    } = report;
     let body = html! {
-        (scroll(html! {
-            table {
-                tr { th { "Alarm" } th { "State" } th { "Since" } th { "Reason" } th { "Description" } }
-                @for a in &states {
-                    tr id=(a.name) {
-                        td { (a.name) }
-                        td { (status(a.state.as_str())) }
-                        td { (ago_text(&a.changed_at, now)) }
-                        td { (a.reason) }
-                        td { (a.description) }
+        div.grid {
+            @for a in &states {
+                @let def = definitions.iter().position(|d| d.name == a.name);
+                div.card.alarm id=(a.name) data-state=(a.state.as_str()) {
+                    h2 { (a.name) " " (status(a.state.as_str())) }
+                    p.small { "Since " (ago_text(&a.changed_at, now)) ". " (a.reason) }
+                    @if let Some(i) = def {
+                        p { (alarm_view::condition(&definitions[i])) }
+                        @let (from_ms, period_ms, values) = &charts[i];
+                        (alarm_view::chart(&definitions[i], *from_ms, *period_ms, values))
+                    }
+                    details {
+                        summary { "Description" }
+                        p.small { (a.description) }
                     }
                 }
             }
-        }))
+        }
         h2 { "History" }
         (scroll(html! {
             table {
@@ -462,7 +607,7 @@ pub(super) async fn alarms_page(State(db): State<Db>, State(clock): State<Arc<dy
                     tr {
                         td { (ago_text(&t.at, now)) }
                         td { (t.name) }
-                        td { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
+                        td.nowrap { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
                         td { (t.reason) }
                     }
                 }

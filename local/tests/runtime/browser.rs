@@ -157,6 +157,11 @@ const PAGE_FACTS: &str = "return {
     links: Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href')),
     bars: Array.from(document.querySelectorAll('svg.wf .bar')).map(r => r.getBoundingClientRect().width),
     sheets: document.styleSheets.length,
+    charts: document.querySelectorAll('svg.chart').length,
+    drawn: Array.from(document.querySelectorAll('svg.chart path.line')).map(p => p.getAttribute('data-label')),
+    thresholds: document.querySelectorAll('svg.chart line.threshold').length,
+    firing: Array.from(document.querySelectorAll('.alarm[data-state=ALARM] svg.chart')).map(c => c.closest('.alarm').id),
+    legend: Array.from(document.querySelectorAll('ul.legend li')).map(li => li.textContent),
 }";
 
 #[tokio::test]
@@ -194,8 +199,9 @@ async fn the_console_in_a_real_browser() {
         ("order-dead-lettered", order(&seeded.dead_lettered)),
         ("order-rejected", order(&seeded.rejected)),
         ("order-in-flight", order(&seeded.in_flight)),
-        ("metrics", "/_dofs/metrics".into()),
+        ("metrics", "/_dofs/metrics?range=15m&period=10s".into()),
         ("alarms", "/_dofs/alarms".into()),
+        ("queues", "/_dofs/queues".into()),
     ];
     let mut facts = std::collections::HashMap::new();
     for (width, height, mobile) in [(1400, 900, false), (390, 844, true)] {
@@ -253,7 +259,84 @@ async fn the_console_in_a_real_browser() {
         text("order-retried")
     );
     assert!(text("alarms").contains("ALARM"));
+    let alarms = &facts[&("alarms", 1400)];
+    assert!(alarms["thresholds"].as_u64().unwrap() >= 5, "{alarms:#}");
+    assert!(
+        alarms["firing"].to_string().contains("dofs-dlq-depth"),
+        "the firing alarm is drawn: {alarms:#}"
+    );
+    assert!(
+        text("alarms").contains("ALARM when"),
+        "the condition in words"
+    );
+    // The deployed dashboard's twelve metric widgets, with their series.
+    let metrics = &facts[&("metrics", 1400)];
+    assert_eq!(metrics["charts"], 12, "{metrics:#}");
+    let legend = metrics["legend"].to_string();
+    for series in ["OrdersFulfilled", "p99", "order queue visible", "requests"] {
+        assert!(legend.contains(series), "no {series} in {legend}");
+    }
+    let drawn = metrics["drawn"].to_string();
+    for series in ["OrdersAccepted", "requests"] {
+        assert!(drawn.contains(series), "no line of {series}: {drawn}");
+    }
     assert!(text("overview").contains("dofs-dlq-depth"));
+
+    // The in-flight order's message waits in the DLQ: redrive it from the
+    // queue page (the form's confirmation ticked, as a person would) once
+    // fulfil_order works again, and the order is fulfilled.
+    assert!(
+        text("queues").contains(&seeded.in_flight),
+        "{}",
+        text("queues")
+    );
+    clear_fault(&dofs, "fulfill_order").await;
+    browser.viewport(1400, 900, false).await;
+    browser.goto(&dofs.url("/_dofs/queues")).await;
+    let clicked = browser
+        .eval(&format!(
+            "const row = Array.from(document.querySelectorAll('tr.message'))
+                 .find(r => r.textContent.includes('{}'));
+             if (!row) return false;
+             row.querySelector('input[name=confirm]').click();
+             row.querySelector('button[type=submit]').click();
+             return true;",
+            seeded.in_flight
+        ))
+        .await;
+    assert_eq!(clicked, true, "no DLQ row for the in-flight order");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let done = browser
+            .eval("return document.querySelector('.done') ? document.querySelector('.done').textContent : ''")
+            .await;
+        if done.as_str().is_some_and(|d| d.contains("Moved 1 message")) {
+            break;
+        }
+        assert!(Instant::now() < until, "the redrive never reported: {done}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(browser.logs().await.iter().all(|l| l["level"] != "SEVERE"));
+    browser
+        .screenshot(&dir.join("queues-after-redrive-1400.png"))
+        .await;
+    wait_for(
+        &dofs,
+        &seeded.in_flight,
+        "fulfilled after the redrive",
+        status_is("FULFILLED"),
+    )
+    .await;
+    // Without the page's token the same POST is refused.
+    let forged = dofs
+        .client
+        .post(dofs.url("/_dofs/queues/purge"))
+        .header("origin", "http://evil.example")
+        .form(&[("token", "guess"), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
 
     browser.quit().await;
     dofs.stop().await.unwrap();
