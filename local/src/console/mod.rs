@@ -19,6 +19,8 @@
 //! - `pages`: the HTML pages;
 //! - `queues`: the queues page and its DLQ actions (redrive, purge),
 //!   guarded against cross-site requests;
+//! - `workflow_view`: the workflow graph from the ASL with the execution's
+//!   path coloured, and its steps;
 //! - `trace_view`: an order's X-Ray view and its waterfall with the idle
 //!   gaps collapsed;
 //! - `api`: the JSON twins and the read models the pages render too;
@@ -34,6 +36,7 @@ mod html;
 mod pages;
 mod queues;
 mod trace_view;
+mod workflow_view;
 
 use axum::response::Redirect;
 use axum::routing::{get, post};

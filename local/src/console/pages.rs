@@ -20,6 +20,7 @@ use super::api::{
 use super::dashboard::{self, Widget};
 use super::html::{ago, ago_text, fields, page, scroll, status, url_encode, with_unit};
 use super::trace_view;
+use super::workflow_view;
 use crate::inspect::{order_report, AlarmsReport, Delivery, ExecutionReport, OrderReport};
 use crate::observability::alarms::{self, Alarm};
 use crate::services::dynamodb;
@@ -161,9 +162,31 @@ fn outcome(report: &OrderReport) -> (String, Option<String>, &'static str) {
 
 /// Where an order that is not finished is waiting, in words, from the
 /// latest thing that happened to it.
-fn whereabouts(report: &OrderReport) -> Option<String> {
+fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> {
     if !in_flight(report) {
         return None;
+    }
+    if let Some(q) = queued {
+        let state = if q.in_flight {
+            "received, being worked on"
+        } else {
+            "waiting to be received"
+        };
+        return Some(if q.queue == crate::identity::DEAD_LETTER_QUEUE {
+            format!(
+                "In the dead-letter queue {} ({state}; received {} time(s) there): dlq_handler \
+                 records it as failed, or the Queues page redrives it. If it stays here, \
+                 dlq_handler is failing or its mapping is disabled.",
+                q.queue, q.receive_count
+            )
+        } else {
+            format!(
+                "In the queue {} ({state}; received {} time(s)): fulfill_order works on it; \
+                 a failed attempt is retried after the visibility timeout, up to the maximum \
+                 receive count, then it goes to the dead-letter queue.",
+                q.queue, q.receive_count
+            )
+        });
     }
     if report.failed_order.is_some() {
         return Some(
@@ -194,6 +217,36 @@ fn whereabouts(report: &OrderReport) -> Option<String> {
     Some("Stored, waiting for the workflow to start.".into())
 }
 
+/// Where the order's queue message is now, if it is in a queue.
+struct Queued {
+    queue: String,
+    receive_count: i64,
+    in_flight: bool,
+}
+
+fn queued_message(
+    conn: &rusqlite::Connection,
+    order_id: &str,
+    now_ms: i64,
+) -> Result<Option<Queued>, DbError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            "SELECT queue, receive_count, visible_at_ms FROM messages
+             WHERE json_valid(body) AND json_extract(body, '$.order_id') = ?1
+             ORDER BY seq DESC LIMIT 1",
+            [order_id],
+            |r| {
+                Ok(Queued {
+                    queue: r.get(0)?,
+                    receive_count: r.get(1)?,
+                    in_flight: r.get::<_, i64>(2)? > now_ms && r.get::<_, i64>(1)? > 0,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// `GET /_dofs/orders/{order_id}`: everything known about one order, one
 /// section per source. A section whose source has nothing is left out
 /// (most orders are never dead-lettered), so the page shows only what
@@ -205,7 +258,10 @@ pub(super) async fn order_page(
 ) -> Page {
     let now = clock.now();
     let id = order_id.clone();
-    let report = db.read(move |c| order_report(c, &id)).await?;
+    let now_ms = now.timestamp_millis();
+    let (report, queued) = db
+        .read(move |c| Ok((order_report(c, &id)?, queued_message(c, &id, now_ms)?)))
+        .await?;
     if !report.exists() {
         let body = html! { p { "No order " code { (order_id) } "." } };
         let mut response = page("Order not found", None, body);
@@ -218,7 +274,7 @@ pub(super) async fn order_page(
         div.card {
             p.outcome class=(class) { (words) }
             @if let Some(why) = &why { p.why { (why) } }
-            @if let Some(place) = whereabouts(&report) { p { (place) } }
+            @if let Some(place) = whereabouts(&report, queued.as_ref()) { p.place { (place) } }
             dl.kv {
                 dt { "Order" } dd.mono { (order_id) }
                 @if let Some(o) = &report.order {
@@ -242,7 +298,7 @@ pub(super) async fn order_page(
             (history(&order.history, now)?)
             (items(&order.items))
         }
-        @if let Some(execution) = &report.execution { (execution_section(execution, now)) }
+        @if let Some(execution) = &report.execution { (execution_section(execution, &step_times(&report), now)) }
         @if !report.deliveries.is_empty() { (deliveries(&report.deliveries, now)) }
         @if let Some(failed) = &report.failed_order { (failed_section(failed)?) }
         @if let Some(view) = &report.xray { (trace_view::xray(view)) }
@@ -308,13 +364,34 @@ fn items(items: &[LineItem]) -> Markup {
 
 /// The Step Functions execution and its history events. Its status is
 /// said plainly, small: the order's outcome above is the headline.
-fn execution_section(execution: &ExecutionReport, now: DateTime<Utc>) -> Markup {
+/// Each workflow step's duration from its span (the Step Functions
+/// stand-in's spans are named after the states).
+fn step_times(report: &OrderReport) -> std::collections::BTreeMap<String, f64> {
+    report
+        .trace
+        .iter()
+        .flat_map(|t| &t.spans)
+        .filter(|s| s.component == "step_functions")
+        .map(|s| (s.name.clone(), s.duration_ms))
+        .collect()
+}
+
+fn execution_section(
+    execution: &ExecutionReport,
+    step_ms: &std::collections::BTreeMap<String, f64>,
+    now: DateTime<Utc>,
+) -> Markup {
+    // The file Terraform deploys, compiled in (its placeholders sit inside
+    // strings, so it parses as it is).
+    let asl: Option<serde_json::Value> =
+        serde_json::from_str(crate::definitions::WORKFLOW_ASL).ok();
     let elapsed = execution
         .stopped_at
         .unwrap_or(now)
         .signed_duration_since(execution.started_at);
     html! {
         h2 { "Workflow execution" }
+        @if let Some(asl) = &asl { (workflow_view::render(asl, execution, step_ms)) }
         p {
             // Plain, not coloured: a workflow that recorded a failure
             // SUCCEEDED, and the order's outcome above is the answer.
@@ -326,6 +403,8 @@ fn execution_section(execution: &ExecutionReport, now: DateTime<Utc>) -> Markup 
             @if let Some(e) = &execution.error { " Error " code { (e) } }
             @if let Some(c) = &execution.cause { ": " (c) }
         }
+        details {
+            summary { "Every history event" }
         (scroll(html! {
             table {
                 tr { th.num { "After" } th { "Event" } th { "State" } }
@@ -338,6 +417,7 @@ fn execution_section(execution: &ExecutionReport, now: DateTime<Utc>) -> Markup 
                 }
             }
         }))
+        }
     }
 }
 
@@ -577,9 +657,11 @@ pub(super) async fn alarms_page(
         })
         .await?;
     let AlarmsReport {
-        alarms: states,
+        alarms: mut states,
         history,
     } = report;
+    // Firing alarms first, as the CloudWatch console lists them.
+    states.sort_by_key(|a| a.state != alarms::AlarmState::Alarm);
     let body = html! {
         div.grid {
             @for a in &states {

@@ -159,6 +159,8 @@ const PAGE_FACTS: &str = "return {
     sheets: document.styleSheets.length,
     charts: document.querySelectorAll('svg.chart').length,
     drawn: Array.from(document.querySelectorAll('svg.chart path.line')).map(p => p.getAttribute('data-label')),
+    graph: Object.fromEntries(Array.from(document.querySelectorAll('svg.graph g.node'))
+        .map(g => [g.getAttribute('data-state'), g.getAttribute('class')])),
     thresholds: document.querySelectorAll('svg.chart line.threshold').length,
     firing: Array.from(document.querySelectorAll('.alarm[data-state=ALARM] svg.chart')).map(c => c.closest('.alarm').id),
     legend: Array.from(document.querySelectorAll('ul.legend li')).map(li => li.textContent),
@@ -252,6 +254,7 @@ async fn the_console_in_a_real_browser() {
     assert!(text("order-rejected").contains("Rejected"));
     let waiting = text("order-in-flight");
     assert!(waiting.contains("In flight"), "{waiting}");
+    assert!(waiting.contains("In the dead-letter queue"), "{waiting}");
     assert!(waiting.contains("reloads every"), "{waiting}");
     assert!(
         text("order-retried").contains("idle gap"),
@@ -259,6 +262,17 @@ async fn the_console_in_a_real_browser() {
         text("order-retried")
     );
     assert!(text("alarms").contains("ALARM"));
+    // The workflow graph, the path coloured by what happened.
+    let graph = |name: &str, state: &str| {
+        facts[&(name, 1400)]["graph"][state]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(graph("order-fulfilled", "OrderEnqueued"), "node done");
+    assert_eq!(graph("order-fulfilled", "RejectOrder"), "node idle");
+    assert_eq!(graph("order-rejected", "OrderRejected"), "node done");
+    assert_eq!(graph("order-rejected", "StoreOrder"), "node idle");
     let alarms = &facts[&("alarms", 1400)];
     assert!(alarms["thresholds"].as_u64().unwrap() >= 5, "{alarms:#}");
     assert!(
