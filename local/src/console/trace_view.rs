@@ -196,7 +196,7 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
             ", richer than X-Ray (" code { "dofs trace --full" } ")."
             @if !timeline.gaps.is_empty() {
                 " " (timeline.gaps.len()) " idle gap(s) of " (duration_ms(idle as f64 / 1e6))
-                " in all are collapsed (hatched) so that the work stays readable."
+                " in all are collapsed (the grey bands) so that the work stays readable."
             }
             " Open a span for its attributes and events."
         }
