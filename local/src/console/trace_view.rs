@@ -202,8 +202,9 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
         }
         (scroll(html! {
             table.waterfall {
-                tr { th { "Span" } th { "Function" } th.num { "Start" } th.num { "Duration" }
-                     th { "Status" } th { "Waterfall" } }
+                // The bars second, so that a phone shows them without scrolling.
+                tr { th { "Span" } th.wfhead { "Waterfall" } th.num { "Duration" } th.num { "Start" }
+                     th { "Function" } th { "Status" } }
                 @for row in &waterfall.rows {
                     @let s = row.span;
                     @let (x, w) = timeline.bar(s.start, s.end);
@@ -219,10 +220,6 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
                                 (span_details(s))
                             }
                         }
-                        td { (s.component) }
-                        td.num { "+" (duration_ms(row.offset_ns as f64 / 1e6)) }
-                        td.num { (duration_ms(s.duration_ms)) }
-                        td { (status(&s.status)) }
                         td.wfcell {
                             svg.wf viewBox={ "0 0 " (WIDTH) " 14" } preserveAspectRatio="none"
                                 role="img" aria-label={ (s.name) " " (duration_ms(s.duration_ms)) } {
@@ -237,6 +234,10 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
                                 }
                             }
                         }
+                        td.num { (duration_ms(s.duration_ms)) }
+                        td.num { "+" (duration_ms(row.offset_ns as f64 / 1e6)) }
+                        td { (s.component) }
+                        td { (status(&s.status)) }
                     }
                 }
             }
