@@ -3,7 +3,8 @@
 # tests use: a Python venv with moto[server], statelint, checkov and
 # cargo-lambda, and a Terraform CLI config that points at the machine's
 # provider mirror so `terraform init` works offline; and the Debian packages
-# of the servers some tests drive (Prometheus), see `debian_tool` below.
+# of the programs some tests drive (Chromium and ChromeDriver for the
+# console's browser tests, Prometheus), see `debian_tool` below.
 #
 # The Python tools are pinned in tools/requirements.in (and
 # tools/schemathesis-requirements.in); what is installed is their lock,
@@ -89,14 +90,16 @@ TFRC
   mkdir -p "$TF_PLUGIN_CACHE_DIR"
 fi
 
-# Debian packages a test drives as a real server (system packages, the one
-# thing installed outside target/tools): installed when `binary` is missing,
-# so a second run only checks a path. Under CI=true a package that cannot
-# be installed is a failure; elsewhere its tests skip, saying so.
+# Debian packages a test drives as a real program (system packages, the one
+# thing installed outside target/tools: Chromium cannot run from a folder):
+# installed when one of `binaries` is missing, so a second run only checks
+# paths. Under CI=true a package that cannot be installed is a failure;
+# elsewhere its tests skip, saying so.
 debian_tool() {
-  local binary=$1 purpose=$2
+  local purpose=$1 binaries=$2 binary missing=
   shift 2
-  [ -x "$binary" ] && return 0
+  for binary in $binaries; do [ -x "$binary" ] || missing=1; done
+  [ -z "$missing" ] && return 0
   echo "tools: installing Debian's $* for $purpose" >&2
   if [ "$(id -u)" = 0 ] &&
     { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 ||
@@ -110,5 +113,7 @@ debian_tool() {
   echo "tools: WARNING: no $*; $purpose will be SKIPPED" >&2
 }
 
+# The console's browser tests drive headless Chromium (local/tests/runtime/browser.rs).
+debian_tool "the console's browser tests" "/usr/bin/chromium /usr/bin/chromedriver" chromium chromium-driver
 # A real Prometheus scrapes `dofs serve` (local/tests/runtime/prometheus.rs).
-debian_tool /usr/bin/prometheus "the Prometheus scrape test" prometheus
+debian_tool "the Prometheus scrape test" /usr/bin/prometheus prometheus

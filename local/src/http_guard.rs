@@ -15,8 +15,8 @@
 //!
 //! Every response carries `X-Content-Type-Options: nosniff`,
 //! `X-Frame-Options: DENY` and a `Content-Security-Policy` that allows the
-//! console's inline styles and nothing else (no script, no frame ancestor,
-//! no form target but itself).
+//! console's own stylesheet and images and nothing else (no script, no
+//! inline style, no frame ancestor, no form target but itself).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,8 +27,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// The console's inline `<style>` and `style=` attributes, and nothing else.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+/// The console's stylesheet and icon (served from `/_dofs/static/`), and
+/// nothing else.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
      img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Which `Host` names requests may carry.

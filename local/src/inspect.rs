@@ -79,8 +79,12 @@ pub struct ExecutionReport {
 pub struct OrderSummary {
     #[serde(with = "dofs_core::timestamp::normalized")]
     pub created_at: String,
+    /// Who ordered (the stored document's `customer_name`).
+    pub customer: Option<String>,
     pub order_id: String,
     pub status: OrderStatus,
+    /// The order's total as stored, its scale kept (`"10.00"`).
+    pub total: Option<String>,
     #[serde(with = "dofs_core::timestamp::normalized")]
     pub updated_at: String,
 }
@@ -248,7 +252,7 @@ pub fn order_summaries(
 
 /// JSON rows as typed rows; a row of another shape is an error, as any
 /// column that does not decode is.
-fn typed_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Result<Vec<T>, DbError> {
+pub fn typed_rows<T: DeserializeOwned>(rows: Vec<Value>) -> Result<Vec<T>, DbError> {
     rows.into_iter()
         .map(|row| serde_json::from_value(row).map_err(DbError::from))
         .collect()
@@ -361,6 +365,8 @@ mod tests {
             "status": "FULFILLED",
             "created_at": "2026-12-02T08:13:39.608Z",
             "updated_at": "2026-12-02T08:13:40.001Z",
+            "customer": "Ada",
+            "total": "10.00",
         }));
         round_trips::<Delivery>(json!({
             "queue": "dofs-order-queue",

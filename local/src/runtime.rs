@@ -319,6 +319,8 @@ impl Runtime {
             engine,
             evaluator,
         } = self;
+        // The console draws each alarm's chart from its definition.
+        let console_alarms = Arc::new(evaluator.alarms().to_vec());
         let mut background = tokio::task::JoinSet::new();
         if let Some(poster) = otlp {
             background.spawn(poster.run(shutdown.clone()));
@@ -387,9 +389,15 @@ impl Runtime {
         // asker's working directory.
         let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
         let health = crate::console::health::Health::new(data_dir, format!("http://{addr}"));
+        let console = crate::console::router(
+            db.clone(),
+            Arc::clone(&clock),
+            console_alarms,
+            queues.clone(),
+        );
         let app = http_app(
             &config,
-            &db,
+            console,
             &clock,
             &functions,
             (service_metrics, &metric_store),
@@ -574,7 +582,7 @@ fn build_functions(
 /// what the gateway records into, and the store the scrape reads.
 fn http_app(
     config: &RuntimeConfig,
-    db: &Db,
+    console: axum::Router,
     clock: &Arc<dyn Clock>,
     functions: &Arc<Functions>,
     (service_metrics, metric_store): (ServiceMetrics, &MetricsStore),
@@ -593,14 +601,18 @@ fn http_app(
         ))
         .merge(app);
     if config.console {
-        app = crate::console::router(db.clone(), Arc::clone(clock))
+        app = console
             .merge(crate::faults::router(functions.faults().clone()))
             .merge(app);
     }
     // Outside every route, the gateway's metrics layer included: an AWS
-    // tool's request is no API traffic.
+    // tool's request, and what a browser asks for on its own, are no API
+    // traffic.
     app.layer(axum::middleware::from_fn(
         crate::aws_tools::refuse_aws_requests,
+    ))
+    .layer(axum::middleware::from_fn(
+        crate::console::health::browser_files,
     ))
     .layer(axum::middleware::from_fn_with_state(
         Arc::new(crate::http_guard::HostPolicy::new(&config.allowed_hosts)),

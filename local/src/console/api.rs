@@ -15,9 +15,9 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::inspect::{self, AlarmsReport, MetricsReport, OrderDetail, OrderList};
+use crate::inspect::{self, AlarmsReport, MetricsReport, OrderDetail, OrderList, OrderSummary};
 use crate::observability::metrics;
-use crate::services::dynamodb::Listing;
+use crate::services::dynamodb;
 use crate::store::{Db, DbError};
 
 /// Most orders a list shows (newest first), so the page size is bounded
@@ -30,19 +30,22 @@ pub(super) const METRICS_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// page has room for more than `dofs alarms`' terminal).
 const ALARM_HISTORY: usize = 50;
 
-/// A database problem. The response says only that it happened: the error
-/// (SQL, paths) goes to the log, never into a body a browser shows.
-pub(super) struct ConsoleError(DbError);
-
-impl From<DbError> for ConsoleError {
-    fn from(err: DbError) -> Self {
-        Self(err)
-    }
+/// A problem reading the data directory (or, for an action, changing a
+/// queue). The response says only that it happened: the error (SQL,
+/// paths) goes to the log, never into a body a browser shows.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConsoleError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Queue(#[from] crate::services::sqs::QueueError),
+    #[error(transparent)]
+    Dashboard(#[from] super::dashboard::DashboardError),
 }
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "console query failed");
+        tracing::error!(error = %self, "console request failed");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the console could not read the data directory; see the log",
@@ -54,10 +57,12 @@ impl IntoResponse for ConsoleError {
 /// What every console handler, HTML or JSON, returns.
 pub(super) type Page = Result<Response, ConsoleError>;
 
-/// `?status=` of the order lists.
-#[derive(Debug, Deserialize)]
+/// `?status=` and `?q=` (an order id, an id prefix or a trace id) of the
+/// order lists.
+#[derive(Debug, Default, Deserialize)]
 pub(super) struct OrdersQuery {
     status: Option<String>,
+    q: Option<String>,
 }
 
 impl OrdersQuery {
@@ -71,6 +76,86 @@ impl OrdersQuery {
             .filter(|s| !s.is_empty())
             .map(str::to_ascii_uppercase)
     }
+
+    /// The search text, trimmed; blank means no search.
+    pub(super) fn search(&self) -> Option<String> {
+        self.q
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+/// A trace id in X-Ray form (`1-{8 hex}-{24 hex}`), from that form or from
+/// the 32 hex digits of W3C/OpenTelemetry; `None` for anything else.
+pub(super) fn xray_trace_id(text: &str) -> Option<String> {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.strip_prefix("root=").unwrap_or(&text);
+    if let Some(rest) = text.strip_prefix("1-") {
+        let (time, id) = rest.split_once('-')?;
+        return (time.len() == 8 && id.len() == 24 && hex(time) && hex(id))
+            .then(|| format!("1-{time}-{id}"));
+    }
+    (text.len() == 32 && hex(text)).then(|| format!("1-{}-{}", &text[..8], &text[8..]))
+}
+
+/// The newest orders (at most [`ORDER_LIMIT`]) in `status`, or those
+/// `search` finds: the orders a trace id touched when it is one, else those
+/// whose id starts with it.
+pub(super) fn order_rows(
+    conn: &Connection,
+    status: Option<&str>,
+    search: Option<&str>,
+) -> Result<Vec<OrderSummary>, DbError> {
+    const COLUMNS: &str = dynamodb::ORDER_SUMMARY_COLUMNS;
+    let limit = i64::try_from(ORDER_LIMIT).unwrap_or(i64::MAX);
+    let trace = search.and_then(xray_trace_id);
+    let (sql, key) = match (&trace, search) {
+        (Some(trace), _) => (
+            format!(
+                "SELECT {COLUMNS} FROM orders o WHERE o.order_id IN \
+                 (SELECT order_id FROM spans WHERE trace_id = ?1 AND order_id IS NOT NULL) \
+                 AND (?2 IS NULL OR o.status = ?2) ORDER BY o.created_at DESC LIMIT ?3"
+            ),
+            Some(trace.clone()),
+        ),
+        (None, Some(prefix)) => (
+            format!(
+                "SELECT {COLUMNS} FROM orders o WHERE o.order_id LIKE ?1 ESCAPE '\\' \
+                 AND (?2 IS NULL OR o.status = ?2) ORDER BY o.created_at DESC LIMIT ?3"
+            ),
+            Some(format!("{}%", like_escape(prefix))),
+        ),
+        (None, None) => (
+            format!(
+                "SELECT {COLUMNS} FROM orders o WHERE ?1 IS NULL \
+                 AND (?2 IS NULL OR o.status = ?2) ORDER BY o.created_at DESC LIMIT ?3"
+            ),
+            None,
+        ),
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(
+            rusqlite::params![key, status, limit],
+            dynamodb::order_summary_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    inspect::typed_rows(rows)
+}
+
+/// `text` as a literal inside a `LIKE` pattern (escape character `\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Every alarm's current state and its latest [`ALARM_HISTORY`] changes:
@@ -98,9 +183,9 @@ pub(super) fn order_detail(conn: &Connection, order_id: &str) -> Result<Option<V
 }
 
 pub(super) async fn orders_json(State(db): State<Db>, Query(q): Query<OrdersQuery>) -> Page {
-    let status = q.status();
+    let (status, search) = (q.status(), q.search());
     let rows = db
-        .read(move |c| inspect::order_summaries(c, status.as_deref(), Listing::Newest(ORDER_LIMIT)))
+        .read(move |c| order_rows(c, status.as_deref(), search.as_deref()))
         .await?;
     Ok(Json(OrderList { orders: rows }).into_response())
 }
@@ -137,6 +222,22 @@ mod tests {
     use axum::http::StatusCode;
 
     use super::super::testing::{get, seeded};
+
+    #[test]
+    fn trace_ids_in_either_form_read_as_xray_ones() {
+        let xray = "1-5759e988-bd862e3fe1be46a994272793";
+        assert_eq!(super::xray_trace_id(xray).as_deref(), Some(xray));
+        assert_eq!(
+            super::xray_trace_id("5759e988bd862e3fe1be46a994272793").as_deref(),
+            Some(xray)
+        );
+        assert_eq!(
+            super::xray_trace_id("Root=1-5759E988-bd862e3fe1be46a994272793").as_deref(),
+            Some(xray)
+        );
+        assert_eq!(super::xray_trace_id("01J0ABC"), None);
+        assert_eq!(super::like_escape("a%_b"), "a\\%\\_b");
+    }
 
     #[tokio::test]
     async fn json_twins_answer_and_unknown_orders_are_404() {

@@ -4,12 +4,20 @@
 //! path under the prefix. Both sit outside the API Gateway stand-in, so
 //! they never count as API traffic (its metrics layer wraps only its own
 //! routes): a health check every second must not move `Count` or `4xx`.
+//!
+//! [`browser_files`] does the same for the paths a browser, a crawler or a
+//! phone asks for on its own (`/favicon.ico`, `/robots.txt`,
+//! `/apple-touch-icon*.png`): they are answered before the API's routes,
+//! because a browser looking at the console once sent `/favicon.ico` to the
+//! API, whose 404 counted as an API 4xx and flapped `api-4xx-rate`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -68,4 +76,50 @@ async fn not_found() -> impl IntoResponse {
         "details": [],
     }});
     (StatusCode::NOT_FOUND, Json(body))
+}
+
+/// Whether `path` is one a browser or crawler requests unprompted, never
+/// an API Gateway route of ours (the API's paths are all under `/orders`).
+pub fn is_browser_file(path: &str) -> bool {
+    matches!(path, "/favicon.ico" | "/robots.txt")
+        || (path.starts_with("/apple-touch-icon") && path.ends_with(".png"))
+}
+
+/// Middleware in front of every route: answers [`is_browser_file`] paths
+/// itself, so they never reach the gateway or its metrics, console on or
+/// off.
+pub async fn browser_files(request: Request, next: Next) -> Response {
+    match request.uri().path() {
+        "/favicon.ico" => super::assets::favicon(),
+        "/robots.txt" => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "User-agent: *\nDisallow: /\n",
+        )
+            .into_response(),
+        path if is_browser_file(path) => {
+            (StatusCode::NOT_FOUND, "no touch icon here").into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_browser_file;
+
+    #[test]
+    fn browser_files_are_the_unprompted_requests_only() {
+        for path in [
+            "/favicon.ico",
+            "/robots.txt",
+            "/apple-touch-icon.png",
+            "/apple-touch-icon-precomposed.png",
+            "/apple-touch-icon-120x120.png",
+        ] {
+            assert!(is_browser_file(path), "{path}");
+        }
+        for path in ["/orders", "/orders/favicon.ico", "/favicon.ico/x", "/"] {
+            assert!(!is_browser_file(path), "{path}");
+        }
+    }
 }

@@ -5,45 +5,79 @@
 //! metrics, and the alarms with their history. Every page has a JSON twin
 //! under `/_dofs/api/`.
 //!
-//! Server-rendered HTML with a few lines of inline CSS: no frontend build,
-//! nothing to download, and every value from the data directory goes
-//! through [`escape`] (order ids, customer-provided text and error messages
-//! are data, never markup).
+//! Server-rendered HTML through `maud`, which escapes every value from the
+//! data directory (order ids, customer-provided text and error messages are
+//! data, never markup); one stylesheet and an icon compiled into the binary;
+//! no script, no frontend build, nothing to download. The
+//! Content-Security-Policy ([`crate::http_guard`]) allows only those files.
 //!
-//! - `html`: escaping, the page shell and the cell formatters;
+//! - `alarm_view`: an alarm's condition in words and its chart with the
+//!   threshold line;
+//! - `html`: the page shell and the cell formatters;
+//! - `assets`: the static files under `/_dofs/static/`;
+//! - `dashboard`: `dashboards/dashboard.json` as SVG charts;
 //! - `pages`: the HTML pages;
+//! - `queues`: the queues page and its DLQ actions (redrive, purge),
+//!   guarded against cross-site requests;
+//! - `workflow_view`: the workflow graph from the ASL with the execution's
+//!   path coloured, and its steps;
+//! - `trace_view`: an order's X-Ray view and its waterfall with the idle
+//!   gaps collapsed;
 //! - `api`: the JSON twins and the read models the pages render too;
 //! - [`health`]: `GET /_dofs/health` and the 404 of the rest of the prefix,
 //!   served with the console on or off.
 
+mod alarm_view;
 mod api;
+mod assets;
+mod dashboard;
 pub mod health;
 mod html;
 mod pages;
+mod queues;
+mod trace_view;
+mod workflow_view;
 
 use axum::response::Redirect;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-
-pub use html::escape;
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use dofs_core::Clock;
 
+use crate::observability::alarms::Alarm;
+use crate::services::sqs::Queues;
 use crate::store::Db;
 
 /// Where the console lives. API Gateway paths never start with `_`, so
 /// nothing under it can shadow a route of the API it shares a listener with.
 pub const PREFIX: &str = "/_dofs";
 
-/// What the console's handlers read: the data directory and the runtime's
-/// clock (the metric windows end at its "now").
+/// What the console's handlers read: the data directory, the runtime's
+/// clock (the metric windows end at its "now") and the alarms it evaluates
+/// (their definitions, for the alarm charts).
 #[derive(Clone)]
 pub struct ConsoleState {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
+    pub alarms: Arc<Vec<Alarm>>,
+    /// For the queue actions.
+    pub queues: Queues,
+    pub token: queues::CsrfToken,
+}
+
+impl FromRef<ConsoleState> for queues::CsrfToken {
+    fn from_ref(state: &ConsoleState) -> queues::CsrfToken {
+        state.token.clone()
+    }
+}
+
+impl FromRef<ConsoleState> for Arc<Vec<Alarm>> {
+    fn from_ref(state: &ConsoleState) -> Arc<Vec<Alarm>> {
+        Arc::clone(&state.alarms)
+    }
 }
 
 impl FromRef<ConsoleState> for Db {
@@ -59,7 +93,7 @@ impl FromRef<ConsoleState> for Arc<dyn Clock> {
 }
 
 /// The console's routes, to merge into the gateway's router.
-pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
+pub fn router(db: Db, clock: Arc<dyn Clock>, alarms: Arc<Vec<Alarm>>, queues: Queues) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::to("/_dofs/") }))
         .route("/_dofs/", get(pages::overview))
@@ -67,11 +101,21 @@ pub fn router(db: Db, clock: Arc<dyn Clock>) -> Router {
         .route("/_dofs/orders/{order_id}", get(pages::order_page))
         .route("/_dofs/metrics", get(pages::metrics_page))
         .route("/_dofs/alarms", get(pages::alarms_page))
+        .route("/_dofs/static/{name}", get(assets::static_file))
+        .route("/_dofs/queues", get(queues::queues_page))
+        .route("/_dofs/queues/redrive", post(queues::redrive))
+        .route("/_dofs/queues/purge", post(queues::purge))
         .route("/_dofs/api/orders", get(api::orders_json))
         .route("/_dofs/api/orders/{order_id}", get(api::order_json))
         .route("/_dofs/api/metrics", get(api::metrics_json))
         .route("/_dofs/api/alarms", get(api::alarms_json))
-        .with_state(ConsoleState { db, clock })
+        .with_state(ConsoleState {
+            db,
+            clock,
+            alarms,
+            queues,
+            token: queues::CsrfToken::new(),
+        })
 }
 
 /// The fixture the page and API tests share: a fresh data directory
@@ -104,7 +148,23 @@ mod testing {
             .unwrap();
         (
             dir,
-            super::router(db, std::sync::Arc::new(dofs_core::SystemClock)),
+            super::router(
+                db.clone(),
+                std::sync::Arc::new(dofs_core::SystemClock),
+                std::sync::Arc::new(
+                    crate::observability::alarms::load(
+                        crate::definitions::ALARMS_JSON,
+                        &crate::observability::alarms::Bindings::local(),
+                        1.0,
+                    )
+                    .unwrap(),
+                ),
+                crate::services::sqs::Queues::new(
+                    db,
+                    std::sync::Arc::new(dofs_core::SystemClock),
+                    "http://127.0.0.1",
+                ),
+            ),
             order.order_id.to_string(),
         )
     }

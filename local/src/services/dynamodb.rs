@@ -150,36 +150,47 @@ pub enum Listing {
     Newest(usize),
 }
 
-/// The orders as `{order_id, status, created_at, updated_at}` objects,
-/// optionally only those in `status`.
+/// The columns of an order summary, for every listing of orders (`o`: the
+/// orders table): the customer and the total from the stored document, the
+/// total as text so its scale stays.
+pub const ORDER_SUMMARY_COLUMNS: &str = "o.order_id, o.status, o.created_at, o.updated_at, \
+    json_extract(o.doc, '$.customer_name') AS customer, \
+    CAST(json_extract(o.doc, '$.total') AS TEXT) AS total";
+
+/// One row selected with [`ORDER_SUMMARY_COLUMNS`], as JSON.
+pub fn order_summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "order_id": r.get::<_, String>("order_id")?,
+        "status": r.get::<_, String>("status")?,
+        "created_at": r.get::<_, String>("created_at")?,
+        "updated_at": r.get::<_, String>("updated_at")?,
+        "customer": r.get::<_, Option<String>>("customer")?,
+        "total": r.get::<_, Option<String>>("total")?,
+    }))
+}
+
+/// The orders as `{order_id, status, created_at, updated_at, customer,
+/// total}` objects, optionally only those in `status`.
 pub fn order_summaries(
     conn: &Connection,
     status: Option<&str>,
     listing: Listing,
 ) -> Result<Vec<serde_json::Value>, DbError> {
     // A negative LIMIT is no limit in SQLite.
-    let (sql, limit) = match listing {
-        Listing::OldestFirst => (
-            "SELECT order_id, status, created_at, updated_at FROM orders
-             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at, order_id LIMIT ?2",
-            -1,
-        ),
+    let (order, limit) = match listing {
+        Listing::OldestFirst => ("o.created_at, o.order_id", -1),
         Listing::Newest(limit) => (
-            "SELECT order_id, status, created_at, updated_at FROM orders
-             WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at DESC, order_id LIMIT ?2",
+            "o.created_at DESC, o.order_id",
             i64::try_from(limit).unwrap_or(i64::MAX),
         ),
     };
-    let mut stmt = conn.prepare(sql)?;
+    let sql = format!(
+        "SELECT {ORDER_SUMMARY_COLUMNS} FROM orders o
+         WHERE ?1 IS NULL OR o.status = ?1 ORDER BY {order} LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params![status, limit], |r| {
-            Ok(serde_json::json!({
-                "order_id": r.get::<_, String>("order_id")?,
-                "status": r.get::<_, String>("status")?,
-                "created_at": r.get::<_, String>("created_at")?,
-                "updated_at": r.get::<_, String>("updated_at")?,
-            }))
-        })?
+        .query_map(params![status, limit], order_summary_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -481,7 +481,14 @@ async fn every_json_output_is_an_object_of_a_pinned_shape() {
     assert_eq!(keys(&orders), ["orders"]);
     assert_eq!(
         keys(&orders["orders"][0]),
-        ["created_at", "order_id", "status", "updated_at"]
+        [
+            "created_at",
+            "customer",
+            "order_id",
+            "status",
+            "total",
+            "updated_at"
+        ]
     );
     let orders_twin = twin("/_dofs/api/orders").await;
     assert_eq!(keys(&orders_twin), keys(&orders));

@@ -77,7 +77,12 @@ async fn console_pages_show_orders_traces_metrics_and_alarms() {
     loop {
         let (status, html) = get(&dofs, "/_dofs/metrics").await;
         assert_eq!(status, 200);
-        if html.contains("OrdersFulfilled") && html.contains("ApproximateNumberOfMessagesVisible") {
+        // The series table (below the charts, whose legends are always
+        // there) lists only series with data.
+        if html.contains("<td>OrdersFulfilled</td>")
+            && html.contains("<td>ApproximateNumberOfMessagesVisible</td>")
+            && html.contains("<td>AWS/ApiGateway</td>")
+        {
             break;
         }
         assert!(
@@ -233,5 +238,95 @@ async fn aws_tools_are_told_dofs_is_not_an_aws_endpoint_and_are_not_api_traffic(
     };
     assert_eq!(count, 1.0);
     assert_eq!(client_errors, 1.0);
+    dofs.stop().await.unwrap();
+}
+
+/// The sum of an `AWS/ApiGateway` series over the last ten minutes (0 when
+/// it has no data).
+fn api_sum(dofs: &Served, name: &str) -> f64 {
+    let metrics = dofs.cli_json(&["metrics", "--since", "10m"]);
+    metrics["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["namespace"] == "AWS/ApiGateway" && s["name"] == name)
+        .map(|s| s["window"]["sum"].as_f64().unwrap())
+        .sum()
+}
+
+/// Browsing the console (every page, its static files, and what a browser
+/// asks for on its own: `/favicon.ico`, `/robots.txt`, the touch icons)
+/// moves no API metric and no alarm: the favicon once went to the API,
+/// whose 404 flapped `api-4xx-rate` while nobody used the API.
+#[tokio::test]
+async fn browsing_every_console_page_moves_no_api_metric_and_no_alarm() {
+    let mut args = fast_args(0.0);
+    args.extend(["--metrics-interval", "100ms"].map(str::to_owned));
+    let dofs = spawn_runtime(&args).await;
+    let ids = dofs.submit(2).await;
+    dofs.wait_terminal(&ids, Duration::from_secs(60)).await;
+    // The API's own requests (the POSTs, wait_terminal's polls) settle
+    // first: the same Count over several flushes.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = -1.0;
+    loop {
+        let count = api_sum(&dofs, "Count");
+        if count >= 2.0 && count == last {
+            break;
+        }
+        last = count;
+        assert!(
+            std::time::Instant::now() < until,
+            "the API's Count never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let before = (api_sum(&dofs, "Count"), api_sum(&dofs, "4xx"));
+
+    let order = format!("/_dofs/orders/{}", ids[0]);
+    let search = format!("/_dofs/orders?q={}", &ids[0][..8]);
+    let pages = [
+        "/_dofs/",
+        "/_dofs/orders",
+        "/_dofs/orders?status=FULFILLED",
+        &search,
+        &order,
+        "/_dofs/metrics",
+        "/_dofs/alarms",
+        "/_dofs/static/console.css?v=1",
+        "/_dofs/static/favicon.svg",
+    ];
+    for path in pages {
+        let (status, body) = get(&dofs, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    for (path, expected) in [
+        ("/favicon.ico", 200),
+        ("/robots.txt", 200),
+        ("/apple-touch-icon.png", 404),
+        ("/apple-touch-icon-precomposed.png", 404),
+        ("/apple-touch-icon-120x120.png", 404),
+    ] {
+        let (status, _) = get(&dofs, path).await;
+        assert_eq!(status, expected, "{path}");
+    }
+    let (_, html) = get(&dofs, &order).await;
+    assert!(
+        html.contains(r#"rel="icon""#) && html.contains("/_dofs/static/favicon.svg"),
+        "the pages link the console's icon: {html}"
+    );
+
+    // Several metric flushes later, the API's series are where they were.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = (api_sum(&dofs, "Count"), api_sum(&dofs, "4xx"));
+    assert_eq!(before, after, "(Count, 4xx) before and after browsing");
+    let report = dofs.cli_json(&["alarms"]);
+    let firing: Vec<&Value> = report["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "ALARM")
+        .collect();
+    assert!(firing.is_empty(), "{firing:#?}");
     dofs.stop().await.unwrap();
 }

@@ -8,6 +8,7 @@
 mod alarms;
 mod api;
 mod bench;
+mod browser;
 mod cli;
 mod console;
 mod contract;
@@ -20,3 +21,4 @@ mod pipeline;
 mod prometheus;
 mod storage;
 mod trace;
+mod webdriver;

@@ -332,6 +332,39 @@ impl Queues {
     /// count 0), like an SQS `StartMessageMoveTask` from a DLQ to its source.
     /// Returns how many were moved.
     pub async fn move_messages(&self, from: &str, to: &str) -> Result<u64, QueueError> {
+        self.move_where(from, to, None).await
+    }
+
+    /// [`Queues::move_messages`] of one message (the console's "redrive
+    /// this one"); 0 when `message_id` is not in `from`.
+    pub async fn move_message(
+        &self,
+        from: &str,
+        to: &str,
+        message_id: &str,
+    ) -> Result<u64, QueueError> {
+        self.move_where(from, to, Some(message_id.to_owned())).await
+    }
+
+    /// `PurgeQueue`: deletes every message of `queue`, received or not.
+    /// Returns how many were deleted.
+    pub async fn purge(&self, queue: &str) -> Result<u64, QueueError> {
+        let name = queue.to_owned();
+        let n = self
+            .db
+            .write(move |conn| {
+                Ok(conn.execute_cached("DELETE FROM messages WHERE queue = ?1", [name])? as u64)
+            })
+            .await?;
+        Ok(n)
+    }
+
+    async fn move_where(
+        &self,
+        from: &str,
+        to: &str,
+        message_id: Option<String>,
+    ) -> Result<u64, QueueError> {
         let now = self.now_ms();
         let (from_name, to_name) = (from.to_owned(), to.to_owned());
         let moved = self
@@ -344,8 +377,8 @@ impl Queues {
                     "UPDATE messages SET queue = ?2, receive_count = 0, first_receive_ms = NULL,
                          receipt_handle = NULL, visible_at_ms = ?3, sent_ms = ?3,
                          entered_ms = NULL, receives_here = 0
-                     WHERE queue = ?1",
-                    params![from_name, to_name, now],
+                     WHERE queue = ?1 AND (?4 IS NULL OR message_id = ?4)",
+                    params![from_name, to_name, now, message_id],
                 )?;
                 Ok(Some(n as u64))
             })

@@ -1,0 +1,443 @@
+//! The CloudWatch dashboard Terraform deploys (`dashboards/dashboard.json`),
+//! rendered locally: the same widgets, metrics, statistics and periods,
+//! each drawn as a server-side SVG chart (no script, no chart library).
+//!
+//! The file's `${...}` placeholders are bound to the local names, as the
+//! alarms' are ([`Bindings::local`]), and its two generated widgets are
+//! filled as `terraform/observability.tf` fills them: the order funnel with
+//! every per-function `Count` metric of `dashboards/metrics.json`, the
+//! alarm widget with every alarm.
+//!
+//! The local store keeps, per series and second, CloudWatch's statistic set
+//! (count, sum, minimum, maximum), not every sample, so a percentile (`p50`,
+//! `p99`) is estimated from the per-second averages, weighted by their
+//! sample counts; its legend says so with a `≈`.
+
+use std::collections::BTreeMap;
+
+use maud::{html, Markup};
+use rusqlite::{params, Connection};
+use serde_json::Value;
+
+use super::html::number;
+use crate::identity::FunctionName;
+use crate::observability::alarms::Bindings;
+use crate::observability::metrics::SeriesKey;
+use crate::store::DbError;
+
+const DASHBOARD_JSON: &str = include_str!("../../../dashboards/dashboard.json");
+const METRICS_JSON: &str = include_str!("../../../dashboards/metrics.json");
+
+/// Line colours, CloudWatch's default palette order (the legend's `c0`…`c7`
+/// classes in the stylesheet are the same colours).
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+/// One line of a chart: which series, with which statistic.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Line {
+    pub key: SeriesKey,
+    pub stat: String,
+    pub label: String,
+}
+
+/// One widget of the dashboard.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Widget {
+    Text(String),
+    Chart {
+        title: String,
+        period_s: i64,
+        lines: Vec<Line>,
+    },
+    Alarms {
+        title: String,
+    },
+}
+
+/// Why the compiled-in dashboard could not be read (a test reads it, so
+/// this is a build that shipped a broken file).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DashboardError {
+    #[error("dashboards/*.json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("dashboards/dashboard.json: {0}")]
+    Shape(String),
+}
+
+/// `${name}` → its local value (unknown names stay as they are).
+fn bind(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+/// The order funnel's lines, as Terraform generates them.
+fn funnel(vars: &BTreeMap<String, String>) -> Result<Vec<Line>, DashboardError> {
+    let catalogue: Value = serde_json::from_str(METRICS_JSON)?;
+    let namespace = catalogue["namespace"].as_str().unwrap_or("DOFS");
+    let dimension = catalogue["dimension"].as_str().unwrap_or("function");
+    let mut lines = Vec::new();
+    for m in catalogue["metrics"].as_array().into_iter().flatten() {
+        let (Some(name), Some(function)) = (m["name"].as_str(), m["function"].as_str()) else {
+            continue;
+        };
+        if m["unit"] != "Count" || function == "*" {
+            continue;
+        }
+        let deployed = vars
+            .get(&format!("function_name_{function}"))
+            .cloned()
+            .or_else(|| FunctionName::resolve(function).map(|f| f.deployed_name()))
+            .unwrap_or_else(|| function.to_owned());
+        lines.push(Line {
+            key: SeriesKey::new(namespace, name, &[(dimension, &deployed)]),
+            stat: "Sum".into(),
+            label: name.into(),
+        });
+    }
+    Ok(lines)
+}
+
+/// The dashboard's widgets, in the file's order.
+pub(super) fn widgets() -> Result<Vec<Widget>, DashboardError> {
+    let mut vars = Bindings::local().placeholders;
+    vars.insert("region".into(), crate::identity::REGION.into());
+    let doc: Value = serde_json::from_str(DASHBOARD_JSON)?;
+    let mut out = Vec::new();
+    for w in doc["widgets"].as_array().into_iter().flatten() {
+        let p = &w["properties"];
+        let title = p["title"].as_str().unwrap_or_default().to_owned();
+        match w["type"].as_str() {
+            Some("text") => out.push(Widget::Text(
+                p["markdown"].as_str().unwrap_or_default().to_owned(),
+            )),
+            Some("alarm") => out.push(Widget::Alarms { title }),
+            Some("metric") => {
+                let default_stat = p["stat"].as_str().unwrap_or("Average");
+                let mut lines = if w["dofs_generated"] == "order_funnel" {
+                    funnel(&vars)?
+                } else {
+                    Vec::new()
+                };
+                for m in p["metrics"].as_array().into_iter().flatten() {
+                    lines.push(line(m, default_stat, &vars)?);
+                }
+                out.push(Widget::Chart {
+                    title,
+                    period_s: p["period"].as_i64().unwrap_or(300),
+                    lines,
+                });
+            }
+            other => {
+                return Err(DashboardError::Shape(format!(
+                    "widget type {other:?} is not rendered"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One `metrics` entry: `[namespace, name, dim, value, ..., {options}]`.
+fn line(
+    m: &Value,
+    default_stat: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Line, DashboardError> {
+    let parts = m
+        .as_array()
+        .ok_or_else(|| DashboardError::Shape(format!("a metric is not an array: {m}")))?;
+    let options = parts.last().filter(|v| v.is_object());
+    let texts: Vec<String> = parts
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|s| bind(s, vars))
+        .collect();
+    let [namespace, name, dims @ ..] = texts.as_slice() else {
+        return Err(DashboardError::Shape(format!(
+            "a metric without a name: {m}"
+        )));
+    };
+    let dims: Vec<(&str, &str)> = dims
+        .chunks(2)
+        .filter_map(|c| match c {
+            [k, v] => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+        .collect();
+    let stat = options
+        .and_then(|o| o["stat"].as_str())
+        .unwrap_or(default_stat)
+        .to_owned();
+    let label = options
+        .and_then(|o| o["label"].as_str())
+        .unwrap_or(name)
+        .to_owned();
+    Ok(Line {
+        key: SeriesKey::new(namespace, name, &dims),
+        stat,
+        label,
+    })
+}
+
+/// `stat` of each period from `from_ms` (`count` periods of `period_ms`);
+/// `None` for a period without data.
+pub(super) fn datapoints(
+    conn: &Connection,
+    key: &SeriesKey,
+    stat: &str,
+    from_ms: i64,
+    period_ms: i64,
+    count: usize,
+) -> Result<Vec<Option<f64>>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5",
+    )?;
+    let to_ms = from_ms + period_ms * count as i64;
+    // (count, sum, min, max) per second, grouped by period.
+    let mut periods: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); count];
+    let rows = stmt.query_map(
+        params![
+            key.namespace,
+            key.name,
+            key.dimensions_text(),
+            from_ms,
+            to_ms
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)? as f64,
+                r.get::<_, f64>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (bucket, n, sum, min, max) = row?;
+        let index = usize::try_from((bucket - from_ms) / period_ms.max(1)).unwrap_or(usize::MAX);
+        if let Some(p) = periods.get_mut(index) {
+            p.push((n, sum, min, max));
+        }
+    }
+    Ok(periods.iter().map(|p| statistic(p, stat)).collect())
+}
+
+/// CloudWatch's statistic `stat` of one period's per-second buckets.
+fn statistic(buckets: &[(f64, f64, f64, f64)], stat: &str) -> Option<f64> {
+    if buckets.is_empty() {
+        return None;
+    }
+    let n: f64 = buckets.iter().map(|b| b.0).sum();
+    let sum: f64 = buckets.iter().map(|b| b.1).sum();
+    Some(match stat {
+        "Sum" => sum,
+        "SampleCount" => n,
+        "Minimum" => buckets.iter().map(|b| b.2).fold(f64::INFINITY, f64::min),
+        "Maximum" => buckets
+            .iter()
+            .map(|b| b.3)
+            .fold(f64::NEG_INFINITY, f64::max),
+        s if s.starts_with('p') => {
+            let q: f64 = s[1..].parse().ok()?;
+            let mut means: Vec<(f64, f64)> = buckets
+                .iter()
+                .filter(|b| b.0 > 0.0)
+                .map(|b| (b.1 / b.0, b.0))
+                .collect();
+            means.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let rank = n * q / 100.0;
+            let mut seen = 0.0;
+            let mut value = means.last()?.0;
+            for (mean, weight) in means {
+                seen += weight;
+                if seen >= rank {
+                    value = mean;
+                    break;
+                }
+            }
+            value
+        }
+        _ => {
+            if n > 0.0 {
+                sum / n
+            } else {
+                0.0
+            }
+        }
+    })
+}
+
+/// A chart's lines with their datapoints.
+pub(super) struct Drawn<'a> {
+    pub line: &'a Line,
+    pub points: Vec<Option<f64>>,
+}
+
+/// A line chart of `series` over `count` periods from `from_ms`, with an
+/// optional threshold line (an alarm's), as inline SVG plus a legend.
+pub(super) fn chart(
+    series: &[Drawn<'_>],
+    from_ms: i64,
+    period_ms: i64,
+    threshold: Option<f64>,
+) -> Markup {
+    const W: f64 = 560.0;
+    const H: f64 = 180.0;
+    const LEFT: f64 = 44.0;
+    const BOTTOM: f64 = 18.0;
+    const TOP: f64 = 8.0;
+    let count = series.first().map_or(0, |s| s.points.len()).max(1);
+    let max = series
+        .iter()
+        .flat_map(|s| s.points.iter().flatten().copied())
+        .chain(threshold)
+        .fold(0.0_f64, f64::max);
+    let y_max = if max <= 0.0 { 1.0 } else { max * 1.1 };
+    let x = |i: usize| LEFT + (W - LEFT - 8.0) * (i as f64 + 0.5) / count as f64;
+    let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - v / y_max);
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let has_data = series.iter().any(|s| s.points.iter().any(Option::is_some));
+    html! {
+        svg.chart viewBox={ "0 0 " (W) " " (H) } role="img" data-series=(series.len()) {
+            line.axis x1=(LEFT) y1=(H - BOTTOM) x2=(W - 8.0) y2=(H - BOTTOM) {}
+            line.axis x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(H - BOTTOM) {}
+            @for f in [0.0, 0.5, 1.0] {
+                text x=(LEFT - 4.0) y=(y(y_max * f) + 3.0) text-anchor="end" { (number(y_max * f)) }
+            }
+            text x=(LEFT) y=(H - 4.0) { (time(from_ms)) }
+            text x=(W - 8.0) y=(H - 4.0) text-anchor="end" { (time(from_ms + period_ms * count as i64)) }
+            @if !has_data {
+                text x=(W / 2.0) y=(H / 2.0) text-anchor="middle" { "No data in this range" }
+            }
+            @if let Some(t) = threshold {
+                line.threshold x1=(LEFT) y1=(format!("{:.1}", y(t))) x2=(W - 8.0) y2=(format!("{:.1}", y(t))) {
+                    title { "threshold " (number(t)) }
+                }
+            }
+            @for (i, s) in series.iter().enumerate() {
+                @let colour = PALETTE[i % PALETTE.len()];
+                @let path = path_of(&s.points, &x, &y);
+                @if !path.is_empty() {
+                    path.line d=(path) stroke=(colour) data-label=(s.line.label) {}
+                }
+                @for (j, v) in s.points.iter().enumerate() {
+                    @if let Some(v) = v {
+                        circle cx=(format!("{:.1}", x(j))) cy=(format!("{:.1}", y(*v))) r="2" fill=(colour) {
+                            title { (s.line.label) ": " (number(*v)) }
+                        }
+                    }
+                }
+            }
+        }
+        ul.legend {
+            @for (i, s) in series.iter().enumerate() {
+                @let last = s.points.iter().rev().flatten().next();
+                li {
+                    i class={ "c" (i % PALETTE.len()) } {}
+                    (legend_label(s.line))
+                    @if let Some(v) = last { " " b { (number(*v)) } }
+                }
+            }
+        }
+    }
+}
+
+/// A line's legend: its label and statistic (`≈` marks an estimate).
+fn legend_label(line: &Line) -> String {
+    if line.stat.starts_with('p') && line.label == line.stat {
+        format!("≈{}", line.stat)
+    } else if line.stat.starts_with('p') {
+        format!("{} (≈{})", line.label, line.stat)
+    } else if line.label.contains(&line.stat) {
+        line.label.clone()
+    } else {
+        format!("{} ({})", line.label, line.stat)
+    }
+}
+
+/// An SVG path through the datapoints, broken where a period has none.
+fn path_of(points: &[Option<f64>], x: &impl Fn(usize) -> f64, y: &impl Fn(f64) -> f64) -> String {
+    let mut d = String::new();
+    let mut pen_down = false;
+    for (i, v) in points.iter().enumerate() {
+        match v {
+            Some(v) => {
+                d.push_str(&format!(
+                    "{}{:.1} {:.1} ",
+                    if pen_down { "L" } else { "M" },
+                    x(i),
+                    y(*v)
+                ));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    d.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_widget_of_the_deployed_dashboard_is_rendered() {
+        let widgets = widgets().unwrap();
+        let charts: Vec<&Widget> = widgets
+            .iter()
+            .filter(|w| matches!(w, Widget::Chart { .. }))
+            .collect();
+        assert_eq!(charts.len(), 12, "{widgets:#?}");
+        for w in charts {
+            let Widget::Chart { lines, title, .. } = w else {
+                unreachable!()
+            };
+            assert!(!lines.is_empty(), "{title}");
+            for l in lines {
+                assert!(
+                    !l.key.dimensions_text().contains("${"),
+                    "{title}: unbound {:?}",
+                    l.key
+                );
+            }
+        }
+        let funnel = widgets.iter().find_map(|w| match w {
+            Widget::Chart { title, lines, .. } if title.starts_with("Order funnel") => Some(lines),
+            _ => None,
+        });
+        assert!(funnel.unwrap().iter().any(|l| l.label == "OrdersFulfilled"));
+    }
+
+    #[test]
+    fn statistics_as_cloudwatch_computes_them() {
+        let b = [(2.0, 10.0, 4.0, 6.0), (1.0, 1.0, 1.0, 1.0)];
+        assert_eq!(statistic(&b, "Sum"), Some(11.0));
+        assert_eq!(statistic(&b, "SampleCount"), Some(3.0));
+        assert_eq!(statistic(&b, "Maximum"), Some(6.0));
+        assert_eq!(statistic(&b, "Minimum"), Some(1.0));
+        assert_eq!(statistic(&b, "p99"), Some(5.0));
+        assert_eq!(statistic(&b, "p10"), Some(1.0));
+        assert_eq!(statistic(&[], "Sum"), None);
+    }
+
+    #[test]
+    fn a_gap_in_the_data_breaks_the_line() {
+        let path = path_of(
+            &[Some(1.0), None, Some(2.0), Some(3.0)],
+            &|i| i as f64,
+            &|v| v,
+        );
+        assert_eq!(path, "M0.0 1.0 M2.0 2.0 L3.0 3.0");
+    }
+}
