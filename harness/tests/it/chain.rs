@@ -569,6 +569,10 @@ async fn each_order_is_one_x_ray_tree_from_the_api_to_fulfilled_or_dead_lettered
     assert_eq!(reply["statusCode"], 200, "{reply}");
     let seen: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
     assert_eq!(seen["status"], "FULFILLED", "{seen}");
+    // Money keeps the scale the client sent, through DynamoDB on moto and
+    // back (`events::order_request`: 2 × 9.99 + 1.50).
+    assert_eq!(seen["items"][1]["unit_price"], "1.50", "{seen}");
+    assert_eq!(seen["total"], "21.48", "{seen}");
 
     let found = segments(&daemon.received()).unwrap_or_else(|e| panic!("{e}"));
     assert_assembled(&fulfilled, &found, &aws);

@@ -369,6 +369,22 @@ impl Drop for Dofs {
     }
 }
 
+/// Runs a `dofs` command on `dofs`'s data dir: whether it succeeded, its
+/// stdout and its stderr.
+pub fn dofs_text(dofs: &Served, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(DOFS)
+        .arg("--data-dir")
+        .arg(&dofs.data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub fn cli_json(data_dir: &Path, args: &[&str]) -> Value {
     let output = Command::new(DOFS)
         .arg("--data-dir")

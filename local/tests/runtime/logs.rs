@@ -8,22 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{fast_args, order_body, spawn_runtime, DOFS};
-
-fn dofs_logs(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(DOFS)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("logs")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::helpers::{dofs_text, fast_args, order_body, spawn_runtime, DOFS};
 
 #[tokio::test]
 async fn an_orders_log_lines_come_from_every_function_it_went_through() {
@@ -37,7 +22,7 @@ async fn an_orders_log_lines_come_from_every_function_it_went_through() {
     // Lines reach the store a flush after they are logged.
     let until = Instant::now() + Duration::from_secs(10);
     let lines: Vec<Value> = loop {
-        let (ok, stdout, stderr) = dofs_logs(&dofs.data_dir, &[order, "--json"]);
+        let (ok, stdout, stderr) = dofs_text(&dofs, &["logs", order, "--json"]);
         let lines: Vec<Value> = stdout
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -64,7 +49,7 @@ async fn an_orders_log_lines_come_from_every_function_it_went_through() {
     }
 
     // For people: one line per event, time, level, function, message.
-    let (ok, text, _) = dofs_logs(&dofs.data_dir, &[order]);
+    let (ok, text, _) = dofs_text(&dofs, &["logs", order]);
     assert!(ok);
     assert_eq!(text.lines().count(), lines.len(), "{text}");
     let fulfilled = text
@@ -74,7 +59,7 @@ async fn an_orders_log_lines_come_from_every_function_it_went_through() {
     assert!(fulfilled.contains(" INFO  fulfill_order "), "{fulfilled}");
     assert!(!fulfilled.contains('{'), "not JSON: {fulfilled}");
 
-    let (ok, _, stderr) = dofs_logs(&dofs.data_dir, &["no-such-order"]);
+    let (ok, _, stderr) = dofs_text(&dofs, &["logs", "no-such-order"]);
     assert!(!ok);
     assert!(
         stderr.contains("no log lines for order no-such-order"),

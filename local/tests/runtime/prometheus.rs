@@ -157,6 +157,12 @@ async fn a_real_prometheus_scrapes_the_runtime_and_stores_its_figures() {
     let durations = "aws_lambda_duration_seconds_count{function_name=\"dofs-validator\"}";
     assert_eq!(query(&client, &prometheus.url, durations).await, Some(5.0));
 
+    // And the queue gauges: both queues sampled, the order queue drained.
+    let visible = "aws_sqs_approximate_number_of_messages_visible{queue_name=\"dofs-order-queue\"}";
+    assert_eq!(query(&client, &prometheus.url, visible).await, Some(0.0));
+    let dlq = "aws_sqs_approximate_number_of_messages_visible{queue_name=\"dofs-order-dlq\"}";
+    assert_eq!(query(&client, &prometheus.url, dlq).await, Some(0.0));
+
     // Scrapes are not API requests: the gateway's count stands still while
     // Prometheus goes on scraping.
     let api = "aws_api_gateway_count_total{api_id=\"local\"}";

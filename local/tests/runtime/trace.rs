@@ -8,14 +8,13 @@
 //! order's work carry its order_id and trace_id.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dofs_core::OrderId;
 use fulfill_order::FailureSimulator;
 use serde_json::Value;
 
-use crate::helpers::{fast_args, order_body, spawn_runtime, Harness as _, InProcess, Served, DOFS};
+use crate::helpers::{dofs_text, fast_args, order_body, spawn_runtime, Harness as _, InProcess};
 
 const FAILURE_RATE: f64 = 0.5;
 /// `fast_args` runs the server with this seed.
@@ -47,20 +46,6 @@ fn key_for(fate: Fate) -> String {
             Fate::DeadLettered => fails(key, 1) && fails(key, 2) && fails(key, 3),
         })
         .unwrap()
-}
-
-fn dofs_text(dofs: &Served, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(DOFS)
-        .arg("--data-dir")
-        .arg(&dofs.data_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 fn names(trace: &Value) -> Vec<String> {
