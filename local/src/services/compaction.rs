@@ -2,10 +2,11 @@
 //! archives (`store::archive`), so the data directory grows by a few KB
 //! per order instead of ~30 KB.
 //!
-//! Two kinds of rows are packed, each once it can no longer change: the
-//! history events of a closed execution (one archive per execution), and
+//! Three kinds of rows are packed, each once it can no longer change: the
+//! history events of a closed execution (one archive per execution),
 //! spans that ended more than [`SPAN_QUIET`] ago (one archive per trace
-//! and pass; the roots stay rows, they index the traces). Everything else
+//! and pass; the roots stay rows, they index the traces), and an ended
+//! order's log lines (one archive per order and pass). Everything else
 //! is small, or changes (orders, messages, executions).
 //!
 //! Each pass reads and compresses on a reader connection, off the writer
@@ -19,6 +20,9 @@ use std::time::Duration;
 
 use dofs_core::Clock;
 
+use crate::observability::logs::{
+    pack_ended_orders_lines, store_packed_lines, unpacked_ended_lines,
+};
 use crate::observability::traces::{pack_quiet_spans, store_packed_spans, unpacked_spans};
 use crate::services::backoff::FailureBackoff;
 use crate::services::step_functions::{
@@ -39,6 +43,8 @@ pub const SPAN_QUIET: Duration = Duration::from_secs(5);
 const HISTORY_BATCH: usize = 200;
 /// Spans packed per write.
 const SPAN_BATCH: usize = 4_000;
+/// Orders whose log lines are packed per write.
+const LOG_BATCH: usize = 200;
 
 /// Free pages a pass leaves in the file for the next burst of rows (8 MiB
 /// of 4 KiB pages): rows live a few seconds before they are packed, and
@@ -53,12 +59,13 @@ const VACUUM_STEP: i64 = 1_024;
 pub struct Compacted {
     pub history_events: usize,
     pub spans: usize,
+    pub log_lines: usize,
 }
 
 /// Rows a pass has yet to pack: history events of closed executions and
 /// span rows other than the roots (0 once compaction has caught up).
 pub fn backlog(conn: &rusqlite::Connection) -> Result<u64, DbError> {
-    Ok(unpacked_closed_events(conn)? + unpacked_spans(conn)?)
+    Ok(unpacked_closed_events(conn)? + unpacked_spans(conn)? + unpacked_ended_lines(conn)?)
 }
 
 /// Packs every closed execution's history and every span that ended
@@ -94,6 +101,21 @@ pub async fn compact(
         }
         compacted.spans += db
             .write(move |conn| store_packed_spans(conn, &packed))
+            .await?;
+        if !full {
+            break;
+        }
+    }
+    loop {
+        let packed = db
+            .read(|conn| pack_ended_orders_lines(conn, LOG_BATCH))
+            .await?;
+        let full = packed.len() == LOG_BATCH;
+        if packed.is_empty() {
+            break;
+        }
+        compacted.log_lines += db
+            .write(move |conn| store_packed_lines(conn, &packed))
             .await?;
         if !full {
             break;

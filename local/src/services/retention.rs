@@ -46,6 +46,8 @@ pub struct Pruned {
     pub deliveries: usize,
     /// Log lines (`observability::logs`).
     pub log_lines: usize,
+    /// Archives of log lines, each one ended order's.
+    pub log_archives: usize,
 }
 
 impl Pruned {
@@ -56,6 +58,7 @@ impl Pruned {
             + self.span_archives
             + self.deliveries
             + self.log_lines
+            + self.log_archives
             > 0
     }
 
@@ -66,6 +69,7 @@ impl Pruned {
         self.span_archives += other.span_archives;
         self.deliveries += other.deliveries;
         self.log_lines += other.log_lines;
+        self.log_archives += other.log_archives;
     }
 }
 
@@ -110,9 +114,10 @@ fn log_lines(
     before: DateTime<Utc>,
     p: &mut Pruned,
 ) -> Result<bool, DbError> {
-    let rows = prune_log_lines(conn, before, BATCH)?;
+    let (rows, archives) = prune_log_lines(conn, before, BATCH)?;
     p.log_lines += rows;
-    Ok(rows == BATCH)
+    p.log_archives += archives;
+    Ok(rows == BATCH || archives == BATCH)
 }
 
 /// Removes everything older than `before`, batch by batch, then gives the
@@ -164,6 +169,7 @@ pub async fn run(db: Db, clock: Arc<dyn Clock>, age: Duration, shutdown: Shutdow
                 span_archives = pruned.span_archives,
                 deliveries = pruned.deliveries,
                 log_lines = pruned.log_lines,
+                log_archives = pruned.log_archives,
                 before = %before.to_rfc3339(),
                 "retention removed old data"
             ),

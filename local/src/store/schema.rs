@@ -188,7 +188,9 @@ CREATE TABLE compaction_marks (
 );
 "#,
     // 7: the log store (crate::observability::logs): each order's JSON log
-    // lines, by order for `dofs logs`, by time for retention.
+    // lines, by order for `dofs logs`, by time for retention; an ended
+    // order's lines packed by compaction into deflated archives (`at_ms`:
+    // the newest line's, for retention).
     r#"
 CREATE TABLE log_lines (
     id       INTEGER PRIMARY KEY,
@@ -198,6 +200,15 @@ CREATE TABLE log_lines (
 );
 CREATE INDEX log_lines_by_order ON log_lines(order_id, id);
 CREATE INDEX log_lines_by_time ON log_lines(at_ms);
+
+CREATE TABLE log_archives (
+    order_id TEXT NOT NULL,
+    last_id  INTEGER NOT NULL,
+    at_ms    INTEGER NOT NULL,
+    lines    BLOB NOT NULL
+);
+CREATE INDEX log_archives_by_order ON log_archives(order_id, last_id);
+CREATE INDEX log_archives_by_time ON log_archives(at_ms);
 "#,
 ];
 

@@ -48,6 +48,35 @@ async fn an_orders_log_lines_come_from_every_function_it_went_through() {
         assert!(functions.contains(&function), "{function} in {functions:?}");
     }
 
+    // Packed into the order's archive (the order has ended), the lines
+    // read back the same; the one order's lines are no longer rows.
+    let (_, before_packing, _) = dofs_text(&dofs, &["logs", order, "--json"]);
+    let packed = dofs_local::services::compaction::compact(
+        &dofs.db,
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let (ok, after_packing, _) = dofs_text(&dofs, &["logs", order, "--json"]);
+    assert!(ok);
+    assert_eq!(
+        after_packing, before_packing,
+        "packed lines read back as they were"
+    );
+    let rows_left: i64 = dofs
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM log_lines l JOIN orders o USING (order_id)
+                 WHERE o.status = 'FULFILLED'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows_left, 0, "ended orders' lines packed ({packed:?})");
+
     // For people: one line per event, time, level, function, message.
     let (ok, text, _) = dofs_text(&dofs, &["logs", order]);
     assert!(ok);

@@ -74,18 +74,19 @@ pub fn pack_closed_histories(
         .into_iter()
         .map(|execution| {
             let events = event_rows(conn, &execution)?;
+            // Gone between the two reads (retention removed them): there is
+            // nothing left to pack.
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
-                return Err(DbError::corrupt(format!(
-                    "execution {execution} lost its history rows while they were read"
-                )));
+                return Ok(None);
             };
-            Ok(PackedHistory {
+            Ok(Some(PackedHistory {
                 first_seq: first.seq,
                 last_seq: last.seq,
                 events: archive::pack(&events)?,
                 execution,
-            })
+            }))
         })
+        .filter_map(Result::transpose)
         .collect()
 }
 
@@ -113,8 +114,12 @@ pub fn store_packed_histories(
     )?;
     let mut archived = 0;
     for p in packed {
-        insert.execute(params![p.execution, p.first_seq, p.last_seq, p.events])?;
-        archived += delete.execute(params![p.execution, p.first_seq, p.last_seq])?;
+        let deleted = delete.execute(params![p.execution, p.first_seq, p.last_seq])?;
+        // Rows retention removed meanwhile are not brought back.
+        if deleted > 0 {
+            insert.execute(params![p.execution, p.first_seq, p.last_seq, p.events])?;
+            archived += deleted;
+        }
     }
     Ok(archived)
 }
