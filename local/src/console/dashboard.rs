@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 
 use maud::{html, Markup};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde_json::Value;
 
 use super::html::number;
 use crate::identity::FunctionName;
 use crate::observability::alarms::Bindings;
-use crate::observability::metrics::SeriesKey;
+use crate::observability::metrics::{self, SeriesKey, Stats};
 use crate::store::DbError;
 
 const DASHBOARD_JSON: &str = include_str!("../../../dashboards/dashboard.json");
@@ -194,62 +194,31 @@ pub(super) fn datapoints(
     period_ms: i64,
     count: usize,
 ) -> Result<Vec<Option<f64>>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
-         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5",
-    )?;
-    let to_ms = from_ms + period_ms * count as i64;
-    // (count, sum, min, max) per second, grouped by period.
-    let mut periods: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); count];
-    let rows = stmt.query_map(
-        params![
-            key.namespace,
-            key.name,
-            key.dimensions_text(),
-            from_ms,
-            to_ms
-        ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)? as f64,
-                r.get::<_, f64>(2)?,
-                r.get::<_, f64>(3)?,
-                r.get::<_, f64>(4)?,
-            ))
-        },
-    )?;
-    for row in rows {
-        let (bucket, n, sum, min, max) = row?;
-        let index = usize::try_from((bucket - from_ms) / period_ms.max(1)).unwrap_or(usize::MAX);
-        if let Some(p) = periods.get_mut(index) {
-            p.push((n, sum, min, max));
-        }
-    }
+    let periods = metrics::period_buckets(conn, key, from_ms, period_ms, count)?;
     Ok(periods.iter().map(|p| statistic(p, stat)).collect())
 }
 
 /// CloudWatch's statistic `stat` of one period's per-second buckets.
-fn statistic(buckets: &[(f64, f64, f64, f64)], stat: &str) -> Option<f64> {
+fn statistic(buckets: &[Stats], stat: &str) -> Option<f64> {
     if buckets.is_empty() {
         return None;
     }
-    let n: f64 = buckets.iter().map(|b| b.0).sum();
-    let sum: f64 = buckets.iter().map(|b| b.1).sum();
+    let n: f64 = buckets.iter().map(|b| b.sample_count as f64).sum();
+    let sum: f64 = buckets.iter().map(|b| b.sum).sum();
     Some(match stat {
         "Sum" => sum,
         "SampleCount" => n,
-        "Minimum" => buckets.iter().map(|b| b.2).fold(f64::INFINITY, f64::min),
+        "Minimum" => buckets.iter().map(|b| b.min).fold(f64::INFINITY, f64::min),
         "Maximum" => buckets
             .iter()
-            .map(|b| b.3)
+            .map(|b| b.max)
             .fold(f64::NEG_INFINITY, f64::max),
         s if s.starts_with('p') => {
             let q: f64 = s[1..].parse().ok()?;
             let mut means: Vec<(f64, f64)> = buckets
                 .iter()
-                .filter(|b| b.0 > 0.0)
-                .map(|b| (b.1 / b.0, b.0))
+                .filter(|b| b.sample_count > 0)
+                .map(|b| (b.average(), b.sample_count as f64))
                 .collect();
             means.sort_by(|a, b| a.0.total_cmp(&b.0));
             let rank = n * q / 100.0;
@@ -421,7 +390,13 @@ mod tests {
 
     #[test]
     fn statistics_as_cloudwatch_computes_them() {
-        let b = [(2.0, 10.0, 4.0, 6.0), (1.0, 1.0, 1.0, 1.0)];
+        let bucket = |sample_count, sum, min, max| Stats {
+            sample_count,
+            sum,
+            min,
+            max,
+        };
+        let b = [bucket(2, 10.0, 4.0, 6.0), bucket(1, 1.0, 1.0, 1.0)];
         assert_eq!(statistic(&b, "Sum"), Some(11.0));
         assert_eq!(statistic(&b, "SampleCount"), Some(3.0));
         assert_eq!(statistic(&b, "Maximum"), Some(6.0));

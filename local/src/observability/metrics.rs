@@ -600,23 +600,25 @@ pub async fn api_gateway_layer(
     response
 }
 
-/// The statistic set of `key` in each period of `period_ms` starting at
-/// `from_ms` (`count` periods); `None` where nothing was recorded.
-pub fn period_stats(
+/// The stored one-second buckets of `key` in each period of `period_ms`
+/// starting at `from_ms` (`count` periods), oldest first within a period:
+/// what every statistic of a period is computed from.
+pub fn period_buckets(
     conn: &Connection,
     key: &SeriesKey,
     from_ms: i64,
     period_ms: i64,
     count: usize,
-) -> Result<Vec<Option<Stats>>, DbError> {
-    let mut out = vec![None; count];
+) -> Result<Vec<Vec<Stats>>, DbError> {
+    let mut out = vec![Vec::new(); count];
     if count == 0 || period_ms <= 0 {
         return Ok(out);
     }
     let to_ms = from_ms + period_ms * count as i64;
     let mut stmt = conn.prepare_cached(
         "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
-         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5",
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5
+         ORDER BY bucket_ms",
     )?;
     let rows = stmt.query_map(
         params![
@@ -631,14 +633,33 @@ pub fn period_stats(
     for row in rows {
         let (bucket, stats) = row?;
         let index = ((bucket - from_ms) / period_ms) as usize;
-        if let Some(slot) = out.get_mut(index) {
-            match slot {
-                Some(existing) => existing.merge(&stats),
-                None => *slot = Some(stats),
-            }
+        if let Some(period) = out.get_mut(index) {
+            period.push(stats);
         }
     }
     Ok(out)
+}
+
+/// The statistic set of `key` in each period of `period_ms` starting at
+/// `from_ms` (`count` periods); `None` where nothing was recorded.
+pub fn period_stats(
+    conn: &Connection,
+    key: &SeriesKey,
+    from_ms: i64,
+    period_ms: i64,
+    count: usize,
+) -> Result<Vec<Option<Stats>>, DbError> {
+    Ok(period_buckets(conn, key, from_ms, period_ms, count)?
+        .into_iter()
+        .map(|buckets| {
+            let mut buckets = buckets.into_iter();
+            let mut merged = buckets.next()?;
+            for stats in buckets {
+                merged.merge(&stats);
+            }
+            Some(merged)
+        })
+        .collect())
 }
 
 /// One series over a recent window, for `dofs metrics` and the console.
