@@ -1,6 +1,10 @@
 //! The CloudWatch dashboard Terraform deploys (`dashboards/dashboard.json`),
 //! rendered locally: the same widgets, metrics, statistics and periods,
 //! each drawn as a server-side SVG chart (no script, no chart library).
+//! The widget fields read are those of CloudWatch's dashboard body
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html>):
+//! `type`, `properties.metrics` with its rendering options, `stat`,
+//! `period`, `title`.
 //!
 //! The file's `${...}` placeholders are bound to the local names, as the
 //! alarms' are ([`Bindings::local`]), and its two generated widgets are

@@ -8,7 +8,10 @@
 //! as a function error instead of taking the runtime down, and under the
 //! function's timeout, as Lambda would enforce it. Each function has its
 //! own timeout, as each `aws_lambda_function` has its own `timeout`
-//! (`dofs serve --function-timeout 30s,validator=300ms`).
+//! (`dofs serve --function-timeout 30s,validator=300ms`): "the maximum
+//! amount of time … a function can run before Lambda terminates it"
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>),
+//! reported as `Sandbox.Timedout` "Task timed out after N seconds".
 //!
 //! Concurrency is counted per function as Lambda counts it: an invocation
 //! holds one unit of its function's concurrency from start to end,
