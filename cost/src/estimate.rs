@@ -329,6 +329,46 @@ mod tests {
         assert_eq!(cents(lambda.express_per_million), 780);
     }
 
+    /// Lambda pricing page, example 1 of its earlier (100 ms billing)
+    /// version: 512 MB, 3 million runs of 1 s (whole seconds, so the
+    /// rounding change does not matter). Less the free tier's 400,000 GB-s
+    /// and 1M requests: 1,100,000 GB-s × $0.00001667 = $18.34 and 2M ×
+    /// $0.20/M = $0.40, $18.74 in all. That page priced a GB-second at
+    /// $0.00001667, so the example is run at its rate, not the table's
+    /// $0.0000166667 (which gives $18.33 of compute).
+    #[test]
+    fn lambda_page_example_x86_512_mb_costs_18_74_at_its_rate() {
+        const FREE_REQUESTS: u64 = 1_000_000;
+        const FREE_GB_SECONDS: u64 = 400_000;
+        let memory_mb = 512u32;
+        // The free GB-seconds expressed as ms at this memory.
+        let free_ms = FREE_GB_SECONDS * 1024 * 1000 / u64::from(memory_mb);
+        let usage = Usage {
+            lambda: vec![LambdaUsage {
+                function: "validator".into(),
+                requests: 3_000_000 - FREE_REQUESTS,
+                billed_ms: 3_000_000 * 1000 - free_ms,
+                memory_mb,
+                architecture: Architecture::X86_64,
+            }],
+            ..per_million_orders()
+        };
+        let mut table: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pricing/us-east-1.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        table["prices"]["lambda_duration_x86_64"]["price"] = serde_json::json!(0.00001667);
+        let pricing = Pricing::from_json(&table.to_string()).unwrap();
+        let report = estimate(&usage, &pricing, &WhatIf::default());
+        assert_eq!(cents(line(&report, "Lambda").standard_per_million), 1874);
+        // At the table's current rate.
+        let report = estimate(&usage, &repository_pricing(), &WhatIf::default());
+        assert_eq!(cents(line(&report, "Lambda").standard_per_million), 1873);
+    }
+
     /// The Express tiers of the Step Functions pricing page (per GB-hour),
     /// for reproducing its example, which runs past the first tier the
     /// table keeps.
