@@ -23,6 +23,10 @@ pub struct Price {
     pub as_of: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The page's worked example this crate's tests reproduce, and which
+    /// test (or that none could be retrieved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
 }
 
 impl Price {
@@ -323,6 +327,8 @@ pub(crate) mod tests {
                 "{name}: {}",
                 price.source
             );
+            // The issue asks for each page's worked example to be cited.
+            assert!(price.example.is_some(), "{name} cites no worked example");
         }
         let prices = pricing.prices();
         let transitions = &prices.step_functions_standard_state_transitions;
