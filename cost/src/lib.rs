@@ -52,8 +52,8 @@ pub use estimate::{estimate, CostReport, FixedCost, ServiceCost};
 pub use infracost::infracost_usage;
 pub use pricing::{Price, Pricing, PricingError};
 pub use units::{
-    api_requests_for_payload, dynamodb_read_units, dynamodb_write_units, express_billed_mb_ms,
-    sqs_requests_for_payload,
+    api_requests_for_payload, dynamodb_read_units, dynamodb_write_units,
+    express_billed_duration_ms, express_billed_mb_ms, sqs_requests_for_payload,
 };
 pub use usage::{
     Architecture, LambdaUsage, LogLevel, ParseSettingError, TableUnits, Usage, WhatIf,
