@@ -98,16 +98,26 @@ impl OrderStore for DynamoOrderStore {
                 e,
             )
         })?;
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#key)")
             .expression_attribute_names("#key", KEY)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // The port's rule: only the workflow's first write replaces the
+        // RECEIVED record api_handler made (`Order::replaces`).
+        let put = if order.status == OrderStatus::Received {
+            put.condition_expression("attribute_not_exists(#key)")
+        } else {
+            put.condition_expression("attribute_not_exists(#key) OR #status = :received")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":received",
+                    AttributeValue::S(OrderStatus::Received.as_str().to_owned()),
+                )
+        };
+        let result = put.send().await;
         match result {
             Ok(_) => Ok(InsertOutcome::Inserted),
             Err(err)

@@ -30,6 +30,10 @@ pub struct OrderSubmission {
     pub items: Vec<LineItem>,
     #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub submitted_at: DateTime<Utc>,
+    /// The order's trace id (see [`Order::trace_id`]), carried so the order
+    /// the workflow stores keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl OrderSubmission {
@@ -39,7 +43,13 @@ impl OrderSubmission {
             customer_name: request.customer_name,
             items: request.items,
             submitted_at,
+            trace_id: None,
         }
+    }
+
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
+        self
     }
 
     pub fn request(&self) -> OrderRequest {
@@ -52,6 +62,7 @@ impl OrderSubmission {
     /// The order as it stands when received.
     pub fn to_order(&self) -> Order {
         Order::new(self.order_id.clone(), self.request(), self.submitted_at)
+            .with_trace_id(self.trace_id.clone())
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::status::{OrderStatus, StatusChange, TransitionError};
+use crate::contracts::OrderSubmission;
 
 /// Why a single value failed to parse. The field path is added by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -405,6 +406,12 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::timestamp::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
+    /// The X-Ray trace id of the order's journey, when the order is traced.
+    /// Kept on the order itself, not only on the execution, so an
+    /// idempotent replay can name it under Express workflows too, which
+    /// have no `DescribeExecution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Order {
@@ -420,7 +427,29 @@ impl Order {
             history: vec![StatusChange::new(OrderStatus::Received, received_at)],
             created_at: received_at,
             updated_at: received_at,
+            trace_id: None,
         }
+    }
+
+    /// Whether [`crate::OrderStore::insert`] writes this order over
+    /// `stored`: only the workflow's first write over api_handler's
+    /// RECEIVED record.
+    pub fn replaces(&self, stored: &Order) -> bool {
+        stored.status == OrderStatus::Received && self.status != OrderStatus::Received
+    }
+
+    /// The order with the id of the trace its journey is recorded in.
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
+        self
+    }
+
+    /// The execution input that accepted this order: what api_handler
+    /// started the workflow with, rebuilt from the RECEIVED record so that a
+    /// retry can restart a workflow that never ran.
+    pub fn submission(&self) -> OrderSubmission {
+        OrderSubmission::new(self.order_id.clone(), self.request(), self.created_at)
+            .with_trace_id(self.trace_id.clone())
     }
 
     /// Moves the order to `change.status` if the status machine allows it.

@@ -41,7 +41,18 @@ pub enum TransitionOutcome {
 pub trait OrderStore: Send + Sync {
     async fn get(&self, order_id: &OrderId) -> Result<Option<Order>, PortError>;
 
-    /// Writes `order` only if no order with its id exists (a conditional put).
+    /// Writes `order` only if no order with its id exists, or — when
+    /// `order` is past RECEIVED — the stored one is still RECEIVED (a
+    /// conditional put: `attribute_not_exists(order_id)`, or that `OR
+    /// status = RECEIVED`).
+    ///
+    /// api_handler records every accepted order as RECEIVED before it starts
+    /// the workflow; the workflow's first write (PENDING, REJECTED, FAILED)
+    /// replaces that record, and any later write finds the order advanced
+    /// and is told `AlreadyExists`. So a RECEIVED record is never
+    /// overwritten by another RECEIVED one (an idempotency key reused for
+    /// another order is seen), and a repeated step (a duplicate Express
+    /// execution) never moves an order backwards.
     async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError>;
 
     /// Atomically appends `change` to the history and sets the status, but

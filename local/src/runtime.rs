@@ -44,7 +44,10 @@ use crate::services::dynamodb::{SqliteFailedOrderStore, SqliteOrderStore};
 use crate::services::lambda::{FunctionDeps, FunctionTimeouts, Functions};
 use crate::services::sqs::event_source_mapping::{self, MappingConfig};
 use crate::services::sqs::{QueueConfig, Queues};
-use crate::services::step_functions::{self, Engine, EngineConfig, LocalTasks, LocalWorkflow};
+use crate::services::step_functions::{
+    self, Engine, EngineConfig, ExpressStarts, LocalTasks, LocalWorkflow,
+};
+use dofs_cost::WorkflowType;
 use crate::shutdown::Shutdown;
 use crate::store::Db;
 
@@ -110,6 +113,10 @@ pub struct RuntimeConfig {
     pub reserved_concurrency: BTreeMap<FunctionName, u32>,
     /// The workflow's execution timeout instead of its `TimeoutSeconds`.
     pub workflow_timeout: Option<Duration>,
+    /// STANDARD or EXPRESS, as Terraform's `workflow_type`.
+    pub workflow_type: WorkflowType,
+    /// How many executions an Express start makes (at least once).
+    pub express_starts: ExpressStarts,
     /// Log level filter (`info`, `dofs_local=debug,info`, ...).
     pub log_level: String,
     /// `Host` names accepted besides the loopback ones.
@@ -152,6 +159,8 @@ impl RuntimeConfig {
             faults: Vec::new(),
             reserved_concurrency: BTreeMap::new(),
             workflow_timeout: None,
+            workflow_type: WorkflowType::Standard,
+            express_starts: ExpressStarts::Once,
             log_level: "info".to_owned(),
             allowed_hosts: Vec::new(),
             allow_remote: false,
@@ -215,7 +224,12 @@ impl Runtime {
         let listener = bind(&config).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let machine = compile_workflow(&template, &base_url, config.workflow_timeout)?;
+        let machine = compile_workflow(
+            &template,
+            &base_url,
+            config.workflow_timeout,
+            config.workflow_type,
+        )?;
 
         let lock = lock_data_dir(&config.data_dir)?;
         let db = Db::open(&config.data_dir)
@@ -245,7 +259,8 @@ impl Runtime {
             Arc::clone(&clock),
             machine,
             service_metrics.clone(),
-        );
+        )
+        .with_type(config.workflow_type, config.express_starts);
         let functions = build_functions(
             &config,
             &db,
@@ -459,16 +474,27 @@ async fn bind(config: &RuntimeConfig) -> anyhow::Result<TcpListener> {
 /// The workflow, rendered for the runtime at `base_url` and parsed, with
 /// `--workflow-timeout` applied; refused if it calls an integration the
 /// local Step Functions does not have.
+/// The longest an Express execution runs.
+const EXPRESS_MAX_DURATION: Duration = Duration::from_secs(5 * 60);
+
 fn compile_workflow(
     template: &str,
     base_url: &str,
     timeout: Option<Duration>,
+    workflow_type: WorkflowType,
 ) -> anyhow::Result<Arc<StateMachine>> {
     let rendered = definitions::render(template, &definitions::workflow_vars(base_url))
         .context("cannot render the workflow definition")?;
     let mut machine = StateMachine::from_json(&rendered).context("invalid workflow definition")?;
     if let Some(timeout) = timeout {
         machine = machine.with_timeout(timeout);
+    }
+    // "Express Workflows can run for up to five minutes"
+    // (https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html).
+    if workflow_type == WorkflowType::Express
+        && machine.timeout().is_none_or(|t| t > EXPRESS_MAX_DURATION)
+    {
+        machine = machine.with_timeout(EXPRESS_MAX_DURATION);
     }
     step_functions::check_resources(&machine)
         .map_err(|e| anyhow::anyhow!("workflow definition not runnable here: {e}"))?;

@@ -196,6 +196,44 @@ pub async fn order_store_sequential(store: &dyn OrderStore) {
         ok(store.get(&rejected.order_id).await, "get rejected"),
         Some(rejected)
     );
+
+    // The workflow's first write replaces api_handler's RECEIVED record
+    // (trace id included); nothing replaces the order after that.
+    let received = sample_order(OrderStatus::Received)
+        .with_trace_id(Some("1-5759e988-bd862e3fe1be46a994272793".to_owned()));
+    ok(store.insert(&received).await, "insert received");
+    let mut pending = received.clone();
+    for (status, seconds) in [(OrderStatus::Validated, 1), (OrderStatus::Pending, 2)] {
+        pending
+            .transition(StatusChange::new(status, sample_time() + Duration::seconds(seconds)))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        ok(store.insert(&pending).await, "insert pending over received"),
+        InsertOutcome::Inserted,
+        "the workflow's first write must replace the RECEIVED record"
+    );
+    assert_eq!(
+        ok(store.get(&pending.order_id).await, "get pending"),
+        Some(pending.clone()),
+        "the replacing order must be stored exactly, trace id included"
+    );
+    let mut late = received.clone();
+    late.transition(StatusChange::new(
+        OrderStatus::Rejected,
+        sample_time() + Duration::seconds(3),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ok(store.insert(&late).await, "insert over pending"),
+        InsertOutcome::AlreadyExists(pending.clone()),
+        "an order past RECEIVED must never be replaced"
+    );
+    assert_eq!(
+        ok(store.insert(&received).await, "insert received again"),
+        InsertOutcome::AlreadyExists(pending),
+        "a RECEIVED order must never replace a stored one"
+    );
 }
 
 /// `RACERS` concurrent `transition(Pending → Fulfilled)` on one order:

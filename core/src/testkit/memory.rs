@@ -95,7 +95,9 @@ impl OrderStore for MemoryOrderStore {
         self.faults.check("insert")?;
         let mut orders = lock(&self.orders);
         if let Some(existing) = orders.get(&order.order_id) {
-            return Ok(InsertOutcome::AlreadyExists(existing.clone()));
+            if !order.replaces(existing) {
+                return Ok(InsertOutcome::AlreadyExists(existing.clone()));
+            }
         }
         orders.insert(order.order_id.clone(), order.clone());
         Ok(InsertOutcome::Inserted)

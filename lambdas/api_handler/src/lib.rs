@@ -2,10 +2,13 @@
 //! (payload format 2.0).
 //!
 //! - `POST /orders`: checks the request (content type, size, JSON, schema),
-//!   assigns the order id (random, or derived from an `Idempotency-Key`) and
-//!   starts the order workflow with the trace header, answering `202`.
-//! - `GET /orders/{order_id}`: the stored order with its status history, or
-//!   the submission while the workflow has not stored it yet.
+//!   assigns the order id (random, or derived from an `Idempotency-Key`),
+//!   starts the order workflow with the trace header and records the order
+//!   as RECEIVED (a conditional put), answering `202`. Idempotency and the
+//!   `GET` of a just-accepted order rest on that record, not on execution
+//!   names, so they hold for Express workflows too.
+//! - `GET /orders/{order_id}`: the stored order with its status history
+//!   (from the RECEIVED record `POST` writes before it starts the workflow).
 //!
 //! API Gateway sends both routes *and* its `$default` route here, so this
 //! module routes on method + `raw_path` itself and answers unknown routes
@@ -24,8 +27,8 @@
 //! Lambda sampled the request, else as the root of a trace of its own. The
 //! execution is started with it, and the 202's `trace_id` names it — a
 //! trace that will exist — or is absent when the order is not sampled. An
-//! idempotent replay answers with the order's trace (the one its execution
-//! was started with), not the retry's. A status read is annotated
+//! idempotent replay answers with the order's trace (kept on the order as
+//! `trace_id`), not the retry's. A status read is annotated
 //! `polled_order_id`, never `order_id`, so `annotation.order_id` finds the
 //! journey alone. The invocation's segment carries the HTTP exchange
 //! (method, URL, status; the route as metadata).
@@ -37,8 +40,8 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use dofs_core::validation::{parse_json_body, validate_order_request};
 use dofs_core::{
-    Clock, ErrorKind, FieldError, Order, OrderId, OrderRequest, OrderStatus, OrderStore,
-    OrderSubmission, PortError, StartOutcome, Workflow,
+    Clock, ErrorKind, FieldError, InsertOutcome, Order, OrderId, OrderRequest, OrderStatus,
+    OrderStore, PortError, StartOutcome, Workflow,
 };
 use dofs_telemetry::context::{
     record_failure, record_http, record_order_id, record_polled_order_id, start_order_trace,
@@ -601,8 +604,8 @@ impl ApiHandler {
         };
         // A retry is a read of an order that has its trace already.
         if key.is_some() {
-            if let Some(reply) = self.replay(&order_id, &order_request).await? {
-                return Ok(reply);
+            if let Some(existing) = self.orders.get(&order_id).await? {
+                return self.replay(existing, &order_request).await;
             }
         }
         let sampled = self.sampling.traces(&order_id);
@@ -620,7 +623,7 @@ impl ApiHandler {
             .with_lineage_of(lambda.as_ref());
         record_order_id(&span, order_id.as_str());
         let result = self
-            .start(order_id, order_request, key.is_some(), &trace)
+            .accept(order_id, order_request, key.is_some(), &trace)
             .instrument(span.clone())
             .await;
         let status = match &result {
@@ -640,74 +643,79 @@ impl ApiHandler {
         result
     }
 
-    async fn start(
+    /// Starts the order's workflow, then records the order as RECEIVED (a
+    /// conditional put), then answers 202. In that order so that nothing is
+    /// recorded for a workflow that never started (a failed start, or a
+    /// crash between the two calls leaves no RECEIVED order that nothing
+    /// would ever settle), and the order is readable before the 202 whatever
+    /// the workflow type: an Express execution cannot be described, may be
+    /// started more than once, and its name is not deduplicated (see
+    /// docs/architecture.md, "Express workflows"). The workflow's first write
+    /// may land before the record; the record then finds the order stored.
+    async fn accept(
         &self,
         order_id: OrderId,
         request: OrderRequest,
         idempotent: bool,
         trace: &TraceHeader,
     ) -> Result<Reply, ApiError> {
-        let submission = OrderSubmission::new(order_id.clone(), request.clone(), self.clock.now());
-        let header = trace.to_string();
-        match self.workflow.start(&submission, Some(&header)).await? {
-            StartOutcome::Started => {
-                metrics::counter!(metric::ORDERS_ACCEPTED).increment(1);
-                tracing::info!(order_id = %order_id, trace_id = %trace.root, sampled = trace.sampled != Some(false), "order accepted");
-                Ok(accepted(&order_id, traced_root(trace)))
+        let order = Order::new(order_id.clone(), request.clone(), self.clock.now())
+            .with_trace_id(traced_root(trace).map(str::to_owned));
+        match self
+            .workflow
+            .start(&order.submission(), Some(&trace.to_string()))
+            .await?
+        {
+            StartOutcome::Started => {}
+            // A Standard execution of this name runs with another input: a
+            // rival request with the same key started it; its record decides.
+            StartOutcome::AlreadyExists if idempotent => {}
+            StartOutcome::AlreadyExists => {
+                return Err(PortError::internal(format!(
+                    "a freshly generated order id {order_id} already names an execution"
+                ))
+                .into())
             }
-            // Another request with the same key won the race between our
-            // describe and our start: decide as if we had seen it first.
-            StartOutcome::AlreadyExists if idempotent => {
-                match self.replay(&order_id, &request).await? {
-                    Some(reply) => Ok(reply),
-                    None => Err(PortError::transient(format!(
-                        "execution {order_id} exists but cannot be described yet"
-                    ))
-                    .into()),
-                }
-            }
-            StartOutcome::AlreadyExists => Err(PortError::internal(format!(
-                "a freshly generated order id {order_id} already names an execution"
-            ))
-            .into()),
         }
+        match self.orders.insert(&order).await? {
+            InsertOutcome::Inserted => {}
+            // Our own workflow stored the order first: same order, our trace.
+            InsertOutcome::AlreadyExists(existing)
+                if existing.trace_id == order.trace_id && existing.created_at == order.created_at => {}
+            // A rival request with the same key recorded first.
+            InsertOutcome::AlreadyExists(existing) if idempotent => {
+                return self.replay(existing, &request).await;
+            }
+            InsertOutcome::AlreadyExists(_) => {
+                return Err(PortError::internal(format!(
+                    "a freshly generated order id {order_id} is already stored"
+                ))
+                .into())
+            }
+        }
+        metrics::counter!(metric::ORDERS_ACCEPTED).increment(1);
+        tracing::info!(order_id = %order_id, trace_id = %trace.root, sampled = trace.sampled != Some(false), "order accepted");
+        Ok(accepted(&order_id, traced_root(trace)))
     }
 
-    /// For an idempotent request: `Some` reply if an execution for this id
-    /// already exists (a replay, or a conflict), `None` if not. A replay
-    /// answers with the order's trace id: the one its execution was started
-    /// with (absent if that order was not traced, or the workflow does not
-    /// say).
-    async fn replay(
-        &self,
-        order_id: &OrderId,
-        request: &OrderRequest,
-    ) -> Result<Option<Reply>, ApiError> {
+    /// An idempotent request for an order already recorded: the same order
+    /// again (a replay, answered with the order's trace id), or a conflict.
+    async fn replay(&self, existing: Order, request: &OrderRequest) -> Result<Reply, ApiError> {
+        let order_id = existing.order_id.clone();
         let span = tracing::info_span!("api_handler.replay", order_id = %order_id);
         record_polled_order_id(&span, order_id.as_str());
-        let Some((existing, header)) = self
-            .workflow
-            .describe_traced(order_id)
-            .instrument(span.clone())
-            .await?
-        else {
-            return Ok(None);
-        };
         let _entered = span.enter();
-        if existing.input.request() != *request {
+        if existing.request() != *request {
             tracing::info!(order_id = %order_id, "idempotency key reused for a different order");
             return Err(ApiError::IdempotencyConflict);
         }
-        let order_trace = header.and_then(|h| h.parse::<TraceHeader>().ok());
         metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
         tracing::info!(order_id = %order_id, "idempotent replay");
-        Ok(Some(
-            accepted(order_id, order_trace.as_ref().and_then(traced_root))
-                .header(IDEMPOTENT_REPLAY, "true"),
-        ))
+        Ok(accepted(&order_id, existing.trace_id.as_deref()).header(IDEMPOTENT_REPLAY, "true"))
     }
 
-    /// `GET /orders/{order_id}`.
+    /// `GET /orders/{order_id}`: the orders table alone, which has every
+    /// accepted order from its RECEIVED record on.
     async fn get_order(&self, raw_id: &str) -> Result<Reply, ApiError> {
         let order_id =
             OrderId::parse(raw_id).map_err(|e| ApiError::InvalidOrderId(e.to_string()))?;
@@ -715,17 +723,8 @@ impl ApiHandler {
         // Not `order_id`: a poll is not the order's journey.
         record_polled_order_id(&span, order_id.as_str());
         async {
-            if let Some(order) = self.orders.get(&order_id).await? {
-                return Ok(Reply::json(200, &order));
-            }
-            // Accepted but not stored yet: the workflow has the submission.
-            // describe_traced: the adapter's own call (DescribeExecution), which
-            // the IAM cross-check follows; the header is not needed here.
-            match self.workflow.describe_traced(&order_id).await? {
-                Some((execution, _)) => {
-                    let order: Order = execution.input.to_order();
-                    Ok(Reply::json(200, &order))
-                }
+            match self.orders.get(&order_id).await? {
+                Some(order) => Ok(Reply::json(200, &order)),
                 None => Err(ApiError::OrderNotFound(order_id.clone())),
             }
         }

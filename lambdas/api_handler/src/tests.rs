@@ -1,6 +1,7 @@
 //! Unit tests of the routes and every error code, against the testkit fakes.
 
 use super::*;
+use dofs_core::StatusChange;
 use dofs_core::testkit::{
     sample_order, sample_request_json, sample_submission, sample_time, FixedClock,
     MemoryOrderStore, MemoryWorkflow,
@@ -356,47 +357,47 @@ async fn idempotency_key_reused_for_another_order_is_409() {
     assert_eq!(h.workflow.started().len(), 1);
 }
 
-/// Races with another instance: the execution appears between describe and
-/// start. `MemoryWorkflow` reports `AlreadyExists` for a different input,
-/// and the handler must re-describe and decide.
+/// Races with another instance: the rival's RECEIVED record lands between
+/// our read and our conditional put, so the put is told `AlreadyExists`
+/// and the handler answers as a replay of the rival's order.
 #[tokio::test]
-async fn start_race_is_decided_by_describing_again() {
-    struct RacingWorkflow {
-        inner: MemoryWorkflow,
-        rival: OrderSubmission,
+async fn a_record_race_is_decided_as_a_replay() {
+    struct RacingStore {
+        inner: MemoryOrderStore,
+        rival: Order,
     }
     #[async_trait::async_trait]
-    impl Workflow for RacingWorkflow {
-        async fn start(
-            &self,
-            submission: &OrderSubmission,
-            header: Option<&str>,
-        ) -> Result<StartOutcome, PortError> {
-            // The rival's start lands first.
-            self.inner.start(&self.rival, None).await?;
-            self.inner.start(submission, header).await
+    impl OrderStore for RacingStore {
+        async fn get(&self, id: &OrderId) -> Result<Option<Order>, PortError> {
+            self.inner.get(id).await
         }
-        async fn describe_traced(
+        async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError> {
+            // The rival's put lands first.
+            self.inner.insert(&self.rival).await?;
+            self.inner.insert(order).await
+        }
+        async fn transition(
             &self,
             id: &OrderId,
-        ) -> Result<Option<(dofs_core::ExecutionView, Option<String>)>, PortError> {
-            self.inner.describe_traced(id).await
+            expected: OrderStatus,
+            change: StatusChange,
+        ) -> Result<dofs_core::TransitionOutcome, PortError> {
+            self.inner.transition(id, expected, change).await
         }
     }
 
     let id = OrderId::from_idempotency_key("raced");
     let clock = Arc::new(FixedClock(sample_time()));
-    // Same request, other submitted_at: a replay.
-    let mut rival = sample_submission(&id);
-    rival.submitted_at = sample_time() - chrono::Duration::seconds(1);
-    let workflow = Arc::new(RacingWorkflow {
-        inner: MemoryWorkflow::default(),
+    // Same request, a second earlier: a replay.
+    let rival = sample_submission(&id).to_order();
+    let workflow = Arc::new(MemoryWorkflow::default());
+    let orders = Arc::new(RacingStore {
+        inner: MemoryOrderStore::new(),
         rival,
     });
-    let handler = ApiHandler::new(workflow.clone(), Arc::new(MemoryOrderStore::new()), clock);
     let h = Harness {
-        handler,
-        workflow: Arc::new(MemoryWorkflow::default()),
+        handler: ApiHandler::new(workflow.clone(), orders, clock),
+        workflow: workflow.clone(),
         orders: Arc::new(MemoryOrderStore::new()),
     };
     let resp = send(
@@ -407,6 +408,106 @@ async fn start_race_is_decided_by_describing_again() {
     assert_eq!(resp.status, 202);
     assert_eq!(resp.headers.get(IDEMPOTENT_REPLAY).unwrap(), "true");
     assert_eq!(resp.body["order_id"], id.as_str());
+    assert_eq!(
+        workflow.started().len(),
+        1,
+        "each request starts the workflow before recording (under Standard the rival's start is absorbed by the name)"
+    );
+}
+
+/// The order is recorded before the 202, so a GET right after it finds the
+/// order with no DescribeExecution (which Express lacks).
+#[tokio::test]
+async fn an_accepted_order_is_recorded_received_before_the_202() {
+    let h = harness();
+    let accepted = send(&h, post_json(&sample_request_json())).await;
+    let id = OrderId::parse(accepted.body["order_id"].as_str().unwrap()).unwrap();
+    let stored = h.orders.get(&id).await.unwrap().expect("recorded");
+    assert_eq!(stored.status, OrderStatus::Received);
+    assert_eq!(
+        stored.trace_id.as_deref(),
+        accepted.body["trace_id"].as_str()
+    );
+    let started = h.workflow.started();
+    assert_eq!(started.len(), 1);
+    assert_eq!(
+        started[0].input,
+        stored.submission(),
+        "the execution input is the recorded order's submission"
+    );
+}
+
+/// A failed start records nothing (no RECEIVED order that nothing would
+/// settle), and the client's retry with the same key starts the order.
+#[tokio::test]
+async fn a_failed_start_records_nothing_and_a_retry_starts_the_order() {
+    let h = harness();
+    let keyed = || post_json(&sample_request_json()).header("idempotency-key", "lost-start");
+    let id = OrderId::from_idempotency_key("lost-start");
+    h.workflow.faults.fail_with(ErrorKind::Transient);
+    assert_eq!(send(&h, keyed()).await.status, 503);
+    h.workflow.faults.heal();
+    assert_eq!(h.orders.get(&id).await.unwrap(), None);
+    assert!(h.workflow.started().is_empty());
+
+    let retry = send(&h, keyed()).await;
+    assert_eq!(retry.status, 202);
+    assert!(retry.headers.get(IDEMPOTENT_REPLAY).is_none());
+    assert_eq!(h.workflow.started().len(), 1);
+    let stored = h.orders.get(&id).await.unwrap().expect("recorded");
+    assert_eq!(h.workflow.started()[0].input, stored.submission());
+}
+
+/// The workflow's first write may land before api_handler's record (an
+/// Express execution runs at once): the record then finds the order
+/// stored, leaves it, and the answer is a plain 202.
+#[tokio::test]
+async fn the_workflow_storing_first_is_still_a_plain_202() {
+    struct StoresOnStart {
+        inner: MemoryWorkflow,
+        orders: Arc<MemoryOrderStore>,
+    }
+    #[async_trait::async_trait]
+    impl Workflow for StoresOnStart {
+        async fn start(
+            &self,
+            submission: &dofs_core::OrderSubmission,
+            header: Option<&str>,
+        ) -> Result<StartOutcome, PortError> {
+            let outcome = self.inner.start(submission, header).await?;
+            let mut order = submission.to_order();
+            order
+                .transition(StatusChange::new(OrderStatus::Rejected, sample_time()))
+                .unwrap();
+            self.orders.insert(&order).await?;
+            Ok(outcome)
+        }
+        async fn describe_traced(
+            &self,
+            id: &OrderId,
+        ) -> Result<Option<(dofs_core::ExecutionView, Option<String>)>, PortError> {
+            self.inner.describe_traced(id).await
+        }
+    }
+    let orders = Arc::new(MemoryOrderStore::new());
+    let workflow = Arc::new(StoresOnStart {
+        inner: MemoryWorkflow::default(),
+        orders: orders.clone(),
+    });
+    let h = Harness {
+        handler: ApiHandler::new(workflow, orders.clone(), Arc::new(FixedClock(sample_time()))),
+        workflow: Arc::new(MemoryWorkflow::default()),
+        orders: orders.clone(),
+    };
+    let resp = send(&h, post_json(&sample_request_json())).await;
+    assert_eq!(resp.status, 202);
+    assert!(resp.headers.get(IDEMPOTENT_REPLAY).is_none());
+    let id = OrderId::parse(resp.body["order_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        orders.get(&id).await.unwrap().unwrap().status,
+        OrderStatus::Rejected,
+        "the record never moves an order backwards"
+    );
 }
 
 #[tokio::test]
@@ -629,6 +730,7 @@ async fn port_errors_are_503_or_500_without_internals() {
     assert_eq!(resp.body["error"]["request_id"], "req-123");
     assert_eq!(resp.headers.get("retry-after").unwrap(), "1");
     assert!(!resp.body.to_string().contains("injected"));
+    assert!(h.orders.is_empty(), "a failed start records nothing");
 
     h.workflow.faults.heal();
     h.orders.faults.fail_with(ErrorKind::Internal);

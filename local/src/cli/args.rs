@@ -13,6 +13,7 @@ use crate::identity::FunctionName;
 use crate::observability::alarms::WebhookConfig;
 use crate::runtime::RuntimeConfig;
 use crate::services::lambda::FunctionTimeouts;
+use crate::services::step_functions::ExpressStarts;
 
 /// `dofs serve` settings.
 #[derive(Debug, Clone, Args)]
@@ -151,6 +152,15 @@ pub struct ServeArgs {
     /// `TimeoutSeconds` (e.g. to rehearse executions timing out).
     #[arg(long, env = "DOFS_WORKFLOW_TIMEOUT", value_parser = parse_duration)]
     pub workflow_timeout: Option<Duration>,
+    /// The state machine's type, as Terraform's `workflow_type`: `STANDARD`
+    /// or `EXPRESS` (at-least-once starts, no name deduplication, no
+    /// DescribeExecution, executions of at most 5 minutes).
+    #[arg(long, env = "DOFS_WORKFLOW_TYPE", default_value = "STANDARD")]
+    pub workflow_type: dofs_cost::WorkflowType,
+    /// Under EXPRESS, start every execution twice, the worst at-least-once
+    /// allows (to watch the idempotent steps keep each order single).
+    #[arg(long, env = "DOFS_EXPRESS_START_TWICE")]
+    pub express_start_twice: bool,
 }
 
 /// `--log-format` values.
@@ -328,6 +338,12 @@ impl ServeArgs {
             faults: self.faults,
             reserved_concurrency: self.reserved_concurrency.into_iter().collect(),
             workflow_timeout: self.workflow_timeout,
+            workflow_type: self.workflow_type,
+            express_starts: if self.express_start_twice {
+                ExpressStarts::Twice
+            } else {
+                ExpressStarts::Once
+            },
             log_level: log_level(),
             allowed_hosts: self.allow_host,
             allow_remote: self.allow_remote,

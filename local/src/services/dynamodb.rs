@@ -75,9 +75,16 @@ impl OrderStore for SqliteOrderStore {
         let existing = self
             .db
             .write(move |conn| {
+                // The port's rule (`Order::replaces`): the workflow's first
+                // write replaces api_handler's RECEIVED record, nothing else
+                // replaces a stored order.
                 let inserted = conn.execute_cached(
                     "INSERT INTO orders(order_id, status, doc, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(order_id) DO NOTHING",
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(order_id) DO UPDATE SET
+                       status = excluded.status, doc = excluded.doc,
+                       created_at = excluded.created_at, updated_at = excluded.updated_at
+                     WHERE orders.status = 'RECEIVED' AND excluded.status <> 'RECEIVED'",
                     params![id, status, doc, created_at, updated_at],
                 )?;
                 if inserted == 1 {

@@ -515,6 +515,7 @@ async fn every_json_output_is_an_object_of_a_pinned_shape() {
             "order_id",
             "status",
             "total",
+            "trace_id",
             "updated_at"
         ]
     );

@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod contract;
 mod crash;
+mod express;
 mod faults;
 mod helpers;
 mod logs;

@@ -699,6 +699,44 @@ mod tests {
         assert!(engine.scan(10).await.unwrap().due.is_empty());
     }
 
+    /// Express: no name deduplication (a start with the same name and input
+    /// is a new execution), `Twice` starts two per call, and there is no
+    /// DescribeExecution. Standard, on the same calls, keeps one.
+    #[tokio::test]
+    async fn express_starts_are_not_deduplicated_and_cannot_be_described() {
+        use crate::services::step_functions::ExpressStarts;
+        use dofs_cost::WorkflowType;
+        let s = setup();
+        let id = OrderId::generate();
+        let submission = sample_submission(&id);
+        let standard = s.workflow.clone();
+        standard.start(&submission, None).await.unwrap();
+        standard.start(&submission, None).await.unwrap();
+        let engine = standard.engine(Arc::new(ScriptedTasks::new()), config());
+        assert_eq!(drain(&engine), [id.to_string()], "Standard: one execution");
+
+        let other = OrderId::generate();
+        let express = s
+            .workflow
+            .clone()
+            .with_type(WorkflowType::Express, ExpressStarts::Twice);
+        let engine = express.engine(Arc::new(ScriptedTasks::new()), config());
+        express.start(&sample_submission(&other), None).await.unwrap();
+        express.start(&sample_submission(&other), None).await.unwrap();
+        assert_eq!(
+            drain(&engine),
+            [
+                other.to_string(),
+                format!("{other}#2"),
+                format!("{other}#3"),
+                format!("{other}#4")
+            ],
+            "Express, started twice per call: four executions of one name"
+        );
+        let refused = express.describe(&other).await.unwrap_err();
+        assert!(refused.to_string().contains("Express"), "{refused}");
+    }
+
     #[tokio::test]
     async fn a_retrying_execution_sleeps_until_its_back_off_and_the_scan_knows_when() {
         let s = setup();

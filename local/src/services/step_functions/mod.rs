@@ -37,4 +37,4 @@ pub use store::{
     PackedHistory,
 };
 pub use tasks::{check_resources, LocalTasks};
-pub use workflow::LocalWorkflow;
+pub use workflow::{ExpressStarts, LocalWorkflow};

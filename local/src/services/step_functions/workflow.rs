@@ -1,6 +1,16 @@
 //! [`LocalWorkflow`], the `Workflow` port: `StartExecution` (with Step
 //! Functions' execution-name rule) and `DescribeExecution`, and the hand-off
 //! of each new execution to the [`Engine`] made from it.
+//!
+//! **Standard or Express**, as the state machine's `type`
+//! (<https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html>):
+//! an Express workflow's asynchronous executions are *at-least-once* and
+//! their names are not deduplicated, so here an Express start never looks
+//! for an execution of that name, and [`ExpressStarts::Twice`] starts every
+//! execution twice — the worst AWS allows, for tests of the idempotent
+//! steps. Express has no `DescribeExecution` (its history goes only to
+//! CloudWatch Logs), so `describe_traced` refuses. The runtime still keeps
+//! every execution's history: that is what the execution log would hold.
 
 use super::engine::{Engine, EngineConfig};
 use super::store::{append_events, load_execution, EventRow};
@@ -17,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
+use dofs_cost::WorkflowType;
 use crate::store::{CachedStatements, Db};
 use dofs_asl::{HistoryEvent, HistoryEventKind, StateMachine, TaskInvoker};
 
@@ -28,6 +39,17 @@ pub struct LocalWorkflow {
     pub(super) machine: Arc<StateMachine>,
     pub(super) handoff: Arc<Handoff>,
     pub(super) metrics: ServiceMetrics,
+    pub(super) workflow_type: WorkflowType,
+    pub(super) express_starts: ExpressStarts,
+}
+
+/// How many executions an Express `StartExecution` starts: AWS promises at
+/// least one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExpressStarts {
+    #[default]
+    Once,
+    Twice,
 }
 
 /// Executions started since the engine last looked, and the engine's wake-up
@@ -89,7 +111,21 @@ impl LocalWorkflow {
             machine,
             handoff: Arc::default(),
             metrics,
+            workflow_type: WorkflowType::Standard,
+            express_starts: ExpressStarts::Once,
         }
+    }
+
+    /// The workflow as a state machine of `workflow_type`; `express_starts`
+    /// applies to Express only.
+    pub fn with_type(mut self, workflow_type: WorkflowType, express_starts: ExpressStarts) -> Self {
+        self.workflow_type = workflow_type;
+        self.express_starts = express_starts;
+        self
+    }
+
+    pub fn workflow_type(&self) -> WorkflowType {
+        self.workflow_type
     }
 
     /// The engine that runs this workflow's executions. The two share the
@@ -102,21 +138,73 @@ impl LocalWorkflow {
 
 #[async_trait]
 impl Workflow for LocalWorkflow {
-    /// Step Functions' `StartExecution` name rule: same name and same input
-    /// is idempotent, same name with another input is
-    /// `ExecutionAlreadyExists`. (AWS also refuses the same input once the
-    /// execution has closed; the port asks for idempotency throughout, which
-    /// is what a client retrying a finished order needs.)
+    /// `StartExecution`: once, or for [`ExpressStarts::Twice`] twice.
     async fn start(
         &self,
         submission: &OrderSubmission,
         trace_header: Option<&str>,
     ) -> Result<StartOutcome, PortError> {
+        let starts = match (self.workflow_type, self.express_starts) {
+            (WorkflowType::Standard, _) | (WorkflowType::Express, ExpressStarts::Once) => 1,
+            (WorkflowType::Express, ExpressStarts::Twice) => 2,
+        };
+        let mut outcome = StartOutcome::Started;
+        for _ in 0..starts {
+            outcome = self.start_one(submission, trace_header).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// DescribeExecution with its `traceHeader`: the header the execution
+    /// was started with. Standard only: Express has no DescribeExecution.
+    async fn describe_traced(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
+        if self.workflow_type == WorkflowType::Express {
+            return Err(PortError::invalid_input(
+                "DescribeExecution is not supported for Express executions",
+            ));
+        }
+        let name = order_id.to_string();
+        let record = self
+            .db
+            .read(move |conn| load_execution(conn, &name))
+            .await?;
+        record
+            .map(|r| {
+                let input: OrderSubmission = serde_json::from_value(r.input).map_err(|e| {
+                    PortError::internal("stored execution input is not a submission").with_source(e)
+                })?;
+                let view = ExecutionView {
+                    status: r.status,
+                    input,
+                    started_at: r.started_at,
+                };
+                Ok((view, r.trace_header))
+            })
+            .transpose()
+    }
+}
+
+impl LocalWorkflow {
+    /// One `StartExecution`. Standard: same name and same input is
+    /// idempotent, same name with another input is `ExecutionAlreadyExists`.
+    /// (AWS also refuses the same input once the execution has closed; the
+    /// port asks for idempotency throughout, which is what a client
+    /// retrying a finished order needs.) Express: always a new execution,
+    /// named after the order, then `<order>#2`, `#3`, … as the runtime keys
+    /// executions by name.
+    async fn start_one(
+        &self,
+        submission: &OrderSubmission,
+        trace_header: Option<&str>,
+    ) -> Result<StartOutcome, PortError> {
+        let express = self.workflow_type == WorkflowType::Express;
         let input = serde_json::to_value(submission).map_err(|e| {
             PortError::internal("could not serialize the submission").with_source(e)
         })?;
-        let name = submission.order_id.to_string();
-        let started = name.clone();
+        let order_name = submission.order_id.to_string();
         let now = self.clock.now();
         let cursor = self.machine.start(input.clone());
         let trace_header = trace_header.map(str::to_owned);
@@ -139,15 +227,20 @@ impl Workflow for LocalWorkflow {
         let created = self
             .db
             .write(move |conn| {
+                let name = if express {
+                    free_express_name(conn, &order_name)?
+                } else {
+                    order_name
+                };
                 let existing: Option<String> = conn.query_row_cached("SELECT input FROM executions WHERE name = ?1", [&name], |r| r.get(0))
                     .optional()?;
                 if let Some(existing) = existing {
                     let existing: Value = serde_json::from_str(&existing)?;
                     let input: Value = serde_json::from_str(&input_json)?;
                     return Ok(if existing == input {
-                        (StartOutcome::Started, false)
+                        (StartOutcome::Started, None)
                     } else {
-                        (StartOutcome::AlreadyExists, false)
+                        (StartOutcome::AlreadyExists, None)
                     });
                 }
                 conn.execute_cached(
@@ -163,41 +256,29 @@ impl Workflow for LocalWorkflow {
                     ],
                 )?;
                 append_events(conn, &name, &events)?;
-                Ok((StartOutcome::Started, true))
+                Ok((StartOutcome::Started, Some(name)))
             })
             .await?;
         let (outcome, created) = created;
-        if created {
+        if let Some(name) = created {
             self.metrics.execution(ExecutionMetric::Started);
-            self.handoff.queue().push(started);
+            self.handoff.queue().push(name);
             self.handoff.wake.notify_one();
         }
         Ok(outcome)
     }
+}
 
-    /// DescribeExecution with its `traceHeader`: the header the execution
-    /// was started with, so an idempotent replay names the order's trace.
-    async fn describe_traced(
-        &self,
-        order_id: &OrderId,
-    ) -> Result<Option<(ExecutionView, Option<String>)>, PortError> {
-        let name = order_id.to_string();
-        let record = self
-            .db
-            .read(move |conn| load_execution(conn, &name))
-            .await?;
-        record
-            .map(|r| {
-                let input: OrderSubmission = serde_json::from_value(r.input).map_err(|e| {
-                    PortError::internal("stored execution input is not a submission").with_source(e)
-                })?;
-                let view = ExecutionView {
-                    status: r.status,
-                    input,
-                    started_at: r.started_at,
-                };
-                Ok((view, r.trace_header))
-            })
-            .transpose()
-    }
+/// The first of `order`, `order#2`, `order#3`, … that names no execution.
+fn free_express_name(conn: &rusqlite::Connection, order: &str) -> Result<String, rusqlite::Error> {
+    let taken: i64 = conn.query_row_cached(
+        "SELECT count(*) FROM executions
+         WHERE name = ?1 OR substr(name, 1, length(?1) + 1) = ?1 || '#'",
+        [order],
+        |r| r.get(0),
+    )?;
+    Ok(match taken {
+        0 => order.to_owned(),
+        n => format!("{order}#{}", n + 1),
+    })
 }
