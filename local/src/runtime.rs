@@ -39,6 +39,7 @@ use crate::observability::metrics::{MetricsStore, ServiceMetrics};
 use crate::observability::monitor::{self, MonitorConfig};
 use crate::observability::traces::otlp::{self, BothSinks, OtlpPoster, OtlpSink};
 use crate::observability::traces::SpanStore;
+use crate::observability::usage::{self, UsageMeter};
 use crate::services::api_gateway;
 use crate::services::dynamodb::{SqliteFailedOrderStore, SqliteOrderStore};
 use crate::services::lambda::{FunctionDeps, FunctionTimeouts, Functions};
@@ -115,6 +116,9 @@ pub struct RuntimeConfig {
     pub workflow_timeout: Option<Duration>,
     /// STANDARD or EXPRESS, as Terraform's `workflow_type`.
     pub workflow_type: WorkflowType,
+    /// Memory of every function, as Terraform's `function_memory_mb` (what
+    /// `dofs cost` bills their duration at).
+    pub function_memory_mb: u32,
     /// How many executions an Express start makes (at least once).
     pub express_starts: ExpressStarts,
     /// Log level filter (`info`, `dofs_local=debug,info`, ...).
@@ -160,6 +164,7 @@ impl RuntimeConfig {
             reserved_concurrency: BTreeMap::new(),
             workflow_timeout: None,
             workflow_type: WorkflowType::Standard,
+            function_memory_mb: usage::DEFAULT_FUNCTION_MEMORY_MB,
             express_starts: ExpressStarts::Once,
             log_level: "info".to_owned(),
             allowed_hosts: Vec::new(),
@@ -236,9 +241,10 @@ impl Runtime {
             .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
         let spans = config.traces.then(SpanStore::new);
         let (otlp_sink, otlp) = config.otlp_endpoint.as_deref().map(otlp::exporter).unzip();
-        let metric_store = MetricsStore::with_clock(Arc::clone(&clock));
+        let usage = UsageMeter::new(config.function_memory_mb, Arc::clone(&clock));
+        let metric_store = MetricsStore::with_clock(Arc::clone(&clock)).with_usage(usage.clone());
         let service_metrics = ServiceMetrics::new(metric_store.clone());
-        let logs = Arc::new(LogStore::new(Arc::clone(&clock)));
+        let logs = Arc::new(LogStore::new(Arc::clone(&clock)).with_usage(usage.clone()));
         let telemetry = install_telemetry(telemetry_config(
             &config,
             span_sink(spans.as_ref(), otlp_sink),
@@ -253,7 +259,7 @@ impl Runtime {
             Arc::clone(&clock),
         )
         .await?;
-        let queues = build_queues(&config, &db, &clock, base_url).await?;
+        let queues = build_queues(&config, &db, &clock, base_url, &usage).await?;
         let workflow = LocalWorkflow::new(
             db.clone(),
             Arc::clone(&clock),
@@ -556,8 +562,9 @@ async fn build_queues(
     db: &Db,
     clock: &Arc<dyn Clock>,
     base_url: String,
+    usage: &UsageMeter,
 ) -> anyhow::Result<Queues> {
-    let queues = Queues::new(db.clone(), Arc::clone(clock), base_url);
+    let queues = Queues::new(db.clone(), Arc::clone(clock), base_url).with_usage(usage.clone());
     queues
         .declare(&QueueConfig {
             name: DEAD_LETTER_QUEUE.into(),
@@ -588,8 +595,10 @@ fn build_functions(
 ) -> Arc<Functions> {
     Arc::new(
         Functions::new(FunctionDeps {
-            orders: Arc::new(SqliteOrderStore::new(db.clone())),
-            failed_orders: Arc::new(SqliteFailedOrderStore::new(db.clone())),
+            orders: Arc::new(SqliteOrderStore::new(db.clone()).with_usage(service_metrics.usage())),
+            failed_orders: Arc::new(
+                SqliteFailedOrderStore::new(db.clone()).with_usage(service_metrics.usage()),
+            ),
             workflow: Arc::new(workflow.clone()),
             clock: Arc::clone(clock),
             failures,

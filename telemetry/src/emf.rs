@@ -58,6 +58,11 @@ pub struct MetricSample<'a> {
 /// evaluates its alarms on them). Called synchronously; keep it quick.
 pub trait MetricsSink: Send + Sync {
     fn record(&self, sample: &MetricSample<'_>);
+
+    /// The bytes of the EMF documents `function`'s metrics of one flush
+    /// would be on Lambda (what CloudWatch Logs would ingest), for a sink
+    /// that meters them.
+    fn emf_bytes(&self, _function: &str, _bytes: usize) {}
 }
 
 pub(crate) enum MetricsOutput {
@@ -174,6 +179,15 @@ impl EmfRecorder {
         match &self.inner.output {
             MetricsOutput::Disabled => {}
             MetricsOutput::Sink(sink) => {
+                let timestamp = chrono::Utc::now().timestamp_millis();
+                for (group, metrics) in &pending {
+                    let dimension = self.inner.dimension.as_deref().unwrap_or(&group.function);
+                    let bytes: usize = emf_documents(timestamp, dimension, group, metrics, &unit_of)
+                        .iter()
+                        .map(|document| document.to_string().len() + 1)
+                        .sum();
+                    sink.emf_bytes(&group.function, bytes);
+                }
                 for (group, metrics) in &pending {
                     for (name, value) in metrics {
                         let values = match value {

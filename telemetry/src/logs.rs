@@ -141,6 +141,11 @@ pub(crate) struct JsonLogLayer {
 pub trait LogSink: Send + Sync + std::fmt::Debug {
     /// `line` is the JSON line as written, without its newline.
     fn record(&self, order_id: &str, line: &str);
+
+    /// Every line the level filter lets through, order or not: `function`
+    /// wrote `bytes` (newline included) at `level`, for a sink that meters
+    /// what CloudWatch Logs would ingest.
+    fn written(&self, _function: &str, _level: &str, _bytes: usize) {}
 }
 
 impl JsonLogLayer {
@@ -231,6 +236,11 @@ where
             .get("order_id")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let function = fields
+            .get("function")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.default_function)
+            .to_owned();
         let line = render_line(
             meta,
             message.as_deref().unwrap_or_default(),
@@ -242,8 +252,11 @@ where
             // A log line that cannot be written has nowhere to be reported.
             let _ = writer.write_all(line.as_bytes());
         }
-        if let (Some(sink), Some(order_id)) = (&self.sink, order_id) {
-            sink.record(&order_id, line.trim_end());
+        if let Some(sink) = &self.sink {
+            sink.written(&function, meta.level().as_str(), line.len());
+            if let Some(order_id) = order_id {
+                sink.record(&order_id, line.trim_end());
+            }
         }
     }
 }

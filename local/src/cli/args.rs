@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// DescribeExecution, executions of at most 5 minutes).
     #[arg(long, env = "DOFS_WORKFLOW_TYPE", default_value = "STANDARD")]
     pub workflow_type: dofs_cost::WorkflowType,
+    /// Memory of every function in MB, as Terraform's `function_memory_mb`:
+    /// what `dofs cost` bills each invocation's duration at.
+    #[arg(long, env = "DOFS_FUNCTION_MEMORY_MB", default_value_t = crate::observability::usage::DEFAULT_FUNCTION_MEMORY_MB, value_parser = clap::value_parser!(u32).range(128..=10240))]
+    pub function_memory_mb: u32,
     /// Under EXPRESS, start every execution twice, the worst at-least-once
     /// allows (to watch the idempotent steps keep each order single).
     #[arg(long, env = "DOFS_EXPRESS_START_TWICE")]
@@ -339,6 +343,7 @@ impl ServeArgs {
             reserved_concurrency: self.reserved_concurrency.into_iter().collect(),
             workflow_timeout: self.workflow_timeout,
             workflow_type: self.workflow_type,
+            function_memory_mb: self.function_memory_mb,
             express_starts: if self.express_start_twice {
                 ExpressStarts::Twice
             } else {

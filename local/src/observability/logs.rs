@@ -24,6 +24,7 @@ use dofs_core::Clock;
 use dofs_telemetry::LogSink;
 use rusqlite::{params, Connection};
 
+use crate::observability::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::store::{archive, Db, DbError};
 
@@ -45,6 +46,7 @@ pub struct LogStore {
     pending: Mutex<Vec<(String, i64, String)>>,
     clock: Arc<dyn Clock>,
     dropped: AtomicU64,
+    usage: UsageMeter,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -61,7 +63,14 @@ impl LogStore {
             pending: Mutex::default(),
             clock,
             dropped: AtomicU64::new(0),
+            usage: UsageMeter::off(),
         }
+    }
+
+    /// The store, also metering every line's bytes into `usage`.
+    pub fn with_usage(mut self, usage: UsageMeter) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// Lines dropped because too many were waiting.
@@ -115,6 +124,10 @@ impl LogStore {
 }
 
 impl LogSink for LogStore {
+    fn written(&self, function: &str, level: &str, bytes: usize) {
+        self.usage.log_line(function, level, bytes);
+    }
+
     fn record(&self, order_id: &str, line: &str) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.len() >= MAX_PENDING {

@@ -26,6 +26,7 @@
 //! max) keyed by series and second; [`MetricsStore::flush`] writes all of
 //! them in one job of the group-commit writer. Never a write per increment.
 
+use crate::observability::usage::UsageMeter;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -216,6 +217,8 @@ pub struct MetricsStore {
     pending: Arc<Mutex<Pending>>,
     totals: Arc<Mutex<BTreeMap<SeriesKey, SeriesTotal>>>,
     clock: Arc<dyn Clock>,
+    /// Flushed with the metrics, and reached through them by every service.
+    usage: UsageMeter,
 }
 
 /// One series since the store was made (the process started): what a
@@ -245,7 +248,19 @@ impl MetricsStore {
             pending: Arc::default(),
             totals: Arc::default(),
             clock,
+            usage: UsageMeter::off(),
         }
+    }
+
+    /// The store, also flushing `usage`.
+    pub fn with_usage(mut self, usage: UsageMeter) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// The meter of billable units.
+    pub fn usage(&self) -> &UsageMeter {
+        &self.usage
     }
 
     /// Now, by the store's clock, in milliseconds since the epoch.
@@ -355,6 +370,7 @@ impl MetricsStore {
     /// `retain_since_ms`. Returns how many buckets were written. On error the
     /// values are put back, so a busy database delays metrics but loses none.
     pub async fn flush(&self, db: &Db, retain_since_ms: Option<i64>) -> Result<usize, DbError> {
+        self.usage.flush(db).await?;
         let taken =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if taken.buckets == 0 && retain_since_ms.is_none() {
@@ -442,6 +458,10 @@ impl MetricsStore {
 /// name (`dofs-fulfill_order`), which is what the alarms and dashboards
 /// select; the invocation names its function by crate name.
 impl MetricsSink for MetricsStore {
+    fn emf_bytes(&self, function: &str, bytes: usize) {
+        self.usage.emf(function, bytes);
+    }
+
     fn record(&self, sample: &MetricSample<'_>) {
         let deployed = crate::identity::FunctionName::resolve(sample.function)
             .map(crate::identity::FunctionName::deployed_name);
@@ -514,6 +534,14 @@ impl ServiceMetrics {
             let now = store.now_ms();
             store.record_parts(namespace, name, dimensions, unit, value, now);
         }
+    }
+
+    /// The meter of billable units (off when metrics are).
+    pub fn usage(&self) -> UsageMeter {
+        self.store
+            .as_ref()
+            .map(|store| store.usage().clone())
+            .unwrap_or_default()
     }
 
     /// `AWS/Lambda` Invocations, Errors and Duration of one invocation of the

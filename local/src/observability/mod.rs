@@ -1,7 +1,7 @@
 //! What ops see: metrics (the functions' EMF and the stand-ins' AWS service
 //! metrics), the monitor loop that samples, stores and evaluates them, the
-//! alarms, the traces, each order's log lines, and the Prometheus scrape endpoint over the same
-//! metrics.
+//! alarms, the traces, each order's log lines, the Prometheus scrape endpoint over the same
+//! metrics, and the meter of billable units behind `dofs cost`.
 
 pub mod alarms;
 pub mod logs;
@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod monitor;
 pub mod prometheus;
 pub mod traces;
+pub mod usage;

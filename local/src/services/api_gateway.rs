@@ -41,6 +41,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::observability::usage::UsageMeter;
 use crate::observability::metrics::ServiceMetrics;
 use crate::services::lambda::{FunctionError, FunctionName, Functions};
 
@@ -62,13 +63,18 @@ pub const HEAD_LIMIT: usize = 10_240;
 pub struct Gateway {
     functions: Arc<Functions>,
     clock: Arc<dyn Clock>,
+    usage: UsageMeter,
 }
 
 /// The axum router of the gateway.
 pub fn router(functions: Arc<Functions>, metrics: ServiceMetrics, clock: Arc<dyn Clock>) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state(Arc::new(Gateway { functions, clock }))
+        .with_state(Arc::new(Gateway {
+            functions,
+            clock,
+            usage: metrics.usage(),
+        }))
         // Outermost last: the JSON rewrite must wrap the limit layer to see
         // its plain-text 413.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -483,6 +489,7 @@ async fn handle(
             )
         }
     };
+    gateway.usage.api_request(body.len());
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
         parent: None,
@@ -529,6 +536,9 @@ async fn handle(
         .instrument(span.clone())
         .await;
     record_outcome(&span, parts.uri.path(), &result);
+    if let Ok(response) = &result {
+        meter_acceptance(&gateway.usage, &parts.method, response);
+    }
     match result {
         Ok(response) => to_http(&response, &request_id).unwrap_or_else(|| {
             tracing::error!(request_id = %request_id, "api_handler returned an invalid response");
@@ -538,6 +548,25 @@ async fn handle(
             tracing::error!(request_id = %request_id, error_type = %err.error_type, "api_handler failed");
             internal_error()
         }
+    }
+}
+
+/// A new order accepted: a `POST` answered 202 that is not an idempotent
+/// replay; traced when the answer names its trace.
+fn meter_acceptance(usage: &UsageMeter, method: &Method, response: &Value) {
+    let accepted = *method == Method::POST
+        && response.get("statusCode").and_then(Value::as_i64) == Some(202)
+        && response
+            .get("headers")
+            .and_then(|h| h.get(api_handler::IDEMPOTENT_REPLAY))
+            .is_none();
+    if accepted {
+        let traced = response
+            .get("body")
+            .and_then(Value::as_str)
+            .and_then(|body| serde_json::from_str::<Value>(body).ok())
+            .is_some_and(|body| body.get("trace_id").is_some_and(Value::is_string));
+        usage.order_accepted(traced);
     }
 }
 

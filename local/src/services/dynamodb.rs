@@ -23,17 +23,32 @@ use dofs_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::observability::usage::UsageMeter;
 use crate::store::{CachedStatements, Db, DbError};
 
 /// [`OrderStore`] on the `orders` table.
 #[derive(Clone)]
 pub struct SqliteOrderStore {
     db: Db,
+    usage: UsageMeter,
 }
+
+/// The table names the meter bills under (Terraform's modules).
+const ORDERS_TABLE: &str = "orders";
+const FAILED_ORDERS_TABLE: &str = "failed_orders";
 
 impl SqliteOrderStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            usage: UsageMeter::off(),
+        }
+    }
+
+    /// The store, metering the request units each call would consume.
+    pub fn with_usage(mut self, usage: UsageMeter) -> Self {
+        self.usage = usage;
+        self
     }
 }
 
@@ -63,13 +78,17 @@ fn parse_order(doc: &str) -> Result<Order, DbError> {
 impl OrderStore for SqliteOrderStore {
     async fn get(&self, order_id: &OrderId) -> Result<Option<Order>, PortError> {
         let id = order_id.to_string();
-        Ok(self.db.read(move |conn| load_order(conn, &id)).await?)
+        let doc = self.db.read(move |conn| load_order_doc(conn, &id)).await?;
+        self.usage
+            .dynamodb_read(ORDERS_TABLE, doc.as_ref().map_or(0, String::len));
+        Ok(doc.as_deref().map(parse_order).transpose()?)
     }
 
     async fn insert(&self, order: &Order) -> Result<InsertOutcome, PortError> {
         let id = order.order_id.to_string();
         let status = order.status.as_str();
         let doc = serde_json::to_string(order).map_err(DbError::from)?;
+        let written = doc.len();
         let created_at = order.created_at.to_rfc3339();
         let updated_at = order.updated_at.to_rfc3339();
         let existing = self
@@ -93,6 +112,9 @@ impl OrderStore for SqliteOrderStore {
                 load_order_doc(conn, &id)
             })
             .await?;
+        // A failed conditional put consumes write units too.
+        let stored = existing.as_ref().map_or(0, String::len);
+        self.usage.dynamodb_write(ORDERS_TABLE, written.max(stored));
         Ok(match existing {
             None => InsertOutcome::Inserted,
             Some(doc) => InsertOutcome::AlreadyExists(parse_order(&doc)?),
@@ -140,6 +162,10 @@ impl OrderStore for SqliteOrderStore {
                 })
             })
             .await?;
+        // An update consumes units for the larger of the item before and
+        // after; the change is the difference.
+        let after = doc.as_ref().map_or(0, String::len);
+        self.usage.dynamodb_write(ORDERS_TABLE, after.max(1));
         Ok(match (applied, doc) {
             (_, None) => TransitionOutcome::NotFound,
             (true, Some(doc)) => TransitionOutcome::Applied(parse_order(&doc)?),
@@ -268,11 +294,21 @@ pub fn terminal_orders(
 #[derive(Clone)]
 pub struct SqliteFailedOrderStore {
     db: Db,
+    usage: UsageMeter,
 }
 
 impl SqliteFailedOrderStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            usage: UsageMeter::off(),
+        }
+    }
+
+    /// The store, metering the request units each call would consume.
+    pub fn with_usage(mut self, usage: UsageMeter) -> Self {
+        self.usage = usage;
+        self
     }
 }
 
@@ -297,6 +333,7 @@ impl FailedOrderStore for SqliteFailedOrderStore {
     async fn record(&self, failed: &FailedOrder) -> Result<(), PortError> {
         let id = failed.order_id.to_string();
         let doc = serde_json::to_string(failed).map_err(DbError::from)?;
+        self.usage.dynamodb_write(FAILED_ORDERS_TABLE, doc.len());
         let failed_at = failed.failed_at.to_rfc3339();
         Ok(self
             .db
@@ -313,10 +350,16 @@ impl FailedOrderStore for SqliteFailedOrderStore {
 
     async fn get(&self, order_id: &OrderId) -> Result<Option<FailedOrder>, PortError> {
         let id = order_id.to_string();
-        Ok(self
+        let failed = self
             .db
             .read(move |conn| load_failed_order(conn, &id))
-            .await?)
+            .await?;
+        let bytes = failed
+            .as_ref()
+            .and_then(|f| serde_json::to_string(f).ok())
+            .map_or(0, |doc| doc.len());
+        self.usage.dynamodb_read(FAILED_ORDERS_TABLE, bytes);
+        Ok(failed)
     }
 }
 

@@ -365,11 +365,10 @@ impl Functions {
             .lambda_concurrency(&function.deployed_name(), slot.concurrent);
         let started = std::time::Instant::now();
         let result = self.run_handler(function, payload, context).await;
-        self.metrics.lambda_invocation(
-            &function.deployed_name(),
-            result.is_err(),
-            started.elapsed().as_secs_f64() * 1000.0,
-        );
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.metrics
+            .lambda_invocation(&function.deployed_name(), result.is_err(), duration_ms);
+        self.metrics.usage().lambda_invocation(function, duration_ms);
         drop(slot);
         result
     }

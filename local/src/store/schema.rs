@@ -210,6 +210,13 @@ CREATE TABLE log_archives (
 CREATE INDEX log_archives_by_order ON log_archives(order_id, last_id);
 CREATE INDEX log_archives_by_time ON log_archives(at_ms);
 "#,
+    // 8: the billable units the runtime has counted (`observability::usage`).
+    r#"
+CREATE TABLE usage_counters (
+    key   TEXT PRIMARY KEY,
+    value REAL NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -291,6 +291,10 @@ pub async fn poll_once(
         queues.now(),
     )
     .await?;
+    // Lambda deletes a batch's successes in one DeleteMessageBatch.
+    if outcomes.contains(&Outcome::Deleted) {
+        queues.usage().sqs_request(&config.queue, 0, None);
+    }
     Ok(batch.len())
 }
 

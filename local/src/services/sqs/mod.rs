@@ -37,6 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::observability::usage::UsageMeter;
 use crate::observability::metrics::{MetricsStore, SeriesKey};
 use crate::observability::monitor::Gauges;
 use crate::store::{CachedStatements, Db, DbError};
@@ -155,6 +156,7 @@ pub struct Queues {
     clock: Arc<dyn Clock>,
     base_url: String,
     notify: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    usage: UsageMeter,
 }
 
 impl Queues {
@@ -165,7 +167,20 @@ impl Queues {
             clock,
             base_url: base_url.into(),
             notify: Arc::default(),
+            usage: UsageMeter::off(),
         }
+    }
+
+    /// The queues, metering the requests each call would be on SQS.
+    pub fn with_usage(mut self, usage: UsageMeter) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// The meter the queues count into (the event source mapping's deletes
+    /// are counted there too).
+    pub fn usage(&self) -> &UsageMeter {
+        &self.usage
     }
 
     /// The queue's URL, `{base}/000000000000/{name}` as SQS shapes it.
@@ -242,6 +257,8 @@ impl Queues {
             md5_of_body: md5_of_body.clone(),
         };
         let delay_ms = message.delay.map_or(0, |d| d.as_millis() as i64);
+        self.usage
+            .sqs_request(queue, message.body.len(), Some("GenerateDataKey"));
         let attributes = serde_json::to_string(&message.attributes).map_err(DbError::from)?;
         let exists = self
             .db
@@ -290,6 +307,10 @@ impl Queues {
             .ok_or_else(|| QueueError::NonExistentQueue(queue.to_owned()))?;
         if let Some(dlq) = redriven {
             self.notifier(&dlq).notify_waiters();
+        }
+        if !received.is_empty() {
+            let bytes = received.iter().map(|m| m.body.len()).sum();
+            self.usage.sqs_request(queue, bytes, Some("Decrypt"));
         }
         Ok(received)
     }

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::observability::usage::HistoryUsage;
 use crate::identity::{execution_arn, state_machine_arn};
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
 use crate::services::backoff::FailureBackoff;
@@ -519,6 +520,10 @@ impl Engine {
                 Change::Failed(error, cause, status, at.to_rfc3339())
             }
         };
+        let history = HistoryUsage::of(
+            &name,
+            events.iter().map(|e| (e.kind, e.state.as_deref())),
+        );
         let rows = EventRow::all(events);
         let closed = self
             .db
@@ -539,7 +544,7 @@ impl Engine {
                             params![name, output, at],
                         )?;
                         append_events(conn, &name, &rows)?;
-                        Ok((closed > 0).then_some(ExecutionMetric::Succeeded))
+                        closed_with(conn, &name, closed, ExecutionMetric::Succeeded)
                     }
                     Change::Failed(error, cause, status, at) => {
                         let closed = conn.execute_cached(
@@ -553,17 +558,46 @@ impl Engine {
                             ExecutionStatus::Aborted => ExecutionMetric::Aborted,
                             _ => ExecutionMetric::Failed,
                         };
-                        Ok((closed > 0).then_some(metric))
+                        closed_with(conn, &name, closed, metric)
                     }
                 }
             })
             .await?;
         // Counted once committed, as CloudWatch counts what happened.
-        if let Some(metric) = closed {
+        let usage = self.metrics.usage();
+        usage.history(&history);
+        if let Some((metric, duration_ms)) = closed {
             self.metrics.execution(metric);
+            usage.execution_ended(duration_ms);
         }
         Ok(())
     }
+}
+
+/// `metric` and the execution's duration in ms if this write closed it
+/// (`updated` rows), for the metrics and the meter.
+fn closed_with(
+    conn: &rusqlite::Connection,
+    name: &str,
+    updated: usize,
+    metric: ExecutionMetric,
+) -> Result<Option<(ExecutionMetric, u64)>, DbError> {
+    if updated == 0 {
+        return Ok(None);
+    }
+    let (started, stopped): (String, String) = conn.query_row_cached(
+        "SELECT started_at, stopped_at FROM executions WHERE name = ?1",
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let duration_ms = match (
+        DateTime::parse_from_rfc3339(&started),
+        DateTime::parse_from_rfc3339(&stopped),
+    ) {
+        (Ok(started), Ok(stopped)) => (stopped - started).num_milliseconds().max(0) as u64,
+        _ => 0,
+    };
+    Ok(Some((metric, duration_ms)))
 }
 
 /// The execution context of a stored execution.

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
+use crate::observability::usage::HistoryUsage;
 use dofs_cost::WorkflowType;
 use crate::store::{CachedStatements, Db};
 use dofs_asl::{HistoryEvent, HistoryEventKind, StateMachine, TaskInvoker};
@@ -262,6 +263,12 @@ impl LocalWorkflow {
         let (outcome, created) = created;
         if let Some(name) = created {
             self.metrics.execution(ExecutionMetric::Started);
+            let usage = self.metrics.usage();
+            usage.execution_started();
+            usage.history(&HistoryUsage::of(
+                &name,
+                [(HistoryEventKind::ExecutionStarted, None)],
+            ));
             self.handoff.queue().push(name);
             self.handoff.wake.notify_one();
         }
