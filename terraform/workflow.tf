@@ -85,11 +85,7 @@ locals {
   # pages (docs/runbook.md), and a retry with the same Idempotency-Key starts
   # a stuck order's workflow again (api_handler's side of issue #17).
   workflow_express_max_seconds = 300
-  workflow_timeout_seconds = (
-    var.workflow_type == "EXPRESS"
-    ? min(local.workflow_timeout_bound, local.workflow_express_max_seconds)
-    : local.workflow_timeout_bound
-  )
+  workflow_timeout_seconds     = var.workflow_type == "EXPRESS" ? min(local.workflow_timeout_bound, local.workflow_express_max_seconds) : local.workflow_timeout_bound
 
   workflow_definition = jsonencode(merge(local.workflow_template, {
     TimeoutSeconds = local.workflow_timeout_seconds
@@ -120,6 +116,15 @@ locals {
   # optimized services with Step Functions":
   # https://docs.aws.amazon.com/step-functions/latest/dg/integrate-optimized.html).
   workflow_task_resources = [for state in values(local.workflow_states) : state.Resource if state.Type == "Task"]
+
+  # What an Express state machine needs: its history in the logs, without
+  # the customer's order; a definition within its 5 minutes; Request
+  # Response integrations only (the precondition below).
+  workflow_fits_express = alltrue(concat(
+    [local.workflow_logging.level == "ALL", !local.workflow_logging.include_execution_data],
+    [local.workflow_timeout_seconds <= local.workflow_express_max_seconds],
+    [for r in local.workflow_task_resources : !endswith(r, ".sync") && !endswith(r, ".waitForTaskToken")],
+  ))
 }
 
 resource "aws_sfn_state_machine" "order_workflow" {
@@ -154,15 +159,8 @@ resource "aws_sfn_state_machine" "order_workflow" {
       ])
       error_message = "The workflow's execution timeout is derived for Task (each with a TimeoutSeconds), Choice, Pass, Succeed and Fail states only: extend workflow_task_worst_case in workflow.tf for a new kind of state."
     }
-    # What an Express state machine needs: its history in the logs, without
-    # the customer's order; a definition within its 5 minutes; Request
-    # Response integrations only.
     precondition {
-      condition = var.workflow_type != "EXPRESS" || (
-        local.workflow_logging.level == "ALL" && !local.workflow_logging.include_execution_data
-        && local.workflow_timeout_seconds <= local.workflow_express_max_seconds
-        && alltrue([for r in local.workflow_task_resources : !endswith(r, ".sync") && !endswith(r, ".waitForTaskToken")])
-      )
+      condition     = var.workflow_type != "EXPRESS" || local.workflow_fits_express
       error_message = "An EXPRESS workflow must log at level ALL without execution data, time out within 300 s and use Request Response integrations only (no .sync, no .waitForTaskToken)."
     }
     postcondition {
