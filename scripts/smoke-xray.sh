@@ -34,6 +34,11 @@
 # followed by another order, up to SMOKE_XRAY_MAX_UNSAMPLED (20).
 # The smoke orders are real orders of the stack, named "X-Ray smoke check".
 #
+# It asks Step Functions nothing (no describe-execution, no
+# get-execution-history): the order's status comes from the API and its
+# journey from X-Ray, so it checks a STANDARD and an EXPRESS workflow
+# (`workflow_type` output) alike; Express executions cannot be described.
+#
 # Needs: python3, the AWS CLI v2 (`aws`, or $AWS_CLI) and credentials
 # allowed xray:GetTraceSummaries and xray:BatchGetTraces (the pipeline's
 # deploy role). Exits non-zero naming what is missing.

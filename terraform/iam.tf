@@ -18,20 +18,25 @@ locals {
 }
 
 data "aws_iam_policy_document" "api_handler" {
+  # The same action starts a Standard and an asynchronous Express execution
+  # (Step Functions developer guide, "IAM policies for Step Functions":
+  # https://docs.aws.amazon.com/step-functions/latest/dg/stepfunctions-iam.html;
+  # API reference, StartExecution:
+  # https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html),
+  # so nothing here depends on var.workflow_type. StartSyncExecution is not
+  # granted: api_handler never waits for the workflow.
   statement {
     sid       = "StartOrderWorkflow"
     actions   = ["states:StartExecution"]
     resources = [local.state_machine_arn]
   }
-  # An Idempotency-Key replay looks up the existing execution.
+  # api_handler records every accepted order as RECEIVED (a conditional put)
+  # before it starts the execution, and answers GET and an Idempotency-Key
+  # replay from the table. It never asks Step Functions about an execution
+  # (an Express one could not be described), so no states:DescribeExecution.
   statement {
-    sid       = "DescribeOrderExecutions"
-    actions   = ["states:DescribeExecution"]
-    resources = [local.execution_arn_glob]
-  }
-  statement {
-    sid       = "ReadOrders"
-    actions   = ["dynamodb:GetItem"]
+    sid       = "RecordAndReadOrders"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem"]
     resources = [module.orders_table.arn]
   }
 }

@@ -36,5 +36,4 @@ locals {
   # the state machine needs the functions).
   state_machine_name = "${local.stack}-order-workflow"
   state_machine_arn  = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-  execution_arn_glob = "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"
 }

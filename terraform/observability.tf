@@ -11,8 +11,13 @@ locals {
   function_alarms = { for a in local.alarm_catalog.alarms : a.name => a if a.scope == "function" }
 
   alarm_placeholders = {
-    api_id                 = aws_apigatewayv2_api.orders.id
-    state_machine_arn      = aws_sfn_state_machine.order_workflow.arn
+    api_id = aws_apigatewayv2_api.orders.id
+    # The ARN computed in main.tf (the state machine's postcondition holds it
+    # equal to the real one), not the resource's attribute: that is unknown
+    # while a workflow_type change replaces the state machine, and an unknown
+    # inside an alarm's metric_query set makes the AWS provider fail the
+    # apply ("Provider produced inconsistent final plan").
+    state_machine_arn      = local.state_machine_arn
     order_queue_name       = module.order_queue.queue_name
     dead_letter_queue_name = module.order_queue.dlq_name
     # DOFS custom metrics are dimensioned by deployed function name (stack-scoped).
@@ -63,9 +68,11 @@ locals {
 
   dashboard_template = jsondecode(templatefile("${local.dashboards_dir}/dashboard.json", merge(
     {
-      region                 = local.region
-      api_id                 = aws_apigatewayv2_api.orders.id
-      state_machine_arn      = aws_sfn_state_machine.order_workflow.arn
+      region = local.region
+      api_id = aws_apigatewayv2_api.orders.id
+      # As for the alarms: known at plan time, so replacing the state machine
+      # leaves the dashboard alone.
+      state_machine_arn      = local.state_machine_arn
       order_queue_name       = module.order_queue.queue_name
       dead_letter_queue_name = module.order_queue.dlq_name
     },

@@ -8,6 +8,11 @@ output "state_machine_arn" {
   value       = aws_sfn_state_machine.order_workflow.arn
 }
 
+output "workflow_type" {
+  description = "Type of the order workflow, STANDARD or EXPRESS (workflow_type). An EXPRESS execution cannot be described and has no execution history: read an order from the API or the orders table, and an execution's events from the workflow's log group."
+  value       = aws_sfn_state_machine.order_workflow.type
+}
+
 output "order_queue_url" {
   description = "URL of the order queue fulfill_order consumes."
   value       = module.order_queue.queue_url

@@ -98,6 +98,22 @@ variable "order_trace_sample_rate" {
   }
 }
 
+variable "workflow_type" {
+  type        = string
+  description = "Type of the order workflow's state machine, STANDARD or EXPRESS. STANDARD: exactly-once executions deduplicated by name (the order_id), DescribeExecution and GetExecutionHistory (kept 90 days), billed per state transition (about five per order). EXPRESS: billed per request and duration, far cheaper per order, but an asynchronous start is at-least-once and names are not deduplicated (DOFS relies on the orders table's conditional writes instead), there is no DescribeExecution or GetExecutionHistory (the history is only in the workflow's CloudWatch Logs group, logged at level ALL without execution data), and an execution ends after 5 minutes at most. Changing it replaces the state machine (the pipeline's approval gate stops for it)."
+  default     = "STANDARD"
+
+  # Step Functions developer guide, "Choosing workflow type in Step Functions":
+  # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html
+  # and "Execution guarantees" (at-least-once, no name idempotency for
+  # asynchronous Express):
+  # https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html
+  validation {
+    condition     = contains(["STANDARD", "EXPRESS"], var.workflow_type)
+    error_message = "workflow_type must be STANDARD or EXPRESS (upper case, as Step Functions spells the type)."
+  }
+}
+
 variable "function_timeouts" {
   type        = map(number)
   description = "Timeout in seconds per function; the order queue's visibility timeout is 6x fulfill_order's."
@@ -215,7 +231,7 @@ variable "api_route_throttling" {
     rate_limit  = number
     burst_limit = number
   }))
-  description = "Per-route throttling, keyed by route key. Every POST /orders starts a Standard workflow execution (state transitions, three or more invocations, table and queue writes), so it gets a tighter limit than reads; $default only ever answers 404/405."
+  description = "Per-route throttling, keyed by route key. Every POST /orders starts a workflow execution (state transitions, three or more invocations, table and queue writes), so it gets a tighter limit than reads; $default only ever answers 404/405."
   default = {
     "POST /orders"           = { rate_limit = 10, burst_limit = 20 }
     "GET /orders/{order_id}" = { rate_limit = 50, burst_limit = 100 }

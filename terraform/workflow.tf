@@ -65,10 +65,27 @@ locals {
       ])))
     ) if state.Type == "Task"
   }
-  workflow_timeout_seconds = max(
+  workflow_timeout_bound = max(
     local.workflow_template.TimeoutSeconds,
     ceil(sum(concat([0], values(local.workflow_task_worst_case)))) + 60
   )
+
+  # An Express execution runs for 5 minutes at most, whatever TimeoutSeconds
+  # says (Step Functions developer guide, "Choosing workflow type":
+  # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html,
+  # and "Step Functions service quotas":
+  # https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html),
+  # so the definition says what really holds: at most 300 s. The bound above
+  # (713 s with the default timeouts) cannot fit in it: only a path on which
+  # attempts keep timing out takes that long (a healthy order takes seconds,
+  # a transient error adds at most 7 s of backoff per task), and such an
+  # execution ends TIMED_OUT, uncatchable, instead of in DeadLetter. The order
+  # is not lost for that: api_handler records it RECEIVED in the orders table
+  # before it starts the execution, the workflow-executions-timed-out alarm
+  # pages (docs/runbook.md), and a retry with the same Idempotency-Key starts
+  # a stuck order's workflow again (api_handler's side of issue #17).
+  workflow_express_max_seconds = 300
+  workflow_timeout_seconds     = var.workflow_type == "EXPRESS" ? min(local.workflow_timeout_bound, local.workflow_express_max_seconds) : local.workflow_timeout_bound
 
   workflow_definition = jsonencode(merge(local.workflow_template, {
     TimeoutSeconds = local.workflow_timeout_seconds
@@ -76,20 +93,54 @@ locals {
   }))
 }
 
+locals {
+  # Logging by workflow type. Execution data holds the customer's order, so
+  # it is left out under both; the execution name is the order_id, which is
+  # all a journey query needs.
+  # - STANDARD: every event at level ALL, as DOFS has always logged it
+  #   (Step Functions also keeps the history itself, for DescribeExecution
+  #   and GetExecutionHistory).
+  # - EXPRESS: Step Functions keeps no history of an Express execution; the
+  #   log group is the only record of what an execution did, so every event
+  #   (level ALL) must be logged. Step Functions developer guide, "Logging
+  #   in CloudWatch Logs" (Express workflows) and "Log levels":
+  #   https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html
+  #   https://docs.aws.amazon.com/step-functions/latest/dg/cloudwatch-log-level.html
+  workflow_logging = {
+    STANDARD = { level = "ALL", include_execution_data = false }
+    EXPRESS  = { level = "ALL", include_execution_data = false }
+  }[var.workflow_type]
+
+  # Express workflows run Request Response integrations only: no .sync and
+  # no .waitForTaskToken (Step Functions developer guide, "Integrating
+  # optimized services with Step Functions":
+  # https://docs.aws.amazon.com/step-functions/latest/dg/integrate-optimized.html).
+  workflow_task_resources = [for state in values(local.workflow_states) : state.Resource if state.Type == "Task"]
+
+  # What an Express state machine needs: its history in the logs, without
+  # the customer's order; a definition within its 5 minutes; Request
+  # Response integrations only (the precondition below).
+  workflow_fits_express = alltrue(concat(
+    [local.workflow_logging.level == "ALL", !local.workflow_logging.include_execution_data],
+    [local.workflow_timeout_seconds <= local.workflow_express_max_seconds],
+    [for r in local.workflow_task_resources : !endswith(r, ".sync") && !endswith(r, ".waitForTaskToken")],
+  ))
+}
+
 resource "aws_sfn_state_machine" "order_workflow" {
   #checkov:skip=CKV_AWS_285:Execution history is logged at level ALL; only the execution data is left out because it carries the customer's order (ARCHITECTURE.md: no customer data in logs beyond order_id).
-  name     = local.state_machine_name
-  type     = "STANDARD"
+  name = local.state_machine_name
+  # STANDARD or EXPRESS (variables.tf says what each means for DOFS);
+  # changing it replaces the state machine.
+  type     = var.workflow_type
   role_arn = aws_iam_role.workflow.arn
 
   definition = local.workflow_definition
 
   logging_configuration {
-    log_destination = "${aws_cloudwatch_log_group.workflow.arn}:*"
-    # Execution data holds the customer's order; the execution name is the
-    # order_id, which is all a journey query needs.
-    include_execution_data = false
-    level                  = "ALL"
+    log_destination        = "${aws_cloudwatch_log_group.workflow.arn}:*"
+    include_execution_data = local.workflow_logging.include_execution_data
+    level                  = local.workflow_logging.level
   }
 
   tracing_configuration {
@@ -107,6 +158,10 @@ resource "aws_sfn_state_machine" "order_workflow" {
         contains(["Task", "Choice", "Pass", "Succeed", "Fail"], state.Type) && (state.Type != "Task" || can(state.TimeoutSeconds))
       ])
       error_message = "The workflow's execution timeout is derived for Task (each with a TimeoutSeconds), Choice, Pass, Succeed and Fail states only: extend workflow_task_worst_case in workflow.tf for a new kind of state."
+    }
+    precondition {
+      condition     = var.workflow_type != "EXPRESS" || local.workflow_fits_express
+      error_message = "An EXPRESS workflow must log at level ALL without execution data, time out within 300 s and use Request Response integrations only (no .sync, no .waitForTaskToken)."
     }
     postcondition {
       condition     = self.arn == local.state_machine_arn

@@ -17,3 +17,8 @@ deletion_protection = false
 
 alarm_email_endpoints = []
 alarm_https_endpoints = []
+
+# The workflow type (variables.tf, workflow_type): STANDARD here, where the
+# failure paths are exercised and GetExecutionHistory helps; set EXPRESS to
+# try the cheaper type before staging and prod take it.
+workflow_type = "STANDARD"

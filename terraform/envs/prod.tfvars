@@ -29,3 +29,8 @@ alarm_https_endpoints = []
 max_receive_count = 5
 
 log_retention_days = 365
+
+# The workflow type (variables.tf, workflow_type): STANDARD until EXPRESS
+# has been proven on staging; switching replaces the state machine, which
+# the pipeline's approval gate stops for.
+workflow_type = "STANDARD"

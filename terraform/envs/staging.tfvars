@@ -22,3 +22,8 @@ alarm_https_endpoints = []
 
 # Throttled deliveries count as receives; AWS advises at least 5.
 max_receive_count = 5
+
+# The workflow type (variables.tf, workflow_type): STANDARD until EXPRESS
+# has been proven on dev; switching replaces the state machine, which the
+# pipeline's approval gate stops for.
+workflow_type = "STANDARD"

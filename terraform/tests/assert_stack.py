@@ -1,8 +1,10 @@
 """Assertions on the DOFS stack Terraform created on moto, read back through boto3.
 
 Run by scripts/terraform-test.sh after `terraform apply`:
-    python assert_stack.py ENDPOINT_URL OUTPUTS_JSON REPO_ROOT
-OUTPUTS_JSON is `terraform output -json`. Expectations come from the shared
+    python assert_stack.py ENDPOINT_URL OUTPUTS_JSON REPO_ROOT [WORKFLOW_TYPE]
+OUTPUTS_JSON is `terraform output -json`; WORKFLOW_TYPE (STANDARD, the
+default, or EXPRESS) is the workflow_type the stack was applied with, given by
+the test, not read from the stack. Expectations come from the shared
 data (dashboards/*.json, the ASL file, tests/moto.tfvars), never from the
 Terraform code under test. Which actions each role grants is check_iam.py's
 job (derived from the code and the ASL); here only the shape of the grants
@@ -19,6 +21,10 @@ import unittest
 import boto3
 
 ENDPOINT, OUTPUTS_FILE, REPO = sys.argv[1:4] if len(sys.argv) >= 4 else (None, None, None)
+WORKFLOW_TYPE = sys.argv[4] if len(sys.argv) >= 5 else "STANDARD"
+# An Express execution lasts 5 minutes at most (Step Functions developer
+# guide, "Choosing workflow type").
+EXPRESS_MAX_SECONDS = 300
 FUNCTIONS = ["api_handler", "validator", "order_storage", "fulfill_order", "dlq_handler"]
 
 # The only actions AWS accepts solely on Resource "*".
@@ -208,9 +214,21 @@ class StackTest(unittest.TestCase):
 
     def test_state_machine_is_the_rendered_asl_with_tracing_and_logging(self):
         sm = self.sfn.describe_state_machine(stateMachineArn=self.out["state_machine_arn"])
-        self.assertEqual(sm["type"], "STANDARD")
+        self.assertEqual(sm["type"], WORKFLOW_TYPE)
+        self.assertEqual(self.out["workflow_type"], WORKFLOW_TYPE)
         self.assertTrue(sm["tracingConfiguration"]["enabled"])
+        # Every event, never the order itself: for Express the log group is
+        # the only history there is, and execution data holds customer data.
         self.assertEqual(sm["loggingConfiguration"]["level"], "ALL")
+        # The provider sends includeExecutionData only when true (the AWS SDK
+        # for Go v2 drops a false bool), and left out it is false.
+        self.assertIs(sm["loggingConfiguration"].get("includeExecutionData", False), False)
+        log_group = self.logs.describe_log_groups(
+            logGroupNamePrefix="/aws/vendedlogs/states/dofstest-dev-order-workflow")["logGroups"]
+        self.assertEqual(
+            [d["cloudWatchLogsLogGroup"]["logGroupArn"] for d in sm["loggingConfiguration"]["destinations"]],
+            [g["arn"] if g["arn"].endswith(":*") else g["arn"] + ":*" for g in log_group],
+        )
         with open(os.path.join(REPO, "terraform", "order_workflow.asl.json"), encoding="utf-8") as f:
             template = f.read()
         values = {
@@ -232,6 +250,9 @@ class StackTest(unittest.TestCase):
         tasks = [s for s in expected["States"].values() if s["Type"] == "Task"]
         bound = math.ceil(sum(task_worst_case_seconds(s) for s in tasks)) + 60
         expected["TimeoutSeconds"] = max(expected["TimeoutSeconds"], bound)
+        # Express cannot outlast its 5 minutes: the definition says so.
+        if WORKFLOW_TYPE == "EXPRESS":
+            expected["TimeoutSeconds"] = min(expected["TimeoutSeconds"], EXPRESS_MAX_SECONDS)
         self.maxDiff = None
         self.assertEqual(json.loads(sm["definition"]), expected)
 
