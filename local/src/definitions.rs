@@ -18,6 +18,8 @@ pub const WORKFLOW_ASL: &str = include_str!("../../terraform/order_workflow.asl.
 
 /// The alarms Terraform deploys (`--alarms-file` overrides them).
 pub const ALARMS_JSON: &str = include_str!("../../dashboards/alarms.json");
+/// The us-east-1 price table `dofs cost` prices with unless told otherwise.
+pub const PRICING_US_EAST_1: &str = include_str!("../../pricing/us-east-1.json");
 
 /// The `${...}` placeholders of the workflow file and their local values,
 /// for a `dofs serve` at `base_url`.

@@ -6,8 +6,9 @@
 //! and moto runs behind `terraform/tests/moto_wrapper.py --record`, which
 //! logs every request with the access key of its SigV4 signature. One
 //! scenario takes every function through each branch of its code that
-//! calls AWS: an idempotent `POST /orders` (the replay lookup, then the
-//! start), a `GET` before and after the order is stored, validation, a
+//! calls AWS: an idempotent `POST /orders` (the replay lookup in the orders
+//! table, the start, the RECEIVED record), a `GET` before and after the
+//! workflow stores the order, validation, a
 //! store and its duplicate, fulfilment, and a dead letter for an order that
 //! was never stored (read, create, fail, record).
 //!
@@ -116,9 +117,9 @@ async fn each_function_s_aws_calls_are_recorded_under_its_own_credentials() {
     }
     let f = |name: &str| &functions[name];
 
-    // api_handler: an idempotent POST looks for an earlier execution, then
-    // starts one; a GET before the order is stored falls back to the
-    // execution's input.
+    // api_handler: an idempotent POST looks for an earlier order in the
+    // table, starts the execution, then records the order RECEIVED; a GET
+    // before the workflow stores it reads that record.
     let reply = f("api_handler")
         .invoke(events::post_order(
             &events::order_request(),

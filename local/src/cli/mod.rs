@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod bench;
+mod cost;
 mod logs;
 mod print;
 mod reset;
@@ -116,6 +117,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What an order costs on AWS, Standard and Express side by side, from
+    /// the billable units the runtime measured and a dated price table.
+    Cost(cost::CostArgs),
     /// Every alarm: state, reason, last change; and the recent transitions.
     Alarms {
         #[arg(long)]
@@ -200,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&cli.data_dir, args).await,
         Command::Metrics { since, json } => print_metrics(&cli.data_dir, since, json),
         Command::Alarms { json } => print_alarms(&cli.data_dir, json),
+        Command::Cost(args) => cost::cost(&cli.data_dir, args),
         Command::Fault { url, action } => fault(&url, action).await,
         Command::Completions { shell } => completions(shell),
         Command::Submit(args) => submit::submit(args).await,

@@ -56,7 +56,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use dofs_asl::HistoryEventKind;
 use dofs_core::Clock;
-use dofs_cost::{Architecture, LambdaUsage, TableUnits, Usage};
+use dofs_cost::{
+    Architecture, CostReport, LambdaUsage, Pricing, PricingError, TableUnits, Usage, WhatIf,
+};
 use rusqlite::{params, Connection};
 use serde_json::json;
 
@@ -436,6 +438,51 @@ pub fn usage_of(counters: &BTreeMap<String, f64>, trace_sample_rate: f64) -> Usa
         usage.sqs_requests_by_queue.insert(queue.to_owned(), requests);
     }
     usage
+}
+
+/// What `dofs cost` and the console show: the units measured, the orders
+/// still in flight (whose units are partly counted), and their price.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CostSummary {
+    pub measured: Usage,
+    pub orders_in_flight: u64,
+    pub report: CostReport,
+}
+
+impl CostSummary {
+    /// The summary of everything metered in `conn`'s data directory.
+    pub fn read(conn: &Connection, pricing: &Pricing, what_if: &WhatIf) -> Result<Self, DbError> {
+        let counters = counters(conn)?;
+        let orders = counters.get("orders").copied().unwrap_or(0.0);
+        let rate = if orders > 0.0 {
+            counters.get("xray.traces").copied().unwrap_or(0.0) / orders
+        } else {
+            1.0
+        };
+        let measured = usage_of(&counters, rate);
+        let orders_in_flight: i64 = conn.query_row(
+            "SELECT count(*) FROM orders WHERE status NOT IN ('FULFILLED', 'FAILED', 'REJECTED')",
+            [],
+            |r| r.get(0),
+        )?;
+        let report = dofs_cost::estimate(&measured, pricing, what_if);
+        Ok(Self {
+            measured,
+            orders_in_flight: orders_in_flight.max(0) as u64,
+            report,
+        })
+    }
+}
+
+/// The price table of `region`: from `dir` when given, else the built-in
+/// us-east-1 table, else `pricing/<region>.json` under the working
+/// directory (the repository's tables).
+pub fn pricing(region: &str, dir: Option<&std::path::Path>) -> Result<Pricing, PricingError> {
+    match dir {
+        Some(dir) => Pricing::load_region(dir, region),
+        None if region == "us-east-1" => Pricing::from_json(crate::definitions::PRICING_US_EAST_1),
+        None => Pricing::load_region(std::path::Path::new("pricing"), region),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod console;
 mod contract;
+mod cost;
 mod crash;
 mod express;
 mod faults;
