@@ -11,8 +11,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::status::{OrderStatus, StatusChange, TransitionError};
 use crate::contracts::OrderSubmission;
+use crate::status::{OrderStatus, StatusChange, TransitionError};
 
 /// Why a single value failed to parse. The field path is added by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -48,9 +48,9 @@ use crate::services::sqs::{QueueConfig, Queues};
 use crate::services::step_functions::{
     self, Engine, EngineConfig, ExpressStarts, LocalTasks, LocalWorkflow,
 };
-use dofs_cost::WorkflowType;
 use crate::shutdown::Shutdown;
 use crate::store::Db;
+use dofs_cost::WorkflowType;
 
 /// Everything a runtime is built from. [`RuntimeConfig::new`] gives the
 /// defaults `dofs serve` has (a test pins the two together).

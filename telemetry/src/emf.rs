@@ -182,10 +182,11 @@ impl EmfRecorder {
                 let timestamp = chrono::Utc::now().timestamp_millis();
                 for (group, metrics) in &pending {
                     let dimension = self.inner.dimension.as_deref().unwrap_or(&group.function);
-                    let bytes: usize = emf_documents(timestamp, dimension, group, metrics, &unit_of)
-                        .iter()
-                        .map(|document| document.to_string().len() + 1)
-                        .sum();
+                    let bytes: usize =
+                        emf_documents(timestamp, dimension, group, metrics, &unit_of)
+                            .iter()
+                            .map(|document| document.to_string().len() + 1)
+                            .sum();
                     sink.emf_bytes(&group.function, bytes);
                 }
                 for (group, metrics) in &pending {

@@ -205,7 +205,10 @@ pub async fn order_store_sequential(store: &dyn OrderStore) {
     let mut pending = received.clone();
     for (status, seconds) in [(OrderStatus::Validated, 1), (OrderStatus::Pending, 2)] {
         pending
-            .transition(StatusChange::new(status, sample_time() + Duration::seconds(seconds)))
+            .transition(StatusChange::new(
+                status,
+                sample_time() + Duration::seconds(seconds),
+            ))
             .unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(

@@ -681,7 +681,8 @@ impl ApiHandler {
             InsertOutcome::Inserted => {}
             // Our own workflow stored the order first: same order, our trace.
             InsertOutcome::AlreadyExists(existing)
-                if existing.trace_id == order.trace_id && existing.created_at == order.created_at => {}
+                if existing.trace_id == order.trace_id
+                    && existing.created_at == order.created_at => {}
             // A rival request with the same key recorded first.
             InsertOutcome::AlreadyExists(existing) if idempotent => {
                 return self.replay(existing, &request).await;

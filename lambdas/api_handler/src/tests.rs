@@ -1,11 +1,11 @@
 //! Unit tests of the routes and every error code, against the testkit fakes.
 
 use super::*;
-use dofs_core::StatusChange;
 use dofs_core::testkit::{
     sample_order, sample_request_json, sample_submission, sample_time, FixedClock,
     MemoryOrderStore, MemoryWorkflow,
 };
+use dofs_core::StatusChange;
 use lambda_runtime::Context;
 use serde_json::{json, Value};
 
@@ -495,7 +495,11 @@ async fn the_workflow_storing_first_is_still_a_plain_202() {
         orders: orders.clone(),
     });
     let h = Harness {
-        handler: ApiHandler::new(workflow, orders.clone(), Arc::new(FixedClock(sample_time()))),
+        handler: ApiHandler::new(
+            workflow,
+            orders.clone(),
+            Arc::new(FixedClock(sample_time())),
+        ),
         workflow: Arc::new(MemoryWorkflow::default()),
         orders: orders.clone(),
     };

@@ -61,13 +61,9 @@ pub(super) fn cost(data_dir: &Path, args: CostArgs) -> anyhow::Result<()> {
     let db = open_read(data_dir)?;
     let summary = CostSummary::read(db.conn(), &pricing, &what_if)?;
     if let Some(path) = &args.infracost_usage {
-        let usage = dofs_cost::infracost_usage(
-            &summary.measured,
-            args.monthly_orders,
-            args.workflow_type,
-        );
-        std::fs::write(path, usage)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let usage =
+            dofs_cost::infracost_usage(&summary.measured, args.monthly_orders, args.workflow_type);
+        std::fs::write(path, usage).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -105,9 +101,12 @@ fn render(summary: &CostSummary) -> String {
         report.as_of,
         thousands(report.orders),
     ));
-    let mut grid = Grid::new(&["SERVICE", "STANDARD $/1M ORDERS", "EXPRESS $/1M ORDERS"], colour_on())
-        .numeric(1)
-        .numeric(2);
+    let mut grid = Grid::new(
+        &["SERVICE", "STANDARD $/1M ORDERS", "EXPRESS $/1M ORDERS"],
+        colour_on(),
+    )
+    .numeric(1)
+    .numeric(2);
     for service in &report.services {
         grid.row(vec![
             Grid::text(&service.service),
@@ -164,9 +163,19 @@ fn render(summary: &CostSummary) -> String {
         let fixed: Vec<String> = report
             .fixed_monthly
             .iter()
-            .map(|f| format!("{} ${:.2} per {}", f.item.replace('_', " "), f.monthly_price, f.unit))
+            .map(|f| {
+                format!(
+                    "{} ${:.2} per {}",
+                    f.item.replace('_', " "),
+                    f.monthly_price,
+                    f.unit
+                )
+            })
             .collect();
-        text.push_str(&format!("Monthly, whatever the volume: {}.\n", fixed.join("; ")));
+        text.push_str(&format!(
+            "Monthly, whatever the volume: {}.\n",
+            fixed.join("; ")
+        ));
     }
     text
 }
@@ -184,7 +193,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -128,7 +128,10 @@ impl HistoryUsage {
                 continue;
             }
             let details = match (kind, state) {
-                (HistoryEventKind::StateEntered(_) | HistoryEventKind::StateExited(_), Some(state)) => {
+                (
+                    HistoryEventKind::StateEntered(_) | HistoryEventKind::StateExited(_),
+                    Some(state),
+                ) => {
                     json!({"name": state, "inputDetails": {"truncated": false}})
                 }
                 (HistoryEventKind::TaskScheduled, _) => json!({
@@ -191,7 +194,10 @@ impl UsageMeter {
 
     /// One request to the API with a body of `bytes`.
     pub fn api_request(&self, bytes: usize) {
-        self.add("api.requests", dofs_cost::api_requests_for_payload(bytes as u64) as f64);
+        self.add(
+            "api.requests",
+            dofs_cost::api_requests_for_payload(bytes as u64) as f64,
+        );
     }
 
     /// A new order accepted (a 202 that is not a replay), traced or not.
@@ -298,7 +304,9 @@ impl UsageMeter {
                 .kms_calls
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let last = calls.entry((queue.to_owned(), operation)).or_insert(i64::MIN);
+            let last = calls
+                .entry((queue.to_owned(), operation))
+                .or_insert(i64::MIN);
             if now.saturating_sub(*last) >= KMS_DATA_KEY_REUSE_MS {
                 *last = now;
                 drop(calls);
@@ -313,7 +321,8 @@ impl UsageMeter {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        let taken = std::mem::take(&mut *inner.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let taken =
+            std::mem::take(&mut *inner.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if taken.is_empty() {
             return Ok(());
         }
@@ -416,11 +425,18 @@ pub fn usage_of(counters: &BTreeMap<String, f64>, trace_sample_rate: f64) -> Usa
             match kind {
                 "emf" => usage.emf_bytes += bytes,
                 "platform" => usage.platform_log_bytes += bytes,
-                level => *usage.log_bytes_by_level.entry(level.to_owned()).or_default() += bytes,
+                level => {
+                    *usage
+                        .log_bytes_by_level
+                        .entry(level.to_owned())
+                        .or_default() += bytes
+                }
             }
         }
         if function_bytes > 0 {
-            usage.log_bytes_by_function.insert(name.to_owned(), function_bytes);
+            usage
+                .log_bytes_by_function
+                .insert(name.to_owned(), function_bytes);
         }
     }
     for table in ["orders", "failed_orders"] {
@@ -435,7 +451,9 @@ pub fn usage_of(counters: &BTreeMap<String, f64>, trace_sample_rate: f64) -> Usa
     for queue in ["main", "dlq"] {
         let requests = count(&format!("sqs.{queue}.requests"));
         usage.sqs_requests += requests;
-        usage.sqs_requests_by_queue.insert(queue.to_owned(), requests);
+        usage
+            .sqs_requests_by_queue
+            .insert(queue.to_owned(), requests);
     }
     usage
 }
@@ -493,14 +511,23 @@ mod tests {
     #[test]
     fn transitions_are_states_entered_and_retries() {
         let events = [
-            (HistoryEventKind::StateEntered(StateType::Task), Some("ValidateOrder")),
+            (
+                HistoryEventKind::StateEntered(StateType::Task),
+                Some("ValidateOrder"),
+            ),
             (HistoryEventKind::TaskScheduled, None),
             (HistoryEventKind::TaskFailed, None),
             (HistoryEventKind::TaskRetryScheduled, None),
             (HistoryEventKind::TaskScheduled, None),
             (HistoryEventKind::TaskSucceeded, None),
-            (HistoryEventKind::StateExited(StateType::Task), Some("ValidateOrder")),
-            (HistoryEventKind::StateEntered(StateType::Choice), Some("CheckVerdict")),
+            (
+                HistoryEventKind::StateExited(StateType::Task),
+                Some("ValidateOrder"),
+            ),
+            (
+                HistoryEventKind::StateEntered(StateType::Choice),
+                Some("CheckVerdict"),
+            ),
         ];
         let usage = HistoryUsage::of("o-1", events);
         assert_eq!(usage.transitions, 3, "two states and one retry");
@@ -512,14 +539,28 @@ mod tests {
         let meter = UsageMeter::new(256, Arc::new(dofs_core::SystemClock));
         meter.lambda_invocation(FunctionName::Validator, 1.2);
         meter.lambda_invocation(FunctionName::Validator, 0.0);
-        let pending = meter.inner.as_ref().unwrap().pending.lock().unwrap().clone();
+        let pending = meter
+            .inner
+            .as_ref()
+            .unwrap()
+            .pending
+            .lock()
+            .unwrap()
+            .clone();
         assert_eq!(pending["lambda.validator.requests"], 2.0);
-        assert_eq!(pending["lambda.validator.billed_ms"], 3.0, "2 ms + the 1 ms minimum");
+        assert_eq!(
+            pending["lambda.validator.billed_ms"], 3.0,
+            "2 ms + the 1 ms minimum"
+        );
         assert_eq!(pending["lambda.validator.mb_ms"], 3.0 * 256.0);
         let usage = usage_of(&pending, 1.0);
         assert_eq!(usage.lambda[0].memory_mb, 256);
         assert_eq!(usage.lambda[0].billed_ms, 3);
-        assert!(usage.platform_log_bytes > 200, "{}", usage.platform_log_bytes);
+        assert!(
+            usage.platform_log_bytes > 200,
+            "{}",
+            usage.platform_log_bytes
+        );
     }
 
     #[test]
@@ -533,7 +574,14 @@ mod tests {
         }
         clock.advance(chrono::Duration::milliseconds(KMS_DATA_KEY_REUSE_MS));
         meter.sqs_request(ORDER_QUEUE, 100, Some("Decrypt"));
-        let pending = meter.inner.as_ref().unwrap().pending.lock().unwrap().clone();
+        let pending = meter
+            .inner
+            .as_ref()
+            .unwrap()
+            .pending
+            .lock()
+            .unwrap()
+            .clone();
         assert_eq!(pending["kms.requests"], 3.0);
         assert_eq!(pending["sqs.main.requests"], 16.0);
     }

@@ -41,8 +41,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::observability::usage::UsageMeter;
 use crate::observability::metrics::ServiceMetrics;
+use crate::observability::usage::UsageMeter;
 use crate::services::lambda::{FunctionError, FunctionName, Functions};
 
 /// Largest request body the gateway passes on: API Gateway's HTTP API

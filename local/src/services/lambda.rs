@@ -368,7 +368,9 @@ impl Functions {
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.metrics
             .lambda_invocation(&function.deployed_name(), result.is_err(), duration_ms);
-        self.metrics.usage().lambda_invocation(function, duration_ms);
+        self.metrics
+            .usage()
+            .lambda_invocation(function, duration_ms);
         drop(slot);
         result
     }

@@ -31,7 +31,10 @@ fn path_length(asl: &Value, through: Option<&str>) -> u64 {
                     .iter()
                     .filter_map(|c| c["Next"].as_str())
                     .find(|next| Some(*next) == through);
-                chosen.or(definition["Default"].as_str()).unwrap().to_owned()
+                chosen
+                    .or(definition["Default"].as_str())
+                    .unwrap()
+                    .to_owned()
             }
             _ if definition["End"] == true => return entered,
             _ => definition["Next"].as_str().unwrap().to_owned(),
@@ -42,7 +45,7 @@ fn path_length(asl: &Value, through: Option<&str>) -> u64 {
 
 async fn counters(dofs: &InProcess) -> BTreeMap<String, f64> {
     dofs.db
-        .read(|c| Ok(dofs_local::observability::usage::counters(c)?))
+        .read(dofs_local::observability::usage::counters)
         .await
         .unwrap()
 }
@@ -80,8 +83,14 @@ async fn unit_counts_match_the_asl_and_the_code(workflow_type: &str) {
         .await;
         let deliveries = scalar(&dofs, "SELECT count(*) FROM deliveries").await;
         let counted = counters(&dofs).await;
-        let invoked = counted.get("lambda.fulfill_order.requests").copied().unwrap_or(0.0)
-            + counted.get("lambda.dlq_handler.requests").copied().unwrap_or(0.0);
+        let invoked = counted
+            .get("lambda.fulfill_order.requests")
+            .copied()
+            .unwrap_or(0.0)
+            + counted
+                .get("lambda.dlq_handler.requests")
+                .copied()
+                .unwrap_or(0.0);
         if ended == total && invoked == deliveries {
             break;
         }
@@ -108,13 +117,23 @@ async fn unit_counts_match_the_asl_and_the_code(workflow_type: &str) {
     let fulfil_deleted = deliveries("fulfill_order", Some("deleted")).await;
     let dead_letters = deliveries("dlq_handler", None).await;
     let dead_deleted = deliveries("dlq_handler", Some("deleted")).await;
-    let fulfilled = scalar(&dofs, "SELECT count(*) FROM orders WHERE status = 'FULFILLED'").await;
+    let fulfilled = scalar(
+        &dofs,
+        "SELECT count(*) FROM orders WHERE status = 'FULFILLED'",
+    )
+    .await;
     let failed = scalar(&dofs, "SELECT count(*) FROM orders WHERE status = 'FAILED'").await;
     assert_eq!(fulfilled + failed, ACCEPTED as f64);
-    assert!(fulfil_attempts > ACCEPTED as f64, "some fulfilments retried");
+    assert!(
+        fulfil_attempts > ACCEPTED as f64,
+        "some fulfilments retried"
+    );
 
     let asl: Value = serde_json::from_str(dofs_local::definitions::WORKFLOW_ASL).unwrap();
-    let (stored, rejected) = (path_length(&asl, None), path_length(&asl, Some("RejectOrder")));
+    let (stored, rejected) = (
+        path_length(&asl, None),
+        path_length(&asl, Some("RejectOrder")),
+    );
     assert_eq!((stored, rejected), (5, 4), "the ASL's two paths");
     let mut expected = BTreeMap::from([
         ("orders", total),
@@ -132,31 +151,50 @@ async fn unit_counts_match_the_asl_and_the_code(workflow_type: &str) {
         ("lambda.dlq_handler.requests", dead_letters),
         // One send per enqueue; a receive per delivery (batches of one); a
         // delete per batch that had a success.
-        ("sqs.main.requests", ACCEPTED as f64 + fulfil_attempts + fulfil_deleted),
+        (
+            "sqs.main.requests",
+            ACCEPTED as f64 + fulfil_attempts + fulfil_deleted,
+        ),
         ("sqs.dlq.requests", dead_letters + dead_deleted),
         ("ddb.failed_orders.wru", failed),
     ]);
     // Every document under 1 KB, so each write is one unit: api_handler's
     // record, the store (or reject), and the fulfilment or the FAILED mark.
     let largest = scalar(&dofs, "SELECT max(length(doc)) FROM orders").await;
-    assert!(largest < 1024.0, "the sample orders stay under 1 KB: {largest}");
+    assert!(
+        largest < 1024.0,
+        "the sample orders stay under 1 KB: {largest}"
+    );
     expected.insert("ddb.orders.wru", total + total + fulfilled + failed);
     let mismatched: Vec<String> = expected
         .iter()
         .filter(|(key, want)| get(key) != **want)
         .map(|(key, want)| format!("{key}: counted {}, expected {want}", get(key)))
         .collect();
-    assert!(mismatched.is_empty(), "{workflow_type}: {mismatched:#?}\n{c:#?}");
-    assert!(get("sfn.express_billed_ms") >= 100.0 * total, "at least 100 ms each");
+    assert!(
+        mismatched.is_empty(),
+        "{workflow_type}: {mismatched:#?}\n{c:#?}"
+    );
+    assert!(
+        get("sfn.express_billed_ms") >= 100.0 * total,
+        "at least 100 ms each"
+    );
     assert_eq!(get("sfn.express_billed_ms") % 100.0, 0.0, "in 100 ms steps");
-    assert_eq!(get("sfn.express_mb_ms"), get("sfn.express_billed_ms") * 64.0);
+    assert_eq!(
+        get("sfn.express_mb_ms"),
+        get("sfn.express_billed_ms") * 64.0
+    );
     assert!(get("logs.fulfill_order.INFO") > 0.0 && get("logs.fulfill_order.emf") > 0.0);
 
     // The CLI prices them: both types, Express the cheaper by far.
     let report = dofs.cli_json(&["cost"]);
     assert_eq!(report["measured"]["orders"], total as u64, "{report}");
-    let standard = report["report"]["standard_total_per_million"].as_f64().unwrap();
-    let express = report["report"]["express_total_per_million"].as_f64().unwrap();
+    let standard = report["report"]["standard_total_per_million"]
+        .as_f64()
+        .unwrap();
+    let express = report["report"]["express_total_per_million"]
+        .as_f64()
+        .unwrap();
     assert!(standard > 5.0 * express, "{report}");
 }
 

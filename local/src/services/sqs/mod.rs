@@ -37,9 +37,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::observability::usage::UsageMeter;
 use crate::observability::metrics::{MetricsStore, SeriesKey};
 use crate::observability::monitor::Gauges;
+use crate::observability::usage::UsageMeter;
 use crate::store::{CachedStatements, Db, DbError};
 
 /// Errors of the queue service.

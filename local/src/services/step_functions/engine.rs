@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::observability::usage::HistoryUsage;
 use crate::identity::{execution_arn, state_machine_arn};
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
+use crate::observability::usage::HistoryUsage;
 use crate::services::backoff::FailureBackoff;
 use crate::shutdown::Shutdown;
 use crate::store::{CachedStatements, Db, DbError};
@@ -520,10 +520,7 @@ impl Engine {
                 Change::Failed(error, cause, status, at.to_rfc3339())
             }
         };
-        let history = HistoryUsage::of(
-            &name,
-            events.iter().map(|e| (e.kind, e.state.as_deref())),
-        );
+        let history = HistoryUsage::of(&name, events.iter().map(|e| (e.kind, e.state.as_deref())));
         let rows = EventRow::all(events);
         let closed = self
             .db
@@ -755,8 +752,14 @@ mod tests {
             .clone()
             .with_type(WorkflowType::Express, ExpressStarts::Twice);
         let engine = express.engine(Arc::new(ScriptedTasks::new()), config());
-        express.start(&sample_submission(&other), None).await.unwrap();
-        express.start(&sample_submission(&other), None).await.unwrap();
+        express
+            .start(&sample_submission(&other), None)
+            .await
+            .unwrap();
+        express
+            .start(&sample_submission(&other), None)
+            .await
+            .unwrap();
         assert_eq!(
             drain(&engine),
             [

@@ -28,9 +28,9 @@ use tokio::sync::Notify;
 
 use crate::observability::metrics::{ExecutionMetric, ServiceMetrics};
 use crate::observability::usage::HistoryUsage;
-use dofs_cost::WorkflowType;
 use crate::store::{CachedStatements, Db};
 use dofs_asl::{HistoryEvent, HistoryEventKind, StateMachine, TaskInvoker};
+use dofs_cost::WorkflowType;
 
 /// The `Workflow` port on the executions table.
 #[derive(Clone)]
