@@ -41,6 +41,8 @@ pub(super) enum ConsoleError {
     Queue(#[from] crate::services::sqs::QueueError),
     #[error(transparent)]
     Dashboard(#[from] super::dashboard::DashboardError),
+    #[error(transparent)]
+    Pricing(#[from] dofs_cost::PricingError),
 }
 
 impl IntoResponse for ConsoleError {

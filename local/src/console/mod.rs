@@ -16,6 +16,7 @@
 //! - `html`: the page shell and the cell formatters;
 //! - `assets`: the static files under `/_dofs/static/`;
 //! - `dashboard`: `dashboards/dashboard.json` as SVG charts;
+//! - `cost_view`: what an order costs on AWS, beside the dashboard;
 //! - `pages`: the HTML pages;
 //! - `queues`: the queues page and its DLQ actions (redrive, purge),
 //!   guarded against cross-site requests;
@@ -30,6 +31,7 @@
 mod alarm_view;
 mod api;
 mod assets;
+mod cost_view;
 mod dashboard;
 pub mod health;
 mod html;

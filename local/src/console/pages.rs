@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use dofs_core::{Clock, FailedOrder, LineItem, OrderStatus, StatusChange};
 use maud::{html, Markup};
 
+use crate::observability::usage::CostSummary;
+use dofs_cost::WhatIf;
 use super::alarm_view;
 use super::api::{
     alarms_report, metrics_report, order_rows, xray_trace_id, ConsoleError, OrdersQuery, Page,
@@ -514,6 +516,8 @@ pub(super) async fn metrics_page(
         .find(|(l, _)| Some(*l) == q.period.as_deref())
         .map(|p| p.1);
     let widgets = dashboard::widgets().map_err(ConsoleError::from)?;
+    let pricing = crate::observability::usage::pricing("us-east-1", None)
+        .map_err(ConsoleError::from)?;
     let charts = db
         .read(move |c| {
             let mut out = Vec::new();
@@ -546,10 +550,11 @@ pub(super) async fn metrics_page(
                 out,
                 alarms::load_states(c)?,
                 metrics_report(c, now_ms)?,
+                CostSummary::read(c, &pricing, &WhatIf::default())?,
             ))
         })
         .await?;
-    let (widgets, data, alarm_states, rows) = charts;
+    let (widgets, data, alarm_states, rows, cost) = charts;
     let link = |r: &str, p: Option<&str>| match p {
         Some(p) => format!("/_dofs/metrics?range={r}&period={p}"),
         None => format!("/_dofs/metrics?range={r}"),
@@ -571,6 +576,7 @@ pub(super) async fn metrics_page(
             }
         }
         div.grid {
+            (super::cost_view::cost_card(&cost))
             @for (w, d) in widgets.iter().zip(&data) {
                 @match (w, d) {
                     (Widget::Text(text), _) => {
