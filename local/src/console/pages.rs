@@ -59,9 +59,9 @@ pub(super) async fn overview(State(db): State<Db>, State(clock): State<Arc<dyn C
                     tr { th { "Alarm" } th { "State" } th { "Since" } }
                     @for a in &alarm_states {
                         tr {
-                            td { a href={ "/_dofs/alarms#" (url_encode(&a.name)) } { (a.name) } }
-                            td { (status(a.state.as_str())) }
-                            td { (ago_text(&a.changed_at, now)) }
+                            td data-label="Alarm" { a href={ "/_dofs/alarms#" (url_encode(&a.name)) } { (a.name) } }
+                            td data-label="State" { (status(a.state.as_str())) }
+                            td data-label="Since" { (ago_text(&a.changed_at, now)) }
                         }
                     }
                 }
@@ -121,12 +121,12 @@ pub(super) async fn orders_page(
                      th { "Age" } th { "Updated" } }
                 @for o in &rows {
                     tr {
-                        td.mono.id { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
-                        td { (status(o.status.as_str())) }
-                        td { (o.customer.as_deref().unwrap_or("")) }
-                        td.num { (o.total.as_deref().unwrap_or("")) }
-                        td { (ago_text(&o.created_at, now)) }
-                        td { (ago_text(&o.updated_at, now)) }
+                        td.mono.id data-label="Order" { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
+                        td data-label="Status" { (status(o.status.as_str())) }
+                        td data-label="Customer" { (o.customer.as_deref().unwrap_or("")) }
+                        td.num data-label="Total" { (o.total.as_deref().unwrap_or("")) }
+                        td data-label="Age" { (ago_text(&o.created_at, now)) }
+                        td data-label="Updated" { (ago_text(&o.updated_at, now)) }
                     }
                 }
             }
@@ -329,9 +329,9 @@ fn history(history: &[StatusChange], now: DateTime<Utc>) -> Result<Markup, DbErr
                 tr { th { "At" } th { "Status" } th { "Detail" } }
                 @for (change, detail) in &rows {
                     tr {
-                        td { (ago(change.at, now)) }
-                        td { (status(change.status.as_str())) }
-                        td { (fields(detail)) }
+                        td data-label="At" { (ago(change.at, now)) }
+                        td data-label="Status" { (status(change.status.as_str())) }
+                        td data-label="Detail" { (fields(detail)) }
                     }
                 }
             }
@@ -410,9 +410,9 @@ fn execution_section(
                 tr { th.num { "After" } th { "Event" } th { "State" } }
                 @for e in &execution.events {
                     tr {
-                        td.num { (since_start(&e.timestamp, execution.started_at)) }
-                        td { (e.kind) }
-                        td { (e.state.as_deref().unwrap_or_default()) }
+                        td.num data-label="After" { (since_start(&e.timestamp, execution.started_at)) }
+                        td data-label="Event" { (e.kind) }
+                        td data-label="State" { (e.state.as_deref().unwrap_or_default()) }
                     }
                 }
             }
@@ -446,12 +446,12 @@ fn deliveries(deliveries: &[Delivery], now: DateTime<Utc>) -> Markup {
                      th { "Outcome" } th { "Message" } }
                 @for d in deliveries {
                     tr {
-                        td { (ago_text(&d.at, now)) }
-                        td { (d.queue) }
-                        td { (d.function) }
-                        td.num { (d.receive_count) }
-                        td { (d.outcome) }
-                        td.mono { (d.message_id) }
+                        td data-label="At" { (ago_text(&d.at, now)) }
+                        td data-label="Queue" { (d.queue) }
+                        td data-label="Function" { (d.function) }
+                        td.num data-label="Receive #" { (d.receive_count) }
+                        td data-label="Outcome" { (d.outcome) }
+                        td.mono data-label="Message" { (d.message_id) }
                     }
                 }
             }
@@ -616,18 +616,18 @@ pub(super) async fn metrics_page(
                          th.num { "Max" } th { "Last" } }
                     @for s in &rows {
                         tr {
-                            td { (s.namespace) }
-                            td { (s.name) }
-                            td.mono {
+                            td data-label="Namespace" { (s.namespace) }
+                            td data-label="Metric" { (s.name) }
+                            td.mono data-label="Dimensions" {
                                 @for (k, v) in &s.dimensions { (k) "=" (v) " " }
                             }
-                            td { (s.unit) }
-                            td.num { (s.window.sample_count) }
-                            td.num { (with_unit(s.window.sum, &s.unit)) }
-                            td.num { (with_unit(s.average, &s.unit)) }
-                            td.num { (with_unit(s.window.min, &s.unit)) }
-                            td.num { (with_unit(s.window.max, &s.unit)) }
-                            td { (ago_text(&s.last_at, now)) }
+                            td data-label="Unit" { (s.unit) }
+                            td.num data-label="Samples" { (s.window.sample_count) }
+                            td.num data-label="Sum" { (with_unit(s.window.sum, &s.unit)) }
+                            td.num data-label="Avg" { (with_unit(s.average, &s.unit)) }
+                            td.num data-label="Min" { (with_unit(s.window.min, &s.unit)) }
+                            td.num data-label="Max" { (with_unit(s.window.max, &s.unit)) }
+                            td data-label="Last" { (ago_text(&s.last_at, now)) }
                         }
                     }
                 }
@@ -687,10 +687,10 @@ pub(super) async fn alarms_page(
                 tr { th { "At" } th { "Alarm" } th { "Change" } th { "Reason" } }
                 @for t in &history {
                     tr {
-                        td { (ago_text(&t.at, now)) }
-                        td { (t.name) }
-                        td.nowrap { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
-                        td { (t.reason) }
+                        td data-label="At" { (ago_text(&t.at, now)) }
+                        td data-label="Alarm" { (t.name) }
+                        td.nowrap data-label="Change" { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
+                        td data-label="Reason" { (t.reason) }
                     }
                 }
             }

@@ -152,13 +152,13 @@ pub(super) fn xray(view: &XrayView) -> Markup {
                          th { "Annotations" } th { "Cause" } th { "Metadata" } }
                     @for row in document_rows(view) {
                         tr {
-                            td class=(depth_class(row.depth)) { (row.kind) " " (row.name) }
-                            td { (row.origin.or(row.namespace).unwrap_or_default()) }
-                            td.num { (duration_ms(row.duration_ms)) }
-                            td { (status(row.flags.first().copied().unwrap_or("ok"))) }
-                            td.mono { (compact(&row.doc["annotations"])) }
-                            td { (row.cause.unwrap_or_default()) }
-                            td.mono { (compact(&row.doc["metadata"]["default"])) }
+                            td class=(depth_class(row.depth)) data-label="Document" { (row.kind) " " (row.name) }
+                            td data-label="Origin" { (row.origin.or(row.namespace).unwrap_or_default()) }
+                            td.num data-label="Duration" { (duration_ms(row.duration_ms)) }
+                            td data-label="Flags" { (status(row.flags.first().copied().unwrap_or("ok"))) }
+                            td.mono data-label="Annotations" { (compact(&row.doc["annotations"])) }
+                            td data-label="Cause" { (row.cause.unwrap_or_default()) }
+                            td.mono data-label="Metadata" { (compact(&row.doc["metadata"]["default"])) }
                         }
                     }
                 }
@@ -214,13 +214,13 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
                         _ => "bar",
                     };
                     tr {
-                        td class=(depth_class(row.depth)) {
+                        td class=(depth_class(row.depth)) data-label="Span" {
                             details {
                                 summary { (s.name) }
                                 (span_details(s))
                             }
                         }
-                        td.wfcell {
+                        td.wfcell data-label="Waterfall" {
                             svg.wf viewBox={ "0 0 " (WIDTH) " 14" } preserveAspectRatio="none"
                                 role="img" aria-label={ (s.name) " " (duration_ms(s.duration_ms)) } {
                                 rect.track x="0" y="0" width=(WIDTH) height="14" {}
@@ -234,10 +234,10 @@ pub(super) fn waterfall(trace: &OrderTrace) -> Markup {
                                 }
                             }
                         }
-                        td.num { (duration_ms(s.duration_ms)) }
-                        td.num { "+" (duration_ms(row.offset_ns as f64 / 1e6)) }
-                        td { (s.component) }
-                        td { (status(&s.status)) }
+                        td.num data-label="Duration" { (duration_ms(s.duration_ms)) }
+                        td.num data-label="Start" { "+" (duration_ms(row.offset_ns as f64 / 1e6)) }
+                        td data-label="Function" { (s.component) }
+                        td data-label="Status" { (status(&s.status)) }
                     }
                 }
             }

@@ -209,20 +209,20 @@ pub(super) fn render(
                 tr { th { "Step" } th.num { "Started" } th.num { "Elapsed" } th { "Events: input, output, error" } }
                 @for (s, step) in &in_order {
                     tr {
-                        td { span class=(class_of(Some(step), &s.kind)) { (s.name) } }
-                        td.num {
+                        td data-label="Step" { span class=(class_of(Some(step), &s.kind)) { (s.name) } }
+                        td.num data-label="Started" {
                             @if let Some(t) = step.entered {
                                 "+" (duration_ms(ms_between(execution.started_at, t)))
                             }
                         }
-                        td.num {
+                        td.num data-label="Elapsed" {
                             @if let Some(ms) = elapsed.get(&s.name) {
                                 (duration_ms(*ms))
                             } @else if let (Some(a), Some(b)) = (step.entered, step.exited) {
                                 (duration_ms(ms_between(a, b)))
                             } @else if step.entered.is_some() { "running" }
                         }
-                        td {
+                        td data-label="Events" {
                             details {
                                 summary { (step.events.len()) " event(s)" }
                                 @for e in &step.events {

@@ -2,8 +2,9 @@
 //! seeded with a fulfilled, a retried, a dead-lettered, a rejected and an
 //! in-flight order and one alarm in ALARM. Every page loads without a
 //! console error (a CSP violation is one), fits a 390 px phone without
-//! sideways scrolling, search finds an order by prefix and by trace id,
-//! and the waterfall keeps every span several pixels wide. Screenshots of
+//! sideways scrolling (every table cell inside the screen), search finds
+//! an order by prefix and by trace id, and the waterfall keeps every span
+//! several pixels wide. Screenshots of
 //! every page at 1400 px and 390 px go to `target/console-screenshots/`.
 
 use std::path::PathBuf;
@@ -164,6 +165,9 @@ const PAGE_FACTS: &str = "return {
     thresholds: document.querySelectorAll('svg.chart line.threshold').length,
     firing: Array.from(document.querySelectorAll('.alarm[data-state=ALARM] svg.chart')).map(c => c.closest('.alarm').id),
     legend: Array.from(document.querySelectorAll('ul.legend li')).map(li => li.textContent),
+    cut: Array.from(document.querySelectorAll('td'))
+        .filter(td => td.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(td => (td.getAttribute('data-label') || '?') + ': ' + td.textContent.trim().slice(0, 40)),
 }";
 
 #[tokio::test]
@@ -224,6 +228,15 @@ async fn the_console_in_a_real_browser() {
                 sw <= iw,
                 "{name} at {width} px scrolls sideways: {sw:?} > {iw:?}"
             );
+            // On a phone every column of every table is on screen: the
+            // tables reflow into cards instead of scrolling in a box.
+            if width == 390 {
+                assert_eq!(
+                    f["cut"],
+                    json!([]),
+                    "{name} at {width} px: table cells past the screen's edge"
+                );
+            }
             for w in f["bars"].as_array().unwrap() {
                 assert!(
                     w.as_f64().unwrap() >= 3.0,
