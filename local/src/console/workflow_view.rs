@@ -129,7 +129,8 @@ fn class_of(step: Option<&Step<'_>>, kind: &str) -> &'static str {
 
 /// The graph and the steps of `execution` over the deployed `asl`.
 /// `elapsed` holds the steps' span durations (ms) where the trace has
-/// them: finer than the history's timestamps.
+/// them: they time the whole state, including what runs after its last
+/// event.
 pub(super) fn render(
     asl: &Value,
     execution: &ExecutionReport,
@@ -226,7 +227,7 @@ pub(super) fn render(
                             details {
                                 summary { (step.events.len()) " event(s)" }
                                 @for e in &step.events {
-                                    p.small { b { (e.kind) } " " span.muted { (e.timestamp) } }
+                                    p.small { b { (e.kind) } " " (after_entering(&e.timestamp, step.entered)) }
                                     @if !e.detail.is_null() && e.detail != Value::Object(Default::default()) {
                                         pre.mono.small { (serde_json::to_string_pretty(&e.detail).unwrap_or_default()) }
                                     }
@@ -237,6 +238,18 @@ pub(super) fn render(
                 }
             }
         }))
+    }
+}
+
+/// An event's time after its step was entered, the exact time on hover:
+/// each event carries the time it happened, so a task's `TaskSucceeded`
+/// shows how long the task took.
+fn after_entering(at: &str, entered: Option<DateTime<Utc>>) -> Markup {
+    match (DateTime::parse_from_rfc3339(at), entered) {
+        (Ok(t), Some(entered)) => html! {
+            span.muted title=(at) { "+" (duration_ms(ms_between(entered, t.with_timezone(&Utc)))) }
+        },
+        _ => html! { span.muted { (at) } },
     }
 }
 
