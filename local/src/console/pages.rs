@@ -255,6 +255,7 @@ pub(super) async fn order_page(
     State(db): State<Db>,
     State(clock): State<Arc<dyn Clock>>,
     Path(order_id): Path<String>,
+    Query(zoom): Query<trace_view::ZoomQuery>,
 ) -> Page {
     let now = clock.now();
     let id = order_id.clone();
@@ -302,7 +303,7 @@ pub(super) async fn order_page(
         @if !report.deliveries.is_empty() { (deliveries(&report.deliveries, now)) }
         @if let Some(failed) = &report.failed_order { (failed_section(failed)?) }
         @if let Some(view) = &report.xray { (trace_view::xray(view)) }
-        @if let Some(trace) = &report.trace { (trace_view::waterfall(trace)) }
+        @if let Some(trace) = &report.trace { (trace_view::waterfall(trace, &zoom, &format!("/_dofs/orders/{}", url_encode(&order_id)))) }
     };
     let refresh = live.then_some(ORDER_REFRESH);
     Ok(page(&format!("Order {order_id}"), refresh, body))
