@@ -161,8 +161,14 @@ fn outcome(report: &OrderReport) -> (String, Option<String>, &'static str) {
 }
 
 /// Where an order that is not finished is waiting, in words, from the
-/// latest thing that happened to it.
-fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> {
+/// latest thing that happened to it and what is true of the function that
+/// should take it on (its mapping disabled, an injected fault).
+fn whereabouts(
+    report: &OrderReport,
+    queued: Option<&Queued>,
+    functions: &super::FunctionsView,
+) -> Option<String> {
+    use crate::identity::FunctionName;
     if !in_flight(report) {
         return None;
     }
@@ -172,21 +178,45 @@ fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> 
         } else {
             "waiting to be received"
         };
-        return Some(if q.queue == crate::identity::DEAD_LETTER_QUEUE {
+        let dead_lettered = q.queue == crate::identity::DEAD_LETTER_QUEUE;
+        let handler = if dead_lettered {
+            FunctionName::DlqHandler
+        } else {
+            FunctionName::FulfillOrder
+        };
+        let place = if dead_lettered {
             format!(
-                "In the dead-letter queue {} ({state}; received {} time(s) there): dlq_handler \
-                 records it as failed, or the Queues page redrives it. If it stays here, \
-                 dlq_handler is failing or its mapping is disabled.",
+                "In the dead-letter queue {} ({state}; received {} time(s) there)",
                 q.queue, q.receive_count
             )
         } else {
             format!(
-                "In the queue {} ({state}; received {} time(s)): fulfill_order works on it; \
-                 a failed attempt is retried after the visibility timeout, up to the maximum \
-                 receive count, then it goes to the dead-letter queue.",
+                "In the queue {} ({state}; received {} time(s))",
                 q.queue, q.receive_count
             )
-        });
+        };
+        let next = match (functions.trouble(handler), dead_lettered) {
+            (Some(t), true) => format!(
+                "; {}, so it stays here until that is fixed or the Queues page redrives it.",
+                t.words
+            ),
+            (None, true) => {
+                ": dlq_handler records it as failed, or the Queues page redrives it.".to_owned()
+            }
+            (Some(t), false) if !t.polled => {
+                format!("; {}, so it waits here until that is fixed.", t.words)
+            }
+            (Some(t), false) => format!(
+                "; {}: each attempt fails and is retried after the visibility timeout, up to \
+                 the maximum receive count, then it goes to the dead-letter queue.",
+                t.words
+            ),
+            (None, false) => ": fulfill_order works on it; a failed attempt is retried after the \
+                 visibility timeout, up to the maximum receive count, then it goes to the \
+                 dead-letter queue."
+                .to_owned(),
+        };
+        return Some(place + &next);
     }
     if report.failed_order.is_some() {
         return Some(
@@ -195,10 +225,14 @@ fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> 
     }
     if let Some(d) = report.deliveries.last() {
         if d.outcome != "deleted" {
+            let trouble = FunctionName::resolve(&d.function)
+                .and_then(|f| functions.trouble(f))
+                .map(|t| format!(" ({})", t.words))
+                .unwrap_or_default();
             return Some(format!(
-                "In the queue {}: delivery #{} to {} ended “{}”; it is redelivered after the \
-                 visibility timeout, and goes to the dead-letter queue once the receive count \
-                 reaches the maximum.",
+                "In the queue {}: delivery #{} to {} ended “{}”{trouble}; it is redelivered \
+                 after the visibility timeout, and goes to the dead-letter queue once the \
+                 receive count reaches the maximum.",
                 d.queue, d.receive_count, d.function, d.outcome
             ));
         }
@@ -254,6 +288,7 @@ fn queued_message(
 pub(super) async fn order_page(
     State(db): State<Db>,
     State(clock): State<Arc<dyn Clock>>,
+    State(functions): State<super::FunctionsView>,
     Path(order_id): Path<String>,
     Query(zoom): Query<trace_view::ZoomQuery>,
 ) -> Page {
@@ -275,7 +310,7 @@ pub(super) async fn order_page(
         div.card {
             p.outcome class=(class) { (words) }
             @if let Some(why) = &why { p.why { (why) } }
-            @if let Some(place) = whereabouts(&report, queued.as_ref()) { p.place { (place) } }
+            @if let Some(place) = whereabouts(&report, queued.as_ref(), &functions) { p.place { (place) } }
             dl.kv {
                 dt { "Order" } dd.mono { (order_id) }
                 @if let Some(o) = &report.order {
