@@ -269,6 +269,11 @@ async fn the_console_in_a_real_browser() {
     let waiting = text("order-in-flight");
     assert!(waiting.contains("In flight"), "{waiting}");
     assert!(waiting.contains("In the dead-letter queue"), "{waiting}");
+    assert!(
+        waiting
+            .contains("the dlq_handler mapping is disabled (injected fault: dlq_handler=disabled)"),
+        "{waiting}"
+    );
     assert!(waiting.contains("reloads every"), "{waiting}");
     assert!(
         text("order-retried").contains("idle gap"),
