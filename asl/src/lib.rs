@@ -266,6 +266,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use history::{HistoryEvent, HistoryEventKind, StateType};
+pub use machine::StepClock;
 
 /// Names of the errors Step Functions itself raises
 /// (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>).

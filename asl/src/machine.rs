@@ -25,10 +25,16 @@ use super::{
     Next, StateMachine, StateType, Step, TaskCall, TaskFailure, TaskInvoker,
 };
 
+/// The time now, read each time an event is recorded.
+pub type StepClock<'a> = &'a (dyn Fn() -> DateTime<Utc> + Sync);
+
 /// Collects the events of one step.
 struct Recorder<'a> {
     state: &'a str,
-    now: DateTime<Utc>,
+    /// Stamps each event with the time it happened, so a task's
+    /// `TaskSucceeded` comes after its `TaskScheduled` by as long as the
+    /// task took.
+    clock: StepClock<'a>,
     events: Vec<HistoryEvent>,
     /// History events of the execution before this step.
     base: u64,
@@ -69,14 +75,14 @@ impl Recorder<'_> {
         self.events.push(HistoryEvent::new(
             kind,
             Some(self.state.to_owned()),
-            self.now,
+            (self.clock)(),
             detail,
         ));
     }
 
     fn execution(&mut self, kind: HistoryEventKind, detail: &impl Serialize) {
         self.events
-            .push(HistoryEvent::new(kind, None, self.now, detail));
+            .push(HistoryEvent::new(kind, None, (self.clock)(), detail));
     }
 
     /// An error the interpreter raised while processing the state, with the
@@ -132,7 +138,9 @@ impl StateMachine {
     /// Task, so a crash resumes at the last completed Task and re-runs only pure
     /// states. `now` is the time of the step (for events, `$$.State.EnteredTime`,
     /// and retry/Wait wake-ups); `rng` drives retry jitter, task tokens,
-    /// `States.UUID` and `States.MathRandom`.
+    /// `States.UUID` and `States.MathRandom`. Every event of the step is
+    /// stamped `now`; [`StateMachine::advance_timed`] stamps each with the
+    /// time it happened.
     pub async fn advance(
         &self,
         cursor: Cursor,
@@ -141,11 +149,29 @@ impl StateMachine {
         now: DateTime<Utc>,
         rng: &mut (dyn RngCore + Send),
     ) -> Step {
+        self.advance_timed(cursor, ctx, tasks, &move || now, rng)
+            .await
+    }
+
+    /// [`StateMachine::advance`] with a clock read for each event, as a
+    /// host does: a task's `TaskScheduled` is stamped before the call, its
+    /// `TaskSucceeded`/`TaskFailed` after it returns, and a retry's back-off
+    /// runs from the failure. The step's own time (`$$.State.EnteredTime`,
+    /// a Wait's wake-up) is the clock when it begins.
+    pub async fn advance_timed(
+        &self,
+        cursor: Cursor,
+        ctx: &ExecutionContext,
+        tasks: &dyn TaskInvoker,
+        clock: StepClock<'_>,
+        rng: &mut (dyn RngCore + Send),
+    ) -> Step {
+        let now = clock();
         let mut cursor = cursor;
         let Some((name, state)) = self.definition.states.get_key_value(&cursor.state) else {
             let mut rec = Recorder {
                 state: &cursor.state,
-                now,
+                clock,
                 events: Vec::new(),
                 base: cursor.events,
                 entered: cursor.entered_event,
@@ -160,7 +186,7 @@ impl StateMachine {
         };
         let mut rec = Recorder {
             state: name,
-            now,
+            clock,
             events: Vec::new(),
             base: cursor.events,
             entered: cursor.entered_event,
@@ -428,7 +454,8 @@ impl StateMachine {
             let done = cursor.retries.get(&key).copied().unwrap_or(0);
             if done < retrier.max_attempts {
                 let delay = retrier.delay(done, rng);
-                let until = rec.now + delay;
+                // The back-off runs from the failure, not the step's start.
+                let until = (rec.clock)() + delay;
                 cursor.retries.insert(key, done + 1);
                 rec.push(
                     HistoryEventKind::TaskRetryScheduled,

@@ -415,6 +415,10 @@ impl Runtime {
             Arc::clone(&clock),
             console_alarms,
             queues.clone(),
+            crate::console::FunctionsView {
+                faults: functions.faults().clone(),
+                disabled_mappings: config.disabled_mappings.clone(),
+            },
         );
         let app = http_app(
             &config,

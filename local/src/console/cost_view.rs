@@ -32,7 +32,7 @@ pub(super) fn cost_card(summary: &CostSummary) -> Markup {
                     }
                     "."
                 }
-                table {
+                (super::html::scroll(html! { table {
                     tr { th { "Service" } th.num { "Standard $/1M orders" } th.num { "Express $/1M orders" } }
                     @for service in &report.services {
                         tr {
@@ -51,7 +51,7 @@ pub(super) fn cost_card(summary: &CostSummary) -> Markup {
                         td.num data-label="Standard $/1M orders" { (per_order(report.standard_total_per_million)) }
                         td.num data-label="Express $/1M orders" { (per_order(report.express_total_per_million)) }
                     }
-                }
+                } }))
                 @if report.express_total_per_million > 0.0 {
                     p.small {
                         "Express costs " (format!("{:.1}", report.standard_to_express_ratio))

@@ -85,8 +85,11 @@ pub(super) fn status(status: &str) -> Markup {
     html! { span class={ "s-" (status) } { (status) } }
 }
 
-/// A table that scrolls inside its own box, so a wide one never makes a
-/// phone's page scroll sideways.
+/// A table that reflows on a phone: each row becomes a card of labelled
+/// cells (the stylesheet reads each cell's `data-label`, so every `td`
+/// inside needs one), so every column stays on screen without sideways
+/// scrolling. On a wider screen a table still too wide scrolls inside its
+/// own box rather than the page.
 pub(super) fn scroll(table: Markup) -> Markup {
     html! { div.scroll { (table) } }
 }

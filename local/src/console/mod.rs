@@ -68,6 +68,61 @@ pub struct ConsoleState {
     /// For the queue actions.
     pub queues: Queues,
     pub token: queues::CsrfToken,
+    pub functions: FunctionsView,
+}
+
+/// What the console can see of the functions at run time: which event
+/// source mappings are off and which faults are injected. A waiting
+/// order's page says from it why the order waits, instead of guessing.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionsView {
+    pub faults: crate::faults::Faults,
+    /// The mappings `dofs serve --disable-mapping` left off for the run.
+    pub disabled_mappings: Vec<crate::identity::FunctionName>,
+}
+
+/// Why a function is not doing its work, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Trouble {
+    pub words: String,
+    /// Whether its queue is still polled (a failing function still
+    /// receives, fails and is retried; a disabled mapping receives nothing).
+    pub polled: bool,
+}
+
+impl FunctionsView {
+    /// What keeps `function` from working, if anything does: a mapping
+    /// disabled at start or by a fault, or the injected fault by name.
+    pub(super) fn trouble(&self, function: crate::identity::FunctionName) -> Option<Trouble> {
+        use crate::faults::FaultKind;
+        let name = function.as_str();
+        if self.disabled_mappings.contains(&function) {
+            return Some(Trouble {
+                words: format!(
+                    "the {name} mapping is disabled (dofs serve --disable-mapping {name})"
+                ),
+                polled: false,
+            });
+        }
+        let kind = self.faults.of(function)?;
+        let what = match kind {
+            FaultKind::Disabled => format!("the {name} mapping is disabled"),
+            FaultKind::Failing => format!("{name} is failing"),
+            FaultKind::Unavailable => format!("{name}'s tables are unavailable"),
+            FaultKind::Slow => format!("{name} times out"),
+            FaultKind::Throttled => format!("{name} is throttled"),
+        };
+        Some(Trouble {
+            words: format!("{what} (injected fault: {name}={})", kind.as_str()),
+            polled: kind != FaultKind::Disabled,
+        })
+    }
+}
+
+impl FromRef<ConsoleState> for FunctionsView {
+    fn from_ref(state: &ConsoleState) -> FunctionsView {
+        state.functions.clone()
+    }
 }
 
 impl FromRef<ConsoleState> for queues::CsrfToken {
@@ -95,7 +150,13 @@ impl FromRef<ConsoleState> for Arc<dyn Clock> {
 }
 
 /// The console's routes, to merge into the gateway's router.
-pub fn router(db: Db, clock: Arc<dyn Clock>, alarms: Arc<Vec<Alarm>>, queues: Queues) -> Router {
+pub fn router(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    alarms: Arc<Vec<Alarm>>,
+    queues: Queues,
+    functions: FunctionsView,
+) -> Router {
     Router::new()
         .route(PREFIX, get(|| async { Redirect::to("/_dofs/") }))
         .route("/_dofs/", get(pages::overview))
@@ -117,6 +178,7 @@ pub fn router(db: Db, clock: Arc<dyn Clock>, alarms: Arc<Vec<Alarm>>, queues: Qu
             alarms,
             queues,
             token: queues::CsrfToken::new(),
+            functions,
         })
 }
 
@@ -166,6 +228,7 @@ mod testing {
                     std::sync::Arc::new(dofs_core::SystemClock),
                     "http://127.0.0.1",
                 ),
+                super::FunctionsView::default(),
             ),
             order.order_id.to_string(),
         )

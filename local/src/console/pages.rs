@@ -61,9 +61,9 @@ pub(super) async fn overview(State(db): State<Db>, State(clock): State<Arc<dyn C
                     tr { th { "Alarm" } th { "State" } th { "Since" } }
                     @for a in &alarm_states {
                         tr {
-                            td { a href={ "/_dofs/alarms#" (url_encode(&a.name)) } { (a.name) } }
-                            td { (status(a.state.as_str())) }
-                            td { (ago_text(&a.changed_at, now)) }
+                            td data-label="Alarm" { a href={ "/_dofs/alarms#" (url_encode(&a.name)) } { (a.name) } }
+                            td data-label="State" { (status(a.state.as_str())) }
+                            td data-label="Since" { (ago_text(&a.changed_at, now)) }
                         }
                     }
                 }
@@ -123,12 +123,12 @@ pub(super) async fn orders_page(
                      th { "Age" } th { "Updated" } }
                 @for o in &rows {
                     tr {
-                        td.mono.id { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
-                        td { (status(o.status.as_str())) }
-                        td { (o.customer.as_deref().unwrap_or("")) }
-                        td.num { (o.total.as_deref().unwrap_or("")) }
-                        td { (ago_text(&o.created_at, now)) }
-                        td { (ago_text(&o.updated_at, now)) }
+                        td.mono.id data-label="Order" { a href={ "/_dofs/orders/" (url_encode(&o.order_id)) } { (o.order_id) } }
+                        td data-label="Status" { (status(o.status.as_str())) }
+                        td data-label="Customer" { (o.customer.as_deref().unwrap_or("")) }
+                        td.num data-label="Total" { (o.total.as_deref().unwrap_or("")) }
+                        td data-label="Age" { (ago_text(&o.created_at, now)) }
+                        td data-label="Updated" { (ago_text(&o.updated_at, now)) }
                     }
                 }
             }
@@ -163,8 +163,14 @@ fn outcome(report: &OrderReport) -> (String, Option<String>, &'static str) {
 }
 
 /// Where an order that is not finished is waiting, in words, from the
-/// latest thing that happened to it.
-fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> {
+/// latest thing that happened to it and what is true of the function that
+/// should take it on (its mapping disabled, an injected fault).
+fn whereabouts(
+    report: &OrderReport,
+    queued: Option<&Queued>,
+    functions: &super::FunctionsView,
+) -> Option<String> {
+    use crate::identity::FunctionName;
     if !in_flight(report) {
         return None;
     }
@@ -174,21 +180,45 @@ fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> 
         } else {
             "waiting to be received"
         };
-        return Some(if q.queue == crate::identity::DEAD_LETTER_QUEUE {
+        let dead_lettered = q.queue == crate::identity::DEAD_LETTER_QUEUE;
+        let handler = if dead_lettered {
+            FunctionName::DlqHandler
+        } else {
+            FunctionName::FulfillOrder
+        };
+        let place = if dead_lettered {
             format!(
-                "In the dead-letter queue {} ({state}; received {} time(s) there): dlq_handler \
-                 records it as failed, or the Queues page redrives it. If it stays here, \
-                 dlq_handler is failing or its mapping is disabled.",
+                "In the dead-letter queue {} ({state}; received {} time(s) there)",
                 q.queue, q.receive_count
             )
         } else {
             format!(
-                "In the queue {} ({state}; received {} time(s)): fulfill_order works on it; \
-                 a failed attempt is retried after the visibility timeout, up to the maximum \
-                 receive count, then it goes to the dead-letter queue.",
+                "In the queue {} ({state}; received {} time(s))",
                 q.queue, q.receive_count
             )
-        });
+        };
+        let next = match (functions.trouble(handler), dead_lettered) {
+            (Some(t), true) => format!(
+                "; {}, so it stays here until that is fixed or the Queues page redrives it.",
+                t.words
+            ),
+            (None, true) => {
+                ": dlq_handler records it as failed, or the Queues page redrives it.".to_owned()
+            }
+            (Some(t), false) if !t.polled => {
+                format!("; {}, so it waits here until that is fixed.", t.words)
+            }
+            (Some(t), false) => format!(
+                "; {}: each attempt fails and is retried after the visibility timeout, up to \
+                 the maximum receive count, then it goes to the dead-letter queue.",
+                t.words
+            ),
+            (None, false) => ": fulfill_order works on it; a failed attempt is retried after the \
+                 visibility timeout, up to the maximum receive count, then it goes to the \
+                 dead-letter queue."
+                .to_owned(),
+        };
+        return Some(place + &next);
     }
     if report.failed_order.is_some() {
         return Some(
@@ -197,10 +227,14 @@ fn whereabouts(report: &OrderReport, queued: Option<&Queued>) -> Option<String> 
     }
     if let Some(d) = report.deliveries.last() {
         if d.outcome != "deleted" {
+            let trouble = FunctionName::resolve(&d.function)
+                .and_then(|f| functions.trouble(f))
+                .map(|t| format!(" ({})", t.words))
+                .unwrap_or_default();
             return Some(format!(
-                "In the queue {}: delivery #{} to {} ended “{}”; it is redelivered after the \
-                 visibility timeout, and goes to the dead-letter queue once the receive count \
-                 reaches the maximum.",
+                "In the queue {}: delivery #{} to {} ended “{}”{trouble}; it is redelivered \
+                 after the visibility timeout, and goes to the dead-letter queue once the \
+                 receive count reaches the maximum.",
                 d.queue, d.receive_count, d.function, d.outcome
             ));
         }
@@ -256,7 +290,9 @@ fn queued_message(
 pub(super) async fn order_page(
     State(db): State<Db>,
     State(clock): State<Arc<dyn Clock>>,
+    State(functions): State<super::FunctionsView>,
     Path(order_id): Path<String>,
+    Query(zoom): Query<trace_view::ZoomQuery>,
 ) -> Page {
     let now = clock.now();
     let id = order_id.clone();
@@ -276,7 +312,7 @@ pub(super) async fn order_page(
         div.card {
             p.outcome class=(class) { (words) }
             @if let Some(why) = &why { p.why { (why) } }
-            @if let Some(place) = whereabouts(&report, queued.as_ref()) { p.place { (place) } }
+            @if let Some(place) = whereabouts(&report, queued.as_ref(), &functions) { p.place { (place) } }
             dl.kv {
                 dt { "Order" } dd.mono { (order_id) }
                 @if let Some(o) = &report.order {
@@ -304,7 +340,7 @@ pub(super) async fn order_page(
         @if !report.deliveries.is_empty() { (deliveries(&report.deliveries, now)) }
         @if let Some(failed) = &report.failed_order { (failed_section(failed)?) }
         @if let Some(view) = &report.xray { (trace_view::xray(view)) }
-        @if let Some(trace) = &report.trace { (trace_view::waterfall(trace)) }
+        @if let Some(trace) = &report.trace { (trace_view::waterfall(trace, &zoom, &format!("/_dofs/orders/{}", url_encode(&order_id)))) }
     };
     let refresh = live.then_some(ORDER_REFRESH);
     Ok(page(&format!("Order {order_id}"), refresh, body))
@@ -331,9 +367,9 @@ fn history(history: &[StatusChange], now: DateTime<Utc>) -> Result<Markup, DbErr
                 tr { th { "At" } th { "Status" } th { "Detail" } }
                 @for (change, detail) in &rows {
                     tr {
-                        td { (ago(change.at, now)) }
-                        td { (status(change.status.as_str())) }
-                        td { (fields(detail)) }
+                        td data-label="At" { (ago(change.at, now)) }
+                        td data-label="Status" { (status(change.status.as_str())) }
+                        td data-label="Detail" { (fields(detail)) }
                     }
                 }
             }
@@ -412,9 +448,9 @@ fn execution_section(
                 tr { th.num { "After" } th { "Event" } th { "State" } }
                 @for e in &execution.events {
                     tr {
-                        td.num { (since_start(&e.timestamp, execution.started_at)) }
-                        td { (e.kind) }
-                        td { (e.state.as_deref().unwrap_or_default()) }
+                        td.num data-label="After" { (since_start(&e.timestamp, execution.started_at)) }
+                        td data-label="Event" { (e.kind) }
+                        td data-label="State" { (e.state.as_deref().unwrap_or_default()) }
                     }
                 }
             }
@@ -448,12 +484,12 @@ fn deliveries(deliveries: &[Delivery], now: DateTime<Utc>) -> Markup {
                      th { "Outcome" } th { "Message" } }
                 @for d in deliveries {
                     tr {
-                        td { (ago_text(&d.at, now)) }
-                        td { (d.queue) }
-                        td { (d.function) }
-                        td.num { (d.receive_count) }
-                        td { (d.outcome) }
-                        td.mono { (d.message_id) }
+                        td data-label="At" { (ago_text(&d.at, now)) }
+                        td data-label="Queue" { (d.queue) }
+                        td data-label="Function" { (d.function) }
+                        td.num data-label="Receive #" { (d.receive_count) }
+                        td data-label="Outcome" { (d.outcome) }
+                        td.mono data-label="Message" { (d.message_id) }
                     }
                 }
             }
@@ -622,18 +658,18 @@ pub(super) async fn metrics_page(
                          th.num { "Max" } th { "Last" } }
                     @for s in &rows {
                         tr {
-                            td { (s.namespace) }
-                            td { (s.name) }
-                            td.mono {
+                            td data-label="Namespace" { (s.namespace) }
+                            td data-label="Metric" { (s.name) }
+                            td.mono data-label="Dimensions" {
                                 @for (k, v) in &s.dimensions { (k) "=" (v) " " }
                             }
-                            td { (s.unit) }
-                            td.num { (s.window.sample_count) }
-                            td.num { (with_unit(s.window.sum, &s.unit)) }
-                            td.num { (with_unit(s.average, &s.unit)) }
-                            td.num { (with_unit(s.window.min, &s.unit)) }
-                            td.num { (with_unit(s.window.max, &s.unit)) }
-                            td { (ago_text(&s.last_at, now)) }
+                            td data-label="Unit" { (s.unit) }
+                            td.num data-label="Samples" { (s.window.sample_count) }
+                            td.num data-label="Sum" { (with_unit(s.window.sum, &s.unit)) }
+                            td.num data-label="Avg" { (with_unit(s.average, &s.unit)) }
+                            td.num data-label="Min" { (with_unit(s.window.min, &s.unit)) }
+                            td.num data-label="Max" { (with_unit(s.window.max, &s.unit)) }
+                            td data-label="Last" { (ago_text(&s.last_at, now)) }
                         }
                     }
                 }
@@ -693,10 +729,10 @@ pub(super) async fn alarms_page(
                 tr { th { "At" } th { "Alarm" } th { "Change" } th { "Reason" } }
                 @for t in &history {
                     tr {
-                        td { (ago_text(&t.at, now)) }
-                        td { (t.name) }
-                        td.nowrap { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
-                        td { (t.reason) }
+                        td data-label="At" { (ago_text(&t.at, now)) }
+                        td data-label="Alarm" { (t.name) }
+                        td.nowrap data-label="Change" { (status(t.old_state.as_str())) " → " (status(t.new_state.as_str())) }
+                        td data-label="Reason" { (t.reason) }
                     }
                 }
             }

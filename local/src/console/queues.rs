@@ -130,10 +130,10 @@ pub(super) async fn queues_page(
                 tr { th { "Queue" } th.num { "Visible" } th.num { "In flight" } th.num { "Delayed" } }
                 @for c in &counts {
                     tr {
-                        td { a href={ "#" (c.name) } { (c.name) } }
-                        td.num { (c.visible) }
-                        td.num { (c.in_flight) }
-                        td.num { (c.delayed) }
+                        td data-label="Queue" { a href={ "#" (c.name) } { (c.name) } }
+                        td.num data-label="Visible" { (c.visible) }
+                        td.num data-label="In flight" { (c.in_flight) }
+                        td.num data-label="Delayed" { (c.delayed) }
                     }
                 }
             }
@@ -158,27 +158,27 @@ pub(super) async fn queues_page(
                                  th { "State" } th { "Trace" } @if c.name == DEAD_LETTER_QUEUE { th { "" } } }
                             @for m in &here {
                                 tr.message data-message-id=(m.message_id) {
-                                    td {
+                                    td data-label="Message" {
                                         details {
                                             summary.mono { (m.message_id) }
                                             pre.mono.small { (m.body) }
                                         }
                                     }
-                                    td.mono.id {
+                                    td.mono.id data-label="Order" {
                                         @if let Some(id) = order_of(&m.body) {
                                             a href={ "/_dofs/orders/" (url_encode(&id)) } { (id) }
                                         }
                                     }
-                                    td.num { (m.receive_count) }
-                                    td { (ago(from_ms(m.sent_ms), now)) }
-                                    td { @if m.in_flight { "in flight" } @else { "visible" } }
-                                    td.mono.id {
+                                    td.num data-label="Receives" { (m.receive_count) }
+                                    td data-label="Age" { (ago(from_ms(m.sent_ms), now)) }
+                                    td data-label="State" { @if m.in_flight { "in flight" } @else { "visible" } }
+                                    td.mono.id data-label="Trace" {
                                         @if let Some(t) = &m.trace {
                                             a href={ "/_dofs/orders?q=" (url_encode(t)) } { (t) }
                                         }
                                     }
                                     @if c.name == DEAD_LETTER_QUEUE {
-                                        td { (form("/_dofs/queues/redrive", "Redrive", Some(&m.message_id), "sure")) }
+                                        td data-label="Redrive" { (form("/_dofs/queues/redrive", "Redrive", Some(&m.message_id), "sure")) }
                                     }
                                 }
                             }

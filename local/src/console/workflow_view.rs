@@ -129,7 +129,8 @@ fn class_of(step: Option<&Step<'_>>, kind: &str) -> &'static str {
 
 /// The graph and the steps of `execution` over the deployed `asl`.
 /// `elapsed` holds the steps' span durations (ms) where the trace has
-/// them: finer than the history's timestamps.
+/// them: they time the whole state, including what runs after its last
+/// event.
 pub(super) fn render(
     asl: &Value,
     execution: &ExecutionReport,
@@ -209,24 +210,24 @@ pub(super) fn render(
                 tr { th { "Step" } th.num { "Started" } th.num { "Elapsed" } th { "Events: input, output, error" } }
                 @for (s, step) in &in_order {
                     tr {
-                        td { span class=(class_of(Some(step), &s.kind)) { (s.name) } }
-                        td.num {
+                        td data-label="Step" { span class=(class_of(Some(step), &s.kind)) { (s.name) } }
+                        td.num data-label="Started" {
                             @if let Some(t) = step.entered {
                                 "+" (duration_ms(ms_between(execution.started_at, t)))
                             }
                         }
-                        td.num {
+                        td.num data-label="Elapsed" {
                             @if let Some(ms) = elapsed.get(&s.name) {
                                 (duration_ms(*ms))
                             } @else if let (Some(a), Some(b)) = (step.entered, step.exited) {
                                 (duration_ms(ms_between(a, b)))
                             } @else if step.entered.is_some() { "running" }
                         }
-                        td {
+                        td data-label="Events" {
                             details {
                                 summary { (step.events.len()) " event(s)" }
                                 @for e in &step.events {
-                                    p.small { b { (e.kind) } " " span.muted { (e.timestamp) } }
+                                    p.small { b { (e.kind) } " " (after_entering(&e.timestamp, step.entered)) }
                                     @if !e.detail.is_null() && e.detail != Value::Object(Default::default()) {
                                         pre.mono.small { (serde_json::to_string_pretty(&e.detail).unwrap_or_default()) }
                                     }
@@ -237,6 +238,18 @@ pub(super) fn render(
                 }
             }
         }))
+    }
+}
+
+/// An event's time after its step was entered, the exact time on hover:
+/// each event carries the time it happened, so a task's `TaskSucceeded`
+/// shows how long the task took.
+fn after_entering(at: &str, entered: Option<DateTime<Utc>>) -> Markup {
+    match (DateTime::parse_from_rfc3339(at), entered) {
+        (Ok(t), Some(entered)) => html! {
+            span.muted title=(at) { "+" (duration_ms(ms_between(entered, t.with_timezone(&Utc)))) }
+        },
+        _ => html! { span.muted { (at) } },
     }
 }
 

@@ -2,8 +2,9 @@
 //! seeded with a fulfilled, a retried, a dead-lettered, a rejected and an
 //! in-flight order and one alarm in ALARM. Every page loads without a
 //! console error (a CSP violation is one), fits a 390 px phone without
-//! sideways scrolling, search finds an order by prefix and by trace id,
-//! and the waterfall keeps every span several pixels wide. Screenshots of
+//! sideways scrolling (every table cell inside the screen), search finds
+//! an order by prefix and by trace id, and the waterfall keeps every span
+//! several pixels wide. Screenshots of
 //! every page at 1400 px and 390 px go to `target/console-screenshots/`.
 
 use std::path::PathBuf;
@@ -164,6 +165,10 @@ const PAGE_FACTS: &str = "return {
     thresholds: document.querySelectorAll('svg.chart line.threshold').length,
     firing: Array.from(document.querySelectorAll('.alarm[data-state=ALARM] svg.chart')).map(c => c.closest('.alarm').id),
     legend: Array.from(document.querySelectorAll('ul.legend li')).map(li => li.textContent),
+    axis: Array.from(document.querySelectorAll('svg.wfaxis text')).map(t => t.textContent),
+    cut: Array.from(document.querySelectorAll('td'))
+        .filter(td => td.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(td => (td.getAttribute('data-label') || '?') + ': ' + td.textContent.trim().slice(0, 40)),
 }";
 
 #[tokio::test]
@@ -224,6 +229,15 @@ async fn the_console_in_a_real_browser() {
                 sw <= iw,
                 "{name} at {width} px scrolls sideways: {sw:?} > {iw:?}"
             );
+            // On a phone every column of every table is on screen: the
+            // tables reflow into cards instead of scrolling in a box.
+            if width == 390 {
+                assert_eq!(
+                    f["cut"],
+                    json!([]),
+                    "{name} at {width} px: table cells past the screen's edge"
+                );
+            }
             for w in f["bars"].as_array().unwrap() {
                 assert!(
                     w.as_f64().unwrap() >= 3.0,
@@ -255,12 +269,20 @@ async fn the_console_in_a_real_browser() {
     let waiting = text("order-in-flight");
     assert!(waiting.contains("In flight"), "{waiting}");
     assert!(waiting.contains("In the dead-letter queue"), "{waiting}");
+    assert!(
+        waiting
+            .contains("the dlq_handler mapping is disabled (injected fault: dlq_handler=disabled)"),
+        "{waiting}"
+    );
     assert!(waiting.contains("reloads every"), "{waiting}");
     assert!(
         text("order-retried").contains("idle gap"),
         "{}",
         text("order-retried")
     );
+    let axis = facts[&("order-retried", 1400)]["axis"].to_string();
+    assert!(axis.contains("+0 µs") || axis.contains("+0 "), "{axis}");
+    assert!(axis.contains("idle "), "the gap is labelled: {axis}");
     assert!(text("alarms").contains("ALARM"));
     // The workflow graph, the path coloured by what happened.
     let graph = |name: &str, state: &str| {
@@ -295,6 +317,52 @@ async fn the_console_in_a_real_browser() {
         assert!(drawn.contains(series), "no line of {series}: {drawn}");
     }
     assert!(text("overview").contains("dofs-dlq-depth"));
+
+    // Zoom into one span of the retried order by its link, at both widths:
+    // the waterfall re-renders for that window, every bar still wide.
+    for (width, height, mobile) in [(1400, 900, false), (390, 844, true)] {
+        browser.viewport(width, height, mobile).await;
+        browser.goto(&dofs.url(&order(&seeded.retried))).await;
+        let all = facts[&("order-retried", width)]["bars"]
+            .as_array()
+            .unwrap()
+            .len();
+        let clicked = browser
+            .eval(
+                "const links = document.querySelectorAll('a.zoom');
+                   if (links.length < 4) return false;
+                   links[3].click();
+                   return true;",
+            )
+            .await;
+        assert_eq!(clicked, true, "no zoom links");
+        let until = Instant::now() + Duration::from_secs(10);
+        while browser.eval("return location.search").await.as_str() == Some("") {
+            assert!(Instant::now() < until, "the zoom link went nowhere");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let f = browser.eval(PAGE_FACTS).await;
+        let page = f["text"].as_str().unwrap();
+        assert!(page.contains("Reset zoom"), "{page}");
+        let bars = f["bars"].as_array().unwrap();
+        assert!(
+            !bars.is_empty() && bars.len() < all,
+            "zoomed: {} of {all} bars",
+            bars.len()
+        );
+        for w in bars {
+            assert!(
+                w.as_f64().unwrap() >= 3.0,
+                "zoomed at {width} px: a span {w} px wide"
+            );
+        }
+        assert!(f["axis"].as_array().unwrap().len() >= 2, "{:#}", f["axis"]);
+        assert_eq!(f["cut"], json!([]), "zoomed at {width} px");
+        assert!(f["scrollWidth"].as_u64() <= f["innerWidth"].as_u64());
+        browser
+            .screenshot(&dir.join(format!("order-retried-zoomed-{width}.png")))
+            .await;
+    }
 
     // The in-flight order's message waits in the DLQ: redrive it from the
     // queue page (the form's confirmation ticked, as a person would) once

@@ -79,9 +79,9 @@ async fn console_pages_show_orders_traces_metrics_and_alarms() {
         assert_eq!(status, 200);
         // The series table (below the charts, whose legends are always
         // there) lists only series with data.
-        if html.contains("<td>OrdersFulfilled</td>")
-            && html.contains("<td>ApproximateNumberOfMessagesVisible</td>")
-            && html.contains("<td>AWS/ApiGateway</td>")
+        if html.contains("<td data-label=\"Metric\">OrdersFulfilled</td>")
+            && html.contains("<td data-label=\"Metric\">ApproximateNumberOfMessagesVisible</td>")
+            && html.contains("<td data-label=\"Namespace\">AWS/ApiGateway</td>")
         {
             break;
         }
@@ -328,5 +328,82 @@ async fn browsing_every_console_page_moves_no_api_metric_and_no_alarm() {
         .filter(|a| a["state"] == "ALARM")
         .collect();
     assert!(firing.is_empty(), "{firing:#?}");
+    dofs.stop().await.unwrap();
+}
+
+async fn set_fault(dofs: &Served, spec: &str) {
+    let response = dofs
+        .client
+        .put(dofs.url(&format!("/_dofs/api/faults/{spec}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "fault {spec}");
+}
+
+/// The order page's sentence about where the order is, once it says `what`.
+async fn place_once(dofs: &Served, id: &str, what: &str) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, html) = get(dofs, &format!("/_dofs/orders/{id}")).await;
+        let place = html
+            .split("<p class=\"place\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_default()
+            .to_owned();
+        if place.contains(what) {
+            return place;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "order {id} never said “{what}”; last: {place}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_order_says_which_mapping_is_off_and_which_fault_is_injected() {
+    let dofs = spawn_runtime(&fast_args(0.0)).await;
+    // fulfill_order's mapping off: the order waits in the order queue.
+    set_fault(&dofs, "fulfill_order=disabled").await;
+    let id = dofs.submit(1).await.remove(0);
+    let place = place_once(
+        &dofs,
+        &id,
+        "the fulfill_order mapping is disabled (injected fault: fulfill_order=disabled)",
+    )
+    .await;
+    assert!(
+        place.starts_with("In the queue dofs-order-queue"),
+        "{place}"
+    );
+    // fulfill_order failing and dlq_handler's mapping off: it goes to the
+    // dead-letter queue and stays there.
+    set_fault(&dofs, "dlq_handler=disabled").await;
+    set_fault(&dofs, "fulfill_order=failing").await;
+    let place = place_once(
+        &dofs,
+        &id,
+        "In the dead-letter queue dofs-order-dlq (waiting to be received",
+    )
+    .await;
+    assert!(
+        place.contains(
+            "; the dlq_handler mapping is disabled (injected fault: dlq_handler=disabled), \
+             so it stays here"
+        ),
+        "{place}"
+    );
+    assert!(!place.contains("failing or"), "no guessing: {place}");
+    // dlq_handler polled again but failing: said so, by its fault.
+    set_fault(&dofs, "dlq_handler=failing").await;
+    place_once(
+        &dofs,
+        &id,
+        "; dlq_handler is failing (injected fault: dlq_handler=failing)",
+    )
+    .await;
     dofs.stop().await.unwrap();
 }

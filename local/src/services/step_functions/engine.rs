@@ -361,8 +361,7 @@ impl Engine {
             let step = match self.machine.deadline(record.started_at) {
                 Some(deadline) => {
                     let left = self.until(deadline.timestamp_millis());
-                    let step =
-                        tokio::time::timeout(left, self.run_state(cursor, &ctx, now, &mut rng));
+                    let step = tokio::time::timeout(left, self.run_state(cursor, &ctx, &mut rng));
                     match step.await {
                         Ok(step) => step,
                         Err(_) => {
@@ -375,7 +374,7 @@ impl Engine {
                         }
                     }
                 }
-                None => self.run_state(cursor, &ctx, now, &mut rng).await,
+                None => self.run_state(cursor, &ctx, &mut rng).await,
             };
             pending.extend(step.events);
             match self.plan(step.next, self.clock.now()) {
@@ -423,12 +422,13 @@ impl Engine {
     }
 
     /// Runs the cursor's state inside its state span; the task it calls
-    /// gets Root + Parent = that span.
+    /// gets Root + Parent = that span. Each history event is stamped by the
+    /// engine's clock when it happens, so a task's events are as far apart
+    /// as the task took.
     async fn run_state(
         &self,
         cursor: Cursor,
         ctx: &ExecutionContext,
-        now: DateTime<Utc>,
         rng: &mut rand::rngs::StdRng,
     ) -> dofs_asl::Step {
         let span = state_spans::state_span(
@@ -444,7 +444,13 @@ impl Engine {
         };
         let step = self
             .machine
-            .advance(cursor, &step_ctx, self.tasks.as_ref(), now, rng)
+            .advance_timed(
+                cursor,
+                &step_ctx,
+                self.tasks.as_ref(),
+                &|| self.clock.now(),
+                rng,
+            )
             .instrument(span.clone())
             .await;
         state_spans::finish_state_span(&span, &step.events);
@@ -818,6 +824,90 @@ mod tests {
         let view = s.workflow.describe(&id).await.unwrap().unwrap();
         assert_eq!(view.status, ExecutionStatus::Succeeded);
         assert_eq!(engine.run_due_once().await.unwrap(), 0, "nothing left");
+    }
+
+    /// The history as stored: (type, state, time) of each event.
+    async fn history(s: &Setup, id: &OrderId) -> Vec<(String, String, DateTime<Utc>)> {
+        let name = id.to_string();
+        let events = s
+            .workflow
+            .db
+            .read(move |c| super::super::store::load_events(c, &name))
+            .await
+            .unwrap();
+        events
+            .iter()
+            .map(|e| {
+                let at = DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
+                (
+                    e["type"].as_str().unwrap().to_owned(),
+                    e["state"].as_str().unwrap_or_default().to_owned(),
+                    at.with_timezone(&Utc),
+                )
+            })
+            .collect()
+    }
+
+    fn at_of(
+        history: &[(String, String, DateTime<Utc>)],
+        kind: &str,
+        state: &str,
+    ) -> Vec<DateTime<Utc>> {
+        history
+            .iter()
+            .filter(|(k, s, _)| k == kind && s == state)
+            .map(|e| e.2)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_history_event_carries_the_time_it_happened() {
+        let s = setup();
+        let id = OrderId::generate();
+        s.workflow
+            .start(&sample_submission(&id), None)
+            .await
+            .unwrap();
+        // Every task call takes 250 ms by the engine's clock; the first
+        // ValidateOrder fails and is retried after its back-off.
+        let task_clock = Arc::clone(&s.clock);
+        let tasks = Arc::new(
+            ScriptedTasks::new()
+                .fail("ValidateOrder", "TransientError", "the table is down")
+                .otherwise(like_the_services)
+                .on_each_call(move |_| task_clock.advance(chrono::Duration::milliseconds(250))),
+        );
+        let engine = s.workflow.engine(tasks, config());
+        let until = engine.drive(id.as_str(), None).await.unwrap().unwrap();
+        s.clock.advance(chrono::Duration::seconds(2));
+        assert_eq!(engine.run_due_once().await.unwrap(), 1);
+        let h = history(&s, &id).await;
+        let scheduled = at_of(&h, "TaskScheduled", "StoreOrder");
+        let succeeded = at_of(&h, "TaskSucceeded", "StoreOrder");
+        assert_eq!(
+            succeeded[0] - scheduled[0],
+            chrono::Duration::milliseconds(250),
+            "{h:#?}"
+        );
+        assert!(
+            at_of(&h, "TaskStateEntered", "StoreOrder")[0] <= scheduled[0],
+            "{h:#?}"
+        );
+        // The failed attempt: its failure 250 ms after it was scheduled, the
+        // back-off from the failure, and the retry scheduled after the wait.
+        let validate = at_of(&h, "TaskScheduled", "ValidateOrder");
+        let failed = at_of(&h, "TaskFailed", "ValidateOrder");
+        let retry = at_of(&h, "TaskRetryScheduled", "ValidateOrder");
+        assert_eq!(validate.len(), 2, "{h:#?}");
+        assert_eq!(failed[0] - validate[0], chrono::Duration::milliseconds(250));
+        assert_eq!(retry[0], failed[0]);
+        assert!(until >= failed[0], "the back-off runs from the failure");
+        assert!(
+            validate[1] - failed[0] >= chrono::Duration::seconds(2),
+            "{h:#?}"
+        );
+        let times: Vec<_> = h.iter().map(|e| e.2).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{h:#?}");
     }
 
     #[tokio::test]
