@@ -224,6 +224,11 @@ impl MemoryWorkflow {
         }
     }
 
+    /// Forgets the execution of `order_id`, as if it was lost.
+    pub fn forget(&self, order_id: &OrderId) {
+        lock(&self.executions).retain(|e| e.name != order_id.as_str());
+    }
+
     /// Records an execution directly, e.g. one started by "another instance"
     /// between a handler's describe and its start.
     pub fn insert(&self, input: OrderSubmission, trace_header: Option<&str>) {

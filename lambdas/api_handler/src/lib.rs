@@ -59,6 +59,10 @@ use tracing::Instrument as _;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// How long an order may stay RECEIVED before an idempotent retry starts
+/// its workflow again: past an Express execution's 5-minute limit, so a
+/// live execution is never doubled by a retry.
+pub const RESTART_STUCK_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(6);
 /// The request header that makes `POST /orders` idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The response header set when a retry returns an existing order.
@@ -470,6 +474,24 @@ fn untraced_header(xray_trace_id: Option<&str>, sampled: bool) -> TraceHeader {
     }
 }
 
+/// The header a restarted workflow continues: the order's own trace (with
+/// no parent, the request that began it being gone), or a new unsampled one.
+fn restart_header(trace_id: Option<&str>) -> String {
+    match trace_id {
+        Some(root) => TraceHeader {
+            root: root.to_owned(),
+            parent: None,
+            sampled: Some(true),
+            lineage: None,
+        },
+        None => TraceHeader {
+            sampled: Some(false),
+            ..TraceHeader::new_root()
+        },
+    }
+    .to_string()
+}
+
 /// The trace id a client may look up: the header's root when it is sampled.
 fn traced_root(header: &TraceHeader) -> Option<&str> {
     (header.sampled != Some(false)).then_some(header.root.as_str())
@@ -701,15 +723,31 @@ impl ApiHandler {
 
     /// An idempotent request for an order already recorded: the same order
     /// again (a replay, answered with the order's trace id), or a conflict.
+    /// An order still RECEIVED after [`RESTART_STUCK_AFTER`] has lost its
+    /// execution (an Express execution ends within 5 minutes, and no step
+    /// ran), so the retry starts the workflow again; a Standard execution of
+    /// that name absorbs the start if it still runs.
     async fn replay(&self, existing: Order, request: &OrderRequest) -> Result<Reply, ApiError> {
         let order_id = existing.order_id.clone();
         let span = tracing::info_span!("api_handler.replay", order_id = %order_id);
         record_polled_order_id(&span, order_id.as_str());
-        let _entered = span.enter();
         if existing.request() != *request {
+            let _entered = span.enter();
             tracing::info!(order_id = %order_id, "idempotency key reused for a different order");
             return Err(ApiError::IdempotencyConflict);
         }
+        if existing.status == OrderStatus::Received
+            && self.clock.now() - existing.created_at >= RESTART_STUCK_AFTER
+        {
+            let header = restart_header(existing.trace_id.as_deref());
+            self.workflow
+                .start(&existing.submission(), Some(&header))
+                .instrument(span.clone())
+                .await?;
+            let _entered = span.enter();
+            tracing::warn!(order_id = %order_id, "an order RECEIVED for too long: its workflow was started again");
+        }
+        let _entered = span.enter();
         metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
         tracing::info!(order_id = %order_id, "idempotent replay");
         Ok(accepted(&order_id, existing.trace_id.as_deref()).header(IDEMPOTENT_REPLAY, "true"))

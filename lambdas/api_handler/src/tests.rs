@@ -458,6 +458,43 @@ async fn a_failed_start_records_nothing_and_a_retry_starts_the_order() {
     assert_eq!(h.workflow.started()[0].input, stored.submission());
 }
 
+/// An order still RECEIVED after `RESTART_STUCK_AFTER` lost its execution
+/// (an Express execution ended with no step run): a retry with its key
+/// starts the workflow again, in the order's own trace; earlier it does not.
+#[tokio::test]
+async fn a_retry_restarts_the_workflow_of_an_order_stuck_received() {
+    let clock = Arc::new(dofs_core::testkit::ManualClock::new(sample_time()));
+    let workflow = Arc::new(MemoryWorkflow::new(clock.clone()));
+    let orders = Arc::new(MemoryOrderStore::new());
+    let h = Harness {
+        handler: ApiHandler::new(workflow.clone(), orders.clone(), clock.clone()),
+        workflow: workflow.clone(),
+        orders,
+    };
+    let keyed = || post_json(&sample_request_json()).header("idempotency-key", "lost");
+    let first = send(&h, keyed()).await;
+    assert_eq!(first.status, 202);
+    // The execution is lost: the memory workflow forgets it.
+    let id = OrderId::from_idempotency_key("lost");
+    let lost = h.workflow.started();
+    assert_eq!(lost.len(), 1);
+    h.workflow.forget(&id);
+
+    clock.advance(RESTART_STUCK_AFTER - chrono::Duration::seconds(1));
+    assert_eq!(send(&h, keyed()).await.status, 202);
+    assert!(h.workflow.started().is_empty(), "too early to restart");
+
+    clock.advance(chrono::Duration::seconds(1));
+    let late = send(&h, keyed()).await;
+    assert_eq!(late.status, 202);
+    let restarted = h.workflow.started();
+    assert_eq!(restarted.len(), 1, "the retry started the workflow again");
+    assert_eq!(restarted[0].input, lost[0].input, "with the recorded submission");
+    let header: TraceHeader = restarted[0].trace_header.as_deref().unwrap().parse().unwrap();
+    assert_eq!(Some(header.root.as_str()), first.body["trace_id"].as_str());
+    assert_eq!(late.body["trace_id"], first.body["trace_id"]);
+}
+
 /// The workflow's first write may land before api_handler's record (an
 /// Express execution runs at once): the record then finds the order
 /// stored, leaves it, and the answer is a plain 202.

@@ -138,7 +138,7 @@ impl HistoryUsage {
                     "resourceType": "lambda", "resource": "invoke", "region": "us-east-1",
                     "timeoutInSeconds": 30,
                 }),
-                (kind, _) if kind.ends_in_failure() => {
+                (kind, _) if is_error_event(kind) => {
                     json!({"error": "States.TaskFailed", "cause": ""})
                 }
                 _ => json!({"resourceType": "lambda", "resource": "invoke"}),
@@ -155,12 +155,22 @@ impl HistoryUsage {
             .to_string();
             let bytes = line.len() as u64 + 1;
             usage.log_bytes_all += bytes;
-            if kind.ends_in_failure() {
+            if is_error_event(kind) {
                 usage.log_bytes_error += bytes;
             }
         }
         usage
     }
+}
+
+/// The events Step Functions logs at level ERROR: the failures of tasks and
+/// of the execution.
+fn is_error_event(kind: HistoryEventKind) -> bool {
+    use HistoryEventKind::*;
+    matches!(
+        kind,
+        TaskFailed | TaskTimedOut | ExecutionFailed | ExecutionTimedOut | ExecutionAborted
+    )
 }
 
 impl UsageMeter {
