@@ -720,9 +720,9 @@ mod tests {
         assert_eq!(cents(dollars), 8);
     }
 
-    /// Per-million figures at the table's prices for the services whose
-    /// pages' worked examples were not retrieved (see the report): the
-    /// arithmetic is (units / orders) × 1e6 × price.
+    /// Per-million figures at the table's prices for services without a
+    /// Step Functions-style transition count (the pages' own examples are
+    /// the tests above): the arithmetic is (units / orders) × 1e6 × price.
     #[test]
     fn each_line_is_units_per_order_times_a_million_times_the_price() {
         let usage = Usage {
