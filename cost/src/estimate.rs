@@ -280,7 +280,9 @@ mod tests {
 
     use super::*;
     use crate::pricing::tests::repository_pricing;
-    use crate::units::express_billed_mb_ms;
+    use crate::units::{
+        dynamodb_read_units, dynamodb_write_units, express_billed_mb_ms, sqs_requests_for_payload,
+    };
     use crate::usage::LambdaUsage;
 
     /// Usage measured over a million orders, so that "per million orders"
@@ -558,9 +560,169 @@ mod tests {
         );
     }
 
-    /// Per-million figures at the table's prices for the services whose
-    /// pages' worked examples were not retrieved (see the report): the
-    /// arithmetic is (units / orders) × 1e6 × price.
+    /// Dollars for `amount` billed across `tiers` of (size, price per unit),
+    /// the last tier unbounded: for the pages' examples that run past the
+    /// first tier, the only one the table keeps.
+    fn tiered(amount: f64, tiers: &[(f64, f64)]) -> f64 {
+        let mut left = amount;
+        let mut dollars = 0.0;
+        for &(size, price) in tiers {
+            let here = left.min(size);
+            dollars += here * price;
+            left -= here;
+        }
+        dollars
+    }
+
+    /// API Gateway pricing page (<https://aws.amazon.com/api-gateway/pricing/>),
+    /// HTTP API example: 300 million requests at $1.00 per million and the
+    /// 132 million past them at $0.90 per million: $300.00 + $118.80 =
+    /// $418.80. The first tier is the table's price; the second is the
+    /// page's (the table keeps only the first).
+    #[test]
+    fn api_gateway_page_example_http_432_million_requests_costs_418_80() {
+        let pricing = repository_pricing();
+        let price = &pricing.prices().api_gateway_http_requests;
+        let first_tier = 300_000_000u64;
+        let usage = Usage {
+            api_requests: first_tier,
+            ..per_million_orders()
+        };
+        let report = estimate(&usage, &pricing, &WhatIf::default());
+        let first = line(&report, "API Gateway").standard_per_million;
+        assert_eq!(cents(first), 30_000);
+        let requests = (first_tier + 132_000_000) as f64;
+        let total = tiered(
+            requests,
+            &[
+                (first_tier as f64, price.per_unit()),
+                (f64::INFINITY, 0.90 / 1e6),
+            ],
+        );
+        assert_eq!(cents(total - first), 11_880);
+        assert_eq!(cents(total), 41_880);
+    }
+
+    /// DynamoDB on-demand, the Developer Guide's unit examples
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadWriteCapacityMode.html>)
+    /// priced at the table's rates: a million writes of a 2 KB item are 2
+    /// million write request units, $1.25; a million strongly consistent
+    /// reads of an 8 KB item are 2 million read request units, $0.25; read
+    /// eventually consistent they are 1 million, $0.125.
+    #[test]
+    fn dynamodb_on_demand_examples_priced() {
+        let kb = 1024;
+        let million = 1_000_000.0;
+        let writes = Usage {
+            dynamodb_write_request_units: million * dynamodb_write_units(2 * kb) as f64,
+            ..per_million_orders()
+        };
+        let report = estimate(&writes, &repository_pricing(), &WhatIf::default());
+        assert_eq!(cents(line(&report, "DynamoDB").standard_per_million), 125);
+
+        let reads = Usage {
+            dynamodb_read_request_units: million * dynamodb_read_units(8 * kb, true),
+            ..per_million_orders()
+        };
+        let report = estimate(&reads, &repository_pricing(), &WhatIf::default());
+        assert_eq!(cents(line(&report, "DynamoDB").standard_per_million), 25);
+
+        let eventually = Usage {
+            dynamodb_read_request_units: million * dynamodb_read_units(8 * kb, false),
+            ..per_million_orders()
+        };
+        let report = estimate(&eventually, &repository_pricing(), &WhatIf::default());
+        let dollars = line(&report, "DynamoDB").express_per_million;
+        assert!((dollars - 0.125).abs() < 1e-9, "{dollars}");
+    }
+
+    /// SQS pricing page (<https://aws.amazon.com/sqs/pricing/>): an API
+    /// action with a 256 KB payload is billed as four requests (one per
+    /// 64 KB chunk); a million of them are 4 million requests, $1.60 at
+    /// $0.40 per million.
+    #[test]
+    fn sqs_page_example_256_kb_payload_bills_four_requests() {
+        let per_call = sqs_requests_for_payload(256 * 1024);
+        assert_eq!(per_call, 4);
+        let usage = Usage {
+            sqs_requests: 1_000_000 * per_call,
+            ..per_million_orders()
+        };
+        let report = estimate(&usage, &repository_pricing(), &WhatIf::default());
+        assert_eq!(cents(line(&report, "SQS").standard_per_million), 160);
+    }
+
+    /// No worked example could be retrieved from the CloudWatch pricing page
+    /// (<https://aws.amazon.com/cloudwatch/pricing/>). This reproduces the
+    /// Duckbill Group's example of the May 2025 change to Lambda's logs
+    /// (<https://www.duckbillgroup.com/?p=9080>): 60 TB of Lambda logs a month
+    /// cost $30,000 at the flat $0.50 per GB and $12,500 across the vended
+    /// tiers ($0.50 to 10 TB, $0.25 to 30 TB, $0.10 to 50 TB, $0.05 past
+    /// that; the example counts 1,000 GB to the TB). The first tier is the
+    /// table's vended price.
+    #[test]
+    fn cloudwatch_vended_tiers_reproduce_60_tb_of_lambda_logs() {
+        let pricing = repository_pricing();
+        let gb = 1024u64 * 1024 * 1024;
+        let tb_gb = 1_000.0;
+        let usage = Usage {
+            platform_log_bytes: 60_000 * gb,
+            ..per_million_orders()
+        };
+        let report = estimate(&usage, &pricing, &WhatIf::default());
+        let flat = line(&report, "CloudWatch Logs").standard_per_million;
+        assert_eq!(cents(flat), 3_000_000);
+
+        let vended = pricing
+            .prices()
+            .cloudwatch_logs_ingestion_vended_step_functions
+            .per_unit();
+        let tiers = [
+            (10.0 * tb_gb, vended),
+            (20.0 * tb_gb, 0.25),
+            (20.0 * tb_gb, 0.10),
+            (f64::INFINITY, 0.05),
+        ];
+        assert_eq!(cents(tiered(60.0 * tb_gb, &tiers)), 1_250_000);
+        // Below 10 TB the tiers change nothing: the table's single price.
+        assert_eq!(
+            cents(tiered(35.0, &tiers)),
+            cents(35.0 * vended),
+            "first tier"
+        );
+    }
+
+    /// Amazon SQS Developer Guide, Estimating AWS KMS costs
+    /// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html>):
+    /// requests per queue R = B / D × (2P + C). Example 1: January
+    /// (2,678,400 s), a 300 s data key reuse period, 1 producer and 1
+    /// consumer: 26,784 requests. Example 2: February (2,419,200 s), a 24 h
+    /// reuse period, queues of 3 producers + 1 consumer and 5 + 2: 532
+    /// requests. The guide counts requests only; at the table's $0.03 per
+    /// 10,000, example 1 is $0.08.
+    #[test]
+    fn kms_sqs_guide_examples_count_26_784_and_532_requests() {
+        fn requests(billing_s: u64, reuse_s: u64, producers: u64, consumers: u64) -> u64 {
+            billing_s / reuse_s * (2 * producers + consumers)
+        }
+        let example_1 = requests(2_678_400, 300, 1, 1);
+        assert_eq!(example_1, 26_784);
+        let example_2 = requests(2_419_200, 86_400, 3, 1) + requests(2_419_200, 86_400, 5, 2);
+        assert_eq!(example_2, 532);
+
+        let usage = Usage {
+            kms_requests: example_1,
+            ..per_million_orders()
+        };
+        let report = estimate(&usage, &repository_pricing(), &WhatIf::default());
+        let dollars = line(&report, "KMS").standard_per_million;
+        assert!((dollars - 0.080_352).abs() < 1e-9, "{dollars}");
+        assert_eq!(cents(dollars), 8);
+    }
+
+    /// Per-million figures at the table's prices for services without a
+    /// Step Functions-style transition count (the pages' own examples are
+    /// the tests above): the arithmetic is (units / orders) × 1e6 × price.
     #[test]
     fn each_line_is_units_per_order_times_a_million_times_the_price() {
         let usage = Usage {

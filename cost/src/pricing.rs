@@ -339,6 +339,28 @@ pub(crate) mod tests {
         );
         assert_eq!(prices.dynamodb_on_demand_write_request_units.price, 0.625);
         assert_eq!(prices.dynamodb_on_demand_read_request_units.price, 0.125);
+        // The figures checked against the pages (or, where a page's rate
+        // table could not be read, against the sources each note names).
+        let per_unit = |price: &Price| price.per_unit();
+        assert_eq!(per_unit(&prices.api_gateway_http_requests), 1.0 / 1e6);
+        assert_eq!(per_unit(&prices.sqs_standard_requests), 0.4 / 1e6);
+        assert_eq!(per_unit(&prices.kms_requests), 0.03 / 10_000.0);
+        assert_eq!(prices.cloudwatch_logs_ingestion_standard.per_unit(), 0.5);
+        assert_eq!(
+            prices
+                .cloudwatch_logs_ingestion_vended_step_functions
+                .per_unit(),
+            0.5
+        );
+        let fixed = pricing.fixed_monthly();
+        assert_eq!(fixed.kms_customer_managed_key.per_unit(), 1.0);
+        assert_eq!(fixed.cloudwatch_custom_metric.per_unit(), 0.3);
+        assert_eq!(fixed.cloudwatch_standard_alarm.per_unit(), 0.1);
+        assert_eq!(fixed.cloudwatch_dashboard.per_unit(), 3.0);
+        // A price not confirmed on its page says so in its note.
+        for (name, price) in fixed.named() {
+            assert!(price.note.is_some(), "{name} has no note on its source");
+        }
     }
 
     #[test]

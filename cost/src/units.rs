@@ -102,6 +102,9 @@ mod tests {
         assert_eq!(express_billed_mb_ms(1000, used_mb), 1000 * 64);
     }
 
+    /// SQS pricing page (<https://aws.amazon.com/sqs/pricing/>): each 64 KB
+    /// chunk of a payload is billed as one request, so an API action with a
+    /// 256 KB payload is billed as four.
     #[test]
     fn sqs_counts_one_request_per_64_kb_chunk() {
         assert_eq!(sqs_requests_for_payload(0), 1);
@@ -111,11 +114,16 @@ mod tests {
         assert_eq!(sqs_requests_for_payload(256 * 1024), 4);
     }
 
+    /// API Gateway pricing page (<https://aws.amazon.com/api-gateway/pricing/>)
+    /// and AWS's API Gateway private-APIs whitepaper: HTTP APIs are metered
+    /// in 512 KB increments (so, by that rule, a 513 KB request meters as
+    /// two).
     #[test]
     fn http_api_meters_in_512_kb_increments() {
         assert_eq!(api_requests_for_payload(0), 1);
         assert_eq!(api_requests_for_payload(524_288), 1);
         assert_eq!(api_requests_for_payload(524_289), 2);
+        assert_eq!(api_requests_for_payload(513 * 1024), 2);
     }
 
     #[test]
@@ -124,6 +132,28 @@ mod tests {
         assert_eq!(dynamodb_write_units(1024), 1);
         assert_eq!(dynamodb_write_units(1025), 2);
         assert_eq!(dynamodb_write_units(3 * 1024), 3);
+    }
+
+    /// DynamoDB Developer Guide, read/write capacity mode, on-demand read
+    /// and write request units
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadWriteCapacityMode.html>):
+    /// an 8 KB item takes 2 read request units strongly consistent, 1
+    /// eventually consistent and 4 transactional; a 2 KB item takes 2 write
+    /// request units, 4 transactional. The provisioned pricing page's key
+    /// terms add 1 KB = 1 and 3 KB = 3 write units (6 transactional).
+    /// Transactions are not metered here: they are asserted as the page's
+    /// doubling of the standard count.
+    #[test]
+    fn dynamodb_developer_guide_on_demand_examples() {
+        let kb = 1024;
+        assert_eq!(dynamodb_read_units(8 * kb, true), 2.0);
+        assert_eq!(dynamodb_read_units(8 * kb, false), 1.0);
+        assert_eq!(2.0 * dynamodb_read_units(8 * kb, true), 4.0);
+        assert_eq!(dynamodb_write_units(2 * kb), 2);
+        assert_eq!(2 * dynamodb_write_units(2 * kb), 4);
+        assert_eq!(dynamodb_write_units(kb), 1);
+        assert_eq!(dynamodb_write_units(3 * kb), 3);
+        assert_eq!(2 * dynamodb_write_units(3 * kb), 6);
     }
 
     #[test]
