@@ -489,8 +489,16 @@ async fn a_retry_restarts_the_workflow_of_an_order_stuck_received() {
     assert_eq!(late.status, 202);
     let restarted = h.workflow.started();
     assert_eq!(restarted.len(), 1, "the retry started the workflow again");
-    assert_eq!(restarted[0].input, lost[0].input, "with the recorded submission");
-    let header: TraceHeader = restarted[0].trace_header.as_deref().unwrap().parse().unwrap();
+    assert_eq!(
+        restarted[0].input, lost[0].input,
+        "with the recorded submission"
+    );
+    let header: TraceHeader = restarted[0]
+        .trace_header
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(Some(header.root.as_str()), first.body["trace_id"].as_str());
     assert_eq!(late.body["trace_id"], first.body["trace_id"]);
 }
