@@ -38,7 +38,7 @@
 //!   asked for ([`WorkflowType`], [`WhatIf`], [`LogLevel`]).
 //! - [`units`]: how AWS rounds a payload, an item or a duration into billable
 //!   units; the meter calls these so that it rounds as AWS bills.
-//! - [`estimate`]: [`estimate()`], dollars per million orders ([`CostReport`]).
+//! - [`mod@estimate`]: [`estimate()`], dollars per million orders ([`CostReport`]).
 //! - [`infracost`]: [`infracost_usage()`], an Infracost usage file with the
 //!   measured monthly figures for the repository's Terraform resources.
 
