@@ -12,8 +12,6 @@ use chrono::{DateTime, Utc};
 use dofs_core::{Clock, FailedOrder, LineItem, OrderStatus, StatusChange};
 use maud::{html, Markup};
 
-use crate::observability::usage::CostSummary;
-use dofs_cost::WhatIf;
 use super::alarm_view;
 use super::api::{
     alarms_report, metrics_report, order_rows, xray_trace_id, ConsoleError, OrdersQuery, Page,
@@ -25,9 +23,11 @@ use super::trace_view;
 use super::workflow_view;
 use crate::inspect::{order_report, AlarmsReport, Delivery, ExecutionReport, OrderReport};
 use crate::observability::alarms::{self, Alarm};
+use crate::observability::usage::CostSummary;
 use crate::services::dynamodb;
 use crate::services::step_functions::status_name;
 use crate::store::{Db, DbError};
+use dofs_cost::WhatIf;
 
 /// How often a page of changing data reloads itself, in seconds.
 const REFRESH: u32 = 5;
@@ -552,8 +552,8 @@ pub(super) async fn metrics_page(
         .find(|(l, _)| Some(*l) == q.period.as_deref())
         .map(|p| p.1);
     let widgets = dashboard::widgets().map_err(ConsoleError::from)?;
-    let pricing = crate::observability::usage::pricing("us-east-1", None)
-        .map_err(ConsoleError::from)?;
+    let pricing =
+        crate::observability::usage::pricing("us-east-1", None).map_err(ConsoleError::from)?;
     let charts = db
         .read(move |c| {
             let mut out = Vec::new();
@@ -625,7 +625,7 @@ pub(super) async fn metrics_page(
                     }
                     (Widget::Chart { title, lines, .. }, Some((from_ms, period_ms, points))) => {
                         @let drawn: Vec<dashboard::Drawn<'_>> = lines.iter().zip(points)
-                            .map(|(line, p)| dashboard::Drawn { line, points: p.clone() }).collect();
+                            .map(|(line, p)| dashboard::Drawn::new(line, p)).collect();
                         div.card.widget data-title=(title) {
                             h2 { (title) }
                             (dashboard::chart(&drawn, *from_ms, *period_ms, None))
