@@ -17,8 +17,8 @@
 //! series, [`metrics::is_distribution`]), a histogram of the second's
 //! samples. A percentile (`p50`, `p99`, any `pNN`) of a period is read from
 //! the merged histograms of its seconds: CloudWatch's percentile, the
-//! value below which that share of the period's samples fall
-//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles>),
+//! value that share of the period's samples lies below
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html>),
 //! within the histogram's relative error
 //! ([`crate::observability::histogram::RELATIVE_ERROR`]) and within the
 //! period's exact minimum and maximum. Where a period has a second without

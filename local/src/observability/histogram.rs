@@ -16,9 +16,10 @@
 //! zero to have a logarithm worth keeping (below [`MIN_MAGNITUDE`]) are
 //! counted in a zero bin.
 //!
-//! Percentiles follow CloudWatch's definition: "p99 is the value below which
-//! 99 percent of the observations in the period fall"
-//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles>),
+//! Percentiles follow CloudWatch's definition: pNN is the value that NN % of
+//! the period's data lies below, the rest above
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html>,
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles>),
 //! taken as the nearest rank: the `ceil(q · n)`-th smallest sample.
 //!
 //! Stored form ([`Histogram::encode`]): a format byte, then LEB128 varints:
