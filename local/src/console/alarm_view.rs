@@ -112,9 +112,11 @@ pub(super) fn chart(alarm: &Alarm, from_ms: i64, period_ms: i64, values: &[Optio
         stat,
         label,
     };
+    // Alarms take no percentile statistic, so nothing here is an estimate.
     let drawn = [Drawn {
         line: &line,
         points: values.to_vec(),
+        estimated: false,
     }];
     html! { (dashboard::chart(&drawn, from_ms, period_ms, Some(alarm.threshold))) }
 }

@@ -13,9 +13,19 @@
 //! alarm widget with every alarm.
 //!
 //! The local store keeps, per series and second, CloudWatch's statistic set
-//! (count, sum, minimum, maximum), not every sample, so a percentile (`p50`,
-//! `p99`) is estimated from the per-second averages, weighted by their
-//! sample counts; its legend says so with a `≈`.
+//! (count, sum, minimum, maximum) and, for a distribution (a duration
+//! series, [`metrics::is_distribution`]), a histogram of the second's
+//! samples. A percentile (`p50`, `p99`, any `pNN`) of a period is read from
+//! the merged histograms of its seconds: CloudWatch's percentile, the
+//! value that share of the period's samples lies below
+//! (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Statistics-definitions.html>),
+//! within the histogram's relative error
+//! ([`crate::observability::histogram::RELATIVE_ERROR`]) and within the
+//! period's exact minimum and maximum. Where a period has a second without
+//! a histogram (a series that is not a distribution, or data written
+//! before histograms were kept) the percentile is estimated from the
+//! per-second averages, weighted by their sample counts, and the line's
+//! legend says so with a `≈`.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +36,7 @@ use serde_json::Value;
 use super::html::number;
 use crate::identity::FunctionName;
 use crate::observability::alarms::Bindings;
-use crate::observability::metrics::{self, SeriesKey, Stats};
+use crate::observability::metrics::{self, Bucket, SeriesKey};
 use crate::store::DbError;
 
 const DASHBOARD_JSON: &str = include_str!("../../../dashboards/dashboard.json");
@@ -188,6 +198,24 @@ fn line(
     })
 }
 
+/// One period's statistic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Datapoint {
+    pub value: f64,
+    /// A percentile estimated from per-second averages, for want of
+    /// histograms (see the module doc).
+    pub estimated: bool,
+}
+
+impl Datapoint {
+    fn exact(value: f64) -> Self {
+        Self {
+            value,
+            estimated: false,
+        }
+    }
+}
+
 /// `stat` of each period from `from_ms` (`count` periods of `period_ms`);
 /// `None` for a period without data.
 pub(super) fn datapoints(
@@ -197,60 +225,88 @@ pub(super) fn datapoints(
     from_ms: i64,
     period_ms: i64,
     count: usize,
-) -> Result<Vec<Option<f64>>, DbError> {
+) -> Result<Vec<Option<Datapoint>>, DbError> {
     let periods = metrics::period_buckets(conn, key, from_ms, period_ms, count)?;
     Ok(periods.iter().map(|p| statistic(p, stat)).collect())
 }
 
 /// CloudWatch's statistic `stat` of one period's per-second buckets.
-fn statistic(buckets: &[Stats], stat: &str) -> Option<f64> {
+fn statistic(buckets: &[Bucket], stat: &str) -> Option<Datapoint> {
     if buckets.is_empty() {
         return None;
     }
-    let n: f64 = buckets.iter().map(|b| b.sample_count as f64).sum();
-    let sum: f64 = buckets.iter().map(|b| b.sum).sum();
+    let n: f64 = buckets.iter().map(|b| b.stats.sample_count as f64).sum();
+    let sum: f64 = buckets.iter().map(|b| b.stats.sum).sum();
+    let min = buckets
+        .iter()
+        .map(|b| b.stats.min)
+        .fold(f64::INFINITY, f64::min);
+    let max = buckets
+        .iter()
+        .map(|b| b.stats.max)
+        .fold(f64::NEG_INFINITY, f64::max);
     Some(match stat {
-        "Sum" => sum,
-        "SampleCount" => n,
-        "Minimum" => buckets.iter().map(|b| b.min).fold(f64::INFINITY, f64::min),
-        "Maximum" => buckets
-            .iter()
-            .map(|b| b.max)
-            .fold(f64::NEG_INFINITY, f64::max),
+        "Sum" => Datapoint::exact(sum),
+        "SampleCount" => Datapoint::exact(n),
+        "Minimum" => Datapoint::exact(min),
+        "Maximum" => Datapoint::exact(max),
         s if s.starts_with('p') => {
-            let q: f64 = s[1..].parse().ok()?;
-            let mut means: Vec<(f64, f64)> = buckets
-                .iter()
-                .filter(|b| b.sample_count > 0)
-                .map(|b| (b.average(), b.sample_count as f64))
-                .collect();
-            means.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let rank = n * q / 100.0;
-            let mut seen = 0.0;
-            let mut value = means.last()?.0;
-            for (mean, weight) in means {
-                seen += weight;
-                if seen >= rank {
-                    value = mean;
-                    break;
+            let percent: f64 = s[1..].parse().ok()?;
+            match metrics::period_histogram(buckets) {
+                // The period's extremes are known exactly: p0 and p100 are
+                // its Minimum and Maximum, as in CloudWatch.
+                Some(histogram) => {
+                    Datapoint::exact(histogram.percentile_between(percent, min, max)?)
                 }
-            }
-            value
-        }
-        _ => {
-            if n > 0.0 {
-                sum / n
-            } else {
-                0.0
+                None => Datapoint {
+                    value: estimated_percentile(buckets, n, percent)?,
+                    estimated: true,
+                },
             }
         }
+        _ => Datapoint::exact(if n > 0.0 { sum / n } else { 0.0 }),
     })
+}
+
+/// The `percent`-th percentile of a period without histograms: each second
+/// stands for its samples at its average, weighted by their count.
+fn estimated_percentile(buckets: &[Bucket], n: f64, percent: f64) -> Option<f64> {
+    let mut means: Vec<(f64, f64)> = buckets
+        .iter()
+        .filter(|b| b.stats.sample_count > 0)
+        .map(|b| (b.stats.average(), b.stats.sample_count as f64))
+        .collect();
+    means.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rank = n * percent / 100.0;
+    let mut seen = 0.0;
+    let mut value = means.last()?.0;
+    for (mean, weight) in means {
+        seen += weight;
+        if seen >= rank {
+            value = mean;
+            break;
+        }
+    }
+    Some(value)
 }
 
 /// A chart's lines with their datapoints.
 pub(super) struct Drawn<'a> {
     pub line: &'a Line,
     pub points: Vec<Option<f64>>,
+    /// Some datapoint is an estimate: the legend marks it `≈`.
+    pub estimated: bool,
+}
+
+impl<'a> Drawn<'a> {
+    /// `line` with the datapoints [`datapoints`] read for it.
+    pub fn new(line: &'a Line, datapoints: &[Option<Datapoint>]) -> Self {
+        Self {
+            line,
+            points: datapoints.iter().map(|p| p.map(|p| p.value)).collect(),
+            estimated: datapoints.iter().flatten().any(|p| p.estimated),
+        }
+    }
 }
 
 /// A line chart of `series` over `count` periods from `from_ms`, with an
@@ -318,7 +374,7 @@ pub(super) fn chart(
                 @let last = s.points.iter().rev().flatten().next();
                 li {
                     i class={ "c" (i % PALETTE.len()) } {}
-                    (legend_label(s.line))
+                    (legend_label(s.line, s.estimated))
                     @if let Some(v) = last { " " b { (number(*v)) } }
                 }
             }
@@ -327,10 +383,10 @@ pub(super) fn chart(
 }
 
 /// A line's legend: its label and statistic (`≈` marks an estimate).
-fn legend_label(line: &Line) -> String {
-    if line.stat.starts_with('p') && line.label == line.stat {
+fn legend_label(line: &Line, estimated: bool) -> String {
+    if estimated && line.label == line.stat {
         format!("≈{}", line.stat)
-    } else if line.stat.starts_with('p') {
+    } else if estimated {
         format!("{} (≈{})", line.label, line.stat)
     } else if line.label.contains(&line.stat) {
         line.label.clone()
@@ -363,6 +419,8 @@ fn path_of(points: &[Option<f64>], x: &impl Fn(usize) -> f64, y: &impl Fn(f64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observability::histogram::RELATIVE_ERROR;
+    use crate::observability::metrics::Stats;
 
     #[test]
     fn every_widget_of_the_deployed_dashboard_is_rendered() {
@@ -392,22 +450,126 @@ mod tests {
         assert!(funnel.unwrap().iter().any(|l| l.label == "OrdersFulfilled"));
     }
 
+    /// A bucket without a histogram, as a count series (or a row from
+    /// before histograms) stores it.
+    fn bare(sample_count: u64, sum: f64, min: f64, max: f64) -> Bucket {
+        Bucket {
+            stats: Stats {
+                sample_count,
+                sum,
+                min,
+                max,
+            },
+            histogram: None,
+        }
+    }
+
+    /// A bucket of a duration series holding `values`, as the store keeps it.
+    fn of_values(values: &[f64]) -> Bucket {
+        let mut bucket = Bucket::one(values[0], "Milliseconds");
+        for &v in &values[1..] {
+            bucket.merge(&Bucket::one(v, "Milliseconds"));
+        }
+        bucket
+    }
+
+    fn value(point: Option<Datapoint>) -> Option<f64> {
+        point.map(|p| p.value)
+    }
+
     #[test]
     fn statistics_as_cloudwatch_computes_them() {
-        let bucket = |sample_count, sum, min, max| Stats {
-            sample_count,
-            sum,
-            min,
-            max,
-        };
-        let b = [bucket(2, 10.0, 4.0, 6.0), bucket(1, 1.0, 1.0, 1.0)];
-        assert_eq!(statistic(&b, "Sum"), Some(11.0));
-        assert_eq!(statistic(&b, "SampleCount"), Some(3.0));
-        assert_eq!(statistic(&b, "Maximum"), Some(6.0));
-        assert_eq!(statistic(&b, "Minimum"), Some(1.0));
-        assert_eq!(statistic(&b, "p99"), Some(5.0));
-        assert_eq!(statistic(&b, "p10"), Some(1.0));
+        let b = [bare(2, 10.0, 4.0, 6.0), bare(1, 1.0, 1.0, 1.0)];
+        assert_eq!(value(statistic(&b, "Sum")), Some(11.0));
+        assert_eq!(value(statistic(&b, "SampleCount")), Some(3.0));
+        assert_eq!(value(statistic(&b, "Maximum")), Some(6.0));
+        assert_eq!(value(statistic(&b, "Minimum")), Some(1.0));
+        assert_eq!(value(statistic(&b, "Average")), Some(11.0 / 3.0));
+        assert!(!statistic(&b, "Sum").unwrap().estimated);
+        // No histograms: the old estimate, marked as one.
+        assert_eq!(
+            statistic(&b, "p99"),
+            Some(Datapoint {
+                value: 5.0,
+                estimated: true
+            })
+        );
+        assert_eq!(value(statistic(&b, "p10")), Some(1.0));
         assert_eq!(statistic(&[], "Sum"), None);
+    }
+
+    #[test]
+    fn a_percentile_comes_from_the_histogram_not_the_averages() {
+        // One second: 99 requests of 1 ms and one of 1000 ms. CloudWatch's
+        // p99 is 1 ms (99 % of the samples are at or below it); the
+        // average-based estimate would give the second's mean, 10.99 ms.
+        let mut values = vec![1.0; 99];
+        values.push(1000.0);
+        let one_second = [of_values(&values)];
+        let p99 = statistic(&one_second, "p99").unwrap();
+        assert!(!p99.estimated);
+        assert!((p99.value - 1.0).abs() <= 1.0 * RELATIVE_ERROR, "{p99:?}");
+        let without_histogram = [bare(100, 1099.0, 1.0, 1000.0)];
+        let estimate = statistic(&without_histogram, "p99").unwrap();
+        assert!(estimate.estimated);
+        assert!((estimate.value - 10.99).abs() < 1e-9, "{estimate:?}");
+        assert!((estimate.value - 1.0).abs() > 1.0 * RELATIVE_ERROR);
+
+        // Across seconds the histograms merge: 1..=200 ms spread over
+        // four seconds, p50 = 100 ms and p99 = 198 ms exactly by rank.
+        let spread: Vec<f64> = (1..=200).map(f64::from).collect();
+        let seconds: Vec<Bucket> = spread.chunks(50).map(of_values).collect();
+        for (stat, want) in [("p50", 100.0), ("p99", 198.0), ("p99.5", 199.0)] {
+            let got = statistic(&seconds, stat).unwrap();
+            assert!(!got.estimated, "{stat}");
+            assert!(
+                (got.value - want).abs() <= want * RELATIVE_ERROR,
+                "{stat}: {got:?}"
+            );
+        }
+        // p100 and p0 are the exact extremes (clamped to max and min).
+        assert_eq!(value(statistic(&seconds, "p100")), Some(200.0));
+        assert_eq!(value(statistic(&seconds, "p0")), Some(1.0));
+
+        // One second without a histogram (before migration 9) in the
+        // period: the whole period falls back to the estimate.
+        let mut mixed = seconds.clone();
+        mixed.push(bare(1, 5.0, 5.0, 5.0));
+        assert!(statistic(&mixed, "p50").unwrap().estimated);
+    }
+
+    #[test]
+    fn only_an_estimate_is_marked_in_the_legend() {
+        let line = |stat: &str, label: &str| Line {
+            key: SeriesKey::new("AWS/Lambda", "Duration", &[]),
+            stat: stat.into(),
+            label: label.into(),
+        };
+        assert_eq!(legend_label(&line("p99", "p99"), false), "p99");
+        assert_eq!(
+            legend_label(&line("p99", "Duration"), false),
+            "Duration (p99)"
+        );
+        assert_eq!(legend_label(&line("p99", "p99"), true), "≈p99");
+        assert_eq!(
+            legend_label(&line("p99", "Duration"), true),
+            "Duration (≈p99)"
+        );
+        assert_eq!(legend_label(&line("Sum", "Count"), false), "Count (Sum)");
+
+        let points = [
+            Some(Datapoint::exact(1.0)),
+            None,
+            Some(Datapoint {
+                value: 2.0,
+                estimated: true,
+            }),
+        ];
+        let p50 = line("p50", "p50");
+        let drawn = Drawn::new(&p50, &points);
+        assert_eq!(drawn.points, vec![Some(1.0), None, Some(2.0)]);
+        assert!(drawn.estimated);
+        assert!(!Drawn::new(&p50, &points[..2]).estimated);
     }
 
     #[test]

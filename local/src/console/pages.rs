@@ -625,7 +625,7 @@ pub(super) async fn metrics_page(
                     }
                     (Widget::Chart { title, lines, .. }, Some((from_ms, period_ms, points))) => {
                         @let drawn: Vec<dashboard::Drawn<'_>> = lines.iter().zip(points)
-                            .map(|(line, p)| dashboard::Drawn { line, points: p.clone() }).collect();
+                            .map(|(line, p)| dashboard::Drawn::new(line, p)).collect();
                         div.card.widget data-title=(title) {
                             h2 { (title) }
                             (dashboard::chart(&drawn, *from_ms, *period_ms, None))

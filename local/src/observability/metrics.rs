@@ -25,6 +25,20 @@
 //! Cost: a value is folded into an in-memory aggregate (count, sum, min,
 //! max) keyed by series and second; [`MetricsStore::flush`] writes all of
 //! them in one job of the group-commit writer. Never a write per increment.
+//!
+//! Distributions: a series whose unit is a duration (`Microseconds`,
+//! `Milliseconds`, `Seconds`: Lambda `Duration`, API Gateway `Latency`,
+//! the custom `FulfillmentLatency`, …; see [`is_distribution`]) also keeps,
+//! per bucket, a [`Histogram`] of its values in the `histogram` column, so
+//! that a period's percentiles are read from the merged histograms of its
+//! buckets ([`period_histogram`]) instead of estimated. Counts, rates and
+//! gauges (`Count`, `Bytes`, `Percent`, …) are summed, averaged or maxed,
+//! never asked for a percentile by the dashboards, and keep no histogram
+//! (no bytes spent on them). A bucket's histogram, when there is one,
+//! always counts every sample of the bucket: a flush merges the stored
+//! histogram with the new one in the same write job, and a bucket stored
+//! without one (written before migration 9) stays without one, so a
+//! reader can trust a histogram it finds or fall back to an estimate.
 
 use crate::observability::usage::UsageMeter;
 use std::collections::hash_map::DefaultHasher;
@@ -38,9 +52,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use dofs_core::Clock;
 use dofs_telemetry::{MetricSample, MetricsSink};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::observability::histogram::Histogram;
 use crate::store::{Db, DbError};
 
 /// Width of a stored bucket. Alarm periods (even scaled down) are whole
@@ -129,11 +144,73 @@ impl Stats {
     }
 }
 
+/// Whether the values of a series in `unit` are a distribution whose
+/// percentiles are asked for, and so get a histogram per bucket: the
+/// CloudWatch duration units (see the module doc for why only those).
+pub fn is_distribution(unit: &str) -> bool {
+    matches!(unit, "Microseconds" | "Milliseconds" | "Seconds")
+}
+
+/// One stored (or pending) bucket: its statistic set and, for a
+/// distribution, the histogram of every one of its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub stats: Stats,
+    pub histogram: Option<Histogram>,
+}
+
+impl Bucket {
+    /// A bucket of the one value `value` of a series in `unit`.
+    pub fn one(value: f64, unit: &str) -> Self {
+        Self {
+            stats: Stats::one(value),
+            histogram: is_distribution(unit).then(|| Histogram::of(value)),
+        }
+    }
+
+    /// Adds `other`'s samples. The histogram survives only if both sides
+    /// have one: a histogram that missed some samples would be wrong.
+    pub fn merge(&mut self, other: &Bucket) {
+        self.stats.merge(&other.stats);
+        self.histogram = match (self.histogram.take(), &other.histogram) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.merge(theirs);
+                Some(mine)
+            }
+            _ => None,
+        };
+    }
+
+    /// The bucket columns of a `metric_points` row (`histogram` may be a
+    /// NULL the query selected in its place). A histogram that does not
+    /// decode, or does not count the bucket's samples, is dropped: the
+    /// readers then estimate, as for a bucket that never had one.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let stats = Stats::from_row(row)?;
+        let histogram = row
+            .get::<_, Option<Vec<u8>>>("histogram")?
+            .and_then(|bytes| Histogram::decode(&bytes).ok())
+            .filter(|h| h.count() == stats.sample_count);
+        Ok(Self { stats, histogram })
+    }
+}
+
+/// The merged histogram of a period's buckets, if every bucket with
+/// samples has one; `None` otherwise (no samples, a series that is not a
+/// distribution, or buckets written before histograms were kept).
+pub fn period_histogram(buckets: &[Bucket]) -> Option<Histogram> {
+    let mut merged = Histogram::default();
+    for bucket in buckets.iter().filter(|b| b.stats.sample_count > 0) {
+        merged.merge(bucket.histogram.as_ref()?);
+    }
+    (!merged.is_empty()).then_some(merged)
+}
+
 /// One series waiting for the next flush.
 struct PendingSeries {
     key: SeriesKey,
     unit: String,
-    buckets: BTreeMap<i64, Stats>,
+    buckets: BTreeMap<i64, Bucket>,
 }
 
 /// Series filed by a hash of their identity, so that recording a value of
@@ -168,15 +245,16 @@ fn same_series(key: &SeriesKey, namespace: &str, name: &str, dimensions: &[(&str
 }
 
 impl Pending {
-    /// Adds `stats` to the series' bucket, creating either as needed.
+    /// Adds `values` to the series' bucket starting at `bucket_ms`,
+    /// creating either as needed.
     fn add(
         &mut self,
         namespace: &str,
         name: &str,
         dimensions: &[(&str, &str)],
         unit: &str,
-        bucket: i64,
-        stats: Stats,
+        bucket_ms: i64,
+        values: Bucket,
     ) {
         let hash = identity_hash(namespace, name, dimensions);
         let list = self.series.entry(hash).or_default();
@@ -194,13 +272,13 @@ impl Pending {
                 list.len() - 1
             }
         };
-        let created = match list[index].buckets.entry(bucket) {
+        let created = match list[index].buckets.entry(bucket_ms) {
             std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(stats);
+                slot.insert(values);
                 true
             }
             std::collections::btree_map::Entry::Occupied(mut slot) => {
-                slot.get_mut().merge(&stats);
+                slot.get_mut().merge(&values);
                 false
             }
         };
@@ -309,7 +387,14 @@ impl MetricsStore {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .add(namespace, name, dimensions, unit, bucket, Stats::one(value));
+            .add(
+                namespace,
+                name,
+                dimensions,
+                unit,
+                bucket,
+                Bucket::one(value, unit),
+            );
     }
 
     /// Every series flushed so far, with its running totals.
@@ -325,7 +410,7 @@ impl MetricsStore {
     fn add_to_totals(&self, flushed: &Pending) {
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         for series in flushed.series.values().flatten() {
-            let Some(&first) = series.buckets.values().next() else {
+            let Some(first) = series.buckets.values().next().map(|b| b.stats) else {
                 continue;
             };
             let total = totals
@@ -341,7 +426,7 @@ impl MetricsStore {
                     latest_bucket_ms: i64::MIN,
                     latest: first,
                 });
-            for (&bucket, stats) in &series.buckets {
+            for (&bucket, Bucket { stats, .. }) in &series.buckets {
                 total.all.merge(stats);
                 // A second can be flushed in parts (values recorded after
                 // a flush in the same second).
@@ -376,48 +461,69 @@ impl MetricsStore {
         if taken.buckets == 0 && retain_since_ms.is_none() {
             return Ok(0);
         }
-        let rows: Vec<(String, String, String, String, i64, Stats)> = taken
+        let rows: Vec<(String, String, String, String, i64, Bucket)> = taken
             .series
             .values()
             .flatten()
             .flat_map(|s| {
                 let dimensions = s.key.dimensions_text();
-                s.buckets.iter().map(move |(bucket, stats)| {
+                s.buckets.iter().map(move |(bucket_ms, bucket)| {
                     (
                         s.key.namespace.clone(),
                         s.key.name.clone(),
                         dimensions.clone(),
                         s.unit.clone(),
-                        *bucket,
-                        *stats,
+                        *bucket_ms,
+                        bucket.clone(),
                     )
                 })
             })
             .collect();
         let result = db
             .write(move |conn| {
+                // SQL cannot add two histograms, so the stored one is read,
+                // merged and written back here, inside the write job: no
+                // other write can come between the read and the upsert.
+                let mut stored_histogram = conn.prepare_cached(
+                    "SELECT histogram FROM metric_points
+                     WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms = ?4",
+                )?;
                 let mut upsert = conn.prepare_cached(
                     "INSERT INTO metric_points(namespace, name, dimensions, bucket_ms, unit,
-                         sample_count, sum, min, max)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                         sample_count, sum, min, max, histogram)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT(namespace, name, dimensions, bucket_ms) DO UPDATE SET
                          unit = excluded.unit,
                          sample_count = sample_count + excluded.sample_count,
                          sum = sum + excluded.sum,
                          min = min(min, excluded.min),
-                         max = max(max, excluded.max)",
+                         max = max(max, excluded.max),
+                         histogram = excluded.histogram",
                 )?;
-                for (namespace, name, dimensions, unit, bucket, stats) in &rows {
+                for (namespace, name, dimensions, unit, bucket_ms, bucket) in &rows {
+                    let histogram = match &bucket.histogram {
+                        None => None,
+                        Some(new) => {
+                            let stored: Option<Option<Vec<u8>>> = stored_histogram
+                                .query_row(params![namespace, name, dimensions, bucket_ms], |r| {
+                                    r.get(0)
+                                })
+                                .optional()?;
+                            merge_stored(stored, new).map(|h| h.encode())
+                        }
+                    };
+                    let stats = &bucket.stats;
                     upsert.execute(params![
                         namespace,
                         name,
                         dimensions,
-                        bucket,
+                        bucket_ms,
                         unit,
                         stats.sample_count as i64,
                         stats.sum,
                         stats.min,
                         stats.max,
+                        histogram,
                     ])?;
                 }
                 if let Some(since) = retain_since_ms {
@@ -437,19 +543,35 @@ impl MetricsStore {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                for (bucket, stats) in series.buckets {
+                for (bucket_ms, bucket) in series.buckets {
                     pending.add(
                         &series.key.namespace,
                         &series.key.name,
                         &dimensions,
                         &series.unit,
+                        bucket_ms,
                         bucket,
-                        stats,
                     );
                 }
             }
         }
         result
+    }
+}
+
+/// The histogram a bucket holds after `new` is flushed into it, given what
+/// the row stores: `None` for no row yet, `Some(None)` for a row without a
+/// histogram. A row without one (or with one that no longer decodes) has
+/// samples no histogram counts, so the merged bucket has none either.
+fn merge_stored(stored: Option<Option<Vec<u8>>>, new: &Histogram) -> Option<Histogram> {
+    match stored {
+        None => Some(new.clone()),
+        Some(None) => None,
+        Some(Some(bytes)) => {
+            let mut merged = Histogram::decode(&bytes).ok()?;
+            merged.merge(new);
+            Some(merged)
+        }
     }
 }
 
@@ -628,26 +750,44 @@ pub async fn api_gateway_layer(
     response
 }
 
-/// The stored one-second buckets of `key` in each period of `period_ms`
-/// starting at `from_ms` (`count` periods), oldest first within a period:
-/// what every statistic of a period is computed from.
+/// The stored one-second buckets of `key`, with their histograms, in each
+/// period of `period_ms` starting at `from_ms` (`count` periods), oldest
+/// first within a period: what every statistic of a period is computed from.
 pub fn period_buckets(
     conn: &Connection,
     key: &SeriesKey,
     from_ms: i64,
     period_ms: i64,
     count: usize,
-) -> Result<Vec<Vec<Stats>>, DbError> {
+) -> Result<Vec<Vec<Bucket>>, DbError> {
+    read_periods(
+        conn,
+        "SELECT bucket_ms, sample_count, sum, min, max, histogram FROM metric_points
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5
+         ORDER BY bucket_ms",
+        key,
+        from_ms,
+        period_ms,
+        count,
+    )
+}
+
+/// [`period_buckets`] by `sql`, which selects the bucket columns of one
+/// series' rows in a time range.
+fn read_periods(
+    conn: &Connection,
+    sql: &str,
+    key: &SeriesKey,
+    from_ms: i64,
+    period_ms: i64,
+    count: usize,
+) -> Result<Vec<Vec<Bucket>>, DbError> {
     let mut out = vec![Vec::new(); count];
     if count == 0 || period_ms <= 0 {
         return Ok(out);
     }
     let to_ms = from_ms + period_ms * count as i64;
-    let mut stmt = conn.prepare_cached(
-        "SELECT bucket_ms, sample_count, sum, min, max FROM metric_points
-         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5
-         ORDER BY bucket_ms",
-    )?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
         params![
             key.namespace,
@@ -656,13 +796,13 @@ pub fn period_buckets(
             from_ms,
             to_ms
         ],
-        |r| Ok((r.get::<_, i64>("bucket_ms")?, Stats::from_row(r)?)),
+        |r| Ok((r.get::<_, i64>("bucket_ms")?, Bucket::from_row(r)?)),
     )?;
     for row in rows {
-        let (bucket, stats) = row?;
-        let index = ((bucket - from_ms) / period_ms) as usize;
+        let (bucket_ms, bucket) = row?;
+        let index = ((bucket_ms - from_ms) / period_ms) as usize;
         if let Some(period) = out.get_mut(index) {
-            period.push(stats);
+            period.push(bucket);
         }
     }
     Ok(out)
@@ -677,13 +817,25 @@ pub fn period_stats(
     period_ms: i64,
     count: usize,
 ) -> Result<Vec<Option<Stats>>, DbError> {
-    Ok(period_buckets(conn, key, from_ms, period_ms, count)?
+    // The alarms read only the statistic set: the histograms are not read
+    // (nor decoded) on their every evaluation.
+    let periods = read_periods(
+        conn,
+        "SELECT bucket_ms, sample_count, sum, min, max, NULL AS histogram FROM metric_points
+         WHERE namespace = ?1 AND name = ?2 AND dimensions = ?3 AND bucket_ms >= ?4 AND bucket_ms < ?5
+         ORDER BY bucket_ms",
+        key,
+        from_ms,
+        period_ms,
+        count,
+    )?;
+    Ok(periods
         .into_iter()
         .map(|buckets| {
             let mut buckets = buckets.into_iter();
-            let mut merged = buckets.next()?;
-            for stats in buckets {
-                merged.merge(&stats);
+            let mut merged = buckets.next()?.stats;
+            for bucket in buckets {
+                merged.merge(&bucket.stats);
             }
             Some(merged)
         })
@@ -848,6 +1000,99 @@ mod tests {
         assert!(stats[1].is_some());
     }
 
+    fn latency_key() -> SeriesKey {
+        SeriesKey::new(
+            "AWS/Lambda",
+            "Duration",
+            &[("FunctionName", "dofs-validator")],
+        )
+    }
+
+    #[tokio::test]
+    async fn flushing_twice_into_one_bucket_merges_the_histograms() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let store = store();
+        let t0 = 1_700_000_000_000;
+        for ms in [1.0, 2.0, 3.0] {
+            store.record_at(latency_key(), "Milliseconds", ms, t0 + 100);
+        }
+        // A count in the same second keeps no histogram.
+        store.record_at(key(), "Count", 1.0, t0 + 100);
+        store.flush(&db, None).await.unwrap();
+        for ms in [400.0, 500.0] {
+            store.record_at(latency_key(), "Milliseconds", ms, t0 + 900);
+        }
+        store.flush(&db, None).await.unwrap();
+
+        let k = latency_key();
+        let periods = db
+            .read(move |c| period_buckets(c, &k, t0, 1_000, 1))
+            .await
+            .unwrap();
+        let [bucket] = periods[0].as_slice() else {
+            panic!("one stored bucket: {periods:?}")
+        };
+        assert_eq!(bucket.stats.sample_count, 5);
+        let mut want = Histogram::default();
+        for ms in [1.0, 2.0, 3.0, 400.0, 500.0] {
+            want.record(ms);
+        }
+        assert_eq!(bucket.histogram.as_ref(), Some(&want));
+        let merged = period_histogram(&periods[0]).unwrap();
+        let median = merged.percentile(50.0).unwrap();
+        assert!((median - 3.0).abs() <= 3.0 * 0.01, "{median}");
+
+        let k = key();
+        let counts = db
+            .read(move |c| period_buckets(c, &k, t0, 1_000, 1))
+            .await
+            .unwrap();
+        assert_eq!(counts[0][0].histogram, None);
+        assert_eq!(period_histogram(&counts[0]), None);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_stored_without_a_histogram_keeps_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let t0: i64 = 1_700_000_000_000;
+        // As a runtime before migration 9 left it: samples, no histogram.
+        let k = latency_key();
+        db.write(move |c| {
+            c.execute(
+                "INSERT INTO metric_points(namespace, name, dimensions, bucket_ms, unit,
+                     sample_count, sum, min, max)
+                 VALUES (?1, ?2, ?3, ?4, 'Milliseconds', 2, 20.0, 5.0, 15.0)",
+                params![k.namespace, k.name, k.dimensions_text(), t0],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let store = store();
+        store.record_at(latency_key(), "Milliseconds", 7.0, t0 + 1);
+        store.flush(&db, None).await.unwrap();
+        let k = latency_key();
+        let periods = db
+            .read(move |c| period_buckets(c, &k, t0, 1_000, 1))
+            .await
+            .unwrap();
+        assert_eq!(periods[0][0].stats.sample_count, 3);
+        assert_eq!(periods[0][0].histogram, None);
+        assert_eq!(period_histogram(&periods[0]), None);
+    }
+
+    #[test]
+    fn only_duration_units_are_distributions() {
+        for unit in ["Milliseconds", "Seconds", "Microseconds"] {
+            assert!(is_distribution(unit), "{unit}");
+        }
+        for unit in ["Count", "Bytes", "Percent", "None", "Count/Second"] {
+            assert!(!is_distribution(unit), "{unit}");
+        }
+    }
+
     #[test]
     fn dimension_order_does_not_split_a_series() {
         let store = store();
@@ -862,8 +1107,8 @@ mod tests {
             .flatten()
             .find(|s| s.key.dimensions["b"] == "2")
             .unwrap();
-        assert_eq!(merged.buckets[&0].sample_count, 2);
-        assert_eq!(merged.buckets[&0].sum, 3.0);
+        assert_eq!(merged.buckets[&0].stats.sample_count, 2);
+        assert_eq!(merged.buckets[&0].stats.sum, 3.0);
     }
 
     #[test]
@@ -885,6 +1130,7 @@ mod tests {
         assert_eq!(series.key.namespace, "DOFS");
         assert_eq!(series.key.dimensions["function"], "dofs-fulfill_order");
         assert_eq!(series.unit, "Count");
-        assert_eq!(series.buckets.values().next().unwrap().sum, 2.0);
+        assert_eq!(series.buckets.values().next().unwrap().stats.sum, 2.0);
+        assert_eq!(series.buckets.values().next().unwrap().histogram, None);
     }
 }

@@ -4,6 +4,7 @@
 //! metrics, and the meter of billable units behind `dofs cost`.
 
 pub mod alarms;
+pub mod histogram;
 pub mod logs;
 pub mod metrics;
 pub mod monitor;

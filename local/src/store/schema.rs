@@ -217,6 +217,10 @@ CREATE TABLE usage_counters (
     value REAL NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 9: the distribution of a bucket's values, for percentiles
+    // (`observability::histogram`): NULL for series that are not
+    // distributions and for buckets written before this migration.
+    "ALTER TABLE metric_points ADD COLUMN histogram BLOB;",
 ];
 
 /// The schema version this build writes.
