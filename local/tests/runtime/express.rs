@@ -84,18 +84,26 @@ async fn started_twice_every_order_still_ends_terminal_exactly_once() {
         .await
         .unwrap();
     assert_eq!(executions, 2 * ids.len() as i64);
-    let metrics: Value = dofs.cli_json(&["metrics"]);
-    let counted = |name: &str| -> f64 {
+    // The metric of the last fulfilment is stored at the next flush (each
+    // second): wait for it, then no more than one per order may be there.
+    let counted = |metrics: &Value, name: &str| -> usize {
         metrics["series"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|m| m["name"] == name)
             .map(|m| m["window"]["sum"].as_f64().unwrap_or(0.0))
-            .sum()
+            .sum::<f64>() as usize
     };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut metrics: Value = dofs.cli_json(&["metrics"]);
+    while counted(&metrics, "OrdersFulfilled") < fulfilled && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        metrics = dofs.cli_json(&["metrics"]);
+    }
     assert_eq!(
-        counted("OrdersFulfilled") as usize,
+        counted(&metrics, "OrdersFulfilled"),
         fulfilled,
         "fulfilled exactly once each, though every order was enqueued twice: {metrics}"
     );
